@@ -1,0 +1,101 @@
+"""The backend protocol and the layouts its kernels share.
+
+A backend owns the hot loops.  Each method below has two implementations
+with the same signature: a CUDA kernel (``CupyBackend``) and its NumPy/OpenCV
+twin (``NumpyBackend``), which is the specification the kernel is tested
+against.  Stage modules (align, merge) hold the algorithm once and call these.
+
+Per-frame alignment state lives in a small float64 vector (``STATE_LEN``)
+that stays on the backend's device, so the whole align -> accumulate chain for
+a frame runs without a device-to-host copy.  Its layout:
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+
+STATE_LEN = 32
+S_T = slice(0, 9)  # 3x3 frame -> reference, row-major
+S_TINV = slice(9, 18)  # 3x3 reference -> frame
+S_GAIN = 18  # photometric gain a: reference ~ a * frame + c (luma units)
+S_OFFSET = 19  # photometric offset c (luma units, 0..1)
+S_SIGMA = 20  # robust (Huber) residual scale for the next iteration; 0 = none
+S_ACCEPT = 21  # 1.0 when the frame is merged, 0.0 when it is dropped
+S_STEP = 22  # size of the last update, max corner displacement in px
+S_RMS = 23  # RMS residual of the last iteration (luma units)
+S_CORR = 24  # correlation coefficient frame vs reference (last iteration)
+S_OVERLAP = 25  # fraction of the reference's points the frame covers
+S_PC_PEAK = 26  # phase-correlation peak height (0..1)
+S_NVALID = 27  # number of valid points in the last iteration
+S_STATUS = 28  # 0 ok; see STATUS_* below
+S_ITERS = 29  # number of refinement iterations run
+
+STATUS_OK = 0
+STATUS_SINGULAR = 1  # too little texture / too few valid points to solve
+STATUS_NONFINITE = 2  # the solve produced NaN/inf
+STATUS_IMPLAUSIBLE = 3  # flip, wild zoom or perspective: diverged
+STATUS_LOW_CORR = 4
+STATUS_LOW_OVERLAP = 5
+
+# Alignment reduction vector (``align_reduce`` -> ``align_update``).
+SUMS_LEN = 64
+SUM_H = 0  # 36 entries: upper triangle of the 8x8 normal matrix, row-major
+SUM_G = 36  # 8 entries: J^T W e
+SUM_COUNT = 44  # valid points
+SUM_W = 45  # sum of robust weights
+SUM_WEE = 46  # sum w e^2
+SUM_EE = 47  # sum e^2
+SUM_S = 48  # sum of sampled frame values s
+SUM_SS = 49
+SUM_SR = 50
+SUM_R = 51
+SUM_RR = 52
+SUM_N = 53  # all points (valid or not)
+
+# Points layout for ``align_reduce``: float32 array of shape (5, N).
+PT_X, PT_Y, PT_R, PT_GX, PT_GY = range(5)
+
+HUBER_K = 1.345
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601, as in JPEG
+
+
+def upper_index(i: int, j: int) -> int:
+    """Index of H[i, j] (i <= j) in the packed upper triangle of an 8x8 matrix."""
+    return i * 8 - i * (i - 1) // 2 + (j - i)
+
+
+def identity_state() -> np.ndarray:
+    s = np.zeros(STATE_LEN, dtype=np.float64)
+    s[S_T] = np.eye(3).ravel()
+    s[S_TINV] = np.eye(3).ravel()
+    s[S_GAIN] = 1.0
+    s[S_ACCEPT] = 1.0
+    s[S_OVERLAP] = 1.0
+    s[S_CORR] = 1.0
+    return s
+
+
+class Backend(Protocol):
+    """What a compute backend provides.  Arrays are the backend's own type."""
+
+    name: str
+    xp: Any  # numpy or cupy
+
+    def asarray(self, a): ...  # host -> backend (no copy on NumPy)
+    def asnumpy(self, a) -> np.ndarray: ...  # backend -> host
+    def synchronize(self) -> None: ...
+
+    # --- kernels (each has a NumPy twin) -----------------------------------
+    def luma(self, frame): ...
+    def downsample2(self, img): ...
+    def gradient(self, img): ...
+    def phase_correlation(self, ref_spectrum, img, window): ...
+    def reference_spectrum(self, img, window): ...
+    def peak_to_state(self, surface, state, level: int) -> None: ...
+    def align_reduce(self, img, points, state, model_id: int, level: int, norm) : ...
+    def align_update(self, sums, state, model_id: int, norm, damping: float) -> None: ...
+    def align_finalize(self, state, width: int, height: int, min_corr: float, min_overlap: float) -> None: ...
+    def resample_accumulate(self, frame, state, num, den, scale: float, max_value: float, flow=None) -> None: ...
+    def normalize_u16(self, num, den, value_scale: float): ...

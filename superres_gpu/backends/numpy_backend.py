@@ -1,0 +1,448 @@
+"""NumPy (+OpenCV) backend: the specification every CUDA kernel is tested against.
+
+Each public method is the twin of one kernel in ``kernels/*.cu`` and has the
+same signature as the ``CupyBackend`` method.  Where OpenCV does the heavy
+lifting (``cv2.remap`` for Lanczos4), the exact arithmetic it performs is
+spelled out in :mod:`superres_gpu.resample` and checked against a direct
+implementation in the tests.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..geometry import MODEL_NPARAMS, MOTION_MODELS, is_plausible, model_matrix, output_to_reference
+from ..resample import TAB_BITS, TAB_SIZE, gaussian_taps, keys_weights
+from . import base as B
+
+_STRIP_PIXELS = 1 << 20  # output pixels per strip in resample_accumulate
+
+
+def model_jacobian(model_id: int, xn, yn, gxn, gyn) -> np.ndarray:
+    """(N, n) steepest-descent images: gradient times dW/dp at p = 0.
+
+    ``xn, yn`` are normalised coordinates, ``gxn, gyn`` the reference's
+    gradient per normalised unit.  Column order matches ``model_matrix``.
+    """
+    m = MOTION_MODELS[model_id]
+    if m == "translation":
+        cols = [gxn, gyn]
+    elif m == "euclidean":
+        cols = [gxn, gyn, -yn * gxn + xn * gyn]
+    elif m == "similarity":
+        cols = [gxn, gyn, xn * gxn + yn * gyn, -yn * gxn + xn * gyn]
+    elif m == "affine":
+        cols = [xn * gxn, yn * gxn, gxn, xn * gyn, yn * gyn, gyn]
+    else:
+        r = xn * gxn + yn * gyn
+        cols = [xn * gxn, yn * gxn, gxn, xn * gyn, yn * gyn, gyn, -xn * r, -yn * r]
+    return np.stack(cols, axis=1)
+
+
+def sample_keys(img: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Keys-cubic samples of ``img`` at float64 positions (u, v), taps clamped."""
+    h, w = img.shape
+    iu = np.floor(u)
+    iv = np.floor(v)
+    wx = keys_weights(u - iu)
+    wy = keys_weights(v - iv)
+    iu = iu.astype(np.int64)
+    iv = iv.astype(np.int64)
+    flat = img.ravel()
+    out = np.zeros(u.shape, dtype=np.float64)
+    for r in range(4):
+        row = np.clip(iv + (r - 1), 0, h - 1) * w
+        acc = np.zeros(u.shape, dtype=np.float64)
+        for c in range(4):
+            col = np.clip(iu + (c - 1), 0, w - 1)
+            acc += wx[c] * flat[row + col]
+        out += wy[r] * acc
+    return out
+
+
+class NumpyBackend:
+    """The CPU backend; also the reference implementation of every kernel."""
+
+    name = "numpy"
+
+    def __init__(self):
+        self.xp = np
+
+    # --- memory -------------------------------------------------------------
+    def asarray(self, a, dtype=None):
+        return np.asarray(a, dtype=dtype)
+
+    def asnumpy(self, a) -> np.ndarray:
+        return np.asarray(a)
+
+    def synchronize(self) -> None:
+        pass
+
+    def describe(self) -> str:
+        import cv2
+
+        return f"NumPy {np.__version__} + OpenCV {cv2.__version__} ({cv2.getNumThreads()} threads)"
+
+    # --- kernel 2: luma and pyramid ---------------------------------------------
+    def luma(self, frame: np.ndarray) -> np.ndarray:
+        """float32 luma in [0, 1]: BT.601 weights on RGB, or the grey value.
+
+        ``frame`` is (H, W) or (H, W, 3) uint8/uint16.  Arithmetic in float32:
+        ``(0.299 r + 0.587 g + 0.114 b) * (1 / max_value)``.
+        """
+        inv = np.float32(1.0 / (65535.0 if frame.dtype == np.uint16 else 255.0))
+        if frame.ndim == 2:
+            return frame.astype(np.float32) * inv
+        wr, wg, wb = (np.float32(w) for w in B.LUMA_WEIGHTS)
+        f = frame.astype(np.float32)
+        y = f[..., 0] * wr
+        y += f[..., 1] * wg
+        y += f[..., 2] * wb
+        y *= inv
+        return y
+
+    def downsample2(self, img: np.ndarray) -> np.ndarray:
+        """Halve an image with the separable [1, 3, 3, 1]/8 filter.
+
+        out[y, x] = sum_ij b_i b_j img[clamp(2y-1+i), clamp(2x-1+j)]; the output is
+        (H//2, W//2) and its pixel x is centred at input position 2x + 0.5.
+        """
+        h, w = img.shape
+        ho, wo = h // 2, w // 2
+        p = np.pad(img, 1, mode="edge")
+        b = np.float32(0.125), np.float32(0.375)
+        # rows: padded row 2y + i holds input row 2y - 1 + i
+        t = (p[0 : 2 * ho : 2] + p[3 : 2 * ho + 3 : 2]) * b[0] + (p[1 : 2 * ho + 1 : 2] + p[2 : 2 * ho + 2 : 2]) * b[1]
+        out = (t[:, 0 : 2 * wo : 2] + t[:, 3 : 2 * wo + 3 : 2]) * b[0] + (
+            t[:, 1 : 2 * wo + 1 : 2] + t[:, 2 : 2 * wo + 2 : 2]
+        ) * b[1]
+        return np.ascontiguousarray(out, dtype=np.float32)
+
+    def gaussian_blur(self, img: np.ndarray, sigma: float) -> np.ndarray:
+        """Separable Gaussian blur (taps from ``resample.gaussian_taps``), edges
+        replicated; rows first, then columns, float32."""
+        import cv2
+
+        k = gaussian_taps(sigma)
+        return cv2.sepFilter2D(img, cv2.CV_32F, k, k, borderType=cv2.BORDER_REPLICATE)
+
+    # --- kernel 4 (part): gradients ------------------------------------------------
+    def gradient(self, img: np.ndarray):
+        """Central differences (per pixel), one-sided-by-clamping at the borders."""
+        p = np.pad(img, 1, mode="edge")
+        half = np.float32(0.5)
+        gx = (p[1:-1, 2:] - p[1:-1, :-2]) * half
+        gy = (p[2:, 1:-1] - p[:-2, 1:-1]) * half
+        return np.ascontiguousarray(gx), np.ascontiguousarray(gy)
+
+    # --- kernel 3: phase correlation -------------------------------------------------
+    def reference_spectrum(self, img: np.ndarray, window: np.ndarray) -> np.ndarray:
+        """FFT of the windowed reference (complex64), computed once per burst."""
+        return np.fft.fft2(img * window).astype(np.complex64)
+
+    def phase_correlation(self, ref_spectrum: np.ndarray, img: np.ndarray, window: np.ndarray) -> np.ndarray:
+        """Real phase-correlation surface; its peak sits at the offset p for which
+        frame(x) ~ reference(x + p) (cyclic indices), i.e. T's translation."""
+        f = np.fft.fft2(img * window).astype(np.complex64)
+        cross = ref_spectrum * np.conj(f)
+        mag = np.abs(cross)
+        cross = cross / (mag + np.float32(1e-12) * mag.max() + np.float32(1e-30))
+        cross[0, 0] = 0  # drop the mean
+        return np.fft.ifft2(cross).real.astype(np.float32)
+
+    def peak_to_state(self, surface: np.ndarray, state: np.ndarray, level: int) -> None:
+        """Find the correlation peak, fit a parabola per axis, write T's shift.
+
+        Sets T = translation by the peak offset (in level-0 px), Tinv = its
+        inverse, and the peak height.
+        """
+        h, w = surface.shape
+        idx = int(np.argmax(surface))
+        py, px = divmod(idx, w)
+        c = float(surface[py, px])
+
+        def fit(m, z, p):  # vertex of the parabola through (-1, m), (0, z), (1, p)
+            den = m - 2.0 * z + p
+            if den >= 0.0:  # not a maximum: keep the integer peak
+                return 0.0
+            off = 0.5 * (m - p) / den
+            return min(0.5, max(-0.5, off))
+
+        dx = px + fit(float(surface[py, (px - 1) % w]), c, float(surface[py, (px + 1) % w]))
+        dy = py + fit(float(surface[(py - 1) % h, px]), c, float(surface[(py + 1) % h, px]))
+        if dx >= w / 2.0:
+            dx -= w
+        if dy >= h / 2.0:
+            dy -= h
+        f = float(2**level)
+        T = np.array([[1.0, 0.0, dx * f], [0.0, 1.0, dy * f], [0.0, 0.0, 1.0]])
+        state[B.S_T] = T.ravel()
+        state[B.S_TINV] = np.linalg.inv(T).ravel()
+        state[B.S_PC_PEAK] = c
+
+    # --- kernel 4: refinement reductions and update ------------------------------
+    def align_reduce(self, img, points, state, model_id: int, level: int, norm) -> np.ndarray:
+        """One Gauss-Newton pass: sample the frame at the reference's points.
+
+        ``img`` is the frame's level-``level`` luma (float32), ``points`` the
+        (5, N) float32 reference data (level-0 x, y; value; gradient per
+        normalised unit x, y), ``norm`` = (cx, cy, sc).  Returns float64[64]
+        sums laid out as ``SUM_*`` in ``backends.base``.
+        """
+        out = np.zeros(B.SUMS_LEN, dtype=np.float64)
+        x0 = points[B.PT_X].astype(np.float64)
+        y0 = points[B.PT_Y].astype(np.float64)
+        out[B.SUM_N] = x0.size
+        Ti = state[B.S_TINV].reshape(3, 3)
+        wq = Ti[2, 0] * x0 + Ti[2, 1] * y0 + Ti[2, 2]
+        u0 = (Ti[0, 0] * x0 + Ti[0, 1] * y0 + Ti[0, 2]) / wq
+        v0 = (Ti[1, 0] * x0 + Ti[1, 1] * y0 + Ti[1, 2]) / wq
+        f = float(2**level)
+        u = (u0 + 0.5) / f - 0.5
+        v = (v0 + 0.5) / f - 0.5
+        h, w = img.shape
+        valid = (u >= 0.0) & (u <= w - 1.0) & (v >= 0.0) & (v <= h - 1.0)
+        if not valid.any():
+            return out
+        s = sample_keys(img, u[valid], v[valid])
+        R = points[B.PT_R][valid].astype(np.float64)
+        e = state[B.S_GAIN] * s + state[B.S_OFFSET] - R
+        sigma = state[B.S_SIGMA]
+        if sigma > 0.0:
+            thr = B.HUBER_K * sigma
+            ae = np.abs(e)
+            wts = np.where(ae > thr, thr / np.maximum(ae, 1e-300), 1.0)
+        else:
+            wts = np.ones_like(e)
+        cx, cy, sc = norm
+        xn = (x0[valid] - cx) / sc
+        yn = (y0[valid] - cy) / sc
+        J = model_jacobian(
+            model_id, xn, yn, points[B.PT_GX][valid].astype(np.float64), points[B.PT_GY][valid].astype(np.float64)
+        )
+        n = J.shape[1]
+        Hm = J.T @ (J * wts[:, None])
+        g = J.T @ (wts * e)
+        for i in range(n):
+            for j in range(i, n):
+                out[B.SUM_H + B.upper_index(i, j)] = Hm[i, j]
+        out[B.SUM_G : B.SUM_G + n] = g
+        out[B.SUM_COUNT] = e.size
+        out[B.SUM_W] = wts.sum()
+        out[B.SUM_WEE] = (wts * e * e).sum()
+        out[B.SUM_EE] = (e * e).sum()
+        out[B.SUM_S] = s.sum()
+        out[B.SUM_SS] = (s * s).sum()
+        out[B.SUM_SR] = (s * R).sum()
+        out[B.SUM_R] = R.sum()
+        out[B.SUM_RR] = (R * R).sum()
+        return out
+
+    def align_update(self, sums, state, model_id: int, norm, damping: float) -> None:
+        """Solve (H + damping diag H) dp = g, compose T <- W(dp) T, update stats.
+
+        Also refreshes the photometric gain/offset (matching the standard
+        deviations of frame and reference over the valid points), the Huber
+        scale (RMS residual), correlation, overlap and step size.
+        """
+        align_update_math(np.asarray(sums, dtype=np.float64), state, model_id, norm, damping)
+
+    def align_finalize(self, state, width: int, height: int, min_corr: float, min_overlap: float) -> None:
+        """Decide whether the frame is merged: sets S_ACCEPT and S_STATUS."""
+        align_finalize_math(state, width, height, min_corr, min_overlap)
+
+    # --- kernel 1: fused resample-and-accumulate ---------------------------------
+    def resample_accumulate(self, frame, state, num, den, scale: float, max_value: float, flow=None) -> None:
+        """Add one frame, resampled onto the output grid, to num and den.
+
+        For output pixel (X, Y): reference position p = S (X, Y) with S the
+        output->reference map at ``scale``; frame position (u, v) = Tinv p
+        (from ``state``); the pixel counts (den += 1) when
+        -0.5 <= u <= W - 0.5 and -0.5 <= v <= H - 0.5.  Its value is the
+        Lanczos4 interpolation (see :mod:`superres_gpu.resample`) times the
+        photometric gain plus offset * ``max_value``, added to num.  Nothing
+        is added when ``state[S_ACCEPT]`` is 0.  ``flow`` (reserved for local
+        alignment) must be None.
+        """
+        import cv2
+
+        if flow is not None:
+            raise NotImplementedError("local displacement fields are not supported yet")
+        if state[B.S_ACCEPT] == 0.0:
+            return
+        fh, fw = frame.shape[:2]
+        ho, wo = den.shape
+        M = state[B.S_TINV].reshape(3, 3) @ output_to_reference(scale)
+        gain = np.float32(state[B.S_GAIN])
+        offset = np.float32(state[B.S_OFFSET] * max_value)
+        src = frame.astype(np.float32)
+        X = np.arange(wo, dtype=np.float64)
+        rows_per = max(1, _STRIP_PIXELS // max(wo, 1))
+        for y_start in range(0, ho, rows_per):
+            y_end = min(ho, y_start + rows_per)
+            Y = np.arange(y_start, y_end, dtype=np.float64)[:, None]
+            u, v = _project(M, X, Y)
+            valid = (u >= -0.5) & (u <= fw - 0.5) & (v >= -0.5) & (v <= fh - 0.5)
+            if not valid.any():
+                continue
+            map1, map2 = _fixed_point_maps(u, v, fw, fh)
+            vals = cv2.remap(src, map1, map2, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REPLICATE)
+            if gain != 1.0 or offset != 0.0:
+                vals *= gain
+                vals += offset
+            vf = valid.astype(np.float32)
+            if vals.ndim == 2:
+                vals = vals[..., None]
+            vals *= vf[..., None]
+            num[y_start:y_end] += vals
+            den[y_start:y_end] += vf
+
+    # --- kernel 5: normalisation ---------------------------------------------------
+    def normalize_u16(self, num, den, value_scale: float) -> np.ndarray:
+        """uint16 image rint(num / den * value_scale) clipped to 0..65535; 0 where den == 0."""
+        d = den[..., None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            v = num / d
+        v *= np.float32(value_scale)
+        v = np.where(d > 0, v, np.float32(0))
+        v = np.clip(np.rint(v), 0, 65535).astype(np.uint16)
+        return v[..., 0] if v.shape[-1] == 1 else v
+
+
+def _project(M, X, Y):
+    wq = M[2, 0] * X + (M[2, 1] * Y + M[2, 2])
+    u = (M[0, 0] * X + (M[0, 1] * Y + M[0, 2])) / wq
+    v = (M[1, 0] * X + (M[1, 1] * Y + M[1, 2])) / wq
+    return u, v
+
+
+def _fixed_point_maps(u, v, fw, fh):
+    """OpenCV fixed-point maps: (int16 x, y) >> 5 and the 1/32 fraction index."""
+    uc = np.clip(u, -64.0, fw + 64.0)
+    vc = np.clip(v, -64.0, fh + 64.0)
+    Xq = np.rint(uc * TAB_SIZE).astype(np.int32)
+    Yq = np.rint(vc * TAB_SIZE).astype(np.int32)
+    map1 = np.empty(u.shape + (2,), dtype=np.int16)
+    map1[..., 0] = Xq >> TAB_BITS
+    map1[..., 1] = Yq >> TAB_BITS
+    map2 = ((Yq & (TAB_SIZE - 1)) * TAB_SIZE + (Xq & (TAB_SIZE - 1))).astype(np.uint16)
+    return map1, map2
+
+
+# ----------------------------------------------------------------------------
+# Small host-side math shared by the twin and by tests (float64 throughout).
+# ----------------------------------------------------------------------------
+
+
+def _cholesky_solve(A: np.ndarray, b: np.ndarray):
+    """Solve A x = b for symmetric positive definite A; None if not SPD."""
+    n = A.shape[0]
+    L = np.zeros_like(A)
+    for j in range(n):
+        d = A[j, j] - np.dot(L[j, :j], L[j, :j])
+        if not d > 0.0:
+            return None
+        L[j, j] = math.sqrt(d)
+        for i in range(j + 1, n):
+            L[i, j] = (A[i, j] - np.dot(L[i, :j], L[j, :j])) / L[j, j]
+    y = np.zeros(n)
+    for i in range(n):
+        y[i] = (b[i] - np.dot(L[i, :i], y[:i])) / L[i, i]
+    x = np.zeros(n)
+    for i in range(n - 1, -1, -1):
+        x[i] = (y[i] - np.dot(L[i + 1 :, i], x[i + 1 :])) / L[i, i]
+    return x
+
+
+def align_update_math(sums: np.ndarray, state: np.ndarray, model_id: int, norm, damping: float) -> None:
+    n = MODEL_NPARAMS[MOTION_MODELS[model_id]]
+    cnt = sums[B.SUM_COUNT]
+    total = sums[B.SUM_N]
+    state[B.S_NVALID] = cnt
+    state[B.S_OVERLAP] = cnt / total if total > 0 else 0.0
+    state[B.S_ITERS] += 1
+    state[B.S_STATUS] = B.STATUS_OK
+    if cnt < max(8 * n, 16):
+        state[B.S_STATUS] = B.STATUS_SINGULAR
+        state[B.S_STEP] = 0.0
+        return
+    ms = sums[B.SUM_S] / cnt
+    mr = sums[B.SUM_R] / cnt
+    vs = max(sums[B.SUM_SS] / cnt - ms * ms, 0.0)
+    vr = max(sums[B.SUM_RR] / cnt - mr * mr, 0.0)
+    cov = sums[B.SUM_SR] / cnt - ms * mr
+    state[B.S_CORR] = cov / math.sqrt(vs * vr) if vs > 0 and vr > 0 else 0.0
+    state[B.S_RMS] = math.sqrt(sums[B.SUM_EE] / cnt)
+    H = np.zeros((n, n))
+    for i in range(n):
+        for j in range(i, n):
+            H[i, j] = H[j, i] = sums[B.SUM_H + B.upper_index(i, j)]
+    g = sums[B.SUM_G : B.SUM_G + n].copy()
+    A = H + damping * np.diag(np.diag(H))
+    dp = _cholesky_solve(A, g)
+    if dp is None:
+        state[B.S_STATUS] = B.STATUS_SINGULAR
+        state[B.S_STEP] = 0.0
+        return
+    if not np.all(np.isfinite(dp)):
+        state[B.S_STATUS] = B.STATUS_NONFINITE
+        return
+    cx, cy, sc = norm
+    Wn = model_matrix(model_id, dp)
+    N = np.array([[1 / sc, 0, -cx / sc], [0, 1 / sc, -cy / sc], [0, 0, 1.0]])
+    Ninv = np.array([[sc, 0, cx], [0, sc, cy], [0, 0, 1.0]])
+    T = state[B.S_T].reshape(3, 3)
+    Tn = Ninv @ Wn @ N @ T
+    Tn = Tn / Tn[2, 2]
+    state[B.S_T] = Tn.ravel()
+    state[B.S_TINV] = _inv3(Tn).ravel()
+    # step: largest displacement of the normalised corners under W(dp), in px
+    step = 0.0
+    for xc, yc in ((-1.0, -1.0), (1.0, -1.0), (1.0, 1.0), (-1.0, 1.0)):
+        w = Wn[2, 0] * xc + Wn[2, 1] * yc + Wn[2, 2]
+        dx = (Wn[0, 0] * xc + Wn[0, 1] * yc + Wn[0, 2]) / w - xc
+        dy = (Wn[1, 0] * xc + Wn[1, 1] * yc + Wn[1, 2]) / w - yc
+        step = max(step, math.hypot(dx, dy) * sc)
+    state[B.S_STEP] = step
+    if vs > 0 and vr > 0:
+        a = min(2.0, max(0.5, math.sqrt(vr / vs)))
+        state[B.S_GAIN] = a
+        state[B.S_OFFSET] = mr - a * ms
+    state[B.S_SIGMA] = state[B.S_RMS]
+
+
+def _inv3(T: np.ndarray) -> np.ndarray:
+    """Inverse of a 3x3 matrix by the adjugate (the kernel uses the same formula)."""
+    a, b, c = T[0]
+    d, e, f = T[1]
+    g, h, i = T[2]
+    A = e * i - f * h
+    Bc = -(d * i - f * g)
+    C = d * h - e * g
+    det = a * A + b * Bc + c * C
+    adj = np.array(
+        [
+            [A, -(b * i - c * h), b * f - c * e],
+            [Bc, a * i - c * g, -(a * f - c * d)],
+            [C, -(a * h - b * g), a * e - b * d],
+        ]
+    )
+    return adj / det
+
+
+def align_finalize_math(state, width: int, height: int, min_corr: float, min_overlap: float) -> None:
+    status = int(state[B.S_STATUS])
+    T = state[B.S_T].reshape(3, 3)
+    if status == B.STATUS_OK:
+        if not np.all(np.isfinite(T)):
+            status = B.STATUS_NONFINITE
+        elif not is_plausible(T, width, height):
+            status = B.STATUS_IMPLAUSIBLE
+        elif state[B.S_OVERLAP] < min_overlap:
+            status = B.STATUS_LOW_OVERLAP
+        elif not state[B.S_CORR] >= min_corr:
+            status = B.STATUS_LOW_CORR
+    state[B.S_STATUS] = status
+    state[B.S_ACCEPT] = 1.0 if status == B.STATUS_OK else 0.0

@@ -1,0 +1,52 @@
+"""Exception hierarchy.
+
+Every error the package raises on purpose derives from :class:`SuperresError`
+and from the matching built-in exception, so callers can catch either.  The
+CLI turns a ``SuperresError`` into one line on stderr and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+
+class SuperresError(Exception):
+    """Base class of all errors raised on purpose by superres_gpu.
+
+    ``path`` (optional) names the file the problem is about; the CLI prints it
+    in front of the message.
+    """
+
+    exit_code = 2
+
+    def __init__(self, message: str, path: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.path = path
+
+    def __str__(self) -> str:  # one line, file first
+        if self.path:
+            return f"{self.path}: {self.message}"
+        return self.message
+
+
+class InputError(SuperresError, ValueError):
+    """Bad input: missing, unreadable, corrupt, wrong size, too few frames."""
+
+
+class OutputError(SuperresError, OSError):
+    """The output cannot be written (exists, unwritable, would overwrite an input)."""
+
+
+class ConfigError(SuperresError, ValueError):
+    """An option value is out of range or inconsistent."""
+
+
+class BackendUnavailableError(SuperresError, RuntimeError):
+    """The requested compute backend cannot be used on this machine."""
+
+
+class KernelError(SuperresError, RuntimeError):
+    """A CUDA kernel could not be found, compiled or launched."""
+
+
+class AlignmentError(SuperresError, RuntimeError):
+    """Alignment could not produce a usable result (e.g. no frame aligned)."""

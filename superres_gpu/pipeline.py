@@ -1,0 +1,324 @@
+"""The burst pipeline: stages in order, one pass over the frames.
+
+::
+
+    files -> probe all headers (fail fast on bad input)
+          -> reference: decode, luma pyramid, points, phase-correlation spectrum
+          -> for each frame (decode of the next ones overlaps): decode once,
+             upload once, align to the reference, resample once onto the
+             output grid and accumulate
+          -> normalise -> 16-bit TIFF (atomic) + JSON report
+
+The pipeline reports progress through a callback ``progress(stage, done,
+total)`` and warnings through ``warn(message)``; it never prints.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .align import DEFAULT_MODEL, AlignConfig, Reference, align_frame, drop_reason
+from .backends import base as S
+from .backends import get_backend
+from .errors import AlignmentError, ConfigError, InputError
+from .geometry import MOTION_MODELS, decompose, output_size
+from .io import (
+    MASK_NAME,
+    AtomicOutput,
+    FrameInfo,
+    list_inputs,
+    probe,
+    read_frame,
+    read_mask,
+    write_text,
+    write_tiff,
+)
+from .merge import Accumulator
+
+MIN_SCALE, MAX_SCALE = 1.0, 4.0
+COMPRESSIONS = ("none", "deflate", "lzw", "zstd")
+
+
+@dataclass
+class PipelineConfig:
+    """Everything ``superres run`` needs; the CLI maps its options onto this."""
+
+    inputs: list
+    output: str
+    scale: float = 2.0
+    backend: str = "auto"
+    reference: str = "first"  # "first" or a path
+    mask: str | None = None  # None: mask.png beside the reference if present; "none": no mask
+    motion: str = DEFAULT_MODEL
+    report: str | None = None
+    overwrite: bool = False
+    compression: str = "none"
+    prefetch: int = 3  # frames decoded ahead of the one being processed
+    decode_threads: int = 2
+    align: AlignConfig = field(default_factory=AlignConfig)
+
+    def validate(self) -> None:
+        if not isinstance(self.scale, (int, float)) or not (MIN_SCALE <= float(self.scale) <= MAX_SCALE):
+            raise ConfigError(f"--scale must be between {MIN_SCALE:g} and {MAX_SCALE:g} (got {self.scale})")
+        if self.motion not in MOTION_MODELS:
+            raise ConfigError(f"unknown motion model {self.motion!r}; choose one of {', '.join(MOTION_MODELS)}")
+        if self.compression not in COMPRESSIONS:
+            raise ConfigError(f"unknown compression {self.compression!r}; choose one of {', '.join(COMPRESSIONS)}")
+        if not self.inputs:
+            raise ConfigError("no input given: name a folder of frames or the frame files")
+        self.align.model = self.motion
+        self.align.validate()
+
+
+@dataclass
+class RunResult:
+    output: Path
+    report: dict
+    shape: tuple
+
+
+def _noop_progress(stage: str, done: int, total: int) -> None:
+    pass
+
+
+def _stderr_warn(message: str) -> None:
+    print(f"superres: warning: {message}", file=sys.stderr)
+
+
+def resolve_frames(cfg: PipelineConfig) -> tuple[list[Path], int]:
+    """The burst's files in processing order and the index of the reference."""
+    exclude = [Path(cfg.output)]
+    if cfg.report:
+        exclude.append(Path(cfg.report))
+    frames = list_inputs(cfg.inputs, exclude=exclude)
+    if cfg.reference not in (None, "", "first"):
+        rp = Path(cfg.reference)
+        if not rp.is_file():
+            raise InputError("reference frame not found", str(rp))
+        for i, f in enumerate(frames):
+            if f.samefile(rp):
+                return frames, i
+        frames.insert(0, rp)
+        return frames, 0
+    if not frames:
+        where = ", ".join(str(p) for p in cfg.inputs)
+        raise InputError("no JPEG, PNG or TIFF frames found", where)
+    return frames, 0
+
+
+def check_burst(infos: list[FrameInfo], ref: FrameInfo) -> None:
+    """All frames must match the reference's size, channels and bit depth."""
+    for info in infos:
+        if (info.width, info.height) != (ref.width, ref.height):
+            raise InputError(
+                f"frame is {info.width}x{info.height} but the reference {ref.path.name} is "
+                f"{ref.width}x{ref.height}; all frames of a burst must have the same size",
+                str(info.path),
+            )
+        if (info.channels, info.bits) != (ref.channels, ref.bits):
+            raise InputError(
+                f"frame is {info.describe()} but the reference {ref.path.name} is {ref.describe()}",
+                str(info.path),
+            )
+
+
+def find_mask(cfg: PipelineConfig, ref: FrameInfo) -> Path | None:
+    if cfg.mask in ("none", ""):
+        return None
+    if cfg.mask is not None:
+        p = Path(cfg.mask)
+        if not p.is_file():
+            raise InputError("mask file not found", str(p))
+        return p
+    p = ref.path.parent / MASK_NAME
+    return p if p.is_file() else None
+
+
+def run(cfg: PipelineConfig, progress=None, warn=None) -> RunResult:
+    """Run the whole pipeline; raise a SuperresError on bad input."""
+    progress = progress or _noop_progress
+    warn = warn or _stderr_warn
+    cfg.validate()
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    # --- inputs -------------------------------------------------------------
+    t0 = time.perf_counter()
+    paths, ref_idx = resolve_frames(cfg)
+    if len(paths) < 2:
+        raise InputError(
+            "only one frame found; a burst needs at least 2 frames of the same scene", str(paths[0])
+        )
+    order = [ref_idx] + [i for i in range(len(paths)) if i != ref_idx]
+    infos: list[FrameInfo] = [None] * len(paths)  # type: ignore[list-item]
+    for k, i in enumerate(order):
+        infos[i] = probe(paths[i])
+        progress("check", k + 1, len(paths))
+    ref_info = infos[ref_idx]
+    check_burst(infos, ref_info)
+    mask_path = find_mask(cfg, ref_info)
+    mask = read_mask(mask_path, (ref_info.height, ref_info.width)) if mask_path else None
+    timings["probe"] = time.perf_counter() - t0
+
+    # --- outputs are claimed before any heavy work (fail fast, no partial output)
+    out = AtomicOutput(cfg.output, overwrite=cfg.overwrite, protect=paths)
+    rep_out = None
+    try:
+        if cfg.report:
+            rep_out = AtomicOutput(cfg.report, overwrite=cfg.overwrite, protect=paths)
+        result = _process(cfg, paths, order, infos, ref_info, mask, progress, warn, timings)
+        image, states, backend_name = result
+        t0 = time.perf_counter()
+        progress("write", 0, 1)
+        desc = (
+            f"superres_gpu {__version__}: {sum(int(s[S.S_ACCEPT]) for s in states.values())} frames merged, "
+            f"scale {cfg.scale:g}, reference {ref_info.path.name}"
+        )
+        write_tiff(
+            out,
+            image,
+            exif=ref_info.exif,
+            description=desc,
+            compression=None if cfg.compression == "none" else cfg.compression,
+        )
+        progress("write", 1, 1)
+        timings["write"] = time.perf_counter() - t0
+        timings["total"] = time.perf_counter() - t_start
+        report = build_report(cfg, paths, ref_idx, infos, states, mask_path, backend_name, timings, image.shape)
+        if rep_out is not None:
+            rep_out.tmp.write_text(json.dumps(report, indent=1), encoding="utf-8")
+            rep_out.commit()
+        return RunResult(Path(cfg.output), report, image.shape)
+    except BaseException:
+        out.discard()
+        if rep_out is not None:
+            rep_out.discard()
+        raise
+
+
+def _process(cfg, paths, order, infos, ref_info, mask, progress, warn, timings):
+    B = get_backend(cfg.backend)
+    busy = {"decode": 0.0, "align": 0.0, "merge": 0.0}
+
+    def timed_read(info):
+        t = time.perf_counter()
+        img = read_frame(info)
+        return img, time.perf_counter() - t
+
+    n = len(order)
+    states: dict[int, np.ndarray] = {}
+    dev_states = {}
+    pool = ThreadPoolExecutor(max_workers=max(1, cfg.decode_threads), thread_name_prefix="decode")
+    futures = {}
+    try:
+        for j in range(min(cfg.prefetch, n)):
+            futures[order[j]] = pool.submit(timed_read, infos[order[j]])
+        acc = ref = None
+        for k, i in enumerate(order):
+            host, dt = futures.pop(i).result()
+            busy["decode"] += dt
+            if k + cfg.prefetch < n:
+                nxt = order[k + cfg.prefetch]
+                futures[nxt] = pool.submit(timed_read, infos[nxt])
+            t = time.perf_counter()
+            frame = B.asarray(host)
+            del host
+            if k == 0:
+                ref = Reference(B, frame, cfg.align, mask)
+                acc = Accumulator(B, ref_info.width, ref_info.height, ref_info.channels, cfg.scale, ref_info.max_value)
+                state = ref.reference_state()
+            else:
+                state = align_frame(B, ref, frame)
+            B.synchronize()
+            t2 = time.perf_counter()
+            busy["align"] += t2 - t
+            acc.add(frame, state)
+            B.synchronize()
+            busy["merge"] += time.perf_counter() - t2
+            dev_states[i] = state
+            del frame
+            progress("frames", k + 1, n)
+        t = time.perf_counter()
+        stacked = B.asnumpy(B.xp.stack([dev_states[i] for i in order]))
+        for row, i in zip(stacked, order):
+            states[i] = np.array(row, dtype=np.float64)
+        image = acc.result()
+        busy["merge"] += time.perf_counter() - t
+    finally:
+        for f in futures.values():
+            f.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+    timings.update(busy)
+    used = sum(1 for i in order[1:] if states[i][S.S_ACCEPT] != 0.0)
+    for i in order[1:]:
+        reason = drop_reason(states[i], cfg.align)
+        if reason:
+            warn(f"{paths[i].name}: dropped, {reason}")
+    if used == 0:
+        raise AlignmentError(
+            f"none of the {n - 1} other frames could be aligned to the reference; "
+            "is this a burst of one static scene?",
+            str(paths[order[0]]),
+        )
+    return image, states, B.name
+
+
+def build_report(cfg, paths, ref_idx, infos, states, mask_path, backend_name, timings, shape) -> dict:
+    """The JSON report (DESIGN.md section 6); extra fields are additions only."""
+    ref_info = infos[ref_idx]
+    frames = []
+    for i, p in enumerate(paths):
+        st = states[i]
+        T = st[S.S_T].reshape(3, 3)
+        used = bool(st[S.S_ACCEPT] != 0.0)
+        d = decompose(T)
+        entry = {
+            "path": str(p),
+            "used": used,
+            "reason": None if used else drop_reason(st, cfg.align),
+            "sharpness": None,
+            "transform": [[float(v) for v in row] for row in T],
+            "reference": i == ref_idx,
+            "shift_px": [round(d["dx"], 4), round(d["dy"], 4)],
+            "rotation_deg": round(d["rotation_deg"], 5),
+            "zoom": round(d["scale"], 6),
+            "residual_rms": None if i == ref_idx else float(st[S.S_RMS]),
+            "correlation": None if i == ref_idx else float(st[S.S_CORR]),
+            "overlap": None if i == ref_idx else float(st[S.S_OVERLAP]),
+            "phase_correlation_peak": None if i == ref_idx else float(st[S.S_PC_PEAK]),
+            "gain": float(st[S.S_GAIN]),
+            "offset": float(st[S.S_OFFSET]),
+        }
+        frames.append(entry)
+    residuals = [f["residual_rms"] for f in frames if f["used"] and f["residual_rms"] is not None]
+    w, h = output_size(ref_info.width, ref_info.height, cfg.scale)
+    return {
+        "tool": f"superres_gpu {__version__}",
+        "reference": str(paths[ref_idx]),
+        "scale": float(cfg.scale),
+        "backend": backend_name,
+        "motion": cfg.motion,
+        "mask": str(mask_path) if mask_path else None,
+        "input_size": [ref_info.width, ref_info.height],
+        "output": str(cfg.output),
+        "output_size": [w, h],
+        "channels": ref_info.channels,
+        "bits_in": ref_info.bits,
+        "frames": frames,
+        "summary": {
+            "frames": len(frames),
+            "used": sum(f["used"] for f in frames),
+            "dropped": sum(not f["used"] for f in frames),
+            "residual_rms_median": float(np.median(residuals)) if residuals else None,
+            "residual_rms_max": float(np.max(residuals)) if residuals else None,
+        },
+        "timings": {k: round(v, 4) for k, v in timings.items()},
+    }

@@ -1,0 +1,329 @@
+"""Synthetic hand-held bursts with known ground truth.
+
+A high-resolution scene (a resolution chart drawn in code, with natural-looking
+texture) is seen by a simulated hand-held camera: per frame a known motion
+(translation, rotation, slight zoom, optional rolling-shutter wobble), optics
+blur, pixel integration (decimation by an area filter), Poisson-Gaussian noise
+and JPEG compression.  The true frame->reference transforms and the true
+image at the output scale (sharp, and through the optics blur) are returned,
+so accuracy claims rest on ground truth, not on appearances.
+
+Scene coordinates: the scene raster has ``factor`` pixels per frame pixel and
+follows the same half-pixel convention as the output grid, i.e. scene pixel j
+is centred at frame position (j + 0.5)/factor - 0.5.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# --------------------------------------------------------------------------
+# The chart
+# --------------------------------------------------------------------------
+
+
+def _pink_noise(h: int, w: int, rng: np.random.Generator, beta: float = 1.8) -> np.ndarray:
+    """Zero-mean, unit-std noise with a 1/f^beta power spectrum (natural texture)."""
+    fy = np.fft.fftfreq(h)[:, None]
+    fx = np.fft.rfftfreq(w)[None, :]
+    f = np.sqrt(fx * fx + fy * fy)
+    f[0, 0] = 1.0
+    amp = f ** (-beta / 2)
+    amp[0, 0] = 0.0
+    spec = amp * (rng.standard_normal((h, fx.shape[1])) + 1j * rng.standard_normal((h, fx.shape[1])))
+    n = np.fft.irfft2(spec, s=(h, w))
+    return (n / (n.std() + 1e-12)).astype(np.float32)
+
+
+def draw_chart(width: int, height: int, seed: int = 0) -> np.ndarray:
+    """Draw a colour resolution chart, float32 (H, W, 3) in [0, 1].
+
+    Tiles: a Siemens star, bar groups of decreasing period (both directions),
+    a zone plate, fine colour lines, text, and natural 1/f texture with
+    coloured blobs, on a softly shaded background.  ``width``/``height`` are
+    the scene raster size; feature sizes scale with it.
+    """
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    h, w = height, width
+    u = min(h, w) / 100.0  # one "chart unit"
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.empty((h, w, 3), np.float32)
+    tex = _pink_noise(h, w, rng)
+    shade = 0.45 + 0.1 * np.sin(xx / w * 2.0 + 0.5) * np.cos(yy / h * 1.5)
+    for c, tint in enumerate((1.0, 0.95, 0.85)):
+        img[..., c] = (shade + 0.12 * tex) * tint
+    # coloured blobs (things in a natural scene)
+    for _ in range(40):
+        cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+        r = rng.uniform(1.5, 6.0) * u
+        col = rng.uniform(0.1, 0.9, 3)
+        cv2.circle(img, (int(cx), int(cy)), int(r), tuple(float(v) for v in col), -1, cv2.LINE_AA)
+    img = np.clip(img + 0.05 * tex[..., None], 0, 1)
+
+    def tile(x0, y0, x1, y1, value=0.92):
+        img[int(y0 * u) : int(y1 * u), int(x0 * u) : int(x1 * u)] = value
+
+    aspect = w / h
+    W100 = 100 * aspect if aspect >= 1 else 100  # chart units across
+    # Siemens star
+    sx, sy, sr = 20 * max(aspect, 1), 24, 18
+    tile(sx - sr - 1, sy - sr - 1, sx + sr + 1, sy + sr + 1)
+    dx, dy = xx - sx * u, yy - sy * u
+    rr = np.hypot(dx, dy)
+    theta = np.arctan2(dy, dx)
+    star = (rr < sr * u) & (np.sin(36 * theta) > 0)
+    img[star] = 0.08
+    # bar groups: periods from 6 to 1.2 frame-pixel units (assuming ~4 px/unit)
+    bx, by = 44 * max(aspect, 1), 5
+    tile(bx - 2, by - 2, min(W100, bx + 52), by + 40)
+    x = bx * u
+    for period in (3.0, 2.4, 2.0, 1.6, 1.3, 1.1, 0.9, 0.75, 0.6):
+        p = period * u * 0.5
+        for k in range(3):  # three vertical bars
+            x0 = x + 2 * k * p
+            img[int(by * u) : int((by + 16) * u), int(x0) : int(x0 + p)] = 0.08
+        for k in range(3):  # three horizontal bars below
+            y0 = (by + 19) * u + 2 * k * p
+            img[int(y0) : int(y0 + p), int(x) : int(x + 6 * p)] = 0.08
+        x += 6 * p + 1.2 * u
+    # zone plate
+    zx, zy, zr = 22 * max(aspect, 1), 70, 20
+    tile(zx - zr - 1, zy - zr - 1, zx + zr + 1, zy + zr + 1)
+    dzx, dzy = xx - zx * u, yy - zy * u
+    r2 = dzx * dzx + dzy * dzy
+    kmax = 0.5 / (0.35 * u)  # local frequency reaches ~0.5 cycles per 0.35 units at the rim
+    k = math.pi * kmax / (zr * u)
+    zone = r2 < (zr * u) ** 2
+    img[zone] = (0.5 + 0.42 * np.cos(k * r2[zone]))[:, None]
+    # fine colour lines
+    lx, ly = 48 * max(aspect, 1), 50
+    tile(lx - 2, ly - 2, min(W100, lx + 48), ly + 20, 0.95)
+    colours = ((0.85, 0.1, 0.1), (0.1, 0.6, 0.1), (0.1, 0.15, 0.85), (0.05, 0.05, 0.05))
+    x = lx * u
+    for gi, spacing in enumerate((1.6, 1.2, 0.9, 0.7)):
+        for li in range(6):
+            col = colours[(gi + li) % 4]
+            x0 = x + li * spacing * u
+            img[int(ly * u) : int((ly + 18) * u), int(x0) : int(x0 + max(1, 0.3 * spacing * u))] = col
+        x += 6 * spacing * u + 2 * u
+    # text
+    ty = 78
+    tile(lx - 2, ty - 2, min(W100, lx + 48), ty + 20, 0.95)
+    ink = np.zeros((h, w), np.uint8)  # putText draws on 8-bit images only
+    for i, scale_txt in enumerate((0.9, 0.6, 0.4)):
+        cv2.putText(
+            ink,
+            "superres 0123456789",
+            (int(lx * u), int((ty + 5 + 6 * i) * u)),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            scale_txt * u / 10.0,
+            255,
+            max(1, int(round(scale_txt * u / 6.0))),
+            cv2.LINE_AA,
+        )
+    a = ink.astype(np.float32)[..., None] / 255.0
+    img = img * (1 - a) + 0.05 * a
+    return np.clip(img, 0.0, 1.0)
+
+
+# --------------------------------------------------------------------------
+# The camera
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class MotionSpec:
+    """Random hand-held motion, frame -> reference (frame 0 is the reference)."""
+
+    shift_sigma: float = 2.0  # px, per axis
+    rotation_sigma_deg: float = 0.2
+    zoom_sigma: float = 0.001
+    rolling_shutter_px: float = 0.0  # amplitude of a per-row horizontal wobble
+
+    def sample(self, n: int, width: int, height: int, rng: np.random.Generator) -> list[np.ndarray]:
+        cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
+        out = [np.eye(3)]
+        for _ in range(n - 1):
+            tx, ty = rng.normal(0, self.shift_sigma, 2)
+            a = math.radians(rng.normal(0, self.rotation_sigma_deg))
+            z = 1.0 + rng.normal(0, self.zoom_sigma)
+            c, s = z * math.cos(a), z * math.sin(a)
+            A = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]])
+            C = np.array([[1, 0, cx], [0, 1, cy], [0, 0, 1.0]])
+            Ci = np.array([[1, 0, -cx], [0, 1, -cy], [0, 0, 1.0]])
+            Tt = np.array([[1, 0, tx], [0, 1, ty], [0, 0, 1.0]])
+            out.append(Tt @ C @ A @ Ci)
+        return out
+
+
+@dataclass
+class CameraSpec:
+    blur_sigma: float = 0.5  # optics blur, frame pixels (Gaussian sigma)
+    noise_gain: float = 0.0005  # Poisson part: variance = gain * value
+    noise_floor: float = 0.002  # Gaussian part: std dev (value units 0..1)
+    jpeg_quality: int | None = 95  # None: lossless PNG frames
+    bits: int = 8
+
+
+@dataclass
+class SyntheticBurst:
+    frames: list  # decoded frames as the tool reads them: uint8/uint16 RGB
+    encoded: list  # file bytes of each frame
+    ext: str  # ".jpg" or ".png"
+    transforms: list  # true frame -> reference 3x3 matrices
+    truth: np.ndarray  # float32 [0,1] at the output scale, sharp
+    truth_blurred: np.ndarray  # ... through the optics blur
+    scale: float
+    params: dict = field(default_factory=dict)
+    rolling_shutter: list = field(default_factory=list)  # per-frame (amp, phase) when used
+
+    def write(self, folder, prefix: str = "frame") -> list:
+        from pathlib import Path
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for i, data in enumerate(self.encoded):
+            p = folder / f"{prefix}_{i:03d}{self.ext}"
+            p.write_bytes(data)
+            paths.append(p)
+        return paths
+
+
+def _to_hr(T: np.ndarray, factor: float) -> np.ndarray:
+    """Express a frame->reference map in scene-raster coordinates."""
+    C = np.array([[factor, 0, 0.5 * factor - 0.5], [0, factor, 0.5 * factor - 0.5], [0, 0, 1.0]])
+    return C @ T @ np.linalg.inv(C)
+
+
+def _decimate(img: np.ndarray, factor: float) -> np.ndarray:
+    import cv2
+
+    h, w = img.shape[:2]
+    return cv2.resize(img, (int(round(w / factor)), int(round(h / factor))), interpolation=cv2.INTER_AREA)
+
+
+def render_frame(scene: np.ndarray, T: np.ndarray, factor: int, camera: CameraSpec, rng, rolling=None) -> np.ndarray:
+    """One noise-free frame in [0,1] float32 (before quantisation/JPEG)."""
+    import cv2
+
+    hh, ww = scene.shape[:2]
+    M = _to_hr(T, factor)
+    if rolling is None:
+        warped = cv2.warpPerspective(
+            scene, M, (ww, hh), flags=cv2.INTER_LANCZOS4 | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT
+        )
+    else:
+        amp, phase = rolling
+        ys, xs = np.mgrid[0:hh, 0:ww].astype(np.float64)
+        fy = (ys + 0.5) / factor - 0.5  # frame row
+        wob = amp * np.sin(2 * np.pi * fy / (hh / factor) * 1.5 + phase) * factor
+        xw = xs + wob
+        wq = M[2, 0] * xw + M[2, 1] * ys + M[2, 2]
+        mx = ((M[0, 0] * xw + M[0, 1] * ys + M[0, 2]) / wq).astype(np.float32)
+        my = ((M[1, 0] * xw + M[1, 1] * ys + M[1, 2]) / wq).astype(np.float32)
+        warped = cv2.remap(scene, mx, my, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REFLECT)
+    if camera.blur_sigma > 0:
+        warped = cv2.GaussianBlur(warped, (0, 0), camera.blur_sigma * factor)
+    return _decimate(warped, factor)
+
+
+def add_noise(img: np.ndarray, camera: CameraSpec, rng: np.random.Generator) -> np.ndarray:
+    var = camera.noise_gain * np.clip(img, 0, 1) + camera.noise_floor**2
+    return img + rng.standard_normal(img.shape).astype(np.float32) * np.sqrt(var).astype(np.float32)
+
+
+def encode(img01: np.ndarray, camera: CameraSpec) -> tuple[np.ndarray, bytes, str]:
+    """Quantise, encode (JPEG or PNG) and decode a [0,1] RGB frame."""
+    import cv2
+
+    maxv = 65535 if camera.bits == 16 else 255
+    q = np.clip(np.rint(img01 * maxv), 0, maxv).astype(np.uint16 if camera.bits == 16 else np.uint8)
+    bgr = q[..., ::-1] if q.ndim == 3 else q
+    if camera.jpeg_quality is not None and camera.bits == 8:
+        ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(camera.jpeg_quality)])
+        ext = ".jpg"
+    else:
+        ok, buf = cv2.imencode(".png", bgr)
+        ext = ".png"
+    data = buf.tobytes()
+    dec = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
+    if dec.ndim == 3:
+        dec = np.ascontiguousarray(dec[..., ::-1])
+    return dec, data, ext
+
+
+def make_burst(
+    n_frames: int = 8,
+    width: int = 320,
+    height: int = 240,
+    scale: float = 2.0,
+    factor: int = 4,
+    motion: MotionSpec | None = None,
+    camera: CameraSpec | None = None,
+    seed: int = 0,
+    scene: np.ndarray | None = None,
+    transforms: list | None = None,
+) -> SyntheticBurst:
+    """Render a burst of ``n_frames`` frames of ``width`` x ``height``.
+
+    ``factor`` scene pixels per frame pixel (a multiple of ``scale`` keeps the
+    truth exact); ``transforms`` overrides the random motion.
+    """
+    motion = motion or MotionSpec()
+    camera = camera or CameraSpec()
+    rng = np.random.default_rng(seed)
+    if scene is None:
+        scene = draw_chart(width * factor, height * factor, seed=seed)
+    if transforms is None:
+        transforms = motion.sample(n_frames, width, height, rng)
+    frames, encoded, rolls = [], [], []
+    ext = ".png"
+    for i, T in enumerate(transforms):
+        roll = None
+        if motion.rolling_shutter_px > 0 and i > 0:
+            roll = (rng.normal(0, motion.rolling_shutter_px), rng.uniform(0, 2 * np.pi))
+        rolls.append(roll)
+        clean = render_frame(scene, T, factor, camera, rng, roll)
+        noisy = add_noise(clean, camera, rng)
+        dec, data, ext = encode(noisy, camera)
+        frames.append(dec)
+        encoded.append(data)
+    import cv2
+
+    truth = _decimate(scene, factor / scale)
+    blurred = scene
+    if camera.blur_sigma > 0:
+        blurred = cv2.GaussianBlur(scene, (0, 0), camera.blur_sigma * factor)
+    truth_blurred = _decimate(blurred, factor / scale)
+    params = {
+        "n_frames": n_frames,
+        "width": width,
+        "height": height,
+        "scale": scale,
+        "factor": factor,
+        "seed": seed,
+        "motion": motion.__dict__.copy(),
+        "camera": camera.__dict__.copy(),
+    }
+    return SyntheticBurst(frames, encoded, ext, transforms, truth, truth_blurred, scale, params, rolls)
+
+
+def psnr(result: np.ndarray, truth01: np.ndarray, margin: int = 0) -> float:
+    """PSNR (dB) of a uint8/uint16/float image against a [0,1] truth."""
+    r = result.astype(np.float64)
+    if result.dtype == np.uint16:
+        r /= 65535.0
+    elif result.dtype == np.uint8:
+        r /= 255.0
+    t = truth01.astype(np.float64)
+    if margin:
+        r = r[margin:-margin, margin:-margin]
+        t = t[margin:-margin, margin:-margin]
+    mse = float(np.mean((r - t) ** 2))
+    return float("inf") if mse == 0 else 10.0 * math.log10(1.0 / mse)
