@@ -56,7 +56,7 @@ class AlignConfig:
     min_overlap: float = 0.5  # ... or that covers less of the reference
     damping: float = 1e-6  # Levenberg-Marquardt damping (relative to diag H)
     prefilter: float = 1.5  # Gaussian sigma (px) on level 0 before refinement: aliasing bias
-    border: int = 2  # pixels at each level's border never used as points
+    border: int = 2  # pixels at each level's border never used (more where prefiltered)
     grid_cells: int = 16  # cells across the frame for point selection
 
     def validate(self) -> None:
@@ -130,7 +130,7 @@ def select_points(score: np.ndarray, count: int, cells: int) -> tuple[np.ndarray
     nx = max(1, min(cells, w // 4))
     ny = max(1, min(int(round(nx * h / w)), h // 4))
     ch, cw = h // ny, w // nx
-    per = max(1, -(-count // (nx * ny)))
+    per = max(1, count // (nx * ny))
     blocks = score[: ny * ch, : nx * cw].reshape(ny, ch, nx, cw).transpose(0, 2, 1, 3).reshape(ny * nx, ch * cw)
     if per >= ch * cw:
         idx = np.broadcast_to(np.arange(ch * cw), blocks.shape)
@@ -182,7 +182,7 @@ class Reference:
         gx, gy = B.gradient(img)
         img_h, gx_h, gy_h = (B.asnumpy(a) for a in (img, gx, gy))
         score = gx_h.astype(np.float64) ** 2 + gy_h.astype(np.float64) ** 2
-        b = cfg.border
+        b = self.margin(level) + 1
         score[:b] = 0
         score[-b:] = 0
         score[:, :b] = 0
@@ -200,6 +200,13 @@ class Reference:
         pts[S.PT_GX] = gx_h[ys, xs] * (sc / f)
         pts[S.PT_GY] = gy_h[ys, xs] * (sc / f)
         return B.asarray(pts)
+
+    def margin(self, level: int) -> int:
+        """Pixels at a level's border whose filtered values saw replicated edges."""
+        m = self.config.border
+        if level == 0 and self.config.prefilter > 0:
+            m += int(np.ceil(3.0 * self.config.prefilter))
+        return m
 
     def schedule(self) -> list[tuple[int, str, int]]:
         """[(level, model, iterations), ...] coarse to fine."""
@@ -238,7 +245,7 @@ def align_frame(B, ref: Reference, frame, luma=None):
     for level, model, iters in ref.schedule():
         mid = MODEL_ID[model]
         for _ in range(iters):
-            sums = B.align_reduce(pyr[level], ref.points[level], state, mid, level, ref.norm)
+            sums = B.align_reduce(pyr[level], ref.points[level], state, mid, level, ref.norm, ref.margin(level))
             B.align_update(sums, state, mid, ref.norm, ref.config.damping)
     B.align_finalize(state, ref.width, ref.height, ref.config.min_corr, ref.config.min_overlap)
     return state

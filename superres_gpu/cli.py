@@ -59,6 +59,8 @@ class RichProgress:
 
     def __exit__(self, *exc):
         if self.progress is not None:
+            if exc[0] is not None:  # on failure, clear the bars: the error is the one line left
+                self.progress.live.transient = True
             self.progress.__exit__(*exc)
         return False
 
@@ -220,8 +222,8 @@ def print_summary(console, report: dict, wall: float) -> None:
 
     s = report["summary"]
     t = Table(title="superres run", show_header=False, box=None, pad_edge=False)
-    t.add_column(style="bold")
-    t.add_column()
+    t.add_column(style="bold", no_wrap=True)
+    t.add_column(overflow="fold")
     t.add_row("frames", f"{s['used']} used, {s['dropped']} dropped of {s['frames']}")
     if s["residual_rms_median"] is not None:
         t.add_row(

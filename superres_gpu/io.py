@@ -77,15 +77,14 @@ def _is_image_name(p: Path) -> bool:
     return p.suffix.lower() in IMAGE_EXTS
 
 
-def list_inputs(inputs: list[str | os.PathLike], exclude: list[Path] | None = None) -> list[Path]:
+def list_inputs(inputs: list[str | os.PathLike]) -> list[Path]:
     """Expand folders and files into the list of frames, in name order.
 
     A folder contributes every image in it (by extension, not recursive),
     skipping hidden files, files ending in ``.not_sharp_enough``, ``mask.png``
     and files this tool wrote.  Files named explicitly are taken as given
-    (but must exist).  ``exclude`` lists paths never to take (the output).
+    (but must exist).
     """
-    excluded = {_key(p) for p in (exclude or []) if Path(p).exists()}
     frames: list[Path] = []
     seen: set = set()
     for item in inputs:
@@ -99,7 +98,7 @@ def list_inputs(inputs: list[str | os.PathLike], exclude: list[Path] | None = No
                     continue
                 if q.name.lower() == MASK_NAME or not _is_image_name(q):
                     continue
-                if _key(q) in excluded or is_own_output(q):
+                if is_own_output(q):
                     continue
                 if _key(q) not in seen:
                     seen.add(_key(q))

@@ -38,7 +38,6 @@ from .io import (
     probe,
     read_frame,
     read_mask,
-    write_text,
     write_tiff,
 )
 from .merge import Accumulator
@@ -95,10 +94,10 @@ def _stderr_warn(message: str) -> None:
 
 def resolve_frames(cfg: PipelineConfig) -> tuple[list[Path], int]:
     """The burst's files in processing order and the index of the reference."""
-    exclude = [Path(cfg.output)]
-    if cfg.report:
-        exclude.append(Path(cfg.report))
-    frames = list_inputs(cfg.inputs, exclude=exclude)
+    # A previous result in the folder is skipped because this tool tagged it;
+    # the output path is deliberately *not* excluded, so that an output named
+    # like an input frame is caught (and refused) by AtomicOutput's protect list.
+    frames = list_inputs(cfg.inputs)
     if cfg.reference not in (None, "", "first"):
         rp = Path(cfg.reference)
         if not rp.is_file():

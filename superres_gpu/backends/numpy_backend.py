@@ -183,12 +183,14 @@ class NumpyBackend:
         state[B.S_PC_PEAK] = c
 
     # --- kernel 4: refinement reductions and update ------------------------------
-    def align_reduce(self, img, points, state, model_id: int, level: int, norm) -> np.ndarray:
+    def align_reduce(self, img, points, state, model_id: int, level: int, norm, margin: float = 0.0) -> np.ndarray:
         """One Gauss-Newton pass: sample the frame at the reference's points.
 
         ``img`` is the frame's level-``level`` luma (float32), ``points`` the
         (5, N) float32 reference data (level-0 x, y; value; gradient per
-        normalised unit x, y), ``norm`` = (cx, cy, sc).  Returns float64[64]
+        normalised unit x, y), ``norm`` = (cx, cy, sc).  A point counts when its
+        position in ``img`` lies at least ``margin`` pixels inside the border
+        (where filtering saw no replicated edge pixels).  Returns float64[64]
         sums laid out as ``SUM_*`` in ``backends.base``.
         """
         out = np.zeros(B.SUMS_LEN, dtype=np.float64)
@@ -203,7 +205,7 @@ class NumpyBackend:
         u = (u0 + 0.5) / f - 0.5
         v = (v0 + 0.5) / f - 0.5
         h, w = img.shape
-        valid = (u >= 0.0) & (u <= w - 1.0) & (v >= 0.0) & (v <= h - 1.0)
+        valid = (u >= margin) & (u <= w - 1.0 - margin) & (v >= margin) & (v <= h - 1.0 - margin)
         if not valid.any():
             return out
         s = sample_keys(img, u[valid], v[valid])

@@ -1,0 +1,281 @@
+"""The NumPy twins (the specification of every kernel) against independent,
+direct implementations and known facts."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from superres_gpu.backends import base as S
+from superres_gpu.backends.numpy_backend import NumpyBackend, model_jacobian, sample_keys
+from superres_gpu.geometry import MODEL_ID, MOTION_MODELS, model_matrix, output_to_reference
+from superres_gpu.resample import gaussian_taps, keys_weights, lanczos4_table
+from tolerances import tol
+
+B = NumpyBackend()
+
+
+def test_lanczos_table_rows_sum_to_one_and_fraction_zero_is_identity():
+    tab = lanczos4_table()
+    assert tab.shape == (32, 8) and tab.dtype == np.float32
+    np.testing.assert_allclose(tab.sum(axis=1), 1.0, atol=1e-6)
+    assert tab[0, 3] == 1.0 and np.all(np.abs(np.delete(tab[0], 3)) < 1e-20)
+    # symmetric: fraction k/32 mirrors 1 - k/32
+    np.testing.assert_allclose(tab[8], tab[24][::-1], atol=1e-7)
+
+
+def direct_lanczos(src, u, v):
+    """Direct Lanczos4 interpolation at positions rounded to 1/32, clamped taps."""
+    tab = lanczos4_table()
+    h, w = src.shape[:2]
+    X = np.rint(u * 32).astype(np.int64)
+    Y = np.rint(v * 32).astype(np.int64)
+    ix, iy, fx, fy = X >> 5, Y >> 5, X & 31, Y & 31
+    out = np.zeros(u.shape + src.shape[2:], np.float64)
+    for r in range(8):
+        for c in range(8):
+            yy = np.clip(iy - 3 + r, 0, h - 1)
+            xx = np.clip(ix - 3 + c, 0, w - 1)
+            wgt = (tab[fy, r] * tab[fx, c]).astype(np.float64)
+            val = src[yy, xx].astype(np.float64)
+            out += (wgt[..., None] * val) if src.ndim == 3 else wgt * val
+    return out
+
+
+@pytest.mark.parametrize("shape", [(37, 53), (29, 31, 3)])
+def test_resample_accumulate_equals_direct_lanczos(shape, rng):
+    frame = (rng.random(shape) * 255).astype(np.uint8)
+    h, w = shape[:2]
+    scale = 1.7
+    T = np.array([[1.01, 0.02, 1.3], [-0.015, 0.99, -0.7], [2e-4, -1e-4, 1.0]])
+    st = S.identity_state()
+    st[S.S_T] = T.ravel()
+    st[S.S_TINV] = np.linalg.inv(T).ravel()
+    ho, wo = round(h * scale), round(w * scale)
+    c = shape[2] if len(shape) == 3 else 1
+    num = np.zeros((ho, wo, c), np.float32)
+    den = np.zeros((ho, wo), np.float32)
+    B.resample_accumulate(frame, st, num, den, scale, 255.0)
+    M = np.linalg.inv(T) @ output_to_reference(scale)
+    Y, X = np.mgrid[0:ho, 0:wo].astype(np.float64)
+    wq = M[2, 0] * X + M[2, 1] * Y + M[2, 2]
+    u = (M[0, 0] * X + M[0, 1] * Y + M[0, 2]) / wq
+    v = (M[1, 0] * X + M[1, 1] * Y + M[1, 2]) / wq
+    valid = (u >= -0.5) & (u <= w - 0.5) & (v >= -0.5) & (v <= h - 0.5)
+    assert 0.3 < valid.mean() < 1.0  # the test exercises both covered and uncovered pixels
+    np.testing.assert_array_equal(den, valid.astype(np.float32))
+    ref = direct_lanczos(frame.astype(np.float32), u, v)
+    if ref.ndim == 2:
+        ref = ref[..., None]
+    ref = ref * valid[..., None]
+    atol, rtol = tol("lanczos_remap_vs_direct")
+    np.testing.assert_allclose(num, ref, atol=atol * 255, rtol=rtol)
+
+
+def test_resample_accumulate_skips_dropped_frames_and_applies_gain(rng):
+    frame = (rng.random((20, 24)) * 255).astype(np.uint8)
+    st = S.identity_state()
+    num = np.zeros((20, 24, 1), np.float32)
+    den = np.zeros((20, 24), np.float32)
+    st[S.S_ACCEPT] = 0.0
+    B.resample_accumulate(frame, st, num, den, 1.0, 255.0)
+    assert not num.any() and not den.any()
+    st[S.S_ACCEPT] = 1.0
+    st[S.S_GAIN] = 2.0
+    st[S.S_OFFSET] = 0.1
+    B.resample_accumulate(frame, st, num, den, 1.0, 255.0)
+    np.testing.assert_allclose(num[..., 0], frame * 2.0 + 25.5, rtol=1e-6)
+
+
+def test_scale_one_identity_reproduces_the_frame_exactly(rng):
+    frame = (rng.random((31, 17, 3)) * 65535).astype(np.uint16)
+    num = np.zeros((31, 17, 3), np.float32)
+    den = np.zeros((31, 17), np.float32)
+    B.resample_accumulate(frame, S.identity_state(), num, den, 1.0, 65535.0)
+    out = B.normalize_u16(num, den, 1.0)
+    np.testing.assert_array_equal(out, frame)
+
+
+def test_luma_weights_and_range():
+    f = np.zeros((2, 3, 3), np.uint8)
+    f[0, 0] = (255, 0, 0)
+    f[0, 1] = (0, 255, 0)
+    f[0, 2] = (0, 0, 255)
+    f[1] = 255
+    y = B.luma(f)
+    np.testing.assert_allclose(y[0], [0.299, 0.587, 0.114], atol=1e-6)
+    np.testing.assert_allclose(y[1], 1.0, atol=1e-6)
+    g = np.full((4, 5), 65535, np.uint16)
+    np.testing.assert_allclose(B.luma(g), 1.0)
+
+
+@pytest.mark.parametrize("shape", [(16, 16), (23, 37), (5, 4)])
+def test_downsample2_equals_direct_filter(shape, rng):
+    img = rng.random(shape).astype(np.float32)
+    out = B.downsample2(img)
+    h, w = shape
+    assert out.shape == (h // 2, w // 2)
+    b = np.array([1, 3, 3, 1]) / 8.0
+    ref = np.zeros(out.shape)
+    for y in range(h // 2):
+        for x in range(w // 2):
+            for i in range(4):
+                for j in range(4):
+                    yy = min(max(2 * y - 1 + i, 0), h - 1)
+                    xx = min(max(2 * x - 1 + j, 0), w - 1)
+                    ref[y, x] += b[i] * b[j] * img[yy, xx]
+    atol, rtol = tol("downsample_vs_direct")
+    np.testing.assert_allclose(out, ref, atol=atol, rtol=rtol)
+
+
+def test_downsample2_preserves_a_linear_ramp_at_half_pixel_centres():
+    # level-1 pixel x is centred at level-0 position 2x + 0.5 (DESIGN convention)
+    x = np.arange(40, dtype=np.float32)
+    img = np.tile(x, (10, 1))
+    out = B.downsample2(img)
+    np.testing.assert_allclose(out[3, 1:-1], 2 * np.arange(1, 19) + 0.5, atol=1e-5)
+
+
+def test_gradient_of_linear_ramp():
+    y, x = np.mgrid[0:9, 0:11].astype(np.float32)
+    gx, gy = B.gradient(3 * x - 2 * y)
+    np.testing.assert_allclose(gx[:, 1:-1], 3.0)
+    np.testing.assert_allclose(gy[1:-1], -2.0)
+
+
+def test_gaussian_blur_equals_direct(rng):
+    img = rng.random((19, 23)).astype(np.float32)
+    out = B.gaussian_blur(img, 1.3)
+    k = gaussian_taps(1.3).astype(np.float64)
+    r = len(k) // 2
+    p = np.pad(img.astype(np.float64), r, mode="edge")
+    tmp = sum(k[i] * p[:, i : i + 23] for i in range(len(k)))
+    ref = sum(k[i] * tmp[i : i + 19] for i in range(len(k)))
+    atol, rtol = tol("gaussian_vs_direct")
+    np.testing.assert_allclose(out, ref, atol=atol, rtol=rtol)
+    np.testing.assert_allclose(gaussian_taps(0.7).sum(), 1.0, atol=1e-6)
+
+
+def test_keys_weights_partition_of_unity_and_interpolate_linear():
+    t = np.linspace(0, 1, 17)
+    w = keys_weights(t)
+    np.testing.assert_allclose(sum(w), 1.0, atol=1e-12)
+    img = np.tile(np.arange(12, dtype=np.float32) * 0.5, (8, 1))
+    u = np.array([2.25, 5.5, 7.9])
+    v = np.array([3.0, 4.6, 2.2])
+    np.testing.assert_allclose(sample_keys(img, u, v), 0.5 * u, atol=1e-6)
+
+
+def test_keys_sampling_equals_direct(rng):
+    img = rng.random((13, 17)).astype(np.float32)
+    u = rng.uniform(0, 16, 50)
+    v = rng.uniform(0, 12, 50)
+    got = sample_keys(img, u, v)
+
+    def k(s):
+        s = abs(s)
+        a = -0.5
+        if s <= 1:
+            return (a + 2) * s**3 - (a + 3) * s**2 + 1
+        if s < 2:
+            return a * s**3 - 5 * a * s**2 + 8 * a * s - 4 * a
+        return 0.0
+
+    ref = []
+    for uu, vv in zip(u, v):
+        x0, y0 = math.floor(uu), math.floor(vv)
+        acc = 0.0
+        for j in range(y0 - 1, y0 + 3):
+            for i in range(x0 - 1, x0 + 3):
+                acc += k(uu - i) * k(vv - j) * img[min(max(j, 0), 12), min(max(i, 0), 16)]
+        ref.append(acc)
+    atol, rtol = tol("keys_vs_direct")
+    np.testing.assert_allclose(got, ref, atol=atol, rtol=rtol)
+
+
+@pytest.mark.parametrize("model", MOTION_MODELS)
+def test_model_jacobian_matches_finite_differences(model, rng):
+    n = {"translation": 2, "euclidean": 3, "similarity": 4, "affine": 6, "homography": 8}[model]
+    xn, yn = rng.uniform(-1, 1, 5), rng.uniform(-1, 1, 5)
+    gx, gy = rng.normal(size=5), rng.normal(size=5)
+    J = model_jacobian(MODEL_ID[model], xn, yn, gx, gy)
+    assert J.shape == (5, n)
+    eps = 1e-7
+    for k in range(n):
+        p = np.zeros(n)
+        p[k] = eps
+        W = model_matrix(model, p)
+        w = W[2, 0] * xn + W[2, 1] * yn + W[2, 2]
+        dx = ((W[0, 0] * xn + W[0, 1] * yn + W[0, 2]) / w - xn) / eps
+        dy = ((W[1, 0] * xn + W[1, 1] * yn + W[1, 2]) / w - yn) / eps
+        np.testing.assert_allclose(J[:, k], gx * dx + gy * dy, rtol=1e-5, atol=1e-6)
+
+
+def test_align_reduce_equals_direct_sums(rng):
+    img = rng.random((40, 50)).astype(np.float32)
+    n = 300
+    pts = np.empty((5, n), np.float32)
+    pts[S.PT_X] = rng.uniform(-5, 105, n)  # level-0 coords, some outside the frame
+    pts[S.PT_Y] = rng.uniform(-5, 85, n)
+    pts[S.PT_R] = rng.random(n)
+    pts[S.PT_GX] = rng.normal(size=n)
+    pts[S.PT_GY] = rng.normal(size=n)
+    st = S.identity_state()
+    T = np.array([[1.0, 0.01, 0.7], [-0.01, 1.0, -0.4], [0, 0, 1.0]])
+    st[S.S_T], st[S.S_TINV] = T.ravel(), np.linalg.inv(T).ravel()
+    st[S.S_GAIN], st[S.S_OFFSET], st[S.S_SIGMA] = 1.1, -0.05, 0.2
+    norm = (49.5, 39.5, 50.0)
+    level = 1
+    sums = B.align_reduce(img, pts, st, MODEL_ID["homography"], level, norm)
+    # direct, point by point
+    Ti = np.linalg.inv(T)
+    H = np.zeros((8, 8))
+    g = np.zeros(8)
+    cnt = sw = 0.0
+    for i in range(n):
+        x, y = float(pts[0, i]), float(pts[1, i])
+        q = Ti @ [x, y, 1.0]
+        u, v = (q[0] / q[2] + 0.5) / 2 - 0.5, (q[1] / q[2] + 0.5) / 2 - 0.5
+        if not (0 <= u <= 49 and 0 <= v <= 39):
+            continue
+        s = sample_keys(img, np.array([u]), np.array([v]))[0]
+        e = 1.1 * s - 0.05 - float(pts[2, i])
+        wgt = min(1.0, S.HUBER_K * 0.2 / abs(e)) if e != 0 else 1.0
+        J = model_jacobian(MODEL_ID["homography"], np.array([(x - 49.5) / 50]), np.array([(y - 39.5) / 50]),
+                           np.array([float(pts[3, i])]), np.array([float(pts[4, i])]))[0]
+        H += wgt * np.outer(J, J)
+        g += wgt * J * e
+        cnt += 1
+        sw += wgt
+    atol, rtol = tol("reduce_vs_direct")
+    assert sums[S.SUM_COUNT] == cnt and sums[S.SUM_N] == n
+    np.testing.assert_allclose(sums[S.SUM_W], sw, atol=atol, rtol=rtol)
+    np.testing.assert_allclose(sums[S.SUM_G : S.SUM_G + 8], g, atol=atol, rtol=rtol)
+    for i in range(8):
+        for j in range(i, 8):
+            np.testing.assert_allclose(sums[S.SUM_H + S.upper_index(i, j)], H[i, j], atol=atol, rtol=rtol)
+
+
+def test_phase_correlation_recovers_integer_shift_exactly(rng):
+    big = rng.random((160, 200)).astype(np.float32)
+    ref = big[20:148, 30:158]
+    for dx, dy in ((3, -5), (-17, 9), (0, 0)):
+        frame = big[20 + dy : 148 + dy, 30 + dx : 158 + dx]  # frame(x) = ref(x + d)
+        win = np.outer(np.hanning(128), np.hanning(128)).astype(np.float32)
+        surf = B.phase_correlation(B.reference_spectrum(ref, win), frame, win)
+        st = S.identity_state()
+        B.peak_to_state(surf, st, level=0)
+        T = st[S.S_T].reshape(3, 3).copy()
+        assert abs(T[0, 2] - dx) < 0.05 and abs(T[1, 2] - dy) < 0.05
+        B.peak_to_state(surf, st, level=2)  # level-2 peak scales by 4 to level 0
+        assert abs(st[S.S_T][2] - 4 * T[0, 2]) < 1e-9
+
+
+def test_normalize_u16_rounds_and_clips():
+    num = np.array([[[10.0], [300.0], [-3.0]]], np.float32)
+    den = np.array([[2.0, 1.0, 0.0]], np.float32)
+    out = B.normalize_u16(num, den, 257.0)
+    assert out.dtype == np.uint16 and out.shape == (1, 3)
+    assert out.tolist() == [[1285, 65535, 0]]
