@@ -15,7 +15,9 @@ total)`` and warnings through ``warn(message)``; it never prints.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -60,8 +62,8 @@ class PipelineConfig:
     report: str | None = None
     overwrite: bool = False
     compression: str = "none"
-    prefetch: int = 3  # frames decoded ahead of the one being processed
-    decode_threads: int = 2
+    decode_threads: int = field(default_factory=lambda: max(2, min(16, os.cpu_count() or 2)))
+    prefetch: int = 0  # frames decoded ahead of the one being processed; 0: decode_threads + 1
     align: AlignConfig = field(default_factory=AlignConfig)
 
     def validate(self) -> None:
@@ -75,6 +77,8 @@ class PipelineConfig:
             raise ConfigError("no input given: name a folder of frames or the frame files")
         self.align.model = self.motion
         self.align.validate()
+        if self.prefetch <= 0:
+            self.prefetch = self.decode_threads + 1
 
 
 @dataclass
@@ -173,7 +177,14 @@ def run(cfg: PipelineConfig, progress=None, warn=None) -> RunResult:
     try:
         if cfg.report:
             rep_out = AtomicOutput(cfg.report, overwrite=cfg.overwrite, protect=paths)
-        result = _process(cfg, paths, order, infos, ref_info, mask, progress, warn, timings)
+        try:
+            result = _process(cfg, paths, order, infos, ref_info, mask, progress, warn, timings)
+        except Exception as e:
+            if not _is_device_oom(e):
+                raise
+            warn(f"the GPU ran out of memory ({e}); starting again on the CPU backend, which is slower")
+            cpu_cfg = dataclasses.replace(cfg, backend="numpy")
+            result = _process(cpu_cfg, paths, order, infos, ref_info, mask, progress, warn, timings)
         image, states, backend_name = result
         t0 = time.perf_counter()
         progress("write", 0, 1)
@@ -203,6 +214,13 @@ def run(cfg: PipelineConfig, progress=None, warn=None) -> RunResult:
         raise
 
 
+def _is_device_oom(e: BaseException) -> bool:
+    """A CUDA out-of-memory error from CuPy (or cuFFT) without importing CuPy."""
+    name = type(e).__name__
+    mod = type(e).__module__ or ""
+    return mod.startswith("cupy") and ("OutOfMemory" in name or "CUFFT_ALLOC_FAILED" in str(e))
+
+
 def _process(cfg, paths, order, infos, ref_info, mask, progress, warn, timings):
     B = get_backend(cfg.backend)
     busy = {"decode": 0.0, "align": 0.0, "merge": 0.0}
@@ -215,6 +233,7 @@ def _process(cfg, paths, order, infos, ref_info, mask, progress, warn, timings):
     n = len(order)
     states: dict[int, np.ndarray] = {}
     dev_states = {}
+    marks = []  # per frame: (start, aligned, merged) marks in the backend's work stream
     pool = ThreadPoolExecutor(max_workers=max(1, cfg.decode_threads), thread_name_prefix="decode")
     futures = {}
     try:
@@ -227,7 +246,7 @@ def _process(cfg, paths, order, infos, ref_info, mask, progress, warn, timings):
             if k + cfg.prefetch < n:
                 nxt = order[k + cfg.prefetch]
                 futures[nxt] = pool.submit(timed_read, infos[nxt])
-            t = time.perf_counter()
+            m0 = B.mark()
             frame = B.asarray(host)
             del host
             if k == 0:
@@ -236,20 +255,22 @@ def _process(cfg, paths, order, infos, ref_info, mask, progress, warn, timings):
                 state = ref.reference_state()
             else:
                 state = align_frame(B, ref, frame)
-            B.synchronize()
-            t2 = time.perf_counter()
-            busy["align"] += t2 - t
+            m1 = B.mark()
             acc.add(frame, state)
-            B.synchronize()
-            busy["merge"] += time.perf_counter() - t2
+            marks.append((m0, m1, B.mark()))
             dev_states[i] = state
             del frame
+            if k >= 2:  # keep at most two frames of work queued ahead of the device
+                B.wait(marks[k - 2][2])
             progress("frames", k + 1, n)
         t = time.perf_counter()
         stacked = B.asnumpy(B.xp.stack([dev_states[i] for i in order]))
         for row, i in zip(stacked, order):
             states[i] = np.array(row, dtype=np.float64)
         image = acc.result()
+        for m0, m1, m2 in marks:
+            busy["align"] += B.elapsed(m0, m1)
+            busy["merge"] += B.elapsed(m1, m2)
         busy["merge"] += time.perf_counter() - t
     finally:
         for f in futures.values():

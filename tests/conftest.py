@@ -21,11 +21,9 @@ def real_data(*parts) -> Path:
     return p
 
 
-@pytest.fixture(autouse=True)
-def _gpu_gate(request):
-    """Tests marked gpu skip with a reason without a device; SUPERRES_REQUIRE_GPU=1 fails them."""
-    if request.node.get_closest_marker("gpu") is None:
-        return
+def require_gpu() -> None:
+    """Skip (with the reason) when no CUDA device is usable; fail instead under
+    SUPERRES_REQUIRE_GPU=1."""
     from superres_gpu.backends import cupy_unavailable_reason
 
     reason = cupy_unavailable_reason()
@@ -33,6 +31,13 @@ def _gpu_gate(request):
         if os.environ.get("SUPERRES_REQUIRE_GPU") == "1":
             pytest.fail(f"SUPERRES_REQUIRE_GPU=1 but no GPU: {reason}")
         pytest.skip(f"no GPU: {reason}")
+
+
+@pytest.fixture(autouse=True)
+def _gpu_gate(request):
+    """Tests marked gpu skip with a reason without a device; SUPERRES_REQUIRE_GPU=1 fails them."""
+    if request.node.get_closest_marker("gpu") is not None:
+        require_gpu()
 
 
 @pytest.fixture(scope="session")

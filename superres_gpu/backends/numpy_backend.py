@@ -10,6 +10,7 @@ implementation in the tests.
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 
@@ -80,6 +81,17 @@ class NumpyBackend:
     def synchronize(self) -> None:
         pass
 
+    # --- stage timing (the CuPy backend records CUDA events instead) -------------
+    def mark(self) -> float:
+        return time.perf_counter()
+
+    @staticmethod
+    def elapsed(m0: float, m1: float) -> float:
+        return m1 - m0
+
+    def wait(self, mark) -> None:
+        pass
+
     def describe(self) -> str:
         import cv2
 
@@ -144,20 +156,17 @@ class NumpyBackend:
 
     def phase_correlation(self, ref_spectrum: np.ndarray, img: np.ndarray, window: np.ndarray) -> np.ndarray:
         """Real phase-correlation surface; its peak sits at the offset p for which
-        frame(x) ~ reference(x + p) (cyclic indices), i.e. T's translation."""
+        frame(x) ~ reference(x + p) (cyclic indices), i.e. T's translation.
+
+        cross = ref * conj(frame) / |ref * conj(frame)| in complex64, zero where
+        the magnitude is <= 1e-20 and at the mean (index 0)."""
         f = np.fft.fft2(img * window).astype(np.complex64)
-        cross = ref_spectrum * np.conj(f)
-        mag = np.abs(cross)
-        cross = cross / (mag + np.float32(1e-12) * mag.max() + np.float32(1e-30))
-        cross[0, 0] = 0  # drop the mean
-        return np.fft.ifft2(cross).real.astype(np.float32)
+        return np.fft.ifft2(cross_power(ref_spectrum, f)).real.astype(np.float32)
 
     def peak_to_state(self, surface: np.ndarray, state: np.ndarray, level: int) -> None:
-        """Find the correlation peak, fit a parabola per axis, write T's shift.
-
-        Sets T = translation by the peak offset (in level-0 px), Tinv = its
-        inverse, and the peak height.
-        """
+        """Find the correlation peak (first index on ties), fit a parabola per axis
+        through it and its cyclic neighbours, and set T = translation by the peak
+        offset (times 2^level, in level-0 px), Tinv = its inverse, and the peak height."""
         h, w = surface.shape
         idx = int(np.argmax(surface))
         py, px = divmod(idx, w)
@@ -177,9 +186,8 @@ class NumpyBackend:
         if dy >= h / 2.0:
             dy -= h
         f = float(2**level)
-        T = np.array([[1.0, 0.0, dx * f], [0.0, 1.0, dy * f], [0.0, 0.0, 1.0]])
-        state[B.S_T] = T.ravel()
-        state[B.S_TINV] = np.linalg.inv(T).ravel()
+        state[B.S_T] = [1.0, 0.0, dx * f, 0.0, 1.0, dy * f, 0.0, 0.0, 1.0]
+        state[B.S_TINV] = [1.0, 0.0, -(dx * f), 0.0, 1.0, -(dy * f), 0.0, 0.0, 1.0]
         state[B.S_PC_PEAK] = c
 
     # --- kernel 4: refinement reductions and update ------------------------------
@@ -256,7 +264,7 @@ class NumpyBackend:
         align_finalize_math(state, width, height, min_corr, min_overlap)
 
     # --- kernel 1: fused resample-and-accumulate ---------------------------------
-    def resample_accumulate(self, frame, state, num, den, scale: float, max_value: float, flow=None) -> None:
+    def resample_accumulate(self, frame, state, num, den, scale: float, max_value: float) -> None:
         """Add one frame, resampled onto the output grid, to num and den.
 
         For output pixel (X, Y): reference position p = S (X, Y) with S the
@@ -265,18 +273,15 @@ class NumpyBackend:
         -0.5 <= u <= W - 0.5 and -0.5 <= v <= H - 0.5.  Its value is the
         Lanczos4 interpolation (see :mod:`superres_gpu.resample`) times the
         photometric gain plus offset * ``max_value``, added to num.  Nothing
-        is added when ``state[S_ACCEPT]`` is 0.  ``flow`` (reserved for local
-        alignment) must be None.
+        is added when ``state[S_ACCEPT]`` is 0.
         """
         import cv2
 
-        if flow is not None:
-            raise NotImplementedError("local displacement fields are not supported yet")
         if state[B.S_ACCEPT] == 0.0:
             return
         fh, fw = frame.shape[:2]
         ho, wo = den.shape
-        M = state[B.S_TINV].reshape(3, 3) @ output_to_reference(scale)
+        M = output_map(state[B.S_TINV].reshape(3, 3), scale)
         gain = np.float32(state[B.S_GAIN])
         offset = np.float32(state[B.S_OFFSET] * max_value)
         src = frame.astype(np.float32)
@@ -311,6 +316,30 @@ class NumpyBackend:
         v = np.where(d > 0, v, np.float32(0))
         v = np.clip(np.rint(v), 0, 65535).astype(np.uint16)
         return v[..., 0] if v.shape[-1] == 1 else v
+
+
+def cross_power(ref_spectrum: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """Normalised cross-power spectrum (complex64): c / |c| for c = ref * conj(f);
+    zero where |c| <= 1e-20 and at index 0 (the mean)."""
+    cross = ref_spectrum * np.conj(f)
+    mag = np.abs(cross)
+    ok = mag > np.float32(1e-20)
+    out = np.where(ok, cross / np.where(ok, mag, np.float32(1)), np.complex64(0)).astype(np.complex64)
+    out.flat[0] = 0
+    return out
+
+
+def output_map(Ti: np.ndarray, scale: float) -> np.ndarray:
+    """M = Ti @ S (S: output -> reference at ``scale``), elementwise in the fixed
+    order the CUDA kernel uses, so both round positions identically."""
+    S = output_to_reference(scale)
+    a, b = S[0, 0], S[0, 2]
+    M = np.empty((3, 3))
+    for r in range(3):
+        M[r, 0] = Ti[r, 0] * a
+        M[r, 1] = Ti[r, 1] * a
+        M[r, 2] = (Ti[r, 0] * b + Ti[r, 1] * b) + Ti[r, 2]
+    return M
 
 
 def _project(M, X, Y):

@@ -1,0 +1,248 @@
+// align.cu: Gauss-Newton refinement on the device (reductions, solve, decision).
+//
+// NumPy twins (superres_gpu/backends/numpy_backend.py): NumpyBackend.align_reduce,
+// .align_update (align_update_math) and .align_finalize (align_finalize_math).
+//
+// align_reduce_partial(img, w, h, pts, n, state, model, level, cx, cy, sc, margin, partial)
+//   Launch: 1-D grid of NB blocks x 256 threads (grid-stride over the n points).
+//   img      const float*  (h, w) the frame's luma at pyramid level `level`
+//   pts      const float*  (5, n) reference points: level-0 x, y; luma R;
+//                          gradient per normalised unit gx, gy
+//   state    const double* SR_STATE_LEN: Tinv, gain, offset, Huber scale
+//   partial  double*       (NB, 64): each block's sums, SR_SUM_* layout
+//   Each point is mapped to the frame by Tinv (level-0 px) then to level
+//   coordinates u = (u0 + 0.5)/2^level - 0.5; it counts when it lies at least
+//   `margin` px inside the level image.  Block reduction: warp shuffles, then
+//   shared memory; no atomics (deterministic).
+// align_sum_partials(partial, nb, sums)
+//   Launch: ONE block of 64 threads; sums[k] = sum_b partial[b, k] in block order.
+// align_update(sums, state, model, cx, cy, sc, damping)
+//   Launch: ONE thread.  Cholesky solve of (H + damping diag H) dp = g (float64),
+//   T <- N^-1 W(dp) N T, Tinv, photometric gain/offset, Huber scale, correlation,
+//   overlap, step size; see align_update_math.
+// align_finalize(state, width, height, min_corr, min_overlap)
+//   Launch: ONE thread.  Sets the status and the accept flag the merge reads.
+#include "common.cuh"
+
+// Adds one point's contributions to acc[0..SR_SUM_USED).
+SR_HD void sr_reduce_point(const float* img, int w, int h, const float* pts, long long n, long long i,
+                           const double* state, int model, int level, double cx, double cy, double sc,
+                           double margin, double* acc) {
+    acc[SR_SUM_N] += 1.0;
+    double x0 = (double)pts[i], y0 = (double)pts[n + i];
+    const double* Ti = state + SR_S_TINV;
+    double wq = Ti[6] * x0 + Ti[7] * y0 + Ti[8];
+    double u0 = (Ti[0] * x0 + Ti[1] * y0 + Ti[2]) / wq;
+    double v0 = (Ti[3] * x0 + Ti[4] * y0 + Ti[5]) / wq;
+    double f = (double)(1 << level);
+    double u = (u0 + 0.5) / f - 0.5;
+    double v = (v0 + 0.5) / f - 0.5;
+    if (!(u >= margin && u <= w - 1.0 - margin && v >= margin && v <= h - 1.0 - margin)) return;
+    double s = sr_sample_keys(img, w, h, u, v);
+    double R = (double)pts[2 * n + i];
+    double e = state[SR_S_GAIN] * s + state[SR_S_OFFSET] - R;
+    double sigma = state[SR_S_SIGMA];
+    double wt = 1.0;
+    if (sigma > 0.0) {
+        double thr = SR_HUBER_K * sigma;
+        double ae = fabs(e);
+        if (ae > thr) wt = thr / (ae > 1e-300 ? ae : 1e-300);
+    }
+    double J[8];
+    int np = sr_jacobian(model, (x0 - cx) / sc, (y0 - cy) / sc, (double)pts[3 * n + i], (double)pts[4 * n + i], J);
+    for (int a = 0; a < np; ++a) {
+        double wa = J[a] * wt;
+        for (int b = a; b < np; ++b) acc[SR_SUM_H + sr_upper_index(a, b)] += wa * J[b];
+        acc[SR_SUM_G + a] += J[a] * (wt * e);
+    }
+    acc[SR_SUM_COUNT] += 1.0;
+    acc[SR_SUM_W] += wt;
+    acc[SR_SUM_WEE] += wt * e * e;
+    acc[SR_SUM_EE] += e * e;
+    acc[SR_SUM_S] += s;
+    acc[SR_SUM_SS] += s * s;
+    acc[SR_SUM_SR] += s * R;
+    acc[SR_SUM_R] += R;
+    acc[SR_SUM_RR] += R * R;
+}
+
+// Solve A x = b (n x n, symmetric positive definite) by Cholesky; false if not SPD.
+SR_HD bool sr_cholesky_solve(double* A, const double* b, int n, double* x) {
+    double L[64];
+    for (int k = 0; k < 64; ++k) L[k] = 0.0;
+    for (int j = 0; j < n; ++j) {
+        double d = A[j * 8 + j];
+        for (int k = 0; k < j; ++k) d -= L[j * 8 + k] * L[j * 8 + k];
+        if (!(d > 0.0)) return false;
+        L[j * 8 + j] = sqrt(d);
+        for (int i = j + 1; i < n; ++i) {
+            double s = A[i * 8 + j];
+            for (int k = 0; k < j; ++k) s -= L[i * 8 + k] * L[j * 8 + k];
+            L[i * 8 + j] = s / L[j * 8 + j];
+        }
+    }
+    double y[8];
+    for (int i = 0; i < n; ++i) {
+        double s = b[i];
+        for (int k = 0; k < i; ++k) s -= L[i * 8 + k] * y[k];
+        y[i] = s / L[i * 8 + i];
+    }
+    for (int i = n - 1; i >= 0; --i) {
+        double s = y[i];
+        for (int k = i + 1; k < n; ++k) s -= L[k * 8 + i] * x[k];
+        x[i] = s / L[i * 8 + i];
+    }
+    return true;
+}
+
+SR_HD void sr_update_state(const double* sums, double* state, int model, double cx, double cy, double sc,
+                           double damping) {
+    int n = sr_model_nparams(model);
+    double cnt = sums[SR_SUM_COUNT], total = sums[SR_SUM_N];
+    state[SR_S_NVALID] = cnt;
+    state[SR_S_OVERLAP] = total > 0.0 ? cnt / total : 0.0;
+    state[SR_S_ITERS] += 1.0;
+    state[SR_S_STATUS] = SR_STATUS_OK;
+    double need = 8.0 * n > 16.0 ? 8.0 * n : 16.0;
+    if (cnt < need) {
+        state[SR_S_STATUS] = SR_STATUS_SINGULAR;
+        state[SR_S_STEP] = 0.0;
+        return;
+    }
+    double ms = sums[SR_SUM_S] / cnt, mr = sums[SR_SUM_R] / cnt;
+    double vs = sums[SR_SUM_SS] / cnt - ms * ms, vr = sums[SR_SUM_RR] / cnt - mr * mr;
+    vs = vs > 0.0 ? vs : 0.0;
+    vr = vr > 0.0 ? vr : 0.0;
+    double cov = sums[SR_SUM_SR] / cnt - ms * mr;
+    state[SR_S_CORR] = (vs > 0.0 && vr > 0.0) ? cov / sqrt(vs * vr) : 0.0;
+    state[SR_S_RMS] = sqrt(sums[SR_SUM_EE] / cnt);
+    double A[64], g[8], dp[8];
+    for (int i = 0; i < n; ++i) {
+        for (int j = i; j < n; ++j) A[i * 8 + j] = A[j * 8 + i] = sums[SR_SUM_H + sr_upper_index(i, j)];
+        g[i] = sums[SR_SUM_G + i];
+    }
+    for (int i = 0; i < n; ++i) A[i * 8 + i] = A[i * 8 + i] + damping * A[i * 8 + i];
+    if (!sr_cholesky_solve(A, g, n, dp)) {
+        state[SR_S_STATUS] = SR_STATUS_SINGULAR;
+        state[SR_S_STEP] = 0.0;
+        return;
+    }
+    for (int i = 0; i < n; ++i) {
+        if (!sr_isfinite(dp[i])) {
+            state[SR_S_STATUS] = SR_STATUS_NONFINITE;
+            return;
+        }
+    }
+    for (int i = n; i < 8; ++i) dp[i] = 0.0;
+    double Wn[9], N[9], Ninv[9], t1[9], t2[9], Tn[9];
+    sr_model_matrix(model, dp, Wn);
+    N[0] = 1.0 / sc; N[1] = 0.0; N[2] = -cx / sc;
+    N[3] = 0.0; N[4] = 1.0 / sc; N[5] = -cy / sc;
+    N[6] = 0.0; N[7] = 0.0; N[8] = 1.0;
+    Ninv[0] = sc; Ninv[1] = 0.0; Ninv[2] = cx;
+    Ninv[3] = 0.0; Ninv[4] = sc; Ninv[5] = cy;
+    Ninv[6] = 0.0; Ninv[7] = 0.0; Ninv[8] = 1.0;
+    sr_matmul3(Ninv, Wn, t1);
+    sr_matmul3(t1, N, t2);
+    sr_matmul3(t2, state + SR_S_T, Tn);
+    double z = Tn[8];
+    for (int k = 0; k < 9; ++k) Tn[k] = Tn[k] / z;
+    for (int k = 0; k < 9; ++k) state[SR_S_T + k] = Tn[k];
+    sr_inv3(Tn, state + SR_S_TINV);
+    double step = 0.0;
+    const double xs[4] = {-1.0, 1.0, 1.0, -1.0}, ys[4] = {-1.0, -1.0, 1.0, 1.0};
+    for (int k = 0; k < 4; ++k) {
+        double ww = Wn[6] * xs[k] + Wn[7] * ys[k] + Wn[8];
+        double dx = (Wn[0] * xs[k] + Wn[1] * ys[k] + Wn[2]) / ww - xs[k];
+        double dy = (Wn[3] * xs[k] + Wn[4] * ys[k] + Wn[5]) / ww - ys[k];
+        double d = hypot(dx, dy) * sc;
+        step = d > step ? d : step;
+    }
+    state[SR_S_STEP] = step;
+    if (vs > 0.0 && vr > 0.0) {
+        double a = sqrt(vr / vs);
+        a = a < 0.5 ? 0.5 : (a > 2.0 ? 2.0 : a);
+        state[SR_S_GAIN] = a;
+        state[SR_S_OFFSET] = mr - a * ms;
+    }
+    state[SR_S_SIGMA] = state[SR_S_RMS];
+}
+
+// geometry.is_plausible
+SR_HD bool sr_plausible(const double* T0, int width, int height) {
+    for (int k = 0; k < 9; ++k)
+        if (!sr_isfinite(T0[k])) return false;
+    if (fabs(T0[8]) < 1e-12) return false;
+    double T[9];
+    for (int k = 0; k < 9; ++k) T[k] = T0[k] / T0[8];
+    const double xs[4] = {0.0, (double)(width - 1), (double)(width - 1), 0.0};
+    const double ys[4] = {0.0, 0.0, (double)(height - 1), (double)(height - 1)};
+    for (int k = 0; k < 4; ++k)
+        if (T[6] * xs[k] + T[7] * ys[k] + T[8] <= 0.0) return false;
+    double det = T[0] * T[4] - T[1] * T[3];
+    return det > 0.5 && det < 2.0;
+}
+
+SR_HD void sr_finalize_state(double* state, int width, int height, double min_corr, double min_overlap) {
+    int status = (int)state[SR_S_STATUS];
+    const double* T = state + SR_S_T;
+    if (status == SR_STATUS_OK) {
+        bool finite = true;
+        for (int k = 0; k < 9; ++k) finite = finite && sr_isfinite(T[k]);
+        if (!finite)
+            status = SR_STATUS_NONFINITE;
+        else if (!sr_plausible(T, width, height))
+            status = SR_STATUS_IMPLAUSIBLE;
+        else if (state[SR_S_OVERLAP] < min_overlap)
+            status = SR_STATUS_LOW_OVERLAP;
+        else if (!(state[SR_S_CORR] >= min_corr))
+            status = SR_STATUS_LOW_CORR;
+    }
+    state[SR_S_STATUS] = (double)status;
+    state[SR_S_ACCEPT] = status == SR_STATUS_OK ? 1.0 : 0.0;
+}
+
+#if defined(SR_DEVICE)
+#define SR_REDUCE_THREADS 256
+__global__ void align_reduce_partial(const float* __restrict__ img, int w, int h, const float* __restrict__ pts,
+                                     long long n, const double* __restrict__ state, int model, int level, double cx,
+                                     double cy, double sc, double margin, double* __restrict__ partial) {
+    __shared__ double sm[(SR_REDUCE_THREADS / 32) * SR_SUM_USED];
+    double acc[SR_SUM_USED];
+    for (int k = 0; k < SR_SUM_USED; ++k) acc[k] = 0.0;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+        sr_reduce_point(img, w, h, pts, n, i, state, model, level, cx, cy, sc, margin, acc);
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    for (int k = 0; k < SR_SUM_USED; ++k) {
+        double v = sr_warp_sum(acc[k]);
+        if (lane == 0) sm[warp * SR_SUM_USED + k] = v;
+    }
+    __syncthreads();
+    if (threadIdx.x < SR_SUMS_LEN) {
+        double s = 0.0;
+        if (threadIdx.x < SR_SUM_USED)
+            for (int wi = 0; wi < (int)(blockDim.x >> 5); ++wi) s += sm[wi * SR_SUM_USED + threadIdx.x];
+        partial[(long long)blockIdx.x * SR_SUMS_LEN + threadIdx.x] = s;
+    }
+}
+
+__global__ void align_sum_partials(const double* __restrict__ partial, int nb, double* __restrict__ sums) {
+    int k = threadIdx.x;
+    if (k >= SR_SUMS_LEN) return;
+    double s = 0.0;
+    for (int b = 0; b < nb; ++b) s += partial[(long long)b * SR_SUMS_LEN + k];
+    sums[k] = s;
+}
+
+__global__ void align_update(const double* __restrict__ sums, double* __restrict__ state, int model, double cx,
+                             double cy, double sc, double damping) {
+    if (blockIdx.x != 0 || threadIdx.x != 0) return;
+    sr_update_state(sums, state, model, cx, cy, sc, damping);
+}
+
+__global__ void align_finalize(double* __restrict__ state, int width, int height, double min_corr,
+                               double min_overlap) {
+    if (blockIdx.x != 0 || threadIdx.x != 0) return;
+    sr_finalize_state(state, width, height, min_corr, min_overlap);
+}
+#endif

@@ -1,0 +1,215 @@
+// common.cuh: shared definitions of the superres_gpu CUDA kernels.
+//
+// Every kernel family keeps its per-pixel / per-point math in SR_HD functions
+// (host + device), so the same code also compiles as plain C++ on a CPU and is
+// tested there against the NumPy twins (tests/kernel_host_harness.cpp).  The
+// __global__ wrappers (indexing, reductions) are compiled only by NVRTC/nvcc.
+//
+// Conventions (DESIGN.md section 6): x right, y down, pixel centres at integer
+// coordinates; row-major images; a frame's transform T maps frame pixel
+// coordinates to reference pixel coordinates.
+#pragma once
+
+#if defined(__CUDACC__)
+#define SR_HD __host__ __device__ __forceinline__
+#define SR_DEVICE 1
+#else
+#include <math.h>
+#define SR_HD static inline
+#endif
+
+// CUDART_PI is not available with pip-installed CUDA headers: our own constants.
+#define SR_PI 3.14159265358979323846
+
+// ---- alignment state vector layout (superres_gpu/backends/base.py) ----------
+#define SR_STATE_LEN 32
+#define SR_S_T 0
+#define SR_S_TINV 9
+#define SR_S_GAIN 18
+#define SR_S_OFFSET 19
+#define SR_S_SIGMA 20
+#define SR_S_ACCEPT 21
+#define SR_S_STEP 22
+#define SR_S_RMS 23
+#define SR_S_CORR 24
+#define SR_S_OVERLAP 25
+#define SR_S_PC_PEAK 26
+#define SR_S_NVALID 27
+#define SR_S_STATUS 28
+#define SR_S_ITERS 29
+
+#define SR_STATUS_OK 0
+#define SR_STATUS_SINGULAR 1
+#define SR_STATUS_NONFINITE 2
+#define SR_STATUS_IMPLAUSIBLE 3
+#define SR_STATUS_LOW_CORR 4
+#define SR_STATUS_LOW_OVERLAP 5
+
+// ---- alignment reduction vector layout ----------------------------------------
+#define SR_SUMS_LEN 64
+#define SR_SUM_H 0
+#define SR_SUM_G 36
+#define SR_SUM_COUNT 44
+#define SR_SUM_W 45
+#define SR_SUM_WEE 46
+#define SR_SUM_EE 47
+#define SR_SUM_S 48
+#define SR_SUM_SS 49
+#define SR_SUM_SR 50
+#define SR_SUM_R 51
+#define SR_SUM_RR 52
+#define SR_SUM_N 53
+#define SR_SUM_USED 54  // entries 0..53 are written; the rest stay zero
+
+#define SR_HUBER_K 1.345
+
+// ---- motion models (superres_gpu/geometry.py MOTION_MODELS order) ----------------
+#define SR_MODEL_TRANSLATION 0
+#define SR_MODEL_EUCLIDEAN 1
+#define SR_MODEL_SIMILARITY 2
+#define SR_MODEL_AFFINE 3
+#define SR_MODEL_HOMOGRAPHY 4
+
+// ---- Lanczos4 sub-pixel table (superres_gpu/resample.py) ---------------------------
+#define SR_TAB_BITS 5
+#define SR_TAB_SIZE 32
+
+SR_HD int sr_clampi(int v, int lo, int hi) { return v < lo ? lo : (v > hi ? hi : v); }
+
+// Double-precision multiply/add without FMA contraction: positions that are
+// rounded to 1/32 pixel must be computed exactly as NumPy computes them.
+#if defined(SR_DEVICE)
+SR_HD double sr_mul(double a, double b) { return __dmul_rn(a, b); }
+SR_HD double sr_add(double a, double b) { return __dadd_rn(a, b); }
+SR_HD double sr_div(double a, double b) { return __ddiv_rn(a, b); }
+SR_HD int sr_rint(double a) { return __double2int_rn(a); }
+#else
+SR_HD double sr_mul(double a, double b) { return a * b; }
+SR_HD double sr_add(double a, double b) { return a + b; }
+SR_HD double sr_div(double a, double b) { return a / b; }
+SR_HD int sr_rint(double a) { return (int)nearbyint(a); }  // round half to even, as np.rint
+#endif
+
+// Keys cubic convolution weights (a = -0.5) for taps at -1, 0, 1, 2 of fraction t.
+SR_HD void sr_keys_weights(double t, double w[4]) {
+    const double a = -0.5;
+    double s;
+    s = t + 1.0;
+    w[0] = ((a * s - 5.0 * a) * s + 8.0 * a) * s - 4.0 * a;
+    s = t;
+    w[1] = ((a + 2.0) * s - (a + 3.0)) * s * s + 1.0;
+    s = 1.0 - t;
+    w[2] = ((a + 2.0) * s - (a + 3.0)) * s * s + 1.0;
+    s = 2.0 - t;
+    w[3] = ((a * s - 5.0 * a) * s + 8.0 * a) * s - 4.0 * a;
+}
+
+// Keys-cubic sample of a float image at (u, v), taps clamped to the image.
+SR_HD double sr_sample_keys(const float* img, int w, int h, double u, double v) {
+    double fu = floor(u), fv = floor(v);
+    double wx[4], wy[4];
+    sr_keys_weights(u - fu, wx);
+    sr_keys_weights(v - fv, wy);
+    int iu = (int)fu, iv = (int)fv;
+    double out = 0.0;
+    for (int r = 0; r < 4; ++r) {
+        const float* row = img + (long long)sr_clampi(iv + r - 1, 0, h - 1) * w;
+        double acc = 0.0;
+        for (int c = 0; c < 4; ++c) acc += wx[c] * (double)row[sr_clampi(iu + c - 1, 0, w - 1)];
+        out += wy[r] * acc;
+    }
+    return out;
+}
+
+// Inverse of a 3x3 matrix by the adjugate (same formula as numpy_backend._inv3).
+SR_HD void sr_inv3(const double* T, double* out) {
+    double a = T[0], b = T[1], c = T[2], d = T[3], e = T[4], f = T[5], g = T[6], h = T[7], i = T[8];
+    double A = e * i - f * h, B = -(d * i - f * g), C = d * h - e * g;
+    double det = a * A + b * B + c * C;
+    out[0] = A / det;
+    out[1] = -(b * i - c * h) / det;
+    out[2] = (b * f - c * e) / det;
+    out[3] = B / det;
+    out[4] = (a * i - c * g) / det;
+    out[5] = -(a * f - c * d) / det;
+    out[6] = C / det;
+    out[7] = -(a * h - b * g) / det;
+    out[8] = (a * e - b * d) / det;
+}
+
+SR_HD void sr_matmul3(const double* A, const double* B, double* C) {
+    for (int r = 0; r < 3; ++r)
+        for (int c = 0; c < 3; ++c)
+            C[r * 3 + c] = A[r * 3 + 0] * B[0 * 3 + c] + A[r * 3 + 1] * B[1 * 3 + c] + A[r * 3 + 2] * B[2 * 3 + c];
+}
+
+SR_HD int sr_model_nparams(int model) {
+    return model == SR_MODEL_TRANSLATION ? 2
+         : model == SR_MODEL_EUCLIDEAN   ? 3
+         : model == SR_MODEL_SIMILARITY  ? 4
+         : model == SR_MODEL_AFFINE      ? 6
+                                         : 8;
+}
+
+// Steepest-descent row J (n entries) of a point (numpy_backend.model_jacobian).
+SR_HD int sr_jacobian(int model, double xn, double yn, double gx, double gy, double* J) {
+    switch (model) {
+    case SR_MODEL_TRANSLATION:
+        J[0] = gx; J[1] = gy;
+        return 2;
+    case SR_MODEL_EUCLIDEAN:
+        J[0] = gx; J[1] = gy; J[2] = -yn * gx + xn * gy;
+        return 3;
+    case SR_MODEL_SIMILARITY:
+        J[0] = gx; J[1] = gy; J[2] = xn * gx + yn * gy; J[3] = -yn * gx + xn * gy;
+        return 4;
+    case SR_MODEL_AFFINE:
+        J[0] = xn * gx; J[1] = yn * gx; J[2] = gx; J[3] = xn * gy; J[4] = yn * gy; J[5] = gy;
+        return 6;
+    default: {
+        double r = xn * gx + yn * gy;
+        J[0] = xn * gx; J[1] = yn * gx; J[2] = gx; J[3] = xn * gy; J[4] = yn * gy; J[5] = gy;
+        J[6] = -xn * r; J[7] = -yn * r;
+        return 8;
+    }
+    }
+}
+
+// 3x3 warp W(p) in normalised coordinates (geometry.model_matrix).
+SR_HD void sr_model_matrix(int model, const double* p, double* W) {
+    W[0] = 1.0; W[1] = 0.0; W[2] = 0.0;
+    W[3] = 0.0; W[4] = 1.0; W[5] = 0.0;
+    W[6] = 0.0; W[7] = 0.0; W[8] = 1.0;
+    switch (model) {
+    case SR_MODEL_TRANSLATION:
+        W[2] = p[0]; W[5] = p[1];
+        break;
+    case SR_MODEL_EUCLIDEAN: {
+        double c = cos(p[2]), s = sin(p[2]);
+        W[0] = c; W[1] = -s; W[2] = p[0]; W[3] = s; W[4] = c; W[5] = p[1];
+        break;
+    }
+    case SR_MODEL_SIMILARITY:
+        W[0] = 1.0 + p[2]; W[1] = -p[3]; W[2] = p[0]; W[3] = p[3]; W[4] = 1.0 + p[2]; W[5] = p[1];
+        break;
+    case SR_MODEL_AFFINE:
+        W[0] = 1.0 + p[0]; W[1] = p[1]; W[2] = p[2]; W[3] = p[3]; W[4] = 1.0 + p[4]; W[5] = p[5];
+        break;
+    default:
+        W[0] = 1.0 + p[0]; W[1] = p[1]; W[2] = p[2]; W[3] = p[3]; W[4] = 1.0 + p[4]; W[5] = p[5];
+        W[6] = p[6]; W[7] = p[7];
+        break;
+    }
+}
+
+SR_HD int sr_upper_index(int i, int j) { return i * 8 - i * (i - 1) / 2 + (j - i); }
+
+SR_HD bool sr_isfinite(double v) { return v == v && v - v == 0.0; }
+
+// ---- device-only helpers ----------------------------------------------------------
+#if defined(SR_DEVICE)
+__device__ __forceinline__ double sr_warp_sum(double v) {
+    for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(0xffffffffu, v, off);
+    return v;
+}
+#endif

@@ -1,0 +1,104 @@
+// resample.cu: fused Lanczos4 resample-and-accumulate (the merge's hot loop).
+//
+// NumPy twin: NumpyBackend.resample_accumulate (superres_gpu/backends/numpy_backend.py),
+// which is cv2.remap(INTER_LANCZOS4, BORDER_REPLICATE) on fixed-point maps.
+//
+// Launch: 2-D grid of 16x16 blocks over the output image, one thread per output
+// pixel (gather, no atomics: deterministic).  Bounds check first.
+//
+// Arguments
+//   frame   const T*      (fh, fw, C) row-major, interleaved channels; T = uint8 or uint16
+//   fw, fh  int           frame size
+//   state   const double* alignment state (SR_STATE_LEN): Tinv, gain, offset, accept
+//   tab     const float*  (32, 8) Lanczos4 weights, resample.lanczos4_table()
+//   num     float*        (ho, wo, C) running sum of values, updated in place
+//   den     float*        (ho, wo) running count of frames covering each pixel
+//   wo, ho  int           output size
+//   a, b    double        output -> reference: p = a * X + b  (a = 1/s, b = 0.5/s - 0.5)
+//   max_value float       255 or 65535 (scales the photometric offset)
+//
+// Coordinates: output pixel (X, Y) -> reference p = (aX + b, aY + b) -> frame
+// (u, v) = Tinv p computed as M = Tinv S with M02 = Ti00*b + Ti01*b + Ti02, in
+// double without FMA (bit-identical to the twin).  The pixel counts when
+// -0.5 <= u <= fw - 0.5 and -0.5 <= v <= fh - 0.5.  Position rounded to 1/32:
+// X32 = rint(32 u) (u clamped to [-64, fw + 64] first); taps at (X32 >> 5) - 3 ..
+// + 4, clamped to the frame (replicated border); 2-D weight tab[fy][r] * tab[fx][c].
+// Room to grow: per-channel matrices (chromatic aberration) and a local
+// displacement field enter through the state vector and an extra array.
+#include "common.cuh"
+
+// M = Tinv * S for S = [[a, 0, b], [0, a, b], [0, 0, 1]], elementwise as the twin.
+SR_HD void sr_output_map(const double* Ti, double a, double b, double* M) {
+    for (int r = 0; r < 3; ++r) {
+        M[r * 3 + 0] = sr_mul(Ti[r * 3 + 0], a);
+        M[r * 3 + 1] = sr_mul(Ti[r * 3 + 1], a);
+        M[r * 3 + 2] = sr_add(sr_add(sr_mul(Ti[r * 3 + 0], b), sr_mul(Ti[r * 3 + 1], b)), Ti[r * 3 + 2]);
+    }
+}
+
+// Frame position of output pixel (X, Y): u = (M00 X + (M01 Y + M02)) / (M20 X + (M21 Y + M22)).
+SR_HD void sr_project(const double* M, double X, double Y, double* u, double* v) {
+    double wq = sr_add(sr_mul(M[6], X), sr_add(sr_mul(M[7], Y), M[8]));
+    *u = sr_div(sr_add(sr_mul(M[0], X), sr_add(sr_mul(M[1], Y), M[2])), wq);
+    *v = sr_div(sr_add(sr_mul(M[3], X), sr_add(sr_mul(M[4], Y), M[5])), wq);
+}
+
+// Resample one output pixel; returns false when the frame does not cover it.
+template <typename T, int C>
+SR_HD bool sr_resample_pixel(const T* frame, int fw, int fh, const double* M, const float* tab, int X, int Y,
+                             float* out) {
+    double u, v;
+    sr_project(M, (double)X, (double)Y, &u, &v);
+    if (!(u >= -0.5 && u <= fw - 0.5 && v >= -0.5 && v <= fh - 0.5)) return false;
+    double uc = u < -64.0 ? -64.0 : (u > fw + 64.0 ? fw + 64.0 : u);
+    double vc = v < -64.0 ? -64.0 : (v > fh + 64.0 ? fh + 64.0 : v);
+    int xq = sr_rint(uc * SR_TAB_SIZE);
+    int yq = sr_rint(vc * SR_TAB_SIZE);
+    int ix = (xq >> SR_TAB_BITS) - 3, iy = (yq >> SR_TAB_BITS) - 3;
+    const float* wx = tab + (xq & (SR_TAB_SIZE - 1)) * 8;
+    const float* wy = tab + (yq & (SR_TAB_SIZE - 1)) * 8;
+    int cols[8];
+    for (int c = 0; c < 8; ++c) cols[c] = sr_clampi(ix + c, 0, fw - 1) * C;
+    float sum[C];
+    for (int ch = 0; ch < C; ++ch) sum[ch] = 0.0f;
+    for (int r = 0; r < 8; ++r) {
+        const T* row = frame + (long long)sr_clampi(iy + r, 0, fh - 1) * fw * C;
+        float wr = wy[r];
+        for (int ch = 0; ch < C; ++ch) {
+            float rs = 0.0f;
+            for (int c = 0; c < 8; ++c) rs += (float)row[cols[c] + ch] * (wr * wx[c]);
+            sum[ch] += rs;
+        }
+    }
+    for (int ch = 0; ch < C; ++ch) out[ch] = sum[ch];
+    return true;
+}
+
+// The whole work of one thread: output pixel (X, Y).
+template <typename T, int C>
+SR_HD void sr_resample_accumulate_at(const T* frame, int fw, int fh, const double* state, const float* tab,
+                                     float* num, float* den, int wo, int X, int Y, double a, double b,
+                                     float max_value) {
+    if (state[SR_S_ACCEPT] == 0.0) return;
+    double M[9];
+    sr_output_map(state + SR_S_TINV, a, b, M);
+    float val[C];
+    if (!sr_resample_pixel<T, C>(frame, fw, fh, M, tab, X, Y, val)) return;
+    float gain = (float)state[SR_S_GAIN];
+    float off = (float)(state[SR_S_OFFSET] * (double)max_value);
+    long long idx = (long long)Y * wo + X;
+    for (int ch = 0; ch < C; ++ch) num[idx * C + ch] += val[ch] * gain + off;
+    den[idx] += 1.0f;
+}
+
+#if defined(SR_DEVICE)
+template <typename T, int C>
+__global__ void resample_accumulate(const T* __restrict__ frame, int fw, int fh, const double* __restrict__ state,
+                                    const float* __restrict__ tab, float* __restrict__ num, float* __restrict__ den,
+                                    int wo, int ho, double a, double b, float max_value) {
+    int X = blockIdx.x * blockDim.x + threadIdx.x;
+    int Y = blockIdx.y * blockDim.y + threadIdx.y;
+    if (X >= wo || Y >= ho) return;
+    sr_resample_accumulate_at<T, C>(frame, fw, fh, state, tab, num, den, wo, X, Y, a, b, max_value);
+}
+#endif

@@ -1,0 +1,124 @@
+"""CUDA kernel sources: location, memoized module factory, NVRTC compile check.
+
+The ``.cu`` files live in the repository's ``kernels/`` folder; a wheel
+carries them inside the package as ``superres_gpu/kernels/`` (hatch
+force-include).  :func:`kernel_dir` finds them either way.
+
+``common.cuh`` is inlined into each family's source, so a module compiles from
+one string (no include paths) with CuPy (``cupy.RawModule``) or with NVRTC
+directly (:func:`compile_ptx`, used by the CPU test suite to prove that every
+kernel compiles for ``compute_80`` and ``compute_90`` without a GPU).
+
+Importing this module imports neither CuPy nor NVRTC.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from .errors import KernelError
+
+# family -> template instantiations / kernel names (the name expressions)
+KERNELS: dict[str, tuple[str, ...]] = {
+    "resample": (
+        "resample_accumulate<unsigned char, 1>",
+        "resample_accumulate<unsigned char, 3>",
+        "resample_accumulate<unsigned short, 1>",
+        "resample_accumulate<unsigned short, 3>",
+    ),
+    "pyramid": (
+        "luma<unsigned char, 1>",
+        "luma<unsigned char, 3>",
+        "luma<unsigned short, 1>",
+        "luma<unsigned short, 3>",
+        "downsample2",
+        "blur_rows",
+        "blur_cols",
+        "gradient",
+    ),
+    "phasecorr": ("window_complex", "cross_power", "peak_fit"),
+    "align": ("align_reduce_partial", "align_sum_partials", "align_update", "align_finalize"),
+    "normalize": ("normalize_u16<1>", "normalize_u16<3>"),
+}
+
+COMPILE_OPTIONS = ("-std=c++17",)
+ARCHS = ("compute_80", "compute_90")
+
+
+def kernel_dir() -> Path:
+    """Folder holding the .cu sources: inside the installed package, else the checkout's."""
+    here = Path(__file__).resolve().parent
+    for cand in (here / "kernels", here.parent / "kernels"):
+        if (cand / "common.cuh").is_file():
+            return cand
+    raise KernelError("CUDA kernel sources not found (neither in the package nor in the checkout)")
+
+
+@lru_cache(maxsize=None)
+def kernel_source(family: str) -> str:
+    """The family's CUDA source with ``common.cuh`` inlined."""
+    if family not in KERNELS:
+        raise KernelError(f"unknown kernel family {family!r}")
+    d = kernel_dir()
+    src = (d / f"{family}.cu").read_text()
+    common = (d / "common.cuh").read_text().replace("#pragma once", "")
+    return src.replace('#include "common.cuh"', common, 1)
+
+
+@lru_cache(maxsize=None)
+def get_module(family: str):
+    """Compiled ``cupy.RawModule`` for a family (memoized; built on first use)."""
+    import cupy
+
+    try:
+        return cupy.RawModule(code=kernel_source(family), options=COMPILE_OPTIONS, name_expressions=KERNELS[family])
+    except cupy.cuda.compiler.CompileException as e:  # pragma: no cover - needs a GPU
+        raise KernelError(f"kernel family {family!r} failed to compile: {e}") from e
+
+
+@lru_cache(maxsize=None)
+def get_kernel(family: str, name: str):
+    """One kernel function (a name expression listed in KERNELS)."""
+    if name not in KERNELS[family]:
+        raise KernelError(f"{name!r} is not a kernel of family {family!r}")
+    return get_module(family).get_function(name)
+
+
+def compile_ptx(family: str, arch: str = "compute_80") -> tuple[str, dict[str, str]]:
+    """Compile a family to PTX with NVRTC (no GPU needed).
+
+    Returns (ptx, {name expression: lowered (mangled) name}).  Needs the
+    ``nvidia-cuda-nvrtc`` and ``cuda-bindings`` wheels (the ``test`` extra).
+    """
+    from cuda.bindings import nvrtc
+
+    def check(res, prog=None):
+        err = res[0] if isinstance(res, tuple) else res
+        if err != nvrtc.nvrtcResult.NVRTC_SUCCESS:
+            log = ""
+            if prog is not None:
+                _, size = nvrtc.nvrtcGetProgramLogSize(prog)
+                buf = b" " * size
+                nvrtc.nvrtcGetProgramLog(prog, buf)
+                log = buf.decode(errors="replace")
+            raise KernelError(f"NVRTC failed on {family}.cu for {arch}: {err}\n{log}")
+        return res[1:] if isinstance(res, tuple) and len(res) > 1 else None
+
+    src = kernel_source(family).encode()
+    (prog,) = check(nvrtc.nvrtcCreateProgram(src, f"{family}.cu".encode(), 0, [], []))
+    try:
+        for name in KERNELS[family]:
+            check(nvrtc.nvrtcAddNameExpression(prog, name.encode()))
+        opts = [f"--gpu-architecture={arch}".encode()] + [o.encode() for o in COMPILE_OPTIONS]
+        check(nvrtc.nvrtcCompileProgram(prog, len(opts), opts), prog)
+        (size,) = check(nvrtc.nvrtcGetPTXSize(prog))
+        buf = b" " * size
+        check(nvrtc.nvrtcGetPTX(prog, buf))
+        lowered = {}
+        for name in KERNELS[family]:
+            (low,) = check(nvrtc.nvrtcGetLoweredName(prog, name.encode()))
+            lowered[name] = low.decode() if isinstance(low, bytes) else str(low)
+        return buf.rstrip(b"\x00").decode(), lowered
+    finally:
+        nvrtc.nvrtcDestroyProgram(prog)

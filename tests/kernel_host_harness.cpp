@@ -1,0 +1,86 @@
+// Host build of the kernels' per-thread math (kernels/*.cu without the
+// __global__ wrappers), driven over whole images like a grid would, so that the
+// CPU test suite checks each kernel's arithmetic against its NumPy twin.
+// Built by tests/test_kernels_host.py with the system C++ compiler.
+#include <stdint.h>
+#include "resample.cu"
+#include "pyramid.cu"
+#include "phasecorr.cu"
+#include "align.cu"
+#include "normalize.cu"
+
+extern "C" {
+
+void h_resample(const void* frame, int is16, int C, int fw, int fh, const double* state, const float* tab,
+                float* num, float* den, int wo, int ho, double a, double b, float maxv) {
+    for (int Y = 0; Y < ho; ++Y)
+        for (int X = 0; X < wo; ++X) {
+            if (is16) {
+                if (C == 1) sr_resample_accumulate_at<uint16_t, 1>((const uint16_t*)frame, fw, fh, state, tab, num, den, wo, X, Y, a, b, maxv);
+                else sr_resample_accumulate_at<uint16_t, 3>((const uint16_t*)frame, fw, fh, state, tab, num, den, wo, X, Y, a, b, maxv);
+            } else {
+                if (C == 1) sr_resample_accumulate_at<uint8_t, 1>((const uint8_t*)frame, fw, fh, state, tab, num, den, wo, X, Y, a, b, maxv);
+                else sr_resample_accumulate_at<uint8_t, 3>((const uint8_t*)frame, fw, fh, state, tab, num, den, wo, X, Y, a, b, maxv);
+            }
+        }
+}
+
+void h_luma(const void* frame, int is16, int C, int w, int h, float inv_max, float* out) {
+    for (long long i = 0; i < (long long)w * h; ++i) {
+        if (is16) out[i] = C == 1 ? sr_luma_pixel<uint16_t, 1>((const uint16_t*)frame, i, inv_max)
+                                  : sr_luma_pixel<uint16_t, 3>((const uint16_t*)frame, i, inv_max);
+        else out[i] = C == 1 ? sr_luma_pixel<uint8_t, 1>((const uint8_t*)frame, i, inv_max)
+                             : sr_luma_pixel<uint8_t, 3>((const uint8_t*)frame, i, inv_max);
+    }
+}
+
+void h_downsample2(const float* in, int w, int h, float* out) {
+    int wo = w / 2, ho = h / 2;
+    for (int y = 0; y < ho; ++y)
+        for (int x = 0; x < wo; ++x) out[(long long)y * wo + x] = sr_downsample_pixel(in, w, h, x, y);
+}
+
+void h_blur(const float* in, int w, int h, const float* taps, int radius, float* tmp, float* out) {
+    for (int y = 0; y < h; ++y)
+        for (int x = 0; x < w; ++x) tmp[(long long)y * w + x] = sr_blur_row_pixel(in, w, taps, radius, x, y);
+    for (int y = 0; y < h; ++y)
+        for (int x = 0; x < w; ++x) out[(long long)y * w + x] = sr_blur_col_pixel(tmp, w, h, taps, radius, x, y);
+}
+
+void h_gradient(const float* in, int w, int h, float* gx, float* gy) {
+    for (int y = 0; y < h; ++y)
+        for (int x = 0; x < w; ++x) sr_gradient_pixel(in, w, h, x, y, gx + (long long)y * w + x, gy + (long long)y * w + x);
+}
+
+void h_cross_power(const float* fr, const float* f, long long n, float* out) {
+    for (long long i = 0; i < n; ++i) sr_cross_power(fr, f, i, out);
+}
+
+void h_peak_fit(const float* surf, int w, int h, int level, double* state) {
+    long long n = (long long)w * h, bi = 0;
+    float bv = surf[0];
+    for (long long i = 1; i < n; ++i)
+        if (surf[i] > bv) { bv = surf[i]; bi = i; }
+    sr_peak_to_state(surf, w, h, bi, level, state);
+}
+
+void h_align_reduce(const float* img, int w, int h, const float* pts, long long n, const double* state, int model,
+                    int level, double cx, double cy, double sc, double margin, double* sums) {
+    for (int k = 0; k < SR_SUMS_LEN; ++k) sums[k] = 0.0;
+    for (long long i = 0; i < n; ++i) sr_reduce_point(img, w, h, pts, n, i, state, model, level, cx, cy, sc, margin, sums);
+}
+
+void h_align_update(const double* sums, double* state, int model, double cx, double cy, double sc, double damping) {
+    sr_update_state(sums, state, model, cx, cy, sc, damping);
+}
+
+void h_align_finalize(double* state, int width, int height, double min_corr, double min_overlap) {
+    sr_finalize_state(state, width, height, min_corr, min_overlap);
+}
+
+void h_normalize(const float* num, const float* den, long long n, int C, float value_scale, uint16_t* out) {
+    for (long long i = 0; i < n; ++i)
+        for (int ch = 0; ch < C; ++ch) out[i * C + ch] = sr_normalize_value(num[i * C + ch], den[i], value_scale);
+}
+
+}  // extern "C"

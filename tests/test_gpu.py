@@ -1,0 +1,205 @@
+"""GPU: every kernel equals its NumPy twin; the pipeline agrees across backends.
+
+Skipped with the reason when no CUDA device is usable; SUPERRES_REQUIRE_GPU=1
+turns that into a failure (see conftest).  Inputs are seeded random data of
+odd, non-square shapes, placed inside larger device buffers filled with NaN
+(float) or the maximum value (integers), so an out-of-bounds read shows up in
+the result.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from superres_gpu.backends import base as S
+from superres_gpu.backends.numpy_backend import NumpyBackend
+from superres_gpu.geometry import MODEL_ID, MOTION_MODELS, grid_rms_error, output_size
+from superres_gpu.synth import psnr
+from tolerances import TOL, tol
+
+from conftest import require_gpu
+
+pytestmark = pytest.mark.gpu
+NB = NumpyBackend()
+SHAPES = [(37, 53), (64, 31), (17, 16)]
+
+
+@pytest.fixture(scope="module")
+def G():
+    from superres_gpu.backends import get_backend
+
+    require_gpu()  # module-scoped fixtures run before the autouse gate
+    return get_backend("cupy")
+
+
+def padded(G, host: np.ndarray, pad: int = 4096):
+    """Upload ``host`` into the middle of a larger buffer of sentinels; return the view."""
+    cp = G.cp
+    if host.dtype.kind == "f":
+        fill = np.nan
+    else:
+        fill = np.iinfo(host.dtype).max
+    buf = cp.full(host.size + 2 * pad, fill, dtype=host.dtype)
+    view = buf[pad : pad + host.size].reshape(host.shape)
+    view[...] = cp.asarray(host)
+    assert view.flags.c_contiguous
+    return view
+
+
+def state_with(T, **fields):
+    st = S.identity_state()
+    st[S.S_T] = np.asarray(T, float).ravel()
+    st[S.S_TINV] = np.linalg.inv(T).ravel()
+    for k, v in fields.items():
+        st[getattr(S, k)] = v
+    return st
+
+
+def random_T(rng):
+    a = rng.normal(0, 0.01)
+    return np.array([[np.cos(a) * 1.004, -np.sin(a), rng.normal(0, 2)], [np.sin(a), np.cos(a), rng.normal(0, 2)],
+                     [rng.normal(0, 1e-4), rng.normal(0, 1e-4), 1.0]])
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("dtype,channels", [(np.uint8, 3), (np.uint8, 1), (np.uint16, 3), (np.uint16, 1)])
+def test_luma(G, rng, shape, dtype, channels):
+    maxv = np.iinfo(dtype).max
+    host = (rng.random(shape + ((3,) if channels == 3 else ())) * maxv).astype(dtype)
+    out = G.asnumpy(G.luma(padded(G, host)))
+    atol, rtol = tol("gpu_luma")
+    np.testing.assert_allclose(out, NB.luma(host), atol=atol, rtol=rtol)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_downsample_gradient_blur(G, rng, shape):
+    host = rng.random(shape).astype(np.float32)
+    dev = padded(G, host)
+    atol, rtol = tol("gpu_downsample")
+    np.testing.assert_allclose(G.asnumpy(G.downsample2(dev)), NB.downsample2(host), atol=atol, rtol=rtol)
+    gx, gy = G.gradient(dev)
+    tx, ty = NB.gradient(host)
+    atol, rtol = tol("gpu_gradient")
+    np.testing.assert_allclose(G.asnumpy(gx), tx, atol=atol, rtol=rtol)
+    np.testing.assert_allclose(G.asnumpy(gy), ty, atol=atol, rtol=rtol)
+    atol, rtol = tol("gpu_gaussian")
+    for sigma in (0.8, 1.5):
+        np.testing.assert_allclose(G.asnumpy(G.gaussian_blur(dev, sigma)), NB.gaussian_blur(host, sigma), atol=atol, rtol=rtol)
+
+
+@pytest.mark.parametrize("shape", [(96, 128), (75, 61)])
+def test_phase_correlation(G, rng, shape):
+    h, w = shape
+    big = rng.random((h + 40, w + 40)).astype(np.float32)
+    ref = np.ascontiguousarray(big[20 : 20 + h, 20 : 20 + w])
+    frame = np.ascontiguousarray(big[27 : 27 + h, 15 : 15 + w])
+    win = np.outer(np.hanning(h), np.hanning(w)).astype(np.float32)
+    surf_t = NB.phase_correlation(NB.reference_spectrum(ref, win), frame, win)
+    dref, dframe, dwin = padded(G, ref), padded(G, frame), padded(G, win)
+    surf_g = G.phase_correlation(G.reference_spectrum(dref, dwin), dframe, dwin)
+    atol, rtol = tol("gpu_phasecorr_surface")
+    np.testing.assert_allclose(G.asnumpy(surf_g), surf_t, atol=atol * float(np.abs(surf_t).max()), rtol=rtol)
+    for level in (0, 3):
+        st_t = S.identity_state()
+        NB.peak_to_state(surf_t, st_t, level)
+        st_g = G.asarray(S.identity_state())
+        G.peak_to_state(surf_g, st_g, level)
+        atol, rtol = tol("gpu_peak_shift")
+        np.testing.assert_allclose(G.asnumpy(st_g), st_t, atol=atol * 2**level, rtol=rtol)
+        assert st_t[S.S_T][2] == pytest.approx(-5 * 2**level, abs=0.2 * 2**level)
+
+
+@pytest.mark.parametrize("model", MOTION_MODELS)
+def test_align_reduce_update_finalize(G, rng, model):
+    h, w = 61, 83
+    img = rng.random((h, w)).astype(np.float32)
+    n = 3001
+    pts = np.empty((5, n), np.float32)
+    pts[0] = rng.uniform(-5, 2 * w + 5, n)
+    pts[1] = rng.uniform(-5, 2 * h + 5, n)
+    pts[2] = rng.random(n)
+    pts[3] = rng.normal(size=n)
+    pts[4] = rng.normal(size=n)
+    st = state_with(random_T(rng), S_GAIN=1.05, S_OFFSET=-0.02, S_SIGMA=0.15)
+    norm = (w - 0.5, h - 0.5, float(w))
+    mid = MODEL_ID[model]
+    sums_t = NB.align_reduce(img, pts, st, mid, 1, norm, 1.0)
+    dst = G.asarray(st)
+    sums_g = G.align_reduce(padded(G, img), padded(G, pts), dst, mid, 1, norm, 1.0)
+    atol, rtol = tol("gpu_reduce")
+    np.testing.assert_allclose(G.asnumpy(sums_g), sums_t, atol=atol, rtol=rtol)
+    st_t = st.copy()
+    NB.align_update(sums_t, st_t, mid, norm, 1e-6)
+    G.align_update(G.asarray(sums_t), dst, mid, norm, 1e-6)
+    atol, rtol = tol("gpu_update_T")
+    np.testing.assert_allclose(G.asnumpy(dst), st_t, atol=atol, rtol=rtol)
+    NB.align_finalize(st_t, 2 * w, 2 * h, 0.0, 0.1)
+    G.align_finalize(dst, 2 * w, 2 * h, 0.0, 0.1)
+    np.testing.assert_array_equal(G.asnumpy(dst)[[S.S_ACCEPT, S.S_STATUS]], st_t[[S.S_ACCEPT, S.S_STATUS]])
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("dtype,channels,scale", [(np.uint8, 3, 2.0), (np.uint16, 1, 1.5), (np.uint8, 1, 3.0), (np.uint16, 3, 1.0)])
+def test_resample_accumulate(G, rng, shape, dtype, channels, scale):
+    h, w = shape
+    maxv = float(np.iinfo(dtype).max)
+    host = (rng.random(shape + ((3,) if channels == 3 else ())) * maxv).astype(dtype)
+    st = state_with(random_T(rng), S_GAIN=0.97, S_OFFSET=0.01)
+    wo, ho = output_size(w, h, scale)
+    num0 = (rng.random((ho, wo, channels)) * maxv).astype(np.float32)
+    den0 = rng.integers(0, 3, (ho, wo)).astype(np.float32)
+    num_t, den_t = num0.copy(), den0.copy()
+    NB.resample_accumulate(host, st, num_t, den_t, scale, maxv)
+    num_g, den_g = G.asarray(num0), G.asarray(den0)
+    G.resample_accumulate(padded(G, host), G.asarray(st), num_g, den_g, scale, maxv)
+    np.testing.assert_array_equal(G.asnumpy(den_g), den_t)
+    atol, rtol = tol("gpu_resample")
+    np.testing.assert_allclose(G.asnumpy(num_g), num_t, atol=atol * maxv / 255.0, rtol=rtol)
+    # a dropped frame adds nothing
+    st[S.S_ACCEPT] = 0.0
+    G.resample_accumulate(padded(G, host), G.asarray(st), num_g, den_g, scale, maxv)
+    np.testing.assert_array_equal(G.asnumpy(den_g), den_t)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_normalize(G, rng, channels):
+    num = (rng.random((41, 27, channels)) * 600 - 50).astype(np.float32)
+    den = rng.integers(0, 4, (41, 27)).astype(np.float32)
+    out_g = G.asnumpy(G.normalize_u16(G.asarray(num), G.asarray(den), 257.0))
+    out_t = NB.normalize_u16(num, den, 257.0)
+    atol, rtol = tol("gpu_normalize")
+    np.testing.assert_allclose(out_g.astype(int), out_t.astype(int), atol=atol, rtol=rtol)
+
+
+def test_pipeline_same_image_and_transforms_on_both_backends(tmp_path, medium_burst):
+    import json
+
+    import tifffile
+
+    from superres_gpu.pipeline import PipelineConfig, run
+
+    d = tmp_path / "b"
+    medium_burst.write(d)
+    out = {}
+    for backend in ("numpy", "cupy"):
+        run(PipelineConfig(inputs=[str(d)], output=str(tmp_path / f"{backend}.tif"), backend=backend,
+                           report=str(tmp_path / f"{backend}.json")))
+        out[backend] = (tifffile.imread(tmp_path / f"{backend}.tif"), json.loads((tmp_path / f"{backend}.json").read_text()))
+    img_n, rep_n = out["numpy"]
+    img_c, rep_c = out["cupy"]
+    assert rep_c["backend"] == "cupy"
+    p = psnr(img_c, img_n.astype(np.float64) / 65535.0)
+    assert p > TOL["backend_parity_psnr_db"][0], f"backends differ: {p:.1f} dB"
+    w, h = medium_burst.params["width"], medium_burst.params["height"]
+    for fn, fc in zip(rep_n["frames"], rep_c["frames"]):
+        assert fn["used"] == fc["used"]
+        err = grid_rms_error(np.array(fc["transform"]), np.array(fn["transform"]), w, h)
+        assert err < TOL["backend_parity_transform_px"][0], f"{fn['path']}: {err:.5f} px"
+
+
+def test_pinned_upload_roundtrip(G, rng):
+    big = (rng.random((1200, 1000, 3)) * 255).astype(np.uint8)  # > 1 MiB: pinned path
+    for _ in range(3):  # ring of staging buffers reused
+        dev = G.asarray(big)
+        np.testing.assert_array_equal(G.asnumpy(dev), big)
