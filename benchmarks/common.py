@@ -10,6 +10,7 @@ import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -149,3 +150,36 @@ def python_cmd(*args: str) -> list[str]:
 
 def self_peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def make_big_burst(folder: Path, n: int, width: int, height: int, seed: int = 5, quality: int = 95) -> list[Path]:
+    """``n`` JPEG frames of a textured chart with random hand-held motion."""
+    import cv2
+    import numpy as np
+
+    from superres_gpu.synth import draw_chart
+
+    rng = np.random.default_rng(seed)
+    base = (cv2.GaussianBlur(draw_chart(width, height, seed=seed), (0, 0), 0.8) * 255).astype(np.uint8)
+    motions = []
+    for i in range(n):
+        a = 0.0 if i == 0 else np.deg2rad(rng.normal(0, 0.2))
+        t = (0.0, 0.0) if i == 0 else rng.normal(0, 4.0, 2)
+        M = cv2.getRotationMatrix2D(((width - 1) / 2, (height - 1) / 2), np.rad2deg(a), 1.0)
+        M[:, 2] += t
+        motions.append(M)
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def one(i):
+        img = cv2.warpAffine(base, motions[i], (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        noise = rng_i(i).normal(0, 2.0, img.shape).astype(np.float32)
+        img = np.clip(img + noise, 0, 255).astype(np.uint8)
+        p = folder / f"IMG_{i:04d}.jpg"
+        cv2.imwrite(str(p), img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
+        return p
+
+    def rng_i(i):
+        return np.random.default_rng(seed * 1000 + i)
+
+    with ThreadPoolExecutor() as pool:
+        return list(pool.map(one, range(n)))

@@ -308,14 +308,26 @@ class NumpyBackend:
 
     # --- kernel 5: normalisation ---------------------------------------------------
     def normalize_u16(self, num, den, value_scale: float) -> np.ndarray:
-        """uint16 image rint(num / den * value_scale) clipped to 0..65535; 0 where den == 0."""
-        d = den[..., None]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            v = num / d
-        v *= np.float32(value_scale)
-        v = np.where(d > 0, v, np.float32(0))
-        v = np.clip(np.rint(v), 0, 65535).astype(np.uint16)
-        return v[..., 0] if v.shape[-1] == 1 else v
+        """uint16 image rint(num / den * value_scale) clipped to 0..65535; 0 where den == 0.
+
+        Float32 arithmetic, processed in row strips so that no full-size
+        temporary is made (the accumulator is the largest thing in memory).
+        """
+        ho, wo, c = num.shape
+        out = np.empty((ho, wo, c), dtype=np.uint16)
+        scale = np.float32(value_scale)
+        rows = max(1, _STRIP_PIXELS // max(wo, 1))
+        for y0 in range(0, ho, rows):
+            y1 = min(ho, y0 + rows)
+            d = den[y0:y1, :, None]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                v = num[y0:y1] / d
+            v *= scale
+            v[np.broadcast_to(~(d > 0), v.shape)] = 0
+            np.rint(v, out=v)
+            np.clip(v, 0, 65535, out=v)
+            out[y0:y1] = v
+        return out[..., 0] if c == 1 else out
 
 
 def cross_power(ref_spectrum: np.ndarray, f: np.ndarray) -> np.ndarray:
