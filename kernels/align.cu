@@ -5,7 +5,8 @@
 //
 // align_reduce_partial(img, w, h, pts, n, state, model, level, cx, cy, sc, margin, partial)
 //   Launch: 1-D grid of NB blocks x 256 threads (grid-stride over the n points).
-//   img      const float*  (h, w) the frame's luma at pyramid level `level`
+//   img      const float*  (h, w) the frame's luma at pyramid level `level`, as cubic
+//                          B-spline coefficients (sampled with sr_sample_bspline)
 //   pts      const float*  (5, n) reference points: level-0 x, y; luma R;
 //                          gradient per normalised unit gx, gy
 //   state    const double* SR_STATE_LEN: Tinv, gain, offset, Huber scale
@@ -38,7 +39,7 @@ SR_HD void sr_reduce_point(const float* img, int w, int h, const float* pts, lon
     double u = (u0 + 0.5) / f - 0.5;
     double v = (v0 + 0.5) / f - 0.5;
     if (!(u >= margin && u <= w - 1.0 - margin && v >= margin && v <= h - 1.0 - margin)) return;
-    double s = sr_sample_keys(img, w, h, u, v);
+    double s = sr_sample_bspline(img, w, h, u, v);
     double R = (double)pts[2 * n + i];
     double e = state[SR_S_GAIN] * s + state[SR_S_OFFSET] - R;
     double sigma = state[SR_S_SIGMA];

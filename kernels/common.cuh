@@ -90,26 +90,21 @@ SR_HD double sr_div(double a, double b) { return a / b; }
 SR_HD int sr_rint(double a) { return (int)nearbyint(a); }  // round half to even, as np.rint
 #endif
 
-// Keys cubic convolution weights (a = -0.5) for taps at -1, 0, 1, 2 of fraction t.
-SR_HD void sr_keys_weights(double t, double w[4]) {
-    const double a = -0.5;
-    double s;
-    s = t + 1.0;
-    w[0] = ((a * s - 5.0 * a) * s + 8.0 * a) * s - 4.0 * a;
-    s = t;
-    w[1] = ((a + 2.0) * s - (a + 3.0)) * s * s + 1.0;
-    s = 1.0 - t;
-    w[2] = ((a + 2.0) * s - (a + 3.0)) * s * s + 1.0;
-    s = 2.0 - t;
-    w[3] = ((a * s - 5.0 * a) * s + 8.0 * a) * s - 4.0 * a;
+// Cubic B-spline weights for taps at -1, 0, 1, 2 of fraction t (resample.bspline_weights).
+SR_HD void sr_bspline_weights(double t, double w[4]) {
+    double u = 1.0 - t, t2 = t * t, t3 = t2 * t;
+    w[0] = u * u * u / 6.0;
+    w[1] = (3.0 * t3 - 6.0 * t2 + 4.0) / 6.0;
+    w[2] = (-3.0 * t3 + 3.0 * t2 + 3.0 * t + 1.0) / 6.0;
+    w[3] = t3 / 6.0;
 }
 
-// Keys-cubic sample of a float image at (u, v), taps clamped to the image.
-SR_HD double sr_sample_keys(const float* img, int w, int h, double u, double v) {
+// Cubic B-spline interpolation of a coefficient image at (u, v), taps clamped.
+SR_HD double sr_sample_bspline(const float* img, int w, int h, double u, double v) {
     double fu = floor(u), fv = floor(v);
     double wx[4], wy[4];
-    sr_keys_weights(u - fu, wx);
-    sr_keys_weights(v - fv, wy);
+    sr_bspline_weights(u - fu, wx);
+    sr_bspline_weights(v - fv, wy);
     int iu = (int)fu, iv = (int)fv;
     double out = 0.0;
     for (int r = 0; r < 4; ++r) {

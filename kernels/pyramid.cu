@@ -1,7 +1,7 @@
-// pyramid.cu: luma conversion, pyramid downsampling, Gaussian blur, gradients.
+// pyramid.cu: luma conversion, pyramid downsampling, separable filters, gradients.
 //
 // NumPy twins (superres_gpu/backends/numpy_backend.py): NumpyBackend.luma,
-// .downsample2, .gaussian_blur (rows then columns), .gradient.
+// .downsample2, .sepfilter (rows then columns; Gaussian and B-spline taps), .gradient.
 //
 // Launch: 2-D grid of 16x16 blocks, one thread per output pixel; bounds check first.
 // All images are row-major float32 except the luma input (uint8/uint16, C = 1 or

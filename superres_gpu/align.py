@@ -12,8 +12,9 @@ Fine
     euclidean, similarity, affine or homography).  Steepest-descent images come
     from the reference, at a fixed set of informative points per level (the
     strongest gradients in each cell of a 16-wide grid, masked pixels
-    excluded); the frame is sampled there with a Keys cubic kernel at exact
-    positions.  Residuals carry a lagged photometric gain/offset (exposure
+    excluded); the frame is sampled there by cubic B-spline interpolation at
+    exact positions (a prefiltered B-spline: far less interpolation bias than
+    cubic convolution).  Residuals carry a lagged photometric gain/offset (exposure
     changes) and Huber weights (movers, noise outliers).  The coarsest level
     refines a similarity (or the simpler requested model) first, so large
     rotations do not start the full model far from the solution.
@@ -37,6 +38,7 @@ import numpy as np
 from .backends import base as S
 from .errors import ConfigError
 from .geometry import MODEL_ID, MODEL_NPARAMS, MOTION_MODELS, normalisation
+from .resample import BSPLINE_PREFILTER_RADIUS, alignment_taps, bspline_prefilter_taps
 
 DEFAULT_MODEL = "homography"
 
@@ -56,6 +58,7 @@ class AlignConfig:
     min_overlap: float = 0.5  # ... or that covers less of the reference
     damping: float = 1e-6  # Levenberg-Marquardt damping (relative to diag H)
     prefilter: float = 1.5  # Gaussian sigma (px) on level 0 before refinement: aliasing bias
+    converged_px: float = 1e-4  # a level's iterations stop early below this step (CPU backend only)
     border: int = 2  # pixels at each level's border never used (more where prefiltered)
     grid_cells: int = 16  # cells across the frame for point selection
 
@@ -71,19 +74,11 @@ def coarse_model(model: str) -> str:
     return model if MODEL_NPARAMS[model] <= MODEL_NPARAMS["similarity"] else "similarity"
 
 
-def build_pyramid(B, luma, levels: int, prefilter: float = 0.0) -> list:
-    """[level 0, level 1, ...] luma images, each half the previous (B.downsample2).
-
-    With ``prefilter`` > 0, level 0 is replaced by its Gaussian blur (after the
-    coarser levels were made from the sharp luma): aliased detail above the
-    frame's Nyquist frequency differs from frame to frame and biases the
-    sub-pixel estimate; a light blur removes most of that bias.
-    """
+def build_pyramid(B, luma, levels: int) -> list:
+    """[level 0, level 1, ...] luma images, each half the previous (B.downsample2)."""
     pyr = [luma]
     for _ in range(levels - 1):
         pyr.append(B.downsample2(pyr[-1]))
-    if prefilter > 0:
-        pyr[0] = B.gaussian_blur(luma, prefilter)
     return pyr
 
 
@@ -164,8 +159,13 @@ class Reference:
         self.pc_level = pc_level_for(w, h, config.pc_size)
         self.levels = self.pc_level + 1
         luma = B.luma(frame)
-        self.pyramid = build_pyramid(B, luma, self.levels, config.prefilter)
+        self.pyramid = build_pyramid(B, luma, self.levels)
         pc_img = self.pyramid[self.pc_level]
+        ref_taps, self.frame_taps = alignment_taps(config.prefilter)
+        # level 0 is refined on the Gaussian-prefiltered luma: aliased detail
+        # above the frames' Nyquist frequency differs from frame to frame and
+        # biases sub-pixel estimates; a light blur removes most of that bias
+        self.level0 = B.sepfilter(luma, ref_taps) if config.prefilter > 0 else luma
         ph, pw = pc_img.shape
         self.window = B.asarray(hann_window(ph, pw))
         self.spectrum = B.reference_spectrum(pc_img, self.window)
@@ -178,7 +178,7 @@ class Reference:
 
     def _points_for_level(self, level: int, mask: np.ndarray | None):
         B, cfg = self.B, self.config
-        img = self.pyramid[level]
+        img = self.level0 if level == 0 else self.pyramid[level]
         gx, gy = B.gradient(img)
         img_h, gx_h, gy_h = (B.asnumpy(a) for a in (img, gx, gy))
         score = gx_h.astype(np.float64) ** 2 + gy_h.astype(np.float64) ** 2
@@ -202,11 +202,21 @@ class Reference:
         return B.asarray(pts)
 
     def margin(self, level: int) -> int:
-        """Pixels at a level's border whose filtered values saw replicated edges."""
-        m = self.config.border
+        """Pixels at a level's border whose filtered values saw replicated edges
+        (B-spline prefilter, and the Gaussian at level 0), capped at a fifth of
+        the level's smaller side for tiny frames."""
+        m = self.config.border + BSPLINE_PREFILTER_RADIUS
         if level == 0 and self.config.prefilter > 0:
             m += int(np.ceil(3.0 * self.config.prefilter))
-        return m
+        h, w = self.pyramid[level].shape
+        return max(1, min(m, min(h, w) // 5))
+
+    def frame_coefficients(self, pyr: list) -> list:
+        """B-spline coefficients of a frame's refinement levels (level 0 also
+        gets the Gaussian prefilter, folded into the same separable filter)."""
+        B = self.B
+        taps = bspline_prefilter_taps()
+        return [B.sepfilter(img, self.frame_taps if level == 0 else taps) for level, img in enumerate(pyr)]
 
     def schedule(self) -> list[tuple[int, str, int]]:
         """[(level, model, iterations), ...] coarse to fine."""
@@ -238,15 +248,20 @@ def align_frame(B, ref: Reference, frame, luma=None):
     """
     if luma is None:
         luma = B.luma(frame)
-    pyr = build_pyramid(B, luma, ref.levels, ref.config.prefilter)
+    pyr = build_pyramid(B, luma, ref.levels)
     state = B.asarray(S.identity_state())
     surface = B.phase_correlation(ref.spectrum, pyr[ref.pc_level], ref.window)
     B.peak_to_state(surface, state, ref.pc_level)
+    coef = ref.frame_coefficients(pyr)
     for level, model, iters in ref.schedule():
         mid = MODEL_ID[model]
-        for _ in range(iters):
-            sums = B.align_reduce(pyr[level], ref.points[level], state, mid, level, ref.norm, ref.margin(level))
+        for it in range(iters):
+            sums = B.align_reduce(coef[level], ref.points[level], state, mid, level, ref.norm, ref.margin(level))
             B.align_update(sums, state, mid, ref.norm, ref.config.damping)
+            # Where reading the state costs nothing (the CPU), stop a level once
+            # converged; a GPU runs the fixed count rather than sync every step.
+            if B.host_state and it >= 1 and state[S.S_STEP] < ref.config.converged_px:
+                break
     B.align_finalize(state, ref.width, ref.height, ref.config.min_corr, ref.config.min_overlap)
     return state
 

@@ -185,7 +185,7 @@ def run(cfg: PipelineConfig, progress=None, warn=None) -> RunResult:
             warn(f"the GPU ran out of memory ({e}); starting again on the CPU backend, which is slower")
             cpu_cfg = dataclasses.replace(cfg, backend="numpy")
             result = _process(cpu_cfg, paths, order, infos, ref_info, mask, progress, warn, timings)
-        image, states, backend_name = result
+        image, states, backend_name, peak_gpu = result
         t0 = time.perf_counter()
         progress("write", 0, 1)
         desc = (
@@ -203,6 +203,7 @@ def run(cfg: PipelineConfig, progress=None, warn=None) -> RunResult:
         timings["write"] = time.perf_counter() - t0
         timings["total"] = time.perf_counter() - t_start
         report = build_report(cfg, paths, ref_idx, infos, states, mask_path, backend_name, timings, image.shape)
+        report["peak_gpu_mib"] = peak_gpu
         if rep_out is not None:
             rep_out.tmp.write_text(json.dumps(report, indent=1), encoding="utf-8")
             rep_out.commit()
@@ -288,7 +289,7 @@ def _process(cfg, paths, order, infos, ref_info, mask, progress, warn, timings):
             "is this a burst of one static scene?",
             str(paths[order[0]]),
         )
-    return image, states, B.name
+    return image, states, B.name, B.peak_memory_mib()
 
 
 def build_report(cfg, paths, ref_idx, infos, states, mask_path, backend_name, timings, shape) -> dict:
@@ -341,4 +342,16 @@ def build_report(cfg, paths, ref_idx, infos, states, mask_path, backend_name, ti
             "residual_rms_max": float(np.max(residuals)) if residuals else None,
         },
         "timings": {k: round(v, 4) for k, v in timings.items()},
+        "peak_rss_mib": peak_rss_mib(),
     }
+
+
+def peak_rss_mib() -> float | None:
+    """This process's peak resident memory (Linux VmHWM), in MiB."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024.0, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None

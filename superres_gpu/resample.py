@@ -11,10 +11,15 @@ Lanczos4 resampling (merge)
     computed here once and handed to the CUDA kernel as an argument, so both
     backends use the very same weights.
 
-Keys cubic (alignment)
-    The alignment samples frames with the Keys cubic convolution kernel
-    (a = -0.5) at the exact (unrounded) position, taps clamped to the frame;
-    exact positions matter there because the refinement resolves 1/100 px.
+Cubic B-spline (alignment)
+    The alignment samples frames by cubic B-spline interpolation at the exact
+    (unrounded) position: the frame is first turned into B-spline
+    coefficients by the separable inverse filter of (1, 4, 1)/6
+    (:func:`bspline_prefilter_taps`, a truncated exact inverse), then read
+    with the four positive B-spline weights per axis (:func:`bspline_weights`),
+    taps clamped to the image.  Its phase error is far smaller than that of
+    the Keys cubic convolution kernel, whose fraction-dependent shift biased
+    sub-pixel estimates by ~0.005 px even on smooth images.
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ import numpy as np
 TAB_BITS = 5
 TAB_SIZE = 1 << TAB_BITS  # 32 sub-pixel positions
 LANCZOS_TAPS = 8
-KEYS_A = -0.5
+BSPLINE_POLE = math.sqrt(3.0) - 2.0  # pole of the cubic B-spline's inverse filter
+BSPLINE_PREFILTER_RADIUS = 9  # |pole|^10 < 2e-6: a frame aligns to itself within 1e-5 px
 
 
 def _lanczos4_coeffs(x: float) -> np.ndarray:
@@ -59,17 +65,39 @@ def lanczos4_table() -> np.ndarray:
     return tab
 
 
-def keys_weights(t, a: float = KEYS_A):
-    """Keys cubic weights for taps at offsets -1, 0, 1, 2 of fraction t (array)."""
+def bspline_weights(t):
+    """Cubic B-spline weights for taps at offsets -1, 0, 1, 2 of fraction t (array)."""
     t = np.asarray(t)
+    u = 1.0 - t
+    t2 = t * t
+    t3 = t2 * t
+    return u * u * u / 6.0, (3.0 * t3 - 6.0 * t2 + 4.0) / 6.0, (-3.0 * t3 + 3.0 * t2 + 3.0 * t + 1.0) / 6.0, t3 / 6.0
 
-    def near(s):  # |s| <= 1
-        return ((a + 2) * s - (a + 3)) * s * s + 1
 
-    def far(s):  # 1 < |s| < 2
-        return ((a * s - 5 * a) * s + 8 * a) * s - 4 * a
+@lru_cache(maxsize=None)
+def bspline_prefilter_taps(radius: int = BSPLINE_PREFILTER_RADIUS) -> np.ndarray:
+    """float32 FIR taps of the inverse of (1, 4, 1)/6 (B-spline coefficients from
+    samples): h[k] = -6 z / (1 - z^2) z^|k|, z = sqrt(3) - 2, truncated to
+    |k| <= radius and renormalised to sum 1."""
+    z = BSPLINE_POLE
+    k = np.arange(-radius, radius + 1)
+    h = (-6.0 * z / (1.0 - z * z)) * z ** np.abs(k)
+    h = (h / h.sum()).astype(np.float32)
+    h.setflags(write=False)
+    return h
 
-    return far(t + 1), near(t), near(1 - t), far(2 - t)
+
+@lru_cache(maxsize=None)
+def alignment_taps(sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """(reference taps, frame taps) of the finest refinement level: the
+    Gaussian prefilter for the reference (values and gradients at pixel
+    centres), the same Gaussian followed by the B-spline inverse filter for the
+    frame (coefficients for interpolation).  sigma 0: no Gaussian."""
+    g = gaussian_taps(sigma) if sigma > 0 else np.ones(1, np.float32)
+    f = np.convolve(g.astype(np.float64), bspline_prefilter_taps().astype(np.float64)).astype(np.float32)
+    g.setflags(write=False)
+    f.setflags(write=False)
+    return g, f
 
 
 def gaussian_taps(sigma: float) -> np.ndarray:

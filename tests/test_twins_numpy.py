@@ -9,9 +9,15 @@ import numpy as np
 import pytest
 
 from superres_gpu.backends import base as S
-from superres_gpu.backends.numpy_backend import NumpyBackend, model_jacobian, sample_keys
+from superres_gpu.backends.numpy_backend import NumpyBackend, model_jacobian, sample_bspline
 from superres_gpu.geometry import MODEL_ID, MOTION_MODELS, model_matrix, output_to_reference
-from superres_gpu.resample import gaussian_taps, keys_weights, lanczos4_table
+from superres_gpu.resample import (
+    alignment_taps,
+    bspline_prefilter_taps,
+    bspline_weights,
+    gaussian_taps,
+    lanczos4_table,
+)
 from tolerances import tol
 
 B = NumpyBackend()
@@ -145,10 +151,12 @@ def test_gradient_of_linear_ramp():
     np.testing.assert_allclose(gy[1:-1], -2.0)
 
 
-def test_gaussian_blur_equals_direct(rng):
+@pytest.mark.parametrize("taps", ["gauss", "bspline", "combined"])
+def test_sepfilter_equals_direct(rng, taps):
     img = rng.random((19, 23)).astype(np.float32)
-    out = B.gaussian_blur(img, 1.3)
-    k = gaussian_taps(1.3).astype(np.float64)
+    k = {"gauss": gaussian_taps(1.3), "bspline": bspline_prefilter_taps(), "combined": alignment_taps(1.5)[1]}[taps]
+    out = B.sepfilter(img, k)
+    k = k.astype(np.float64)
     r = len(k) // 2
     p = np.pad(img.astype(np.float64), r, mode="edge")
     tmp = sum(k[i] * p[:, i : i + 23] for i in range(len(k)))
@@ -158,29 +166,37 @@ def test_gaussian_blur_equals_direct(rng):
     np.testing.assert_allclose(gaussian_taps(0.7).sum(), 1.0, atol=1e-6)
 
 
-def test_keys_weights_partition_of_unity_and_interpolate_linear():
+def test_bspline_weights_partition_of_unity_and_reproduce_linear():
     t = np.linspace(0, 1, 17)
-    w = keys_weights(t)
+    w = bspline_weights(t)
     np.testing.assert_allclose(sum(w), 1.0, atol=1e-12)
-    img = np.tile(np.arange(12, dtype=np.float32) * 0.5, (8, 1))
+    assert all(np.all(wi >= 0) for wi in w)
+    img = np.tile(np.arange(12, dtype=np.float32) * 0.5, (8, 1))  # linear: its own coefficients
     u = np.array([2.25, 5.5, 7.9])
     v = np.array([3.0, 4.6, 2.2])
-    np.testing.assert_allclose(sample_keys(img, u, v), 0.5 * u, atol=1e-6)
+    np.testing.assert_allclose(sample_bspline(img, u, v), 0.5 * u, atol=1e-6)
 
 
-def test_keys_sampling_equals_direct(rng):
+def test_bspline_interpolates_samples_after_prefilter(rng):
+    img = B.sepfilter(rng.random((40, 50)).astype(np.float32), gaussian_taps(1.0))
+    coef = B.sepfilter(img, bspline_prefilter_taps())
+    ys, xs = np.mgrid[10:30, 10:40]
+    got = sample_bspline(coef, xs.ravel().astype(float), ys.ravel().astype(float))
+    np.testing.assert_allclose(got, img[10:30, 10:40].ravel(), atol=2e-5)  # truncated inverse filter
+
+
+def test_bspline_sampling_equals_direct(rng):
     img = rng.random((13, 17)).astype(np.float32)
     u = rng.uniform(0, 16, 50)
     v = rng.uniform(0, 12, 50)
-    got = sample_keys(img, u, v)
+    got = sample_bspline(img, u, v)
 
-    def k(s):
+    def beta(s):
         s = abs(s)
-        a = -0.5
-        if s <= 1:
-            return (a + 2) * s**3 - (a + 3) * s**2 + 1
+        if s < 1:
+            return 2.0 / 3.0 - s * s + s**3 / 2.0
         if s < 2:
-            return a * s**3 - 5 * a * s**2 + 8 * a * s - 4 * a
+            return (2 - s) ** 3 / 6.0
         return 0.0
 
     ref = []
@@ -189,9 +205,9 @@ def test_keys_sampling_equals_direct(rng):
         acc = 0.0
         for j in range(y0 - 1, y0 + 3):
             for i in range(x0 - 1, x0 + 3):
-                acc += k(uu - i) * k(vv - j) * img[min(max(j, 0), 12), min(max(i, 0), 16)]
+                acc += beta(uu - i) * beta(vv - j) * img[min(max(j, 0), 12), min(max(i, 0), 16)]
         ref.append(acc)
-    atol, rtol = tol("keys_vs_direct")
+    atol, rtol = tol("bspline_vs_direct")
     np.testing.assert_allclose(got, ref, atol=atol, rtol=rtol)
 
 
@@ -240,7 +256,7 @@ def test_align_reduce_equals_direct_sums(rng):
         u, v = (q[0] / q[2] + 0.5) / 2 - 0.5, (q[1] / q[2] + 0.5) / 2 - 0.5
         if not (0 <= u <= 49 and 0 <= v <= 39):
             continue
-        s = sample_keys(img, np.array([u]), np.array([v]))[0]
+        s = sample_bspline(img, np.array([u]), np.array([v]))[0]
         e = 1.1 * s - 0.05 - float(pts[2, i])
         wgt = min(1.0, S.HUBER_K * 0.2 / abs(e)) if e != 0 else 1.0
         J = model_jacobian(MODEL_ID["homography"], np.array([(x - 49.5) / 50]), np.array([(y - 39.5) / 50]),

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..kernels import get_kernel
-from ..resample import gaussian_taps, lanczos4_table
+from ..resample import lanczos4_table
 from . import base as S
 from .launch import BLOCK_1D, BLOCK_2D, PEAK_THREADS, REDUCE_THREADS, grid_1d, grid_2d, reduce_blocks
 
@@ -27,6 +27,7 @@ class CupyBackend:
     """The GPU backend.  Create through ``get_backend("cupy")``."""
 
     name = "cupy"
+    host_state = False  # reading the state would sync the device: never in the hot loop
 
     def __init__(self, device: int = 0):
         import cupy as cp
@@ -40,7 +41,7 @@ class CupyBackend:
         name = props["name"]
         self.device_name = name.decode() if isinstance(name, bytes) else str(name)
         self._tab = cp.asarray(lanczos4_table())
-        self._taps: dict[float, object] = {}
+        self._taps: dict[bytes, object] = {}
         self._pinned: list = [None, None]  # (buffer, nbytes, event) ring
         self._pin_next = 0
 
@@ -85,6 +86,10 @@ class CupyBackend:
 
     def synchronize(self) -> None:
         self.cp.cuda.get_current_stream().synchronize()
+
+    def peak_memory_mib(self) -> float | None:
+        """Bytes held by CuPy's memory pool (it keeps what it once allocated)."""
+        return self.cp.get_default_memory_pool().total_bytes() / 2**20
 
     def describe(self) -> str:
         return f"CuPy {self.cp.__version__} on {self.device_name} ({self.sm_count} SMs)"
@@ -139,12 +144,14 @@ class CupyBackend:
         )
         return out
 
-    def gaussian_blur(self, img, sigma: float):
+    def sepfilter(self, img, taps):
         cp = self.cp
         img = self._contig(img)
-        taps = self._taps.get(sigma)
+        host = np.ascontiguousarray(taps, dtype=np.float32)
+        key = host.tobytes()
+        taps = self._taps.get(key)
         if taps is None:
-            taps = self._taps[sigma] = cp.asarray(gaussian_taps(sigma))
+            taps = self._taps[key] = cp.asarray(host)
         radius = np.int32(taps.size // 2)
         h, w = img.shape
         tmp = cp.empty_like(img)

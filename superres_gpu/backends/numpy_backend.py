@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from ..geometry import MODEL_NPARAMS, MOTION_MODELS, is_plausible, model_matrix, output_to_reference
-from ..resample import TAB_BITS, TAB_SIZE, gaussian_taps, keys_weights
+from ..resample import TAB_BITS, TAB_SIZE, bspline_weights
 from . import base as B
 
 _STRIP_PIXELS = 1 << 20  # output pixels per strip in resample_accumulate
@@ -42,16 +42,17 @@ def model_jacobian(model_id: int, xn, yn, gxn, gyn) -> np.ndarray:
     return np.stack(cols, axis=1)
 
 
-def sample_keys(img: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Keys-cubic samples of ``img`` at float64 positions (u, v), taps clamped."""
-    h, w = img.shape
+def sample_bspline(coef: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Cubic B-spline interpolation of a coefficient image at float64 positions
+    (u, v), taps clamped (``coef`` from ``sepfilter(img, bspline taps)``)."""
+    h, w = coef.shape
     iu = np.floor(u)
     iv = np.floor(v)
-    wx = keys_weights(u - iu)
-    wy = keys_weights(v - iv)
+    wx = bspline_weights(u - iu)
+    wy = bspline_weights(v - iv)
     iu = iu.astype(np.int64)
     iv = iv.astype(np.int64)
-    flat = img.ravel()
+    flat = coef.ravel()
     out = np.zeros(u.shape, dtype=np.float64)
     for r in range(4):
         row = np.clip(iv + (r - 1), 0, h - 1) * w
@@ -67,6 +68,7 @@ class NumpyBackend:
     """The CPU backend; also the reference implementation of every kernel."""
 
     name = "numpy"
+    host_state = True  # arrays live on the host: reading the alignment state is free
 
     def __init__(self):
         self.xp = np
@@ -91,6 +93,10 @@ class NumpyBackend:
 
     def wait(self, mark) -> None:
         pass
+
+    def peak_memory_mib(self) -> float | None:
+        """Device memory high-water mark (None: host memory only)."""
+        return None
 
     def describe(self) -> str:
         import cv2
@@ -132,12 +138,12 @@ class NumpyBackend:
         ) * b[1]
         return np.ascontiguousarray(out, dtype=np.float32)
 
-    def gaussian_blur(self, img: np.ndarray, sigma: float) -> np.ndarray:
-        """Separable Gaussian blur (taps from ``resample.gaussian_taps``), edges
-        replicated; rows first, then columns, float32."""
+    def sepfilter(self, img: np.ndarray, taps: np.ndarray) -> np.ndarray:
+        """Separable filter with the same odd-length float32 ``taps`` on rows,
+        then on columns (centred, edges replicated), float32."""
         import cv2
 
-        k = gaussian_taps(sigma)
+        k = np.asarray(taps, dtype=np.float32)
         return cv2.sepFilter2D(img, cv2.CV_32F, k, k, borderType=cv2.BORDER_REPLICATE)
 
     # --- kernel 4 (part): gradients ------------------------------------------------
@@ -194,7 +200,8 @@ class NumpyBackend:
     def align_reduce(self, img, points, state, model_id: int, level: int, norm, margin: float = 0.0) -> np.ndarray:
         """One Gauss-Newton pass: sample the frame at the reference's points.
 
-        ``img`` is the frame's level-``level`` luma (float32), ``points`` the
+        ``img`` is the frame's level-``level`` luma as cubic B-spline
+        coefficients (float32), ``points`` the
         (5, N) float32 reference data (level-0 x, y; value; gradient per
         normalised unit x, y), ``norm`` = (cx, cy, sc).  A point counts when its
         position in ``img`` lies at least ``margin`` pixels inside the border
@@ -216,7 +223,7 @@ class NumpyBackend:
         valid = (u >= margin) & (u <= w - 1.0 - margin) & (v >= margin) & (v <= h - 1.0 - margin)
         if not valid.any():
             return out
-        s = sample_keys(img, u[valid], v[valid])
+        s = sample_bspline(img, u[valid], v[valid])
         R = points[B.PT_R][valid].astype(np.float64)
         e = state[B.S_GAIN] * s + state[B.S_OFFSET] - R
         sigma = state[B.S_SIGMA]

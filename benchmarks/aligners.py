@@ -1,0 +1,162 @@
+"""Every aligner the accuracy benchmark compares, behind one interface.
+
+``prepare(reference) -> ctx`` runs once per burst, ``align(ctx, frame) -> T``
+once per frame; T maps frame pixels to reference pixels (3x3), or is None
+when the method fails.  Frames are uint8/uint16 RGB arrays on the host.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from superres_gpu.backends.numpy_backend import NumpyBackend
+
+from .baselines import akaze_create, akaze_homography, ecc_transform, to_grey8
+
+_NB = NumpyBackend()
+
+
+@dataclass
+class Aligner:
+    name: str
+    family: str  # "superres_gpu", "OpenCV", "scikit-image", "original scripts"
+    backend: str  # where it runs: "numpy", "cupy", "cpu"
+    prepare: Callable[[np.ndarray], Any]
+    align: Callable[[Any, np.ndarray], Any]
+    note: str = ""
+    unavailable: str | None = None  # reason it cannot run here
+    extra: dict = field(default_factory=dict)
+
+
+def _luma(frame) -> np.ndarray:
+    return _NB.luma(frame)
+
+
+def _translation(dx: float, dy: float) -> np.ndarray:
+    return np.array([[1.0, 0.0, dx], [0.0, 1.0, dy], [0.0, 0.0, 1.0]])
+
+
+def ours(model: str, backend_name: str) -> Aligner:
+    from superres_gpu.align import AlignConfig, Reference, align_frame
+    from superres_gpu.backends import base as S
+    from superres_gpu.backends import get_backend
+
+    B = get_backend(backend_name)
+
+    def prepare(ref):
+        return Reference(B, B.asarray(ref), AlignConfig(model=model))
+
+    def align(r, frame):
+        st = B.asnumpy(align_frame(B, r, B.asarray(frame)))
+        return st[S.S_T].reshape(3, 3).copy() if st[S.S_ACCEPT] else None
+
+    return Aligner(f"superres_gpu {model}", "superres_gpu", B.name, prepare, align)
+
+
+def cv_phase_correlate() -> Aligner:
+    import cv2
+
+    def prepare(ref):
+        lum = _luma(ref)
+        win = cv2.createHanningWindow((lum.shape[1], lum.shape[0]), cv2.CV_32F)
+        return lum, win
+
+    def align(ctx, frame):
+        ref, win = ctx
+        (sx, sy), _ = cv2.phaseCorrelate(ref, _luma(frame), win)
+        return _translation(-sx, -sy)
+
+    return Aligner("OpenCV phaseCorrelate (Hann)", "OpenCV", "cpu", prepare, align, "translation")
+
+
+def cv_phase_correlate_iterative() -> Aligner:
+    import cv2
+
+    if not hasattr(cv2, "phaseCorrelateIterative"):
+        return Aligner("OpenCV phaseCorrelateIterative", "OpenCV", "cpu", None, None,
+                       unavailable=f"not in OpenCV {cv2.__version__}")
+
+    def prepare(ref):
+        return _luma(ref)
+
+    def align(ref, frame):
+        sx, sy = cv2.phaseCorrelateIterative(ref, _luma(frame))
+        return _translation(-sx, -sy)
+
+    return Aligner("OpenCV phaseCorrelateIterative", "OpenCV", "cpu", prepare, align, "translation")
+
+
+def cv_ecc(model: str) -> Aligner:
+    def prepare(ref):
+        return _luma(ref)
+
+    def align(ref, frame):
+        return ecc_transform(ref, _luma(frame), model)
+
+    return Aligner(f"OpenCV findTransformECC {model}", "OpenCV", "cpu", prepare, align, model)
+
+
+def skimage_pcc() -> Aligner:
+    try:
+        from skimage.registration import phase_cross_correlation
+    except ImportError as e:
+        return Aligner("scikit-image phase_cross_correlation (upsample 100)", "scikit-image", "cpu", None, None,
+                       unavailable=f"scikit-image not installed ({e})")
+    import cv2
+
+    def prepare(ref):
+        lum = _luma(ref)
+        win = cv2.createHanningWindow((lum.shape[1], lum.shape[0]), cv2.CV_32F)
+        return (lum - lum.mean()) * win, win
+
+    def align(ctx, frame):
+        ref, win = ctx
+        lum = _luma(frame)
+        shift, _, _ = phase_cross_correlation(ref, (lum - lum.mean()) * win, upsample_factor=100)
+        return _translation(float(shift[1]), float(shift[0]))
+
+    return Aligner("scikit-image phase_cross_correlation (upsample 100)", "scikit-image", "cpu", prepare, align,
+                   "translation; Hann window as for OpenCV")
+
+
+def original_akaze() -> Aligner:
+    import cv2
+
+    def prepare(ref):
+        det = akaze_create()
+        h, w = ref.shape[:2]
+        up = cv2.resize(ref, (2 * w, 2 * h), interpolation=cv2.INTER_CUBIC)
+        kp, desc = det.detectAndCompute(to_grey8(up), None)
+        return det, kp, desc
+
+    def align(ctx, frame):
+        det, kp, desc = ctx
+        h, w = frame.shape[:2]
+        up = cv2.resize(frame, (2 * w, 2 * h), interpolation=cv2.INTER_CUBIC)
+        H = akaze_homography(kp, desc, to_grey8(up), det)
+        if H is None:
+            return None
+        C = np.array([[2.0, 0, 0.5], [0, 2.0, 0.5], [0, 0, 1.0]])  # input -> 2x pixel coordinates
+        return np.linalg.inv(C) @ H @ C
+
+    return Aligner("original: AKAZE + RANSAC homography on 2x cubic", "original scripts", "cpu", prepare, align,
+                   "homography")
+
+
+def all_aligners(backends: list[str]) -> list[Aligner]:
+    from superres_gpu.geometry import MOTION_MODELS
+
+    out = [ours(m, b) for b in backends for m in MOTION_MODELS]
+    out += [
+        cv_phase_correlate(),
+        cv_phase_correlate_iterative(),
+        cv_ecc("translation"),
+        cv_ecc("euclidean"),
+        cv_ecc("homography"),
+        skimage_pcc(),
+        original_akaze(),
+    ]
+    return out

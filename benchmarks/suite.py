@@ -1,0 +1,458 @@
+"""The benchmark suite behind ``superres bench``.
+
+Sections (each measured in one run, on one machine, baselines included):
+
+1. alignment accuracy against speed, per scenario (static, noisy, rolling
+   shutter, large motion): every aligner's RMS error of the frame->reference
+   map over a 16x16 grid (px at input resolution), failure rate (no result, or
+   an error above 1 px), time per frame (a once-per-burst preparation is
+   amortised over the frames), and the Cramer-Rao bound on the translation;
+2. reconstruction quality by number of frames: PSNR and SSIM of
+   ``superres run``, one frame upscaled with Lanczos, the original scripts'
+   pipeline and ECC + mean, against the sharp scene and the scene through the
+   optics blur;
+3. throughput and memory of ``superres run`` per backend at about 2 MP and
+   12 MP: frames/s, MP/s, time per stage, peak RSS and peak GPU memory.
+
+``--smoke`` runs a reduced version (one small scenario, few frames) that
+checks its own output, for CI.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from superres_gpu.geometry import grid_rms_error
+from superres_gpu.synth import CameraSpec, MotionSpec, make_burst
+
+from .common import environment, environment_line, python_cmd, run_measured, start_runner
+from .metrics import psnr, ssim, translation_crlb
+
+FAIL_PX = 1.0
+
+
+@dataclass
+class Scenario:
+    name: str
+    motion: MotionSpec
+    camera: CameraSpec
+    frames: int
+    width: int
+    height: int
+    factor: int = 8
+    description: str = ""
+
+
+def scenarios(smoke: bool) -> list[Scenario]:
+    low = CameraSpec(blur_sigma=0.5, noise_gain=0.0005, noise_floor=0.002, jpeg_quality=95)
+    high = CameraSpec(blur_sigma=0.5, noise_gain=0.004, noise_floor=0.02, jpeg_quality=85)
+    mid = CameraSpec(blur_sigma=0.5, noise_gain=0.001, noise_floor=0.005, jpeg_quality=92)
+    shift_only = MotionSpec(shift_sigma=2.0, rotation_sigma_deg=0.0, zoom_sigma=0.0)
+    if smoke:
+        return [Scenario("static", shift_only, low, 4, 256, 192, 4, "sub-pixel translations, low noise")]
+    return [
+        Scenario("static", shift_only, low, 12, 512, 384, 8, "translations (sigma 2 px), ISO-low noise, JPEG 95"),
+        Scenario("noisy", shift_only, high, 12, 512, 384, 8, "translations (sigma 2 px), high-ISO noise, JPEG 85"),
+        Scenario(
+            "rolling shutter",
+            MotionSpec(shift_sigma=2.0, rotation_sigma_deg=0.2, zoom_sigma=0.001, rolling_shutter_px=0.3),
+            mid, 12, 512, 384, 8, "hand-held motion plus a per-row wobble (sigma 0.3 px)",
+        ),
+        Scenario(
+            "large motion",
+            MotionSpec(shift_sigma=25.0, rotation_sigma_deg=0.5, zoom_sigma=0.002),
+            mid, 12, 512, 384, 8, "shifts of tens of px (sigma 25), rotation sigma 0.5 deg, zoom 0.2 %",
+        ),
+    ]
+
+
+# ----------------------------------------------------------------------------
+# 1. alignment accuracy against speed
+# ----------------------------------------------------------------------------
+
+
+def bench_alignment(sc: Scenario, aligners, seed: int = 21, progress=None) -> dict:
+    burst = make_burst(sc.frames, sc.width, sc.height, 2.0, sc.factor, sc.motion, sc.camera, seed=seed)
+    crlb = translation_crlb(burst.clean_reference, sc.camera.noise_gain, sc.camera.noise_floor)
+    rows = []
+    for al in aligners:
+        if al.unavailable:
+            rows.append({"aligner": al.name, "family": al.family, "backend": al.backend, "unavailable": al.unavailable})
+            continue
+        t0 = time.perf_counter()
+        ctx = al.prepare(burst.frames[0])
+        prep = time.perf_counter() - t0
+        errs, fails, t_align = [], 0, 0.0
+        for f, T in zip(burst.frames[1:], burst.transforms[1:]):
+            t0 = time.perf_counter()
+            try:
+                est = al.align(ctx, f)
+            except Exception:
+                est = None
+            t_align += time.perf_counter() - t0
+            err = grid_rms_error(est, T, sc.width, sc.height) if est is not None else math.inf
+            if not np.isfinite(err) or err > FAIL_PX:
+                fails += 1
+            else:
+                errs.append(err)
+        n = len(burst.frames) - 1
+        rows.append(
+            {
+                "aligner": al.name,
+                "family": al.family,
+                "backend": al.backend,
+                "rms_px": float(np.sqrt(np.mean(np.square(errs)))) if errs else float("nan"),
+                "failure_rate": fails / n,
+                "ms_per_frame": 1000.0 * (prep + t_align) / n,
+                "note": al.note,
+            }
+        )
+        if progress:
+            progress(f"align:{sc.name}", len(rows), len(aligners))
+    return {"scenario": sc.name, "description": sc.description, "frames": sc.frames, "size": [sc.width, sc.height],
+            "crlb_px": crlb, "rows": rows}
+
+
+# ----------------------------------------------------------------------------
+# 2. reconstruction quality
+# ----------------------------------------------------------------------------
+
+
+def bench_reconstruction(counts, width: int, height: int, seed: int = 31, progress=None, backend: str = "numpy") -> dict:
+    import tifffile
+
+    from superres_gpu.pipeline import PipelineConfig, run
+
+    from .baselines import ecc_pipeline, original_pipeline, single_frame
+
+    n_max = max(counts)
+    camera = CameraSpec(blur_sigma=0.5, noise_gain=0.002, noise_floor=0.008, jpeg_quality=92)
+    motion = MotionSpec(shift_sigma=2.5, rotation_sigma_deg=0.25, zoom_sigma=0.001)
+    burst = make_burst(n_max, width, height, 2.0, 4, motion, camera, seed=seed)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="superres_recon_") as tmp:
+        tmp = Path(tmp)
+        paths = burst.write(tmp / "all")
+        for k, n in enumerate(counts):
+            d = tmp / f"n{n}"
+            d.mkdir()
+            for p in paths[:n]:
+                (d / p.name).symlink_to(p)
+            run(PipelineConfig(inputs=[str(d)], output=str(tmp / f"ours{n}.tif"), backend=backend))
+            results = {
+                "superres run": tifffile.imread(tmp / f"ours{n}.tif"),
+                "one frame, Lanczos": single_frame(burst.frames[0]),
+                "original scripts' pipeline": original_pipeline(burst.frames[:n])[0],
+                "ECC homography + mean": ecc_pipeline(burst.frames[:n])[0],
+            }
+            for method, img in results.items():
+                rows.append(
+                    {
+                        "frames": n,
+                        "method": method,
+                        "psnr": psnr(img, burst.truth, margin=8),
+                        "ssim": ssim(img, burst.truth, margin=8),
+                        "psnr_blurred": psnr(img, burst.truth_blurred, margin=8),
+                        "ssim_blurred": ssim(img, burst.truth_blurred, margin=8),
+                    }
+                )
+            if progress:
+                progress("reconstruction", k + 1, len(counts))
+    return {"size": [width, height], "counts": list(counts), "rows": rows}
+
+
+# ----------------------------------------------------------------------------
+# 3. throughput and memory
+# ----------------------------------------------------------------------------
+
+
+def bench_throughput(configs, backends, progress=None) -> dict:
+    from .common import make_big_burst
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="superres_tput_") as tmp:
+        tmp = Path(tmp)
+        for label, w, h, n in configs:
+            make_big_burst(tmp / label, n, w, h)
+            for b in backends:
+                out, rep = tmp / f"{label}_{b}.tif", tmp / f"{label}_{b}.json"
+                cmd = python_cmd("-m", "superres_gpu", "run", str(tmp / label), "-o", str(out), "--backend", b,
+                                 "--quiet", "--overwrite", "--report", str(rep))
+                r = run_measured(cmd)
+                report = json.loads(rep.read_text())
+                rows.append(
+                    {
+                        "size": label,
+                        "width": w,
+                        "height": h,
+                        "frames": n,
+                        "backend": b,
+                        "seconds": r["wall"],
+                        "frames_per_s": n / r["wall"],
+                        "mp_per_s": n * w * h / 1e6 / r["wall"],
+                        "peak_rss_mib": r["rss_mib"],
+                        "peak_gpu_mib": report.get("peak_gpu_mib"),
+                        "timings": report["timings"],
+                    }
+                )
+                if progress:
+                    progress("throughput", len(rows), len(configs) * len(backends))
+    return {"rows": rows}
+
+
+# ----------------------------------------------------------------------------
+# the suite
+# ----------------------------------------------------------------------------
+
+
+def available_backends() -> list[str]:
+    from superres_gpu.backends import cupy_unavailable_reason
+
+    return ["numpy"] + (["cupy"] if cupy_unavailable_reason() is None else [])
+
+
+def run_suite(smoke: bool = False, sections=("alignment", "reconstruction", "throughput"), backends=None,
+              progress=None) -> dict:
+    from .aligners import all_aligners
+
+    start_runner()
+    backends = backends or available_backends()
+    res: dict = {"env": environment(), "smoke": smoke, "backends": backends}
+    t0 = time.perf_counter()
+    if "alignment" in sections:
+        aligners = all_aligners(backends)
+        res["alignment"] = [bench_alignment(sc, aligners, progress=progress) for sc in scenarios(smoke)]
+    if "reconstruction" in sections:
+        counts = (4,) if smoke else (4, 8, 16, 32, 64)
+        size = (192, 144) if smoke else (512, 384)
+        res["reconstruction"] = bench_reconstruction(counts, *size, progress=progress)
+    if "throughput" in sections:
+        configs = [("0.3MP", 640, 480, 3)] if smoke else [("2MP", 1632, 1224, 16), ("12MP", 4000, 3000, 6)]
+        res["throughput"] = bench_throughput(configs, backends, progress=progress)
+    res["seconds"] = time.perf_counter() - t0
+    return res
+
+
+def check(res: dict) -> list[str]:
+    """Self-check of a suite result; returns the problems found (empty: fine)."""
+    from .aligners import all_aligners
+
+    problems = []
+    expected = {a.name for a in all_aligners(res["backends"])}
+    for sec in res.get("alignment", []):
+        names = {r["aligner"] for r in sec["rows"]}
+        if names != expected:
+            problems.append(f"{sec['scenario']}: aligner rows missing: {sorted(expected - names)}")
+        crlb = sec["crlb_px"]
+        if not (np.isfinite(crlb) and crlb > 0):
+            problems.append(f"{sec['scenario']}: CRLB {crlb} is not a positive number")
+        for r in sec["rows"]:
+            if "unavailable" in r:
+                problems.append(f"{sec['scenario']}: {r['aligner']} unavailable: {r['unavailable']}")
+                continue
+            if not np.isfinite(r["rms_px"]):
+                problems.append(f"{sec['scenario']}: {r['aligner']} has no finite error (all frames failed)")
+            elif r["rms_px"] < crlb:
+                problems.append(f"{sec['scenario']}: {r['aligner']} error {r['rms_px']:.5f} px is below the CRLB {crlb:.5f}")
+            if not (np.isfinite(r["ms_per_frame"]) and r["ms_per_frame"] > 0):
+                problems.append(f"{sec['scenario']}: {r['aligner']} time is not positive")
+    for r in res.get("reconstruction", {}).get("rows", []):
+        if not (np.isfinite(r["psnr"]) and 0 < r["ssim"] <= 1):
+            problems.append(f"reconstruction: bad figures for {r['method']} at {r['frames']} frames")
+    for r in res.get("throughput", {}).get("rows", []):
+        if not r["seconds"] > 0:
+            problems.append(f"throughput: {r['size']} {r['backend']} did not run")
+    return problems
+
+
+# ----------------------------------------------------------------------------
+# output
+# ----------------------------------------------------------------------------
+
+
+def _fmt(v, spec=".4f"):
+    if v is None:
+        return "-"
+    if isinstance(v, float) and not np.isfinite(v):
+        return "-"
+    return format(v, spec)
+
+
+def markdown(res: dict) -> str:
+    L = [f"Machine: {environment_line(res['env'])}" + (" (smoke run)" if res["smoke"] else ""), ""]
+    for sec in res.get("alignment", []):
+        w, h = sec["size"]
+        crlb = sec["crlb_px"]
+        L += [
+            f"### Alignment: {sec['scenario']} ({sec['description']}; {sec['frames']} frames of {w}x{h})",
+            "",
+            f"Cramér-Rao bound on the translation error: **{crlb:.4f} px** (RMS).",
+            "",
+            "| aligner | backend | RMS error (px) | x CRLB | failures | ms/frame |",
+            "|---|---|---:|---:|---:|---:|",
+        ]
+        for r in sec["rows"]:
+            if "unavailable" in r:
+                L.append(f"| {r['aligner']} | {r['backend']} | unavailable: {r['unavailable']} | | | |")
+                continue
+            ratio = r["rms_px"] / crlb if np.isfinite(r["rms_px"]) else float("nan")
+            L.append(
+                f"| {r['aligner']} | {r['backend']} | {_fmt(r['rms_px'])} | {_fmt(ratio, '.1f')} | "
+                f"{100 * r['failure_rate']:.0f}% | {_fmt(r['ms_per_frame'], '.1f')} |"
+            )
+        L.append("")
+        L += goal_lines(sec)
+        L.append("")
+    rec = res.get("reconstruction")
+    if rec:
+        w, h = rec["size"]
+        L += [
+            f"### Reconstruction quality ({w}x{h} frames, 2x output; PSNR dB / SSIM)",
+            "",
+            "| frames | method | vs sharp scene | vs scene through the optics |",
+            "|---:|---|---:|---:|",
+        ]
+        for r in rec["rows"]:
+            L.append(f"| {r['frames']} | {r['method']} | {r['psnr']:.2f} / {r['ssim']:.4f} | "
+                     f"{r['psnr_blurred']:.2f} / {r['ssim_blurred']:.4f} |")
+        L += [""] + reconstruction_goal_lines(rec) + [""]
+    tp = res.get("throughput")
+    if tp:
+        L += [
+            "### Throughput and memory (`superres run`, JPEG in, TIFF out, 2x)",
+            "",
+            "| size | frames | backend | s | frames/s | MP/s | peak RSS (MiB) | peak GPU (MiB) | stages (s) |",
+            "|---|---:|---|---:|---:|---:|---:|---:|---|",
+        ]
+        for r in tp["rows"]:
+            st = ", ".join(f"{k} {v:.2f}" for k, v in r["timings"].items() if k != "total")
+            L.append(f"| {r['size']} ({r['width']}x{r['height']}) | {r['frames']} | {r['backend']} | {r['seconds']:.2f} | "
+                     f"{r['frames_per_s']:.2f} | {r['mp_per_s']:.1f} | {r['peak_rss_mib']:.0f} | "
+                     f"{_fmt(r['peak_gpu_mib'], '.0f')} | {st} |")
+        L.append("")
+    return "\n".join(L)
+
+
+def goal_lines(sec: dict) -> list[str]:
+    """Plain statements of the goals for static and noisy scenes."""
+    if sec["scenario"] not in ("static", "noisy"):
+        return []
+    crlb = sec["crlb_px"]
+    out = []
+    ok_rows = [r for r in sec["rows"] if "unavailable" not in r and np.isfinite(r["rms_px"])]
+    others = [r for r in ok_rows if r["family"] in ("OpenCV", "scikit-image")]
+    for backend in sorted({r["backend"] for r in ok_rows if r["family"] == "superres_gpu"}):
+        ours = [r for r in ok_rows if r["family"] == "superres_gpu" and r["backend"] == backend]
+        best = min(ours, key=lambda r: r["rms_px"])
+        if not others:
+            continue
+        rival = min(others, key=lambda r: r["rms_px"])
+        ratio_crlb = best["rms_px"] / crlb
+        gain = rival["rms_px"] / best["rms_px"]
+        faster = best["ms_per_frame"] <= rival["ms_per_frame"]
+        out.append(
+            f"Goal check ({backend}): best of ours ({best['aligner']}) is {ratio_crlb:.2f}x the CRLB "
+            f"(goal <= 1.5x: {'met' if ratio_crlb <= 1.5 else 'NOT met'}); {gain:.1f}x lower error than the best "
+            f"OpenCV/scikit-image routine ({rival['aligner']}) (goal >= 2x: {'met' if gain >= 2 else 'NOT met'}), at "
+            f"{best['ms_per_frame']:.1f} vs {rival['ms_per_frame']:.1f} ms/frame "
+            f"(goal: equal or lower: {'met' if faster else 'NOT met'})."
+        )
+    return out
+
+
+def reconstruction_goal_lines(rec: dict) -> list[str]:
+    by = {}
+    for r in rec["rows"]:
+        by.setdefault(r["method"], {})[r["frames"]] = r
+    ours = by.get("superres run", {})
+    lines = []
+    beats = all(
+        ours[n]["psnr"] > max(by[m][n]["psnr"] for m in ("original scripts' pipeline", "ECC homography + mean"))
+        for n in rec["counts"]
+    )
+    ps = [ours[n]["psnr"] for n in rec["counts"]]
+    rising = all(b >= a - 0.02 for a, b in zip(ps, ps[1:]))
+    lines.append(
+        f"Goal check: PSNR (vs sharp scene) above ECC + mean and the original pipeline at every frame count: "
+        f"{'met' if beats else 'NOT met'}; rising with the frame count: {'met' if rising else 'NOT met'} "
+        f"({' -> '.join(f'{p:.2f}' for p in ps)} dB)."
+    )
+    return lines
+
+
+def plot(res: dict, path: str) -> None:
+    """Scatter of alignment error against time per frame, one panel per scenario."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    secs = res.get("alignment", [])
+    if not secs:
+        return
+    fig, axes = plt.subplots(1, len(secs), figsize=(5.2 * len(secs), 4.6), squeeze=False)
+    markers = {"superres_gpu": "o", "OpenCV": "s", "scikit-image": "^", "original scripts": "D"}
+    for ax, sec in zip(axes[0], secs):
+        for r in sec["rows"]:
+            if "unavailable" in r or not np.isfinite(r["rms_px"]):
+                continue
+            ax.scatter(r["ms_per_frame"], r["rms_px"], marker=markers.get(r["family"], "x"),
+                       label=f"{r['aligner']} [{r['backend']}]", s=40)
+        ax.axhline(sec["crlb_px"], color="k", ls="--", lw=1, label="Cramér-Rao bound (translation)")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("time per frame (ms)")
+        ax.set_ylabel("RMS error of the frame map (px)")
+        ax.set_title(sec["scenario"])
+        ax.grid(True, which="both", alpha=0.3)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.16, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m benchmarks.suite", description=__doc__.split("\n\n")[0])
+    add_arguments(p)
+    return run_cli(p.parse_args(argv))
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--smoke", action="store_true", help="small, fast run that checks its own output (CI)")
+    p.add_argument("--sections", default="alignment,reconstruction,throughput",
+                   help="comma-separated: alignment, reconstruction, throughput")
+    p.add_argument("--json", metavar="PATH", help="write every figure as JSON")
+    p.add_argument("--markdown", metavar="PATH", help="write the tables as Markdown")
+    p.add_argument("--plot", metavar="PATH.png", help="write the error-vs-time scatter plot")
+
+
+def run_cli(a, progress=None) -> int:
+    sections = tuple(s.strip() for s in a.sections.split(",") if s.strip())
+    res = run_suite(smoke=a.smoke, sections=sections, progress=progress)
+    md = markdown(res)
+    print(md)
+    if a.json:
+        Path(a.json).write_text(json.dumps(res, indent=1, default=float))
+    if a.markdown:
+        Path(a.markdown).write_text(md + "\n")
+    if a.plot:
+        plot(res, a.plot)
+    problems = check(res) if a.smoke else []
+    for prob in problems:
+        print(f"bench: check failed: {prob}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
