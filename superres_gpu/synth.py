@@ -236,13 +236,42 @@ def render_pad(camera: CameraSpec) -> int:
     return int(math.ceil(3.0 * camera.blur_sigma)) + 1
 
 
-def render_frame(scene: np.ndarray, T: np.ndarray, factor: int, camera: CameraSpec, width: int, height: int,
-                 margin: int, rolling=None) -> np.ndarray:
-    """One noise-free ``width`` x ``height`` frame in [0,1] float32 (before
-    quantisation and JPEG): warp the scene by T, optics blur, pixel integration."""
+@dataclass
+class Mover:
+    """A textured object pasted into one frame at (x, y, w, h) frame pixels."""
+
+    frame: int
+    x: int
+    y: int
+    w: int
+    h: int
+    seed: int = 0
+
+
+def motion_blur_kernel(length: float, angle_deg: float, factor: int) -> np.ndarray:
+    """Normalised line kernel (camera shake during the exposure) on the scene raster."""
     import cv2
 
-    pad = render_pad(camera)
+    n = int(math.ceil(length * factor)) | 1
+    n = max(n, 3)
+    k = np.zeros((n + 2, n + 2), np.float32)
+    c = (n + 1) / 2.0
+    dx = 0.5 * length * factor * math.cos(math.radians(angle_deg))
+    dy = 0.5 * length * factor * math.sin(math.radians(angle_deg))
+    p0 = (int(round((c - dx) * 16)), int(round((c - dy) * 16)))
+    p1 = (int(round((c + dx) * 16)), int(round((c + dy) * 16)))
+    cv2.line(k, p0, p1, 1.0, 1, cv2.LINE_AA, shift=4)
+    return k / k.sum()
+
+
+def render_frame(scene: np.ndarray, T: np.ndarray, factor: int, camera: CameraSpec, width: int, height: int,
+                 margin: int, rolling=None, shake=None) -> np.ndarray:
+    """One noise-free ``width`` x ``height`` frame in [0,1] float32 (before
+    quantisation and JPEG): warp the scene by T, camera shake (``shake`` =
+    (length px, angle deg)), optics blur, pixel integration."""
+    import cv2
+
+    pad = render_pad(camera) + (int(math.ceil(shake[0])) if shake else 0)
     rw, rh = (width + 2 * pad) * factor, (height + 2 * pad) * factor
     M = scene_map(T, factor, margin, pad)
     if rolling is None:
@@ -258,6 +287,8 @@ def render_frame(scene: np.ndarray, T: np.ndarray, factor: int, camera: CameraSp
         mx = ((M[0, 0] * xw + M[0, 1] * ys + M[0, 2]) / wq).astype(np.float32)
         my = ((M[1, 0] * xw + M[1, 1] * ys + M[1, 2]) / wq).astype(np.float32)
         warped = cv2.remap(scene, mx, my, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REFLECT)
+    if shake:
+        warped = cv2.filter2D(warped, -1, motion_blur_kernel(shake[0], shake[1], factor), borderType=cv2.BORDER_REFLECT)
     if camera.blur_sigma > 0:
         warped = cv2.GaussianBlur(warped, (0, 0), camera.blur_sigma * factor)
     crop = warped[pad * factor : (pad + height) * factor, pad * factor : (pad + width) * factor]
@@ -307,6 +338,8 @@ def make_burst(
     camera: CameraSpec | None = None,
     seed: int = 0,
     transforms: list | None = None,
+    shake: dict | None = None,
+    movers: list | None = None,
 ) -> SyntheticBurst:
     """Render a burst of ``n_frames`` frames of ``width`` x ``height``.
 
@@ -314,13 +347,16 @@ def make_burst(
     ``scale`` keeps the truth exact) and extends :func:`scene_margin` frame
     pixels beyond the reference frame.  ``transforms`` overrides the random
     motion (frame -> reference; the first should be the identity).
+    ``shake`` maps frame indices to (length px, angle deg) of a motion blur;
+    ``movers`` lists :class:`Mover` objects pasted into frames (the truth is the
+    static scene).
     """
     import cv2
 
     motion = motion or MotionSpec()
     camera = camera or CameraSpec()
     rng = np.random.default_rng(seed)
-    margin = scene_margin(motion, width, height)
+    margin = scene_margin(motion, width, height) + int(math.ceil(max([0.0] + [v[0] for v in (shake or {}).values()])))
     pad = render_pad(camera)
     scene = draw_chart((width + 2 * margin) * factor, (height + 2 * margin) * factor, seed=seed)
     if transforms is None:
@@ -333,7 +369,10 @@ def make_burst(
         if motion.rolling_shutter_px > 0 and i > 0:
             roll = (rng.normal(0, motion.rolling_shutter_px), rng.uniform(0, 2 * np.pi))
         rolls.append(roll)
-        clean = render_frame(scene, T, factor, camera, width, height, margin, roll)
+        clean = render_frame(scene, T, factor, camera, width, height, margin, roll, (shake or {}).get(i))
+        for mv in movers or []:
+            if mv.frame == i:
+                _paste_mover(clean, mv)
         if i == 0:
             clean_ref = clean
         noisy = add_noise(clean, camera, rng)
@@ -359,7 +398,44 @@ def make_burst(
         "motion": motion.__dict__.copy(),
         "camera": camera.__dict__.copy(),
     }
+    params["shake"] = {int(k): list(v) for k, v in (shake or {}).items()}
+    params["movers"] = [m.__dict__.copy() for m in movers or []]
     return SyntheticBurst(frames, encoded, ext, transforms, truth, truth_blurred, scale, params, rolls, clean_ref)
+
+
+def _paste_mover(img: np.ndarray, mv: Mover) -> None:
+    """Paste a textured, coloured object (a passer-by) into a frame, in place."""
+    rng = np.random.default_rng(mv.seed)
+    h, w = img.shape[:2]
+    x0, y0 = max(0, mv.x), max(0, mv.y)
+    x1, y1 = min(w, mv.x + mv.w), min(h, mv.y + mv.h)
+    if x1 <= x0 or y1 <= y0:
+        return
+    tex = _pink_noise(y1 - y0, x1 - x0, rng, beta=1.2)
+    col = rng.uniform(0.15, 0.85, 3)
+    patch = np.clip(col[None, None, :] + 0.2 * tex[..., None], 0, 1).astype(np.float32)
+    img[y0:y1, x0:x1] = patch if img.ndim == 3 else patch.mean(axis=2)
+
+
+def mover_mask(burst: SyntheticBurst, scale: float | None = None) -> np.ndarray:
+    """Boolean mask on the output grid of every place a mover covered, in
+    reference coordinates (through each frame's true transform)."""
+    import cv2
+
+    from .geometry import apply, output_size
+
+    s = burst.scale if scale is None else scale
+    w, h = burst.params["width"], burst.params["height"]
+    ow, oh = output_size(w, h, s)
+    mask = np.zeros((oh, ow), np.uint8)
+    for mv in burst.params.get("movers", []):
+        T = burst.transforms[mv["frame"]]
+        xs = np.array([mv["x"] - 0.5, mv["x"] + mv["w"] - 0.5, mv["x"] + mv["w"] - 0.5, mv["x"] - 0.5])
+        ys = np.array([mv["y"] - 0.5, mv["y"] - 0.5, mv["y"] + mv["h"] - 0.5, mv["y"] + mv["h"] - 0.5])
+        rx, ry = apply(T, xs, ys)
+        pts = np.stack([(rx + 0.5) * s - 0.5, (ry + 0.5) * s - 0.5], axis=1)
+        cv2.fillConvexPoly(mask, np.round(pts * 16).astype(np.int32), 1, cv2.LINE_8, shift=4)
+    return mask.astype(bool)
 
 
 def psnr(result: np.ndarray, truth01: np.ndarray, margin: int = 0) -> float:

@@ -1,0 +1,203 @@
+"""Blur culling and reference choice, without per-camera calibration.
+
+Sharpness
+    The detail energy of a frame is the mean square of its luma filtered by a
+    Laplacian of Gaussian (sigma 1 px at half resolution).  White noise of
+    standard deviation sigma adds exactly ``sigma^2 * sum(k^2)`` to that mean
+    square (k: the filter's taps), so subtracting it leaves the energy of the
+    scene's detail.  The noise level is measured on the frame itself: the
+    median absolute value of the finest diagonal Haar coefficients
+    ((a - b - c + d) / 2 on 2x2 blocks, variance sigma^2 for white noise),
+    divided by 0.6745 (Donoho & Johnstone 1994), taken over the half of the
+    blocks with the least local structure so that texture does not pass for
+    noise.  High ISO therefore no longer looks sharp.
+
+Flags
+    A frame is flagged when its sharpness is below ``threshold`` times the
+    burst's median sharpness and also below the median by more than 3.5
+    robust standard deviations (MAD) of the burst's log-sharpness: blurred
+    relative to the rest of the burst, never because of the burst's natural
+    spread.
+
+Frames are read for scoring at half resolution (JPEG decodes straight to a
+half-size grey image in the DCT domain, several times faster than a full
+decode); the 1/8-size thumbnails made at the same time let ``--reference
+sharpest`` prefer a sharp frame that agrees with the others.
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+from .io import FrameInfo, _cv2, apply_orientation, probe, read_frame
+
+DEFAULT_THRESHOLD = 0.6
+MAD_K = 3.5
+LOG_SIGMA = 1.0
+
+
+@dataclass
+class FrameScore:
+    path: Path
+    sharpness: float  # noise-corrected detail energy (luma^2 units, half resolution)
+    noise: float  # estimated noise standard deviation (luma, half resolution)
+    raw: float  # detail energy before the noise correction
+    thumb: np.ndarray = field(repr=False, default=None)  # 1/8-size luma, float32
+    flagged: bool = False
+    ratio: float = 1.0  # sharpness / burst median
+
+    @property
+    def reason(self) -> str | None:
+        if not self.flagged:
+            return None
+        return f"blurred: sharpness {self.ratio:.2f} of the burst's median"
+
+
+def _log_kernel(sigma: float = LOG_SIGMA) -> tuple[np.ndarray, float]:
+    """Separable Gaussian taps and sum(k^2) of the 2-D LoG filter they make
+    with the 5-point Laplacian (measured on an impulse)."""
+    import cv2
+
+    from .resample import gaussian_taps
+
+    g = gaussian_taps(sigma)
+    r = len(g) // 2 + 2
+    imp = np.zeros((2 * r + 1, 2 * r + 1), np.float64)
+    imp[r, r] = 1.0
+    k = cv2.Laplacian(cv2.sepFilter2D(imp, cv2.CV_64F, g.astype(np.float64), g.astype(np.float64)), cv2.CV_64F, ksize=1)
+    return g, float(np.sum(k * k))
+
+
+def estimate_noise(luma: np.ndarray) -> float:
+    """Noise standard deviation of a luma image (see the module docstring)."""
+    import cv2
+
+    h, w = luma.shape
+    y = luma[: h // 2 * 2, : w // 2 * 2].astype(np.float32)
+    a, b, c, d = y[0::2, 0::2], y[0::2, 1::2], y[1::2, 0::2], y[1::2, 1::2]
+    hh = (a - b - c + d) * 0.5
+    ll = (a + b + c + d) * 0.25
+    gx = cv2.Sobel(ll, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(ll, cv2.CV_32F, 0, 1, ksize=3)
+    activity = cv2.GaussianBlur(gx * gx + gy * gy, (0, 0), 1.0)
+    calm = activity <= np.median(activity)
+    if calm.sum() < 16:
+        calm = np.ones_like(calm)
+    return float(np.median(np.abs(hh[calm])) / 0.6745)
+
+
+def sharpness(luma: np.ndarray) -> tuple[float, float, float]:
+    """(noise-corrected detail energy, noise sigma, raw energy) of a luma image."""
+    import cv2
+
+    g, k2 = _log_kernel()
+    y = luma.astype(np.float32)
+    resp = cv2.Laplacian(cv2.sepFilter2D(y, cv2.CV_32F, g, g, borderType=cv2.BORDER_REFLECT), cv2.CV_32F, ksize=1)
+    m = len(g)
+    resp = resp[m:-m, m:-m] if min(resp.shape) > 4 * m else resp
+    raw = float(np.mean(resp.astype(np.float64) ** 2))
+    sigma = estimate_noise(y)
+    return max(raw - sigma * sigma * k2, 1e-12), sigma, raw
+
+
+def _half_luma_and_thumb(info: FrameInfo) -> tuple[np.ndarray, np.ndarray]:
+    """Half-resolution luma in [0,1] and a 1/8-size thumbnail of a frame."""
+    cv2 = _cv2()
+    if info.format == "jpeg":
+        data = info.path.read_bytes()
+        sos = data.find(b"\xff\xda")
+        if sos < 0 or data.find(b"\xff\xd9", sos) < 0:
+            raise InputError("truncated JPEG: the image data ends early", str(info.path))
+        flags = cv2.IMREAD_REDUCED_GRAYSCALE_2 | cv2.IMREAD_IGNORE_ORIENTATION
+        half = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+        if half is None:
+            raise InputError("corrupt or truncated JPEG: cannot decode", str(info.path))
+        half = apply_orientation(half, info.orientation).astype(np.float32) / 255.0
+    else:
+        from .backends.numpy_backend import NumpyBackend
+
+        B = NumpyBackend()
+        half = B.downsample2(B.luma(read_frame(info)))
+    h, w = half.shape
+    thumb = cv2.resize(half, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA)
+    return half, thumb
+
+
+def score_frame(info: FrameInfo | str | Path) -> FrameScore:
+    if not isinstance(info, FrameInfo):
+        info = probe(info)
+    half, thumb = _half_luma_and_thumb(info)
+    s, n, raw = sharpness(half)
+    return FrameScore(info.path, s, n, raw, thumb)
+
+
+def score_burst(infos: list[FrameInfo], threads: int = 4, progress=None) -> list[FrameScore]:
+    """Score every frame (threads; decoding releases the GIL)."""
+    out: list = [None] * len(infos)
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        futures = {pool.submit(score_frame, info): i for i, info in enumerate(infos)}
+        done = 0
+        for fut in futures:
+            out[futures[fut]] = fut.result()
+            done += 1
+            if progress:
+                progress("cull", done, len(infos))
+    return out
+
+
+def flag_blurred(scores: list[FrameScore], threshold: float = DEFAULT_THRESHOLD) -> list[FrameScore]:
+    """Set ``flagged`` and ``ratio`` on each score (see the module docstring)."""
+    s = np.array([max(f.sharpness, 1e-12) for f in scores])
+    med = float(np.median(s))
+    logs = np.log(s)
+    mad = 1.4826 * float(np.median(np.abs(logs - np.log(med))))
+    cut = min(threshold * med, med * math.exp(-MAD_K * mad))
+    for f, v in zip(scores, s):
+        f.ratio = float(v / med)
+        f.flagged = bool(v < cut) and len(scores) >= 3
+    return scores
+
+
+def choose_sharpest(scores: list[FrameScore], near: float = 0.85) -> int:
+    """Index of the reference for ``--reference sharpest``.
+
+    Candidates are the unflagged frames whose sharpness is within ``near`` of
+    the sharpest; among them, the one whose thumbnail agrees best with the other
+    frames' (median over the others of the RMS difference after a phase-
+    correlation translation) wins, so a sharp frame with a passer-by in front
+    loses to an equally sharp frame without.
+    """
+    import cv2
+
+    ok = [i for i, f in enumerate(scores) if not f.flagged] or list(range(len(scores)))
+    top = max(scores[i].sharpness for i in ok)
+    cands = [i for i in ok if scores[i].sharpness >= near * top]
+    if len(cands) == 1:
+        return cands[0]
+    thumbs = [f.thumb.astype(np.float32) for f in scores]
+    h, w = thumbs[0].shape
+    win = cv2.createHanningWindow((w, h), cv2.CV_32F) if min(h, w) > 1 else None
+
+    def disagreement(i: int) -> float:
+        errs = []
+        for j in ok:
+            if j == i:
+                continue
+            (dx, dy), _ = cv2.phaseCorrelate(thumbs[i], thumbs[j], win)
+            M = np.float32([[1, 0, dx], [0, 1, dy]])
+            moved = cv2.warpAffine(thumbs[j], M, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                   borderValue=np.nan)
+            d = moved - thumbs[i]
+            m = max(1, min(h, w) // 10)
+            d = d[m:-m, m:-m]
+            d = d[np.isfinite(d)]
+            errs.append(float(np.sqrt(np.mean(d * d))) if d.size else math.inf)
+        return float(np.median(errs)) if errs else 0.0
+
+    return min(cands, key=lambda i: (disagreement(i), -scores[i].sharpness))
