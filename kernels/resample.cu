@@ -16,6 +16,11 @@
 //   wo, ho  int           output size
 //   a, b    double        output -> reference: p = a * X + b  (a = 1/s, b = 0.5/s - 0.5)
 //   max_value float       255 or 65535 (scales the photometric offset)
+//   weights const float*  (wh, ww) per-pixel merge weights on the reference's pyramid
+//                         level L (robust merge, mask), read when has_weights != 0
+//   winv    double        1 / 2^L
+//   A covered pixel adds w * value to num and w to den, w sampled bilinearly from
+//   `weights` at q = ((aX + b) + 0.5) * winv - 0.5 (clamped to the map), or w = 1.
 //
 // Coordinates: output pixel (X, Y) -> reference p = (aX + b, aY + b) -> frame
 // (u, v) = Tinv p computed as M = Tinv S with M02 = Ti00*b + Ti01*b + Ti02, in
@@ -74,12 +79,37 @@ SR_HD bool sr_resample_pixel(const T* frame, int fw, int fh, const double* M, co
     return true;
 }
 
+// Bilinear weight at output pixel (X, Y) (numpy_backend._bilinear_axis).
+SR_HD void sr_weight_axis(double X, double a, double b, double winv, int n, int* i0, int* i1, double* f) {
+    double q = ((X * a + b) + 0.5) * winv - 0.5;
+    q = q < 0.0 ? 0.0 : (q > n - 1.0 ? n - 1.0 : q);
+    double fl = floor(q);
+    *i0 = (int)fl;
+    *i1 = *i0 + 1 < n ? *i0 + 1 : n - 1;
+    *f = q - fl;
+}
+
+SR_HD float sr_weight_at(const float* weights, int ww, int wh, double winv, int X, int Y, double a, double b) {
+    int x0, x1, y0, y1;
+    double fx, fy;
+    sr_weight_axis((double)X, a, b, winv, ww, &x0, &x1, &fx);
+    sr_weight_axis((double)Y, a, b, winv, wh, &y0, &y1, &fy);
+    const float* r0 = weights + (long long)y0 * ww;
+    const float* r1 = weights + (long long)y1 * ww;
+    double top = (1.0 - fx) * (double)r0[x0] + fx * (double)r0[x1];
+    double bot = (1.0 - fx) * (double)r1[x0] + fx * (double)r1[x1];
+    return (float)((1.0 - fy) * top + fy * bot);
+}
+
 // The whole work of one thread: output pixel (X, Y).
 template <typename T, int C>
 SR_HD void sr_resample_accumulate_at(const T* frame, int fw, int fh, const double* state, const float* tab,
                                      float* num, float* den, int wo, int X, int Y, double a, double b,
-                                     float max_value) {
+                                     float max_value, const float* weights, int ww, int wh, int has_weights,
+                                     double winv) {
     if (state[SR_S_ACCEPT] == 0.0) return;
+    float wt = has_weights ? sr_weight_at(weights, ww, wh, winv, X, Y, a, b) : 1.0f;
+    if (!(wt > 0.0f)) return;
     double M[9];
     sr_output_map(state + SR_S_TINV, a, b, M);
     float val[C];
@@ -87,18 +117,20 @@ SR_HD void sr_resample_accumulate_at(const T* frame, int fw, int fh, const doubl
     float gain = (float)state[SR_S_GAIN];
     float off = (float)(state[SR_S_OFFSET] * (double)max_value);
     long long idx = (long long)Y * wo + X;
-    for (int ch = 0; ch < C; ++ch) num[idx * C + ch] += val[ch] * gain + off;
-    den[idx] += 1.0f;
+    for (int ch = 0; ch < C; ++ch) num[idx * C + ch] += wt * (val[ch] * gain + off);
+    den[idx] += wt;
 }
 
 #if defined(SR_DEVICE)
 template <typename T, int C>
 __global__ void resample_accumulate(const T* __restrict__ frame, int fw, int fh, const double* __restrict__ state,
                                     const float* __restrict__ tab, float* __restrict__ num, float* __restrict__ den,
-                                    int wo, int ho, double a, double b, float max_value) {
+                                    int wo, int ho, double a, double b, float max_value,
+                                    const float* __restrict__ weights, int ww, int wh, int has_weights, double winv) {
     int X = blockIdx.x * blockDim.x + threadIdx.x;
     int Y = blockIdx.y * blockDim.y + threadIdx.y;
     if (X >= wo || Y >= ho) return;
-    sr_resample_accumulate_at<T, C>(frame, fw, fh, state, tab, num, den, wo, X, Y, a, b, max_value);
+    sr_resample_accumulate_at<T, C>(frame, fw, fh, state, tab, num, den, wo, X, Y, a, b, max_value, weights, ww,
+                                    wh, has_weights, winv);
 }
 #endif

@@ -157,7 +157,8 @@ class Reference:
         self.width, self.height = w, h
         self.norm = normalisation(w, h)
         self.pc_level = pc_level_for(w, h, config.pc_size)
-        self.levels = self.pc_level + 1
+        # at least two levels when the frame allows it: the robust merge works at level 1
+        self.levels = max(self.pc_level + 1, 2 if min(w, h) >= 32 else 1)
         luma = B.luma(frame)
         self.pyramid = build_pyramid(B, luma, self.levels)
         pc_img = self.pyramid[self.pc_level]
@@ -246,6 +247,12 @@ def align_frame(B, ref: Reference, frame, luma=None):
     Returns the frame's state vector on the backend (``backends.base``
     layout): T, Tinv, photometric gain/offset, diagnostics and the accept flag.
     """
+    return align_frame_full(B, ref, frame, luma)[0]
+
+
+def align_frame_full(B, ref: Reference, frame, luma=None):
+    """As :func:`align_frame`, returning (state, the frame's B-spline
+    coefficient pyramid) so that the merge can reuse the coefficients."""
     if luma is None:
         luma = B.luma(frame)
     pyr = build_pyramid(B, luma, ref.levels)
@@ -263,7 +270,7 @@ def align_frame(B, ref: Reference, frame, luma=None):
             if B.host_state and it >= 1 and state[S.S_STEP] < ref.config.converged_px:
                 break
     B.align_finalize(state, ref.width, ref.height, ref.config.min_corr, ref.config.min_overlap)
-    return state
+    return state, coef
 
 
 def drop_reason(state: np.ndarray, config: AlignConfig) -> str | None:

@@ -20,6 +20,7 @@ STAGE_LABELS = {
     "frames": "Aligning + merging",
     "write": "Writing TIFF",
     "render": "Rendering demo burst",
+    "cull": "Scoring sharpness",
 }
 
 
@@ -101,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .align import DEFAULT_MODEL
     from .backends import BACKENDS
     from .geometry import MOTION_MODELS
-    from .pipeline import COMPRESSIONS
+    from .cull import DEFAULT_THRESHOLD
+    from .pipeline import COMPRESSIONS, MERGES
 
     p = argparse.ArgumentParser(
         prog="superres",
@@ -129,8 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--reference",
         default="first",
-        metavar="first|PATH",
-        help="frame everything is aligned to (default: the first in name order)",
+        metavar="first|sharpest|PATH",
+        help="frame everything is aligned to (default: the first in name order; sharpest: the sharpest "
+        "frame that agrees best with the others)",
     )
     r.add_argument(
         "--mask",
@@ -144,12 +147,56 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_MODEL,
         help=f"global motion model (default: {DEFAULT_MODEL})",
     )
+    r.add_argument(
+        "--merge",
+        choices=MERGES,
+        default="robust",
+        help="robust: leave out, per pixel, what moved between frames (no ghosts); mean: plain average "
+        "(default: robust)",
+    )
+    r.add_argument(
+        "--cull",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="leave out frames blurred relative to the rest of the burst (default: on)",
+    )
+    r.add_argument(
+        "--cull-threshold",
+        type=float,
+        default=DEFAULT_THRESHOLD,
+        metavar="R",
+        help=f"flag frames whose sharpness is below R times the burst's median (default {DEFAULT_THRESHOLD})",
+    )
+    r.add_argument("--weights-png", metavar="PATH", help="save a picture of where frames were left out (red)")
     r.add_argument("--report", metavar="PATH", help="write a JSON report of every frame")
     r.add_argument("--overwrite", action="store_true", help="replace an existing output/report")
     r.add_argument(
         "--compression", choices=COMPRESSIONS, default="none", help="TIFF compression (default: none)"
     )
     r.set_defaults(func=cmd_run)
+
+    c = sub.add_parser(
+        "cull",
+        parents=[common],
+        help="score the sharpness of frames and flag the blurred ones",
+        description="Score every frame's sharpness (detail energy with the noise's share removed, so high ISO "
+        "does not pass for sharpness) and flag the frames blurred relative to the rest of the burst.",
+    )
+    c.add_argument("inputs", nargs="+", metavar="INPUT", help="a folder of frames, or frame files")
+    c.add_argument(
+        "--threshold",
+        type=float,
+        default=DEFAULT_THRESHOLD,
+        metavar="R",
+        help=f"flag frames whose sharpness is below R times the burst's median (default {DEFAULT_THRESHOLD})",
+    )
+    c.add_argument(
+        "--rename",
+        action="store_true",
+        help="rename flagged files to NAME.not_sharp_enough (superres run then skips them)",
+    )
+    c.add_argument("--plot", metavar="PATH.png", help="save the sharpness of every frame as a bar chart")
+    c.set_defaults(func=cmd_cull)
 
     d = sub.add_parser(
         "demo",
@@ -237,6 +284,10 @@ def cmd_run(args, out, err) -> int:
         report=args.report,
         overwrite=args.overwrite,
         compression=args.compression,
+        merge=args.merge,
+        cull=args.cull,
+        cull_threshold=args.cull_threshold,
+        weights_png=args.weights_png,
     )
     t = time.perf_counter()
     with RichProgress(err, enabled=not args.quiet) as prog:
@@ -253,7 +304,8 @@ def print_summary(console, report: dict, wall: float) -> None:
     t = Table(title="superres run", show_header=False, box=None, pad_edge=False)
     t.add_column(style="bold", no_wrap=True)
     t.add_column(overflow="fold")
-    t.add_row("frames", f"{s['used']} used, {s['dropped']} dropped of {s['frames']}")
+    culled = f" ({s['culled']} of them as blurred)" if s.get("culled") else ""
+    t.add_row("frames", f"{s['used']} used, {s['dropped']} dropped{culled} of {s['frames']}")
     if s["residual_rms_median"] is not None:
         t.add_row(
             "alignment residual",
@@ -271,6 +323,59 @@ def print_summary(console, report: dict, wall: float) -> None:
     t.add_row("time", f"{wall:.2f}s total ({stages})")
     t.add_row("output", report["output"])
     console.print(t)
+
+
+def cmd_cull(args, out, err) -> int:
+    from pathlib import Path
+
+    from .cull import flag_blurred, flag_cut_ratio, score_burst, score_plot
+    from .errors import ConfigError, InputError, OutputError
+    from .io import SKIP_SUFFIX, AtomicOutput, encode_png, list_inputs, probe
+
+    if not (0.0 < args.threshold < 1.0):
+        raise ConfigError(f"--threshold must be between 0 and 1 (got {args.threshold})")
+    paths = list_inputs(args.inputs)
+    if len(paths) < 2:
+        where = ", ".join(str(p) for p in args.inputs)
+        raise InputError("culling needs a burst of at least 2 frames", str(paths[0]) if paths else where)
+    plot_out = AtomicOutput(args.plot, overwrite=True, protect=paths) if args.plot else None
+    try:
+        infos = [probe(p) for p in paths]
+        with RichProgress(err, enabled=not args.quiet) as prog:
+            scores = flag_blurred(score_burst(infos, progress=prog), args.threshold)
+        if plot_out is not None:
+            plot_out.tmp.write_bytes(encode_png(score_plot(scores, args.threshold)))
+            plot_out.commit()
+    except BaseException:
+        if plot_out is not None:
+            plot_out.discard()
+        raise
+    targets = {}
+    if args.rename:
+        for s in scores:
+            if s.flagged:
+                t = Path(str(s.path) + SKIP_SUFFIX)
+                if t.exists():
+                    raise OutputError("cannot rename: the target already exists", str(t))
+                targets[s.path] = t
+    if not args.quiet:
+        from rich.table import Table
+
+        cut = flag_cut_ratio(scores, args.threshold)
+        t = Table(title=f"sharpness (relative to the burst's median; flagged below {cut:.2f})")
+        t.add_column("frame", overflow="fold")
+        t.add_column("sharpness", justify="right")
+        t.add_column("noise (8-bit levels)", justify="right")
+        t.add_column("verdict")
+        for s in scores:
+            verdict = "[red]blurred[/]" + (" (renamed)" if s.path in targets else "") if s.flagged else "sharp"
+            t.add_row(str(s.path), f"{s.ratio:.2f}", f"{255 * s.noise:.2f}", verdict)
+        out.print(t)
+        n = sum(s.flagged for s in scores)
+        out.print(f"{n} of {len(scores)} frames flagged as blurred" + (f"; plot: {args.plot}" if args.plot else ""))
+    for src, dst in targets.items():
+        src.rename(dst)
+    return EXIT_OK
 
 
 def cmd_demo(args, out, err) -> int:

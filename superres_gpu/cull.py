@@ -6,11 +6,12 @@ Sharpness
     standard deviation sigma adds exactly ``sigma^2 * sum(k^2)`` to that mean
     square (k: the filter's taps), so subtracting it leaves the energy of the
     scene's detail.  The noise level is measured on the frame itself: the
-    median absolute value of the finest diagonal Haar coefficients
-    ((a - b - c + d) / 2 on 2x2 blocks, variance sigma^2 for white noise),
-    divided by 0.6745 (Donoho & Johnstone 1994), taken over the half of the
-    blocks with the least local structure so that texture does not pass for
-    noise.  High ISO therefore no longer looks sharp.
+    median absolute response of Immerkaer's operator (a difference of two
+    Laplacians that cancels smooth image structure; J. Immerkaer, "Fast noise
+    variance estimation", CVIU 1996), made robust with the median (Donoho &
+    Johnstone 1994) and taken over the half of the image with the least local
+    structure so that texture does not pass for noise.  High ISO therefore no
+    longer looks sharp.
 
 Flags
     A frame is flagged when its sharpness is below ``threshold`` times the
@@ -37,9 +38,9 @@ import numpy as np
 from .errors import InputError
 from .io import FrameInfo, _cv2, apply_orientation, probe, read_frame
 
-DEFAULT_THRESHOLD = 0.6
+DEFAULT_THRESHOLD = 0.75
 MAD_K = 3.5
-LOG_SIGMA = 1.0
+LOG_SIGMA = 0.5
 
 
 @dataclass
@@ -78,18 +79,21 @@ def estimate_noise(luma: np.ndarray) -> float:
     """Noise standard deviation of a luma image (see the module docstring)."""
     import cv2
 
-    h, w = luma.shape
-    y = luma[: h // 2 * 2, : w // 2 * 2].astype(np.float32)
-    a, b, c, d = y[0::2, 0::2], y[0::2, 1::2], y[1::2, 0::2], y[1::2, 1::2]
-    hh = (a - b - c + d) * 0.5
-    ll = (a + b + c + d) * 0.25
-    gx = cv2.Sobel(ll, cv2.CV_32F, 1, 0, ksize=3)
-    gy = cv2.Sobel(ll, cv2.CV_32F, 0, 1, ksize=3)
-    activity = cv2.GaussianBlur(gx * gx + gy * gy, (0, 0), 1.0)
+    y = luma.astype(np.float32)
+    r = cv2.filter2D(y, cv2.CV_32F, _IMMERKAER, borderType=cv2.BORDER_REFLECT)[1:-1, 1:-1]
+    gx = cv2.Sobel(y, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(y, cv2.CV_32F, 0, 1, ksize=3)
+    activity = cv2.GaussianBlur(gx * gx + gy * gy, (0, 0), 2.0)[1:-1, 1:-1]
     calm = activity <= np.median(activity)
     if calm.sum() < 16:
         calm = np.ones_like(calm)
-    return float(np.median(np.abs(hh[calm])) / 0.6745)
+    # |N|_2 = 6 for the kernel below; 0.6745: median |x| of a unit normal
+    return float(np.median(np.abs(r[calm])) / (0.6745 * 6.0))
+
+
+# Immerkaer (1996): a difference of two Laplacians, blind to planes and, nearly,
+# to smooth curvature, so its output on a photo is mostly the noise.
+_IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
 
 
 def sharpness(luma: np.ndarray) -> tuple[float, float, float]:
@@ -155,9 +159,7 @@ def flag_blurred(scores: list[FrameScore], threshold: float = DEFAULT_THRESHOLD)
     """Set ``flagged`` and ``ratio`` on each score (see the module docstring)."""
     s = np.array([max(f.sharpness, 1e-12) for f in scores])
     med = float(np.median(s))
-    logs = np.log(s)
-    mad = 1.4826 * float(np.median(np.abs(logs - np.log(med))))
-    cut = min(threshold * med, med * math.exp(-MAD_K * mad))
+    cut = med * flag_cut_ratio(scores, threshold)
     for f, v in zip(scores, s):
         f.ratio = float(v / med)
         f.flagged = bool(v < cut) and len(scores) >= 3
@@ -201,3 +203,47 @@ def choose_sharpest(scores: list[FrameScore], near: float = 0.85) -> int:
         return float(np.median(errs)) if errs else 0.0
 
     return min(cands, key=lambda i: (disagreement(i), -scores[i].sharpness))
+
+
+def score_plot(scores: list[FrameScore], threshold: float) -> np.ndarray:
+    """An 8-bit RGB bar chart of the burst's sharpness (relative to the median),
+    flagged frames in red, the flagging threshold as a dashed line."""
+    import cv2
+
+    n = len(scores)
+    bar = max(6, min(40, 900 // max(n, 1)))
+    left, top, bottom, height = 60, 40, 50, 300
+    width = left + n * bar + 20
+    img = np.full((top + height + bottom, max(width, 420), 3), 255, np.uint8)
+    vmax = max(1.5, max(s.ratio for s in scores) * 1.05)
+
+    def ypos(v):
+        return int(top + height - height * min(v, vmax) / vmax)
+
+    for k, s in enumerate(scores):
+        x0 = left + k * bar + 1
+        colour = (40, 40, 210) if s.flagged else (170, 120, 40)  # BGR: red / blue
+        cv2.rectangle(img, (x0, ypos(s.ratio)), (x0 + bar - 3, top + height), colour, -1)
+        if n <= 60 and (k % max(1, n // 20) == 0):
+            cv2.putText(img, str(k), (x0, top + height + 15), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1, cv2.LINE_AA)
+    for v in (0.5, 1.0, 1.5):
+        if v <= vmax:
+            cv2.putText(img, f"{v:.1f}", (10, ypos(v) + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    med = flag_cut_ratio(scores, threshold)
+    y = ypos(med)
+    for x in range(left, left + n * bar, 10):
+        cv2.line(img, (x, y), (x + 5, y), (0, 0, 0), 1)
+    cv2.line(img, (left, top + height), (left + n * bar, top + height), (0, 0, 0), 1)
+    cv2.putText(img, "sharpness / burst median (red: flagged as blurred; dashed: threshold)", (10, 22),
+                cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(img, "frame (name order)", (left, top + height + 38), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1,
+                cv2.LINE_AA)
+    return np.ascontiguousarray(img[..., ::-1])
+
+
+def flag_cut_ratio(scores: list[FrameScore], threshold: float = DEFAULT_THRESHOLD) -> float:
+    """The flagging threshold of :func:`flag_blurred`, relative to the median."""
+    s = np.array([max(f.sharpness, 1e-12) for f in scores])
+    med = float(np.median(s))
+    mad = 1.4826 * float(np.median(np.abs(np.log(s) - np.log(med))))
+    return min(threshold, math.exp(-MAD_K * mad))

@@ -29,9 +29,10 @@ class Accumulator:
         self.num = xp.zeros((self.height, self.width, channels), dtype=xp.float32)
         self.den = xp.zeros((self.height, self.width), dtype=xp.float32)
 
-    def add(self, frame, state) -> None:
-        """Resample ``frame`` (on the device) with ``state``'s transform and add it."""
-        self.B.resample_accumulate(frame, state, self.num, self.den, self.scale, self.max_value)
+    def add(self, frame, state, weights=None, weight_level: int = 1) -> None:
+        """Resample ``frame`` (on the device) with ``state``'s transform and add
+        it, with per-pixel ``weights`` on the reference's level ``weight_level``."""
+        self.B.resample_accumulate(frame, state, self.num, self.den, self.scale, self.max_value, weights, weight_level)
 
     def coverage(self) -> np.ndarray:
         """Host copy of the per-pixel frame count."""
@@ -41,3 +42,89 @@ class Accumulator:
         """The merged image as uint16 on the host (0..65535 for the input's full range)."""
         out = self.B.normalize_u16(self.num, self.den, 65535.0 / self.max_value)
         return self.B.asnumpy(out)
+
+
+# --------------------------------------------------------------------------
+# Robust merge: per-pixel weights that leave out what moved
+# --------------------------------------------------------------------------
+
+ROBUST_K1 = 3.0  # local RMS residual (in units of what noise and edges explain) kept in full
+ROBUST_K2 = 6.0  # ... and from which a frame's pixels are left out entirely
+ROBUST_BETA = 0.125  # (0.35 px)^2: residual misalignment/aliasing tolerated at edges (level px^2)
+ROBUST_SMOOTH = 1.5  # Gaussian sigma (level px) of the local residual energy
+
+
+class MergeWeights:
+    """Per-frame merge weights on the reference's level-1 grid (level 0 for tiny frames).
+
+    Robust mode (in the spirit of Wronski et al. 2019, "Handheld Multi-Frame
+    Super-Resolution"): the frame, aligned, is compared with the reference at
+    half resolution; the squared difference (with the exposure correction) is
+    averaged locally and divided by what noise (a robust, burst-wide level:
+    the median over the frame) and small misalignment at edges (a multiple of
+    the reference's local gradient energy) explain.  Up to ``k1`` times that,
+    the frame counts in full; from ``k2`` times, not at all; linear between.
+    A person crossing the scene in some frames thus leaves no ghost, while
+    static detail keeps the full noise reduction.  Pixels under the user's
+    mask come from the reference alone, in both modes.
+    """
+
+    def __init__(self, B, ref, mask: np.ndarray | None = None, robust: bool = True):
+        from .align import downsample_mask
+        from .resample import gaussian_taps
+
+        self.B = B
+        self.robust = robust
+        self.level = 1 if ref.levels >= 2 else 0
+        self.ref_img = ref.pyramid[1] if self.level == 1 else ref.level0
+        self.margin = ref.margin(self.level)
+        self.taps = gaussian_taps(ROBUST_SMOOTH)
+        xp = B.xp
+        h, w = self.ref_img.shape
+        self.mask = None
+        if mask is not None:
+            m = downsample_mask(mask) if self.level == 1 else mask
+            self.mask = B.asarray(np.ascontiguousarray(m[:h, :w], dtype=np.float32))
+        self.active = robust or self.mask is not None
+        if robust:
+            gx, gy = B.gradient(self.ref_img)
+            self.g = B.sepfilter(gx * gx + gy * gy, self.taps)
+        self.rejected = xp.zeros((h, w), dtype=xp.float32)
+        self.covered = xp.zeros((h, w), dtype=xp.float32)
+
+    def for_frame(self, coef, state):
+        """(weights on the level grid or None, device scalar: fraction of the
+        frame's covered pixels left out) for one aligned frame; ``coef`` is the
+        frame's B-spline coefficient image at ``self.level``."""
+        B, xp = self.B, self.B.xp
+        if not self.active:
+            return None, None
+        d2, cov = B.robust_residual(coef, self.ref_img, state, self.level, self.margin)
+        if self.robust:
+            e = B.sepfilter(d2, self.taps)
+            c = B.sepfilter(cov, self.taps)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                level = xp.where(c > 0.5, e / c - ROBUST_BETA * self.g, xp.nan)
+            scale2 = xp.maximum(xp.nan_to_num(xp.nanmedian(level), nan=1.0), 1e-12)
+            w = B.robust_weight(e, c, self.g, scale2, ROBUST_BETA, ROBUST_K1, ROBUST_K2, self.mask)
+        else:
+            w = 1.0 - self.mask
+        lost = (1.0 - w) * cov
+        self.rejected += lost
+        self.covered += cov
+        frac = lost.sum() / xp.maximum(cov.sum(), 1.0)
+        return w, frac
+
+    def rejection_map(self) -> np.ndarray:
+        """Host map of the fraction of covering frames left out, per pixel (0..1)."""
+        r = self.B.asnumpy(self.rejected)
+        c = self.B.asnumpy(self.covered)
+        return np.where(c > 0, r / np.maximum(c, 1e-9), 0.0).astype(np.float32)
+
+    def picture(self) -> np.ndarray:
+        """8-bit RGB picture: the reference in grey, red where frames were left out."""
+        ref = self.B.asnumpy(self.ref_img)
+        grey = np.clip(ref * 0.8 + 0.1, 0, 1)
+        rej = self.rejection_map()
+        rgb = np.stack([grey * (1 - rej) + rej, grey * (1 - rej), grey * (1 - rej)], axis=-1)
+        return np.clip(rgb * 255 + 0.5, 0, 255).astype(np.uint8)

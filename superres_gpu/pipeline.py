@@ -3,11 +3,13 @@
 ::
 
     files -> probe all headers (fail fast on bad input)
+          -> [cull: sharpness of every frame from a half-size read; flag the
+              blurred ones; choose the reference for --reference sharpest]
           -> reference: decode, luma pyramid, points, phase-correlation spectrum
-          -> for each frame (decode of the next ones overlaps): decode once,
-             upload once, align to the reference, resample once onto the
-             output grid and accumulate
-          -> normalise -> 16-bit TIFF (atomic) + JSON report
+          -> for each kept frame (decode of the next ones overlaps): decode once,
+             upload once, align to the reference, robust weights, resample
+             once onto the output grid and accumulate
+          -> normalise -> 16-bit TIFF (atomic) + JSON report [+ weights PNG]
 
 The pipeline reports progress through a callback ``progress(stage, done,
 total)`` and warnings through ``warn(message)``; it never prints.
@@ -27,7 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .align import DEFAULT_MODEL, AlignConfig, Reference, align_frame, drop_reason
+from .align import DEFAULT_MODEL, AlignConfig, Reference, align_frame_full, drop_reason
+from .cull import DEFAULT_THRESHOLD, choose_sharpest, flag_blurred, score_burst
 from .backends import base as S
 from .backends import get_backend
 from .errors import AlignmentError, ConfigError, InputError
@@ -39,13 +42,15 @@ from .io import (
     list_inputs,
     probe,
     read_frame,
+    encode_png,
     read_mask,
     write_tiff,
 )
-from .merge import Accumulator
+from .merge import Accumulator, MergeWeights
 
 MIN_SCALE, MAX_SCALE = 1.0, 4.0
 COMPRESSIONS = ("none", "deflate", "lzw", "zstd")
+MERGES = ("robust", "mean")
 
 
 @dataclass
@@ -56,12 +61,16 @@ class PipelineConfig:
     output: str
     scale: float = 2.0
     backend: str = "auto"
-    reference: str = "first"  # "first" or a path
+    reference: str = "first"  # "first", "sharpest" or a path
     mask: str | None = None  # None: mask.png beside the reference if present; "none": no mask
     motion: str = DEFAULT_MODEL
     report: str | None = None
     overwrite: bool = False
     compression: str = "none"
+    merge: str = "robust"  # "robust" (per-pixel rejection of what moved) or "mean"
+    cull: bool = True  # leave out frames blurred relative to the rest of the burst
+    cull_threshold: float = DEFAULT_THRESHOLD
+    weights_png: str | None = None  # picture of where frames were left out
     decode_threads: int = field(default_factory=lambda: max(2, min(16, os.cpu_count() or 2)))
     prefetch: int = 0  # frames decoded ahead of the one being processed; 0: decode_threads + 1
     align: AlignConfig = field(default_factory=AlignConfig)
@@ -75,6 +84,10 @@ class PipelineConfig:
             raise ConfigError(f"unknown compression {self.compression!r}; choose one of {', '.join(COMPRESSIONS)}")
         if not self.inputs:
             raise ConfigError("no input given: name a folder of frames or the frame files")
+        if self.merge not in MERGES:
+            raise ConfigError(f"unknown merge {self.merge!r}; choose one of {', '.join(MERGES)}")
+        if not (0.0 < self.cull_threshold < 1.0):
+            raise ConfigError(f"the cull threshold must be between 0 and 1 (got {self.cull_threshold})")
         self.align.model = self.motion
         self.align.validate()
         if self.prefetch <= 0:
@@ -102,7 +115,7 @@ def resolve_frames(cfg: PipelineConfig) -> tuple[list[Path], int]:
     # the output path is deliberately *not* excluded, so that an output named
     # like an input frame is caught (and refused) by AtomicOutput's protect list.
     frames = list_inputs(cfg.inputs)
-    if cfg.reference not in (None, "", "first"):
+    if cfg.reference not in (None, "", "first", "sharpest"):
         rp = Path(cfg.reference)
         if not rp.is_file():
             raise InputError("reference frame not found", str(rp))
@@ -145,6 +158,22 @@ def find_mask(cfg: PipelineConfig, ref: FrameInfo) -> Path | None:
     return p if p.is_file() else None
 
 
+@dataclass
+class FrameRecord:
+    """What the pipeline learns about one input frame."""
+
+    path: Path
+    info: FrameInfo
+    score: object = None  # cull.FrameScore when scored
+    state: np.ndarray | None = None  # alignment state (host copy) when processed
+    rejected: float | None = None  # fraction of its covered pixels the robust merge left out
+    culled: bool = False
+
+    @property
+    def used(self) -> bool:
+        return bool(self.state is not None and self.state[S.S_ACCEPT] != 0.0)
+
+
 def run(cfg: PipelineConfig, progress=None, warn=None) -> RunResult:
     """Run the whole pipeline; raise a SuperresError on bad input."""
     progress = progress or _noop_progress
@@ -160,38 +189,65 @@ def run(cfg: PipelineConfig, progress=None, warn=None) -> RunResult:
         raise InputError(
             "only one frame found; a burst needs at least 2 frames of the same scene", str(paths[0])
         )
-    order = [ref_idx] + [i for i in range(len(paths)) if i != ref_idx]
-    infos: list[FrameInfo] = [None] * len(paths)  # type: ignore[list-item]
-    for k, i in enumerate(order):
-        infos[i] = probe(paths[i])
+    records = []
+    for k, p in enumerate(paths):
+        records.append(FrameRecord(p, probe(p)))
         progress("check", k + 1, len(paths))
-    ref_info = infos[ref_idx]
-    check_burst(infos, ref_info)
-    mask_path = find_mask(cfg, ref_info)
-    mask = read_mask(mask_path, (ref_info.height, ref_info.width)) if mask_path else None
+    check_burst([r.info for r in records], records[ref_idx].info)
     timings["probe"] = time.perf_counter() - t0
 
     # --- outputs are claimed before any heavy work (fail fast, no partial output)
+    side = [x for x in (cfg.report, cfg.weights_png) if x]
     out = AtomicOutput(cfg.output, overwrite=cfg.overwrite, protect=paths)
-    rep_out = None
+    claimed = []
     try:
-        if cfg.report:
-            rep_out = AtomicOutput(cfg.report, overwrite=cfg.overwrite, protect=paths)
+        for x in side:
+            claimed.append(AtomicOutput(x, overwrite=cfg.overwrite, protect=paths))
+        rep_out = claimed[0] if cfg.report else None
+        png_out = claimed[-1] if cfg.weights_png else None
+
+        # --- cull: sharpness of every frame; the reference for "sharpest" -----------
+        if cfg.cull or cfg.reference == "sharpest":
+            t0 = time.perf_counter()
+            scores = flag_blurred(score_burst([r.info for r in records], cfg.decode_threads, progress),
+                                  cfg.cull_threshold)
+            for r, sc in zip(records, scores):
+                r.score = sc
+            if cfg.reference == "sharpest":
+                ref_idx = choose_sharpest(scores)
+            if cfg.cull:
+                for i, r in enumerate(records):
+                    r.culled = r.score.flagged and i != ref_idx
+                    if r.culled:
+                        warn(f"{r.path.name}: left out, {r.score.reason}")
+                if records[ref_idx].score.flagged:
+                    warn(
+                        f"the reference {records[ref_idx].path.name} looks blurred ({records[ref_idx].score.reason}); "
+                        "consider --reference sharpest"
+                    )
+            timings["cull"] = time.perf_counter() - t0
+        ref_info = records[ref_idx].info
+        mask_path = find_mask(cfg, ref_info)
+        mask = read_mask(mask_path, (ref_info.height, ref_info.width)) if mask_path else None
+        order = [ref_idx] + [i for i, r in enumerate(records) if i != ref_idx and not r.culled]
+        if len(order) < 2:
+            raise InputError(
+                "every frame but the reference was left out as blurred; nothing to merge (try --no-cull)",
+                str(records[ref_idx].path),
+            )
         try:
-            result = _process(cfg, paths, order, infos, ref_info, mask, progress, warn, timings)
+            result = _process(cfg, records, order, mask, progress, warn, timings)
         except Exception as e:
             if not _is_device_oom(e):
                 raise
             warn(f"the GPU ran out of memory ({e}); starting again on the CPU backend, which is slower")
             cpu_cfg = dataclasses.replace(cfg, backend="numpy")
-            result = _process(cpu_cfg, paths, order, infos, ref_info, mask, progress, warn, timings)
-        image, states, backend_name, peak_gpu = result
+            result = _process(cpu_cfg, records, order, mask, progress, warn, timings)
+        image, weights_picture, backend_name, peak_gpu = result
         t0 = time.perf_counter()
         progress("write", 0, 1)
-        desc = (
-            f"superres_gpu {__version__}: {sum(int(s[S.S_ACCEPT]) for s in states.values())} frames merged, "
-            f"scale {cfg.scale:g}, reference {ref_info.path.name}"
-        )
+        used = sum(r.used for r in records)
+        desc = f"superres_gpu {__version__}: {used} frames merged, scale {cfg.scale:g}, reference {ref_info.path.name}"
         write_tiff(
             out,
             image,
@@ -199,10 +255,13 @@ def run(cfg: PipelineConfig, progress=None, warn=None) -> RunResult:
             description=desc,
             compression=None if cfg.compression == "none" else cfg.compression,
         )
+        if png_out is not None:
+            png_out.tmp.write_bytes(encode_png(weights_picture))
+            png_out.commit()
         progress("write", 1, 1)
         timings["write"] = time.perf_counter() - t0
         timings["total"] = time.perf_counter() - t_start
-        report = build_report(cfg, paths, ref_idx, infos, states, mask_path, backend_name, timings, image.shape)
+        report = build_report(cfg, records, ref_idx, mask_path, backend_name, timings)
         report["peak_gpu_mib"] = peak_gpu
         if rep_out is not None:
             rep_out.tmp.write_text(json.dumps(report, indent=1), encoding="utf-8")
@@ -210,8 +269,8 @@ def run(cfg: PipelineConfig, progress=None, warn=None) -> RunResult:
         return RunResult(Path(cfg.output), report, image.shape)
     except BaseException:
         out.discard()
-        if rep_out is not None:
-            rep_out.discard()
+        for c in claimed:
+            c.discard()
         raise
 
 
@@ -222,9 +281,11 @@ def _is_device_oom(e: BaseException) -> bool:
     return mod.startswith("cupy") and ("OutOfMemory" in name or "CUFFT_ALLOC_FAILED" in str(e))
 
 
-def _process(cfg, paths, order, infos, ref_info, mask, progress, warn, timings):
+def _process(cfg, records, order, mask, progress, warn, timings):
+    """The main pass over the kept frames; fills each record's state."""
     B = get_backend(cfg.backend)
     busy = {"decode": 0.0, "align": 0.0, "merge": 0.0}
+    ref_info = records[order[0]].info
 
     def timed_read(info):
         t = time.perf_counter()
@@ -232,43 +293,49 @@ def _process(cfg, paths, order, infos, ref_info, mask, progress, warn, timings):
         return img, time.perf_counter() - t
 
     n = len(order)
-    states: dict[int, np.ndarray] = {}
-    dev_states = {}
+    dev_states, dev_rejected = {}, {}
     marks = []  # per frame: (start, aligned, merged) marks in the backend's work stream
     pool = ThreadPoolExecutor(max_workers=max(1, cfg.decode_threads), thread_name_prefix="decode")
     futures = {}
     try:
         for j in range(min(cfg.prefetch, n)):
-            futures[order[j]] = pool.submit(timed_read, infos[order[j]])
-        acc = ref = None
+            futures[order[j]] = pool.submit(timed_read, records[order[j]].info)
+        acc = ref = weights = None
         for k, i in enumerate(order):
             host, dt = futures.pop(i).result()
             busy["decode"] += dt
             if k + cfg.prefetch < n:
                 nxt = order[k + cfg.prefetch]
-                futures[nxt] = pool.submit(timed_read, infos[nxt])
+                futures[nxt] = pool.submit(timed_read, records[nxt].info)
             m0 = B.mark()
             frame = B.asarray(host)
             del host
+            w = None
             if k == 0:
                 ref = Reference(B, frame, cfg.align, mask)
                 acc = Accumulator(B, ref_info.width, ref_info.height, ref_info.channels, cfg.scale, ref_info.max_value)
+                weights = MergeWeights(B, ref, mask, robust=cfg.merge == "robust")
                 state = ref.reference_state()
             else:
-                state = align_frame(B, ref, frame)
+                state, coef = align_frame_full(B, ref, frame)
+                w, dev_rejected[i] = weights.for_frame(coef[weights.level], state)
+                del coef
             m1 = B.mark()
-            acc.add(frame, state)
+            acc.add(frame, state, w, weights.level)
             marks.append((m0, m1, B.mark()))
             dev_states[i] = state
-            del frame
+            del frame, w
             if k >= 2:  # keep at most two frames of work queued ahead of the device
                 B.wait(marks[k - 2][2])
             progress("frames", k + 1, n)
         t = time.perf_counter()
         stacked = B.asnumpy(B.xp.stack([dev_states[i] for i in order]))
         for row, i in zip(stacked, order):
-            states[i] = np.array(row, dtype=np.float64)
+            records[i].state = np.array(row, dtype=np.float64)
+        for i, v in dev_rejected.items():
+            records[i].rejected = None if v is None else float(B.asnumpy(v))
         image = acc.result()
+        picture = weights.picture() if cfg.weights_png else None
         for m0, m1, m2 in marks:
             busy["align"] += B.elapsed(m0, m1)
             busy["merge"] += B.elapsed(m1, m2)
@@ -278,55 +345,69 @@ def _process(cfg, paths, order, infos, ref_info, mask, progress, warn, timings):
             f.cancel()
         pool.shutdown(wait=True, cancel_futures=True)
     timings.update(busy)
-    used = sum(1 for i in order[1:] if states[i][S.S_ACCEPT] != 0.0)
+    used = sum(1 for i in order[1:] if records[i].used)
     for i in order[1:]:
-        reason = drop_reason(states[i], cfg.align)
+        reason = drop_reason(records[i].state, cfg.align)
         if reason:
-            warn(f"{paths[i].name}: dropped, {reason}")
+            warn(f"{records[i].path.name}: dropped, {reason}")
     if used == 0:
         raise AlignmentError(
             f"none of the {n - 1} other frames could be aligned to the reference; "
             "is this a burst of one static scene?",
-            str(paths[order[0]]),
+            str(records[order[0]].path),
         )
-    return image, states, B.name, B.peak_memory_mib()
+    return image, picture, B.name, B.peak_memory_mib()
 
 
-def build_report(cfg, paths, ref_idx, infos, states, mask_path, backend_name, timings, shape) -> dict:
+def build_report(cfg, records, ref_idx, mask_path, backend_name, timings) -> dict:
     """The JSON report (DESIGN.md section 6); extra fields are additions only."""
-    ref_info = infos[ref_idx]
+    ref_info = records[ref_idx].info
     frames = []
-    for i, p in enumerate(paths):
-        st = states[i]
-        T = st[S.S_T].reshape(3, 3)
-        used = bool(st[S.S_ACCEPT] != 0.0)
-        d = decompose(T)
+    for i, r in enumerate(records):
+        sc = r.score
         entry = {
-            "path": str(p),
-            "used": used,
-            "reason": None if used else drop_reason(st, cfg.align),
-            "sharpness": None,
-            "transform": [[float(v) for v in row] for row in T],
+            "path": str(r.path),
+            "used": r.used,
+            "reason": None,
+            "sharpness": None if sc is None else float(sc.sharpness),
+            "transform": None,
             "reference": i == ref_idx,
-            "shift_px": [round(d["dx"], 4), round(d["dy"], 4)],
-            "rotation_deg": round(d["rotation_deg"], 5),
-            "zoom": round(d["scale"], 6),
-            "residual_rms": None if i == ref_idx else float(st[S.S_RMS]),
-            "correlation": None if i == ref_idx else float(st[S.S_CORR]),
-            "overlap": None if i == ref_idx else float(st[S.S_OVERLAP]),
-            "phase_correlation_peak": None if i == ref_idx else float(st[S.S_PC_PEAK]),
-            "gain": float(st[S.S_GAIN]),
-            "offset": float(st[S.S_OFFSET]),
+            "sharpness_ratio": None if sc is None else round(float(sc.ratio), 4),
+            "noise": None if sc is None else float(sc.noise),
         }
+        if r.culled:
+            entry["reason"] = sc.reason
+        elif r.state is not None:
+            st = r.state
+            T = st[S.S_T].reshape(3, 3)
+            d = decompose(T)
+            entry.update(
+                {
+                    "reason": None if r.used else drop_reason(st, cfg.align),
+                    "transform": [[float(v) for v in row] for row in T],
+                    "shift_px": [round(d["dx"], 4), round(d["dy"], 4)],
+                    "rotation_deg": round(d["rotation_deg"], 5),
+                    "zoom": round(d["scale"], 6),
+                    "residual_rms": None if i == ref_idx else float(st[S.S_RMS]),
+                    "correlation": None if i == ref_idx else float(st[S.S_CORR]),
+                    "overlap": None if i == ref_idx else float(st[S.S_OVERLAP]),
+                    "phase_correlation_peak": None if i == ref_idx else float(st[S.S_PC_PEAK]),
+                    "gain": float(st[S.S_GAIN]),
+                    "offset": float(st[S.S_OFFSET]),
+                    "rejected_fraction": r.rejected,
+                }
+            )
         frames.append(entry)
-    residuals = [f["residual_rms"] for f in frames if f["used"] and f["residual_rms"] is not None]
+    residuals = [f["residual_rms"] for f in frames if f["used"] and f.get("residual_rms") is not None]
     w, h = output_size(ref_info.width, ref_info.height, cfg.scale)
     return {
         "tool": f"superres_gpu {__version__}",
-        "reference": str(paths[ref_idx]),
+        "reference": str(records[ref_idx].path),
         "scale": float(cfg.scale),
         "backend": backend_name,
         "motion": cfg.motion,
+        "merge": cfg.merge,
+        "cull": cfg.cull,
         "mask": str(mask_path) if mask_path else None,
         "input_size": [ref_info.width, ref_info.height],
         "output": str(cfg.output),
@@ -338,6 +419,7 @@ def build_report(cfg, paths, ref_idx, infos, states, mask_path, backend_name, ti
             "frames": len(frames),
             "used": sum(f["used"] for f in frames),
             "dropped": sum(not f["used"] for f in frames),
+            "culled": sum(r.culled for r in records),
             "residual_rms_median": float(np.median(residuals)) if residuals else None,
             "residual_rms_max": float(np.max(residuals)) if residuals else None,
         },

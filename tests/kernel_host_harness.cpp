@@ -8,21 +8,37 @@
 #include "phasecorr.cu"
 #include "align.cu"
 #include "normalize.cu"
+#include "robust.cu"
 
 extern "C" {
 
 void h_resample(const void* frame, int is16, int C, int fw, int fh, const double* state, const float* tab,
-                float* num, float* den, int wo, int ho, double a, double b, float maxv) {
+                float* num, float* den, int wo, int ho, double a, double b, float maxv, const float* wts, int ww,
+                int wh, int has_w, double winv) {
+#define SR_ARGS fw, fh, state, tab, num, den, wo, X, Y, a, b, maxv, wts, ww, wh, has_w, winv
     for (int Y = 0; Y < ho; ++Y)
         for (int X = 0; X < wo; ++X) {
             if (is16) {
-                if (C == 1) sr_resample_accumulate_at<uint16_t, 1>((const uint16_t*)frame, fw, fh, state, tab, num, den, wo, X, Y, a, b, maxv);
-                else sr_resample_accumulate_at<uint16_t, 3>((const uint16_t*)frame, fw, fh, state, tab, num, den, wo, X, Y, a, b, maxv);
+                if (C == 1) sr_resample_accumulate_at<uint16_t, 1>((const uint16_t*)frame, SR_ARGS);
+                else sr_resample_accumulate_at<uint16_t, 3>((const uint16_t*)frame, SR_ARGS);
             } else {
-                if (C == 1) sr_resample_accumulate_at<uint8_t, 1>((const uint8_t*)frame, fw, fh, state, tab, num, den, wo, X, Y, a, b, maxv);
-                else sr_resample_accumulate_at<uint8_t, 3>((const uint8_t*)frame, fw, fh, state, tab, num, den, wo, X, Y, a, b, maxv);
+                if (C == 1) sr_resample_accumulate_at<uint8_t, 1>((const uint8_t*)frame, SR_ARGS);
+                else sr_resample_accumulate_at<uint8_t, 3>((const uint8_t*)frame, SR_ARGS);
             }
         }
+#undef SR_ARGS
+}
+
+void h_robust_residual(const float* coef, int cw, int ch, const float* ref, int w, int h, const double* state,
+                       int level, double margin, float* d2, float* cov) {
+    for (int y = 0; y < h; ++y)
+        for (int x = 0; x < w; ++x) sr_robust_residual_at(coef, cw, ch, ref, w, state, level, margin, x, y, d2, cov);
+}
+
+void h_robust_weight(const float* e, const float* c, const float* g, long long n, float scale2, double beta,
+                     double k1, double k2, const float* mask, int has_mask, float* out) {
+    for (long long i = 0; i < n; ++i)
+        out[i] = sr_robust_weight_value(e[i], c[i], g[i], (double)scale2, beta, k1, k2, has_mask && mask[i] > 0.0f);
 }
 
 void h_luma(const void* frame, int is16, int C, int w, int h, float inv_max, float* out) {

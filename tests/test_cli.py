@@ -227,7 +227,7 @@ def test_ctrl_c_leaves_no_output(tmp_path, burst_dir, capsys, monkeypatch):
     import superres_gpu.pipeline as pl
 
     calls = {"n": 0}
-    real = pl.align_frame
+    real = pl.align_frame_full
 
     def interrupting(*a, **k):
         calls["n"] += 1
@@ -235,7 +235,7 @@ def test_ctrl_c_leaves_no_output(tmp_path, burst_dir, capsys, monkeypatch):
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    monkeypatch.setattr(pl, "align_frame", interrupting)
+    monkeypatch.setattr(pl, "align_frame_full", interrupting)
     hashes = file_hashes(burst_dir)
     out = tmp_path / "o.tif"
     rc = run_cli("run", burst_dir, "-o", out, "--report", tmp_path / "r.json")

@@ -163,6 +163,35 @@ def test_resample_accumulate(G, rng, shape, dtype, channels, scale):
     np.testing.assert_array_equal(G.asnumpy(den_g), den_t)
 
 
+def test_weighted_resample_and_robust_weights(G, rng):
+    h, w = 45, 61
+    host = (rng.random((h, w, 3)) * 255).astype(np.uint8)
+    st = state_with(random_T(rng), S_GAIN=1.01, S_OFFSET=0.002)
+    wmap = rng.random((h // 2, w // 2)).astype(np.float32)
+    wmap[wmap < 0.3] = 0
+    wo, ho = output_size(w, h, 2.0)
+    num_t, den_t = np.zeros((ho, wo, 3), np.float32), np.zeros((ho, wo), np.float32)
+    NB.resample_accumulate(host, st, num_t, den_t, 2.0, 255.0, wmap, 1)
+    num_g, den_g = G.asarray(num_t * 0), G.asarray(den_t * 0)
+    G.resample_accumulate(padded(G, host), G.asarray(st), num_g, den_g, 2.0, 255.0, padded(G, wmap), 1)
+    atol, rtol = tol("gpu_resample")
+    np.testing.assert_allclose(G.asnumpy(den_g), den_t, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(G.asnumpy(num_g), num_t, atol=atol, rtol=rtol)
+    ref = rng.random((h, w)).astype(np.float32)
+    coef = rng.random((h, w)).astype(np.float32)
+    d2_t, cov_t = NB.robust_residual(coef, ref, st, 1, 2.0)
+    d2_g, cov_g = G.robust_residual(padded(G, coef), padded(G, ref), G.asarray(st), 1, 2.0)
+    np.testing.assert_array_equal(G.asnumpy(cov_g), cov_t)
+    np.testing.assert_allclose(G.asnumpy(d2_g), d2_t, rtol=1e-5, atol=1e-9)
+    e = (rng.random((h, w)) * 0.01).astype(np.float32)
+    c = rng.random((h, w)).astype(np.float32)
+    g = (rng.random((h, w)) * 0.1).astype(np.float32)
+    mask = (rng.random((h, w)) < 0.1).astype(np.float32)
+    w_t = NB.robust_weight(e, c, g, np.float32(4e-4), 0.0625, 3.0, 6.0, mask)
+    w_g = G.robust_weight(padded(G, e), padded(G, c), padded(G, g), G.cp.float32(4e-4), 0.0625, 3.0, 6.0, padded(G, mask))
+    np.testing.assert_allclose(G.asnumpy(w_g), w_t, atol=1e-6, rtol=0)
+
+
 @pytest.mark.parametrize("channels", [1, 3])
 def test_normalize(G, rng, channels):
     num = (rng.random((41, 27, channels)) * 600 - 50).astype(np.float32)

@@ -46,7 +46,9 @@ def lib(tmp_path_factory):
     assert res.returncode == 0, res.stderr
     h = ctypes.CDLL(str(out))
     sigs = {
-        "h_resample": [P, I, I, I, I, P, P, P, P, I, I, D, D, F],
+        "h_resample": [P, I, I, I, I, P, P, P, P, I, I, D, D, F, P, I, I, I, D],
+        "h_robust_residual": [P, I, I, P, I, I, P, I, D, P, P],
+        "h_robust_weight": [P, P, P, L, F, D, D, D, P, I, P],
         "h_luma": [P, I, I, I, I, F, P],
         "h_downsample2": [P, I, I, P],
         "h_blur": [P, I, I, P, I, P, P],
@@ -79,13 +81,14 @@ def random_state(rng, homography=True):
     return st
 
 
+@pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("dtype,channels,shape,scale", [
     (np.uint8, 3, (37, 53), 2.0),
     (np.uint8, 1, (41, 29), 1.7),
     (np.uint16, 3, (23, 31), 3.0),
     (np.uint16, 1, (16, 17), 1.0),
 ])
-def test_resample_kernel_math(lib, rng, dtype, channels, shape, scale):
+def test_resample_kernel_math(lib, rng, dtype, channels, shape, scale, weighted):
     h, w = shape
     maxv = 65535.0 if dtype == np.uint16 else 255.0
     frame = (rng.random(shape + ((channels,) if channels == 3 else ())) * maxv).astype(dtype)
@@ -95,11 +98,16 @@ def test_resample_kernel_math(lib, rng, dtype, channels, shape, scale):
     num0 = rng.random((ho, wo, channels)).astype(np.float32)  # accumulate onto existing sums
     den0 = np.full((ho, wo), 2.0, np.float32)
     num_t, den_t = num0.copy(), den0.copy()
-    B.resample_accumulate(frame, st, num_t, den_t, scale, maxv)
+    wmap = rng.random((h // 2, w // 2)).astype(np.float32) if weighted else None
+    if weighted:
+        wmap[wmap < 0.3] = 0.0  # some pixels rejected outright
+    B.resample_accumulate(frame, st, num_t, den_t, scale, maxv, wmap, 1)
     num_k, den_k = num0.copy(), den0.copy()
     S_ = output_to_reference(scale)
+    wk = wmap if weighted else np.ones((1, 1), np.float32)
     lib.h_resample(ptr(frame), int(dtype == np.uint16), channels, w, h, ptr(st), ptr(np.ascontiguousarray(lanczos4_table())),
-                   ptr(num_k), ptr(den_k), wo, ho, S_[0, 0], S_[0, 2], maxv)
+                   ptr(num_k), ptr(den_k), wo, ho, S_[0, 0], S_[0, 2], maxv, ptr(wk), wk.shape[1], wk.shape[0],
+                   int(weighted), 0.5)
     np.testing.assert_array_equal(den_k, den_t)  # identical positions and coverage
     atol, rtol = tol("lanczos_remap_vs_direct")
     np.testing.assert_allclose(num_k, num_t, atol=atol * maxv * 1.1, rtol=rtol)
@@ -202,6 +210,34 @@ def test_align_update_failure_paths_match(lib, rng):
     lib.h_align_finalize(ptr(k), 50, 40, 0.0, 0.0)
     np.testing.assert_array_equal(k, a)
     assert a[S.S_STATUS] == S.STATUS_IMPLAUSIBLE and a[S.S_ACCEPT] == 0
+
+
+@pytest.mark.parametrize("level", [0, 1])
+def test_robust_kernel_math(lib, rng, level):
+    h, w = 31, 45
+    ref = rng.random((h, w)).astype(np.float32)
+    coef = rng.random((h, w)).astype(np.float32)
+    st = random_state(rng)
+    st[S.S_GAIN], st[S.S_OFFSET] = 1.02, -0.01
+    d2_t, cov_t = B.robust_residual(coef, ref, st, level, 2.0)
+    d2_k, cov_k = np.empty_like(ref), np.empty_like(ref)
+    lib.h_robust_residual(ptr(coef), w, h, ptr(ref), w, h, ptr(st), level, 2.0, ptr(d2_k), ptr(cov_k))
+    np.testing.assert_array_equal(cov_k, cov_t)
+    assert 0.2 < cov_t.mean() < 1.0
+    np.testing.assert_allclose(d2_k, d2_t, rtol=1e-6, atol=1e-9)
+    e = rng.random((h, w)).astype(np.float32) * 0.01
+    e[:5] = 1.0  # a mover: far more residual than noise explains
+    c = rng.random((h, w)).astype(np.float32)
+    g = rng.random((h, w)).astype(np.float32) * 0.1
+    mask = (rng.random((h, w)) < 0.1).astype(np.float32)
+    for m in (None, mask):
+        w_t = B.robust_weight(e, c, g, np.float32(0.0004), 0.0625, 3.0, 6.0, m)
+        w_k = np.empty_like(e)
+        mk = m if m is not None else np.zeros(1, np.float32)
+        lib.h_robust_weight(ptr(e), ptr(c), ptr(g), e.size, np.float32(0.0004), 0.0625, 3.0, 6.0, ptr(mk),
+                            int(m is not None), ptr(w_k))
+        np.testing.assert_allclose(w_k, w_t, atol=1e-7, rtol=0)
+        assert 0 < (w_t == 1).mean() < 1 and (w_t == 0).any()
 
 
 @pytest.mark.parametrize("channels", [1, 3])

@@ -63,8 +63,9 @@ def test_mdsp_sequences_align_and_merge(tmp_path, seq):
 
     folder = real_data("mdsp_milanfar", seq)
     out, rep = tmp_path / "o.tif", tmp_path / "r.json"
+    # --no-cull: this test is about alignment and merging of every frame
     assert cli.main(["run", str(folder), "-o", str(out), "--scale", "4", "--report", str(rep), "--quiet",
-                     "--backend", "numpy"]) == 0
+                     "--backend", "numpy", "--no-cull"]) == 0
     r = json.loads(rep.read_text())
     # `disk` ends with frames of a much coarser, blocky video (another zoom): the
     # last may be dropped as implausible; every other frame of every sequence aligns
@@ -79,3 +80,13 @@ def test_mdsp_sequences_align_and_merge(tmp_path, seq):
     # (hence ~24 dB), and phase correlation at this size is too coarse to check
     # the grid to a fraction of a pixel (the bookshelf test does that)
     assert p > 20.0
+
+
+def test_bookshelf_nothing_sharp_is_flagged():
+    from superres_gpu.cull import flag_blurred, score_burst
+    from superres_gpu.io import list_inputs, probe
+
+    folder = real_data("pixlsus_bookshelf_nexus5x")
+    scores = flag_blurred(score_burst([probe(p) for p in list_inputs([folder])]))
+    assert len(scores) == 10
+    assert not any(s.flagged for s in scores), [(s.path.name, s.ratio) for s in scores]

@@ -41,6 +41,7 @@ class CupyBackend:
         name = props["name"]
         self.device_name = name.decode() if isinstance(name, bytes) else str(name)
         self._tab = cp.asarray(lanczos4_table())
+        self._one = cp.ones((1, 1), dtype=cp.float32)  # stands in for an absent weight map / mask
         self._taps: dict[bytes, object] = {}
         self._pinned: list = [None, None]  # (buffer, nbytes, event) ring
         self._pin_next = 0
@@ -228,7 +229,8 @@ class CupyBackend:
         )
 
     # --- kernel 1: fused resample-and-accumulate ---------------------------------
-    def resample_accumulate(self, frame, state, num, den, scale: float, max_value: float) -> None:
+    def resample_accumulate(self, frame, state, num, den, scale: float, max_value: float, weights=None,
+                            weight_level: int = 1) -> None:
         frame = self._contig(frame)
         fh, fw = frame.shape[:2]
         c = 1 if frame.ndim == 2 else frame.shape[2]
@@ -237,13 +239,48 @@ class CupyBackend:
             raise ValueError("num must be a contiguous (ho, wo, channels) float32 array matching den")
         a = np.float64(1.0 / scale)
         b = np.float64(0.5 / scale - 0.5)
+        if weights is None:
+            wmap, has = self._one, 0
+        else:
+            wmap, has = self._contig(weights), 1
+        wh, ww = wmap.shape
         k = get_kernel("resample", f"resample_accumulate<{self._type_name(frame.dtype)}, {c}>")
         k(
             grid_2d(wo, ho),
             BLOCK_2D,
             (frame, np.int32(fw), np.int32(fh), state, self._tab, num, den, np.int32(wo), np.int32(ho), a, b,
-             np.float32(max_value)),
+             np.float32(max_value), wmap, np.int32(ww), np.int32(wh), np.int32(has),
+             np.float64(1.0 / 2**weight_level)),
         )
+
+    # --- kernel 6: robust merge weights ----------------------------------------------
+    def robust_residual(self, coef, ref_img, state, level: int, margin: float):
+        cp = self.cp
+        coef, ref_img = self._contig(coef), self._contig(ref_img)
+        h, w = ref_img.shape
+        ch, cw = coef.shape
+        d2 = cp.empty((h, w), dtype=cp.float32)
+        cov = cp.empty((h, w), dtype=cp.float32)
+        get_kernel("robust", "robust_residual")(
+            grid_2d(w, h), BLOCK_2D,
+            (coef, np.int32(cw), np.int32(ch), ref_img, np.int32(w), np.int32(h), state, np.int32(level),
+             np.float64(margin), d2, cov),
+        )
+        return d2, cov
+
+    def robust_weight(self, e, c, g, scale2, beta: float, k1: float, k2: float, mask=None):
+        cp = self.cp
+        e, c, g = self._contig(e), self._contig(c), self._contig(g)
+        out = cp.empty(e.shape, dtype=cp.float32)
+        n = e.size
+        s2 = cp.asarray(scale2, dtype=cp.float32).reshape(1)
+        m = self._one if mask is None else self._contig(mask)
+        get_kernel("robust", "robust_weight")(
+            grid_1d(n), (BLOCK_1D,),
+            (e, c, g, np.int64(n), s2, np.float64(beta), np.float64(k1), np.float64(k2), m,
+             np.int32(mask is not None), out),
+        )
+        return out
 
     # --- kernel 5: normalisation ---------------------------------------------------
     def normalize_u16(self, num, den, value_scale: float):

@@ -270,17 +270,67 @@ class NumpyBackend:
         """Decide whether the frame is merged: sets S_ACCEPT and S_STATUS."""
         align_finalize_math(state, width, height, min_corr, min_overlap)
 
+    # --- kernel 6: robust merge weights ----------------------------------------------
+    def robust_residual(self, coef, ref_img, state, level: int, margin: float):
+        """Squared residual and coverage of a frame on the reference's level grid.
+
+        For each pixel (x, y) of ``ref_img`` (the reference's level-``level``
+        luma): its level-0 position 2^L (x + 0.5) - 0.5 is mapped into the
+        frame by Tinv and back to level coordinates; where that lies at least
+        ``margin`` px inside, the frame (cubic B-spline coefficients ``coef``)
+        is sampled there and d = gain * s + offset - ref; returns float32
+        (d^2, coverage) maps, both 0 where the frame does not cover.
+        """
+        h, w = ref_img.shape
+        f = float(2**level)
+        ys, xs = np.mgrid[0:h, 0:w]
+        x0 = f * (xs.astype(np.float64) + 0.5) - 0.5
+        y0 = f * (ys.astype(np.float64) + 0.5) - 0.5
+        Ti = state[B.S_TINV].reshape(3, 3)
+        wq = Ti[2, 0] * x0 + Ti[2, 1] * y0 + Ti[2, 2]
+        u = ((Ti[0, 0] * x0 + Ti[0, 1] * y0 + Ti[0, 2]) / wq + 0.5) / f - 0.5
+        v = ((Ti[1, 0] * x0 + Ti[1, 1] * y0 + Ti[1, 2]) / wq + 0.5) / f - 0.5
+        ch, cw = coef.shape
+        cov = (u >= margin) & (u <= cw - 1.0 - margin) & (v >= margin) & (v <= ch - 1.0 - margin)
+        d2 = np.zeros((h, w), np.float32)
+        s = sample_bspline(coef, u[cov], v[cov])
+        d = state[B.S_GAIN] * s + state[B.S_OFFSET] - ref_img[cov].astype(np.float64)
+        d2[cov] = (d * d).astype(np.float32)
+        return d2, cov.astype(np.float32)
+
+    def robust_weight(self, e, c, g, scale2, beta: float, k1: float, k2: float, mask=None):
+        """Per-pixel merge weight from the local residual energy.
+
+        r2 = (e / c) / (scale2 + beta * g) is the local mean square residual
+        (``e``: filtered d^2, ``c``: filtered coverage) over what noise
+        (``scale2``, a robust burst-wide level) and small misalignment at
+        edges (``beta`` times the reference's local gradient energy ``g``)
+        explain; w = clip((k2^2 - r2) / (k2^2 - k1^2), 0, 1): 1 up to k1, 0 from k2.
+        Where c <= 0.5 (not covered) w = 1; where ``mask`` > 0, w = 0.  float32.
+        """
+        s2 = float(np.asarray(scale2))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r2 = (e.astype(np.float64) / c) / (s2 + beta * g.astype(np.float64))
+        w = np.clip((k2 * k2 - r2) / (k2 * k2 - k1 * k1), 0.0, 1.0)
+        w = np.where(c > 0.5, w, 1.0)
+        if mask is not None:
+            w = np.where(mask > 0, 0.0, w)
+        return w.astype(np.float32)
+
     # --- kernel 1: fused resample-and-accumulate ---------------------------------
-    def resample_accumulate(self, frame, state, num, den, scale: float, max_value: float) -> None:
+    def resample_accumulate(self, frame, state, num, den, scale: float, max_value: float, weights=None,
+                            weight_level: int = 1) -> None:
         """Add one frame, resampled onto the output grid, to num and den.
 
         For output pixel (X, Y): reference position p = S (X, Y) with S the
         output->reference map at ``scale``; frame position (u, v) = Tinv p
-        (from ``state``); the pixel counts (den += 1) when
-        -0.5 <= u <= W - 0.5 and -0.5 <= v <= H - 0.5.  Its value is the
-        Lanczos4 interpolation (see :mod:`superres_gpu.resample`) times the
-        photometric gain plus offset * ``max_value``, added to num.  Nothing
-        is added when ``state[S_ACCEPT]`` is 0.
+        (from ``state``); the pixel counts when -0.5 <= u <= W - 0.5 and
+        -0.5 <= v <= H - 0.5.  Its value is the Lanczos4 interpolation (see
+        :mod:`superres_gpu.resample`) times the photometric gain plus
+        offset * ``max_value``.  With a weight w (1, or ``weights`` sampled
+        bilinearly, see :func:`weight_at`), num += w * value and den += w.
+        Nothing is added when ``state[S_ACCEPT]`` is 0.  ``weights`` is a
+        float32 map on the reference's pyramid level ``weight_level``.
         """
         import cv2
 
@@ -293,6 +343,10 @@ class NumpyBackend:
         offset = np.float32(state[B.S_OFFSET] * max_value)
         src = frame.astype(np.float32)
         X = np.arange(wo, dtype=np.float64)
+        S_ = output_to_reference(scale)
+        a, b = S_[0, 0], S_[0, 2]
+        if weights is not None:
+            wx0, wx1, fx = _bilinear_axis(X, a, b, weight_level, weights.shape[1])
         rows_per = max(1, _STRIP_PIXELS // max(wo, 1))
         for y_start in range(0, ho, rows_per):
             y_end = min(ho, y_start + rows_per)
@@ -307,6 +361,12 @@ class NumpyBackend:
                 vals *= gain
                 vals += offset
             vf = valid.astype(np.float32)
+            if weights is not None:
+                wy0, wy1, fy = _bilinear_axis(Y[:, 0], a, b, weight_level, weights.shape[0])
+                W = weights.astype(np.float64)
+                top = (1.0 - fx) * W[wy0][:, wx0] + fx * W[wy0][:, wx1]
+                bot = (1.0 - fx) * W[wy1][:, wx0] + fx * W[wy1][:, wx1]
+                vf *= ((1.0 - fy)[:, None] * top + fy[:, None] * bot).astype(np.float32)
             if vals.ndim == 2:
                 vals = vals[..., None]
             vals *= vf[..., None]
@@ -359,6 +419,17 @@ def output_map(Ti: np.ndarray, scale: float) -> np.ndarray:
         M[r, 1] = Ti[r, 1] * a
         M[r, 2] = (Ti[r, 0] * b + Ti[r, 1] * b) + Ti[r, 2]
     return M
+
+
+def _bilinear_axis(X: np.ndarray, a: float, b: float, level: int, n: int):
+    """Indices and fraction of output coordinates X on a level-``level`` weight
+    grid of n pixels: q = ((a X + b) + 0.5) / 2^level - 0.5, clamped to [0, n-1]."""
+    q = ((X * a + b) + 0.5) * (1.0 / float(2**level)) - 0.5
+    q = np.minimum(np.maximum(q, 0.0), n - 1.0)
+    i0 = np.floor(q)
+    f = q - i0
+    i0 = i0.astype(np.int64)
+    return i0, np.minimum(i0 + 1, n - 1), f
 
 
 def _project(M, X, Y):
