@@ -167,6 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="R",
         help=f"flag frames whose sharpness is below R times the burst's median (default {DEFAULT_THRESHOLD})",
     )
+    r.add_argument(
+        "--sharpen",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="undo the blur of the merge's own resampling, more strongly the more frames were merged "
+        "(default: on)",
+    )
     r.add_argument("--weights-png", metavar="PATH", help="save a picture of where frames were left out (red)")
     r.add_argument("--report", metavar="PATH", help="write a JSON report of every frame")
     r.add_argument("--overwrite", action="store_true", help="replace an existing output/report")
@@ -288,6 +295,7 @@ def cmd_run(args, out, err) -> int:
         cull=args.cull,
         cull_threshold=args.cull_threshold,
         weights_png=args.weights_png,
+        sharpen=args.sharpen,
     )
     t = time.perf_counter()
     with RichProgress(err, enabled=not args.quiet) as prog:

@@ -133,8 +133,9 @@ def run_demo(out_dir, frames: int = 16, scale: float = 2.0, seed: int = 7, backe
     aspect = w / h
     crops = [
         (int((20 * aspect - 9) * u), int(15 * u), int(18 * u)),  # Siemens star centre
-        (int((44 * aspect + 14) * u), int(3 * u), int(18 * u)),  # fine bars
-        (int((22 * aspect + 4) * u), int(70 * u), int(16 * u)),  # zone plate rim
+        (int((44 * aspect + 33) * u), int(4 * u), int(18 * u)),  # the finest bar groups
+        (int((22 * aspect + 4) * u), int(70 * u), int(16 * u)),  # zone plate rim (above the frames' Nyquist)
+        (int((48 * aspect + 20) * u), int(50 * u), int(18 * u)),  # the finest colour lines
     ]
     crops = [(max(0, min(x, w - s)), max(0, min(y, h - s)), s) for x, y, s in crops]
     pic = comparison_image(truth, single, merged, crops)

@@ -38,10 +38,25 @@ class Accumulator:
         """Host copy of the per-pixel frame count."""
         return self.B.asnumpy(self.den)
 
-    def result(self) -> np.ndarray:
-        """The merged image as uint16 on the host (0..65535 for the input's full range)."""
-        out = self.B.normalize_u16(self.num, self.den, 65535.0 / self.max_value)
-        return self.B.asnumpy(out)
+    def result(self, sharpen_taps: np.ndarray | None = None) -> np.ndarray:
+        """The merged image as uint16 on the host (0..65535 for the input's full range).
+
+        With ``sharpen_taps`` (see ``resample.restoration_taps``) the mean is
+        first filtered per channel with that separable filter, which undoes
+        the blur of the merge's own resampling.
+        """
+        B, xp = self.B, self.B.xp
+        if sharpen_taps is None:
+            out = B.normalize_u16(self.num, self.den, 65535.0 / self.max_value)
+            return B.asnumpy(out)
+        den = self.den
+        mean = self.num / xp.maximum(den, 1e-12)[..., None]
+        self.num = None  # the mean replaces the sums (memory)
+        for ch in range(self.channels):
+            mean[..., ch] = B.sepfilter(xp.ascontiguousarray(mean[..., ch]), sharpen_taps)
+        covered = (den > 0).astype(xp.float32)
+        out = B.normalize_u16(mean, covered, 65535.0 / self.max_value)
+        return B.asnumpy(out)
 
 
 # --------------------------------------------------------------------------
@@ -89,7 +104,8 @@ class MergeWeights:
         if robust:
             gx, gy = B.gradient(self.ref_img)
             self.g = B.sepfilter(gx * gx + gy * gy, self.taps)
-        self.rejected = xp.zeros((h, w), dtype=xp.float32)
+        self.rejected = xp.zeros((h, w), dtype=xp.float32)  # sum over frames of what was left out
+        self.rejected_max = xp.zeros((h, w), dtype=xp.float32)  # the most any one frame lost
         self.covered = xp.zeros((h, w), dtype=xp.float32)
 
     def for_frame(self, coef, state):
@@ -111,6 +127,7 @@ class MergeWeights:
             w = 1.0 - self.mask
         lost = (1.0 - w) * cov
         self.rejected += lost
+        xp.maximum(self.rejected_max, lost, out=self.rejected_max)
         self.covered += cov
         frac = lost.sum() / xp.maximum(cov.sum(), 1.0)
         return w, frac
@@ -122,9 +139,10 @@ class MergeWeights:
         return np.where(c > 0, r / np.maximum(c, 1e-9), 0.0).astype(np.float32)
 
     def picture(self) -> np.ndarray:
-        """8-bit RGB picture: the reference in grey, red where frames were left out."""
+        """8-bit RGB picture: the reference in grey, red where a frame was left out
+        (the stronger the red, the more completely some frame was left out)."""
         ref = self.B.asnumpy(self.ref_img)
         grey = np.clip(ref * 0.8 + 0.1, 0, 1)
-        rej = self.rejection_map()
+        rej = np.clip(self.B.asnumpy(self.rejected_max), 0.0, 1.0)
         rgb = np.stack([grey * (1 - rej) + rej, grey * (1 - rej), grey * (1 - rej)], axis=-1)
         return np.clip(rgb * 255 + 0.5, 0, 255).astype(np.uint8)

@@ -9,7 +9,8 @@
           -> for each kept frame (decode of the next ones overlaps): decode once,
              upload once, align to the reference, robust weights, resample
              once onto the output grid and accumulate
-          -> normalise -> 16-bit TIFF (atomic) + JSON report [+ weights PNG]
+          -> normalise -> [sharpen: undo the merge's own resampling blur]
+          -> 16-bit TIFF (atomic) + JSON report [+ weights PNG]
 
 The pipeline reports progress through a callback ``progress(stage, done,
 total)`` and warnings through ``warn(message)``; it never prints.
@@ -47,6 +48,7 @@ from .io import (
     write_tiff,
 )
 from .merge import Accumulator, MergeWeights
+from .resample import restoration_strength, restoration_taps
 
 MIN_SCALE, MAX_SCALE = 1.0, 4.0
 COMPRESSIONS = ("none", "deflate", "lzw", "zstd")
@@ -71,6 +73,7 @@ class PipelineConfig:
     cull: bool = True  # leave out frames blurred relative to the rest of the burst
     cull_threshold: float = DEFAULT_THRESHOLD
     weights_png: str | None = None  # picture of where frames were left out
+    sharpen: bool = True  # undo the blur of the merge's own resampling (Wiener, from the frame count)
     decode_threads: int = field(default_factory=lambda: max(2, min(16, os.cpu_count() or 2)))
     prefetch: int = 0  # frames decoded ahead of the one being processed; 0: decode_threads + 1
     align: AlignConfig = field(default_factory=AlignConfig)
@@ -334,7 +337,9 @@ def _process(cfg, records, order, mask, progress, warn, timings):
             records[i].state = np.array(row, dtype=np.float64)
         for i, v in dev_rejected.items():
             records[i].rejected = None if v is None else float(B.asnumpy(v))
-        image = acc.result()
+        merged = 1 + sum(records[i].used for i in order[1:])
+        taps = restoration_taps(float(cfg.scale), restoration_strength(merged)) if cfg.sharpen else None
+        image = acc.result(taps)
         picture = weights.picture() if cfg.weights_png else None
         for m0, m1, m2 in marks:
             busy["align"] += B.elapsed(m0, m1)
@@ -408,6 +413,7 @@ def build_report(cfg, records, ref_idx, mask_path, backend_name, timings) -> dic
         "motion": cfg.motion,
         "merge": cfg.merge,
         "cull": cfg.cull,
+        "sharpen": cfg.sharpen,
         "mask": str(mask_path) if mask_path else None,
         "input_size": [ref_info.width, ref_info.height],
         "output": str(cfg.output),

@@ -38,32 +38,35 @@ def _pink_noise(h: int, w: int, rng: np.random.Generator, beta: float = 1.8) -> 
     return (n / (n.std() + 1e-12)).astype(np.float32)
 
 
-def draw_chart(width: int, height: int, seed: int = 0) -> np.ndarray:
+def draw_chart(width: int, height: int, seed: int = 0, window=None) -> np.ndarray:
     """Draw a colour resolution chart, float32 (H, W, 3) in [0, 1].
 
     Tiles: a Siemens star, bar groups of decreasing period (both directions),
-    a zone plate, fine colour lines, text, and natural 1/f texture with
-    coloured blobs, on a softly shaded background.  ``width``/``height`` are
-    the scene raster size; feature sizes scale with it.
+    a zone plate, fine colour lines and text, laid out over ``window``
+    (x, y, w, h; default: the whole raster), on natural 1/f texture with
+    coloured blobs and soft shading that fill the whole raster.  Feature sizes
+    scale with the window.
     """
     import cv2
 
     rng = np.random.default_rng(seed)
-    h, w = height, width
-    u = min(h, w) / 100.0  # one "chart unit"
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    img = np.empty((h, w, 3), np.float32)
-    tex = _pink_noise(h, w, rng)
-    shade = 0.45 + 0.1 * np.sin(xx / w * 2.0 + 0.5) * np.cos(yy / h * 1.5)
+    H, W = height, width
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+    full = np.empty((H, W, 3), np.float32)
+    tex = _pink_noise(H, W, rng)
+    shade = 0.45 + 0.1 * np.sin(xx / W * 2.0 + 0.5) * np.cos(yy / H * 1.5)
     for c, tint in enumerate((1.0, 0.95, 0.85)):
-        img[..., c] = (shade + 0.12 * tex) * tint
-    # coloured blobs (things in a natural scene)
-    for _ in range(40):
-        cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+        full[..., c] = (shade + 0.12 * tex) * tint
+    ox, oy, w, h = window if window is not None else (0, 0, W, H)
+    u = min(h, w) / 100.0  # one "chart unit"
+    for _ in range(int(40 * W * H / max(1, w * h))):  # coloured blobs (things in a natural scene)
+        cx, cy = rng.uniform(0, W), rng.uniform(0, H)
         r = rng.uniform(1.5, 6.0) * u
         col = rng.uniform(0.1, 0.9, 3)
-        cv2.circle(img, (int(cx), int(cy)), int(r), tuple(float(v) for v in col), -1, cv2.LINE_AA)
-    img = np.clip(img + 0.05 * tex[..., None], 0, 1)
+        cv2.circle(full, (int(cx), int(cy)), int(r), tuple(float(v) for v in col), -1, cv2.LINE_AA)
+    full = np.clip(full + 0.05 * tex[..., None], 0, 1)
+    img = full[oy : oy + h, ox : ox + w]  # the tiles are drawn into the window (a view)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
 
     def tile(x0, y0, x1, y1, value=0.92):
         img[int(y0 * u) : int(y1 * u), int(x0 * u) : int(x1 * u)] = value
@@ -127,8 +130,8 @@ def draw_chart(width: int, height: int, seed: int = 0) -> np.ndarray:
             cv2.LINE_AA,
         )
     a = ink.astype(np.float32)[..., None] / 255.0
-    img = img * (1 - a) + 0.05 * a
-    return np.clip(img, 0.0, 1.0)
+    img[...] = img * (1 - a) + 0.05 * a
+    return np.clip(full, 0.0, 1.0)
 
 
 # --------------------------------------------------------------------------
@@ -358,7 +361,8 @@ def make_burst(
     rng = np.random.default_rng(seed)
     margin = scene_margin(motion, width, height) + int(math.ceil(max([0.0] + [v[0] for v in (shake or {}).values()])))
     pad = render_pad(camera)
-    scene = draw_chart((width + 2 * margin) * factor, (height + 2 * margin) * factor, seed=seed)
+    scene = draw_chart((width + 2 * margin) * factor, (height + 2 * margin) * factor, seed=seed,
+                       window=(margin * factor, margin * factor, width * factor, height * factor))
     if transforms is None:
         transforms = [snap_to_render_grid(T, factor, margin, pad) for T in motion.sample(n_frames, width, height, rng)]
     frames, encoded, rolls = [], [], []

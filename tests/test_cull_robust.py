@@ -113,13 +113,14 @@ def test_robust_merge_leaves_no_ghosts_and_keeps_static_detail(tmp_path, level):
     out = {}
     for merge in ("robust", "mean"):
         run(PipelineConfig(inputs=[str(tmp_path / "b")], output=str(tmp_path / f"{merge}.tif"), merge=merge,
-                           backend="numpy", cull=False))
+                           backend="numpy", cull=False, sharpen=False))  # the merge alone is under test
         out[merge] = tifffile.imread(tmp_path / f"{merge}.tif")
     one = tmp_path / "one"
     one.mkdir()
     (one / "a.jpg").write_bytes(b.encoded[0])
     (one / "b.jpg").write_bytes(b.encoded[0])  # the reference twice: the reference's own merge
-    run(PipelineConfig(inputs=[str(one)], output=str(tmp_path / "single.tif"), backend="numpy", cull=False))
+    run(PipelineConfig(inputs=[str(one)], output=str(tmp_path / "single.tif"), backend="numpy", cull=False,
+                       sharpen=False))
     single = tifffile.imread(tmp_path / "single.tif")
     moving = mover_mask(b)
     static = ~moving
@@ -142,13 +143,13 @@ def test_masked_region_comes_from_the_reference_alone(tmp_path):
     cv2.imwrite(str(tmp_path / "b" / "mask.png"), m)
     for merge in ("robust", "mean"):
         run(PipelineConfig(inputs=[str(tmp_path / "b")], output=str(tmp_path / f"{merge}.tif"), merge=merge,
-                           backend="numpy", cull=False))
+                           backend="numpy", cull=False, sharpen=False))
     one = tmp_path / "one"
     one.mkdir()
     (one / "a.jpg").write_bytes(b.encoded[0])
     (one / "b.jpg").write_bytes(b.encoded[0])
     run(PipelineConfig(inputs=[str(one)], output=str(tmp_path / "single.tif"), backend="numpy", cull=False,
-                       mask="none"))
+                       mask="none", sharpen=False))
     single = tifffile.imread(tmp_path / "single.tif").astype(int)
     inner = (slice(2 * 50, 2 * 130), slice(2 * 90, 2 * 170))  # well inside the mask, away from its soft edge
     for merge in ("robust", "mean"):
