@@ -109,10 +109,10 @@ def gaussian_taps(sigma: float) -> np.ndarray:
 
 
 @lru_cache(maxsize=None)
-def lanczos4_response(n: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+def lanczos4_response(n: int = 512) -> tuple[np.ndarray, np.ndarray]:
     """(f, H(f)): frequency response of the continuous Lanczos4 kernel,
     normalised to H(0) = 1, for f in cycles per pixel on [0, 2]."""
-    x = np.linspace(-4.0, 4.0, 16001)
+    x = np.linspace(-4.0, 4.0, 1601)
     k = np.sinc(x) * np.sinc(x / 4.0)
     dx = x[1] - x[0]
     f = np.linspace(0.0, 2.0, n + 1)

@@ -1,0 +1,38 @@
+"""``superres bench --smoke``: the suite runs end to end and checks its own output."""
+
+from __future__ import annotations
+
+import json
+
+from superres_gpu import cli
+
+
+def test_bench_smoke_runs_and_checks_itself(tmp_path, capsys):
+    js, md, png = tmp_path / "b.json", tmp_path / "b.md", tmp_path / "b.png"
+    rc = cli.main(["bench", "--smoke", "--json", str(js), "--markdown", str(md), "--plot", str(png), "-q"])
+    err = capsys.readouterr().err
+    assert rc == 0, err  # the smoke run's self-check passed: every aligner row, finite errors, CRLB below all
+    res = json.loads(js.read_text())
+    assert {"alignment", "reconstruction", "culling", "movers", "throughput"} <= set(res)
+    names = {r["aligner"] for r in res["alignment"][0]["rows"]}
+    assert any(n.startswith("superres_gpu") for n in names)
+    assert any(n.startswith("OpenCV findTransformECC") for n in names)
+    assert any(n.startswith("scikit-image") for n in names) and any(n.startswith("original") for n in names)
+    crlb = res["alignment"][0]["crlb_px"]
+    assert all(r["rms_px"] > crlb for r in res["alignment"][0]["rows"])
+    assert "Cramér-Rao" in md.read_text()
+    assert png.stat().st_size > 10000
+
+
+def test_bench_self_check_catches_problems():
+    from benchmarks.suite import check
+
+    res = {
+        "backends": ["numpy"],
+        "alignment": [{"scenario": "x", "crlb_px": 0.01, "rows": [
+            {"aligner": "superres_gpu translation", "rms_px": 0.001, "ms_per_frame": 1.0},
+        ]}],
+    }
+    problems = check(res)
+    assert any("below the CRLB" in p for p in problems)
+    assert any("rows missing" in p for p in problems)
