@@ -96,9 +96,10 @@ SR_HD float sr_weight_at(const float* weights, int ww, int wh, double winv, int 
     sr_weight_axis((double)Y, a, b, winv, wh, &y0, &y1, &fy);
     const float* r0 = weights + (long long)y0 * ww;
     const float* r1 = weights + (long long)y1 * ww;
-    double top = (1.0 - fx) * (double)r0[x0] + fx * (double)r0[x1];
-    double bot = (1.0 - fx) * (double)r1[x0] + fx * (double)r1[x1];
-    return (float)((1.0 - fy) * top + fy * bot);
+    // the two rows mixed first, then the two columns (the twin's order)
+    double c0 = (1.0 - fy) * (double)r0[x0] + fy * (double)r1[x0];
+    double c1 = (1.0 - fy) * (double)r0[x1] + fy * (double)r1[x1];
+    return (float)((1.0 - fx) * c0 + fx * c1);
 }
 
 // The whole work of one thread: output pixel (X, Y).

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
-from .io import FrameInfo, _cv2, apply_orientation, probe, read_frame
+from .io import FrameInfo, _cv2, apply_orientation, check_jpeg_complete, probe, read_frame
 
 DEFAULT_THRESHOLD = 0.75
 MAD_K = 3.5
@@ -114,10 +114,11 @@ def _half_luma_and_thumb(info: FrameInfo) -> tuple[np.ndarray, np.ndarray]:
     """Half-resolution luma in [0,1] and a 1/8-size thumbnail of a frame."""
     cv2 = _cv2()
     if info.format == "jpeg":
-        data = info.path.read_bytes()
-        sos = data.find(b"\xff\xda")
-        if sos < 0 or data.find(b"\xff\xd9", sos) < 0:
-            raise InputError("truncated JPEG: the image data ends early", str(info.path))
+        try:
+            data = info.path.read_bytes()
+        except OSError as e:
+            raise InputError(f"cannot read file ({e.strerror})", str(info.path)) from None
+        check_jpeg_complete(data, info.path)
         flags = cv2.IMREAD_REDUCED_GRAYSCALE_2 | cv2.IMREAD_IGNORE_ORIENTATION
         half = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
         if half is None:

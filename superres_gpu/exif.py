@@ -118,26 +118,33 @@ def parse_tiff_exif(data: bytes) -> dict:
         return {}
 
 
-def jpeg_exif_block(data: bytes) -> bytes | None:
-    """Return the TIFF-structured payload of a JPEG's APP1 Exif segment."""
+def jpeg_segments(data: bytes):
+    """Yield (marker, offset, length) of a JPEG's header segments, up to the first
+    scan; ``offset`` is the marker's position, ``length`` the segment length field."""
     pos = 2
     n = len(data)
     while pos + 4 <= n:
         if data[pos] != 0xFF:
-            return None
+            return
         marker = data[pos + 1]
         if marker == 0xFF:  # fill byte
             pos += 1
             continue
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
             pos += 2
             continue
         if marker in (0xDA, 0xD9):  # start of scan / end of image: no more headers
-            return None
+            return
         (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
+        yield marker, pos, length
+        pos += 2 + length
+
+
+def jpeg_exif_block(data: bytes) -> bytes | None:
+    """Return the TIFF-structured payload of a JPEG's APP1 Exif segment."""
+    for marker, pos, length in jpeg_segments(data):
         if marker == 0xE1 and data[pos + 4 : pos + 10] == b"Exif\x00\x00":
             return data[pos + 10 : pos + 2 + length]
-        pos += 2 + length
     return None
 
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from . import __version__
 from .errors import InputError, OutputError
-from .exif import jpeg_exif_block, parse_tiff_exif, png_exif_block
+from .exif import jpeg_exif_block, jpeg_segments, parse_tiff_exif, png_exif_block
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".tif", ".tiff"}
 SKIP_SUFFIX = ".not_sharp_enough"
@@ -182,28 +182,21 @@ def _probe_jpeg(path: Path, head: bytes, size: int) -> FrameInfo:
 
 
 def _jpeg_sof(data: bytes):
-    pos = 2
-    n = len(data)
-    while pos + 4 <= n:
-        if data[pos] != 0xFF:
-            return None
-        marker = data[pos + 1]
-        if marker == 0xFF:
-            pos += 1
-            continue
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-            pos += 2
-            continue
-        if marker in (0xDA, 0xD9):
-            return None
-        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
+    """(precision, height, width, components) from a JPEG's frame header, or None."""
+    for marker, pos, _ in jpeg_segments(data):
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            if pos + 10 > n:
+            if pos + 10 > len(data):
                 return None
-            precision, h, w, ncomp = struct.unpack(">BHHB", data[pos + 4 : pos + 10])
-            return precision, h, w, ncomp
-        pos += 2 + length
+            return struct.unpack(">BHHB", data[pos + 4 : pos + 10])
     return None
+
+
+def check_jpeg_complete(data: bytes, path) -> None:
+    """Raise InputError when a JPEG's entropy-coded data ends before its end
+    marker (a truncated file: decoders would silently fill it with grey)."""
+    sos = data.find(b"\xff\xda")
+    if sos < 0 or data.find(b"\xff\xd9", sos) < 0:
+        raise InputError("truncated JPEG: the image data ends early", str(path))
 
 
 def _probe_png(path: Path, head: bytes) -> FrameInfo:
@@ -320,9 +313,7 @@ def read_frame(info: FrameInfo | str | os.PathLike) -> np.ndarray:
         img = _decode_tiff(path)
     else:
         if info.format == "jpeg":
-            sos = data.find(b"\xff\xda")
-            if sos < 0 or data.find(b"\xff\xd9", sos) < 0:
-                raise InputError("truncated JPEG: the image data ends early", str(path))
+            check_jpeg_complete(data, path)
         cv2 = _cv2()
         flags = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR | cv2.IMREAD_IGNORE_ORIENTATION
         img = cv2.imdecode(np.frombuffer(data, np.uint8), flags)

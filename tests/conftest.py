@@ -40,38 +40,31 @@ def _gpu_gate(request):
         require_gpu()
 
 
-@pytest.fixture(scope="session")
-def small_burst():
-    """8 frames of 160x120, known hand-held motion, blur, noise, JPEG."""
+def _burst(n, width, height, shift, gain, floor, seed):
     from superres_gpu.synth import CameraSpec, MotionSpec, make_burst
 
     return make_burst(
-        n_frames=8,
-        width=160,
-        height=120,
+        n_frames=n,
+        width=width,
+        height=height,
         scale=2.0,
         factor=4,
-        motion=MotionSpec(shift_sigma=2.5, rotation_sigma_deg=0.3, zoom_sigma=0.001),
-        camera=CameraSpec(blur_sigma=0.5, noise_gain=0.001, noise_floor=0.005, jpeg_quality=92),
-        seed=3,
+        motion=MotionSpec(shift_sigma=shift, rotation_sigma_deg=0.3, zoom_sigma=0.001),
+        camera=CameraSpec(blur_sigma=0.5, noise_gain=gain, noise_floor=floor, jpeg_quality=92),
+        seed=seed,
     )
+
+
+@pytest.fixture(scope="session")
+def small_burst():
+    """8 frames of 160x120, known hand-held motion, blur, noise, JPEG."""
+    return _burst(8, 160, 120, 2.5, 0.001, 0.005, seed=3)
 
 
 @pytest.fixture(scope="session")
 def medium_burst():
     """12 frames of 320x240 for accuracy and quality figures."""
-    from superres_gpu.synth import CameraSpec, MotionSpec, make_burst
-
-    return make_burst(
-        n_frames=12,
-        width=320,
-        height=240,
-        scale=2.0,
-        factor=4,
-        motion=MotionSpec(shift_sigma=3.0, rotation_sigma_deg=0.3, zoom_sigma=0.001),
-        camera=CameraSpec(blur_sigma=0.5, noise_gain=0.002, noise_floor=0.008, jpeg_quality=92),
-        seed=5,
-    )
+    return _burst(12, 320, 240, 3.0, 0.002, 0.008, seed=5)
 
 
 @pytest.fixture

@@ -361,12 +361,10 @@ class NumpyBackend:
                 vals *= gain
                 vals += offset
             vf = valid.astype(np.float32)
-            if weights is not None:
+            if weights is not None:  # bilinear: mix the two rows, then the two columns
                 wy0, wy1, fy = _bilinear_axis(Y[:, 0], a, b, weight_level, weights.shape[0])
-                W = weights.astype(np.float64)
-                top = (1.0 - fx) * W[wy0][:, wx0] + fx * W[wy0][:, wx1]
-                bot = (1.0 - fx) * W[wy1][:, wx0] + fx * W[wy1][:, wx1]
-                vf *= ((1.0 - fy)[:, None] * top + fy[:, None] * bot).astype(np.float32)
+                rows = (1.0 - fy)[:, None] * weights[wy0].astype(np.float64) + fy[:, None] * weights[wy1]
+                vf *= ((1.0 - fx) * rows[:, wx0] + fx * rows[:, wx1]).astype(np.float32)
             if vals.ndim == 2:
                 vals = vals[..., None]
             vals *= vf[..., None]
