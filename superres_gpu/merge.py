@@ -50,8 +50,9 @@ class Accumulator:
             out = B.normalize_u16(self.num, self.den, 65535.0 / self.max_value)
             return B.asnumpy(out)
         den = self.den
-        mean = self.num / xp.maximum(den, 1e-12)[..., None]
-        self.num = None  # the mean replaces the sums (memory)
+        mean = self.num  # the mean replaces the sums in place (no second full-size array)
+        xp.divide(mean, xp.maximum(den, 1e-12)[..., None], out=mean)
+        self.num = None
         for ch in range(self.channels):
             mean[..., ch] = B.sepfilter(xp.ascontiguousarray(mean[..., ch]), sharpen_taps)
         covered = (den > 0).astype(xp.float32)

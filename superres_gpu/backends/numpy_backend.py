@@ -283,20 +283,24 @@ class NumpyBackend:
         """
         h, w = ref_img.shape
         f = float(2**level)
-        ys, xs = np.mgrid[0:h, 0:w]
-        x0 = f * (xs.astype(np.float64) + 0.5) - 0.5
-        y0 = f * (ys.astype(np.float64) + 0.5) - 0.5
         Ti = state[B.S_TINV].reshape(3, 3)
-        wq = Ti[2, 0] * x0 + Ti[2, 1] * y0 + Ti[2, 2]
-        u = ((Ti[0, 0] * x0 + Ti[0, 1] * y0 + Ti[0, 2]) / wq + 0.5) / f - 0.5
-        v = ((Ti[1, 0] * x0 + Ti[1, 1] * y0 + Ti[1, 2]) / wq + 0.5) / f - 0.5
         ch, cw = coef.shape
-        cov = (u >= margin) & (u <= cw - 1.0 - margin) & (v >= margin) & (v <= ch - 1.0 - margin)
         d2 = np.zeros((h, w), np.float32)
-        s = sample_bspline(coef, u[cov], v[cov])
-        d = state[B.S_GAIN] * s + state[B.S_OFFSET] - ref_img[cov].astype(np.float64)
-        d2[cov] = (d * d).astype(np.float32)
-        return d2, cov.astype(np.float32)
+        cov = np.zeros((h, w), np.float32)
+        x0 = f * (np.arange(w, dtype=np.float64) + 0.5) - 0.5
+        rows = max(1, _STRIP_PIXELS // max(w, 1))
+        for r0 in range(0, h, rows):  # strips: bounded temporaries on large frames
+            r1 = min(h, r0 + rows)
+            y0 = (f * (np.arange(r0, r1, dtype=np.float64) + 0.5) - 0.5)[:, None]
+            wq = Ti[2, 0] * x0 + Ti[2, 1] * y0 + Ti[2, 2]
+            u = ((Ti[0, 0] * x0 + Ti[0, 1] * y0 + Ti[0, 2]) / wq + 0.5) / f - 0.5
+            v = ((Ti[1, 0] * x0 + Ti[1, 1] * y0 + Ti[1, 2]) / wq + 0.5) / f - 0.5
+            ok = (u >= margin) & (u <= cw - 1.0 - margin) & (v >= margin) & (v <= ch - 1.0 - margin)
+            s = sample_bspline(coef, u[ok], v[ok])
+            d = state[B.S_GAIN] * s + state[B.S_OFFSET] - ref_img[r0:r1][ok].astype(np.float64)
+            d2[r0:r1][ok] = (d * d).astype(np.float32)
+            cov[r0:r1][ok] = 1.0
+        return d2, cov
 
     def robust_weight(self, e, c, g, scale2, beta: float, k1: float, k2: float, mask=None):
         """Per-pixel merge weight from the local residual energy.
