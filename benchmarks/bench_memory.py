@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .common import environment, environment_line, make_big_burst, python_cmd, run_measured, start_runner
+from .common import emit_markdown, environment, environment_line, make_big_burst, python_cmd, run_measured, start_runner
 
 
 def main(argv=None) -> int:
@@ -55,10 +55,7 @@ def main(argv=None) -> int:
     (n0, _, r0), (n1, _, r1) = rows[0], rows[-1]
     lines += ["", f"Peak RSS grows by {(r1 - r0) / max(1, n1 - n0):.1f} MiB per extra frame "
                   f"(a decoded frame is {a.width * a.height * 3 / 2**20:.0f} MiB)."]
-    md = "\n".join(lines)
-    print(md)
-    if a.markdown:
-        Path(a.markdown).write_text(md + "\n")
+    emit_markdown("\n".join(lines), a.markdown)
     return 0
 
 

@@ -26,7 +26,7 @@ from superres_gpu.backends import get_backend
 from superres_gpu.geometry import MOTION_MODELS
 from superres_gpu.io import list_inputs, read_frame
 
-from .common import ROOT, environment, environment_line
+from .common import emit_markdown, ROOT, environment, environment_line
 
 DATASETS = [
     ("pixlsus_bookshelf_nexus5x", "pixlsus_bookshelf_nexus5x"),
@@ -108,10 +108,7 @@ def main(argv=None) -> int:
                 c += f" ({r[m]['dropped']} dropped)"
             cells.append(f"**{c}**" if m == best else c)
         lines.append(f"| {label} | {r[MOTION_MODELS[0]]['frames']} | " + " | ".join(cells) + " |")
-    md = "\n".join(lines)
-    print(md)
-    if a.markdown:
-        Path(a.markdown).write_text(md + "\n")
+    emit_markdown("\n".join(lines), a.markdown)
     return 0
 
 

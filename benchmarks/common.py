@@ -183,3 +183,10 @@ def make_big_burst(folder: Path, n: int, width: int, height: int, seed: int = 5,
 
     with ThreadPoolExecutor() as pool:
         return list(pool.map(one, range(n)))
+
+
+def emit_markdown(md: str, path: str | None) -> None:
+    """Print a result table and, when asked, write it to a file."""
+    print(md)
+    if path:
+        Path(path).write_text(md + "\n")
