@@ -255,3 +255,23 @@ def test_importing_the_package_imports_neither_cupy_nor_rich():
     code = "import sys, superres_gpu, superres_gpu.pipeline, superres_gpu.cli; print('cupy' in sys.modules, 'rich' in sys.modules)"
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.stdout.split() == ["False", "False"], res.stderr
+
+
+def test_gpu_out_of_memory_falls_back_to_the_cpu_with_a_warning(tmp_path, burst_dir, capsys, monkeypatch):
+    import superres_gpu.pipeline as pl
+
+    OutOfMemoryError = type("OutOfMemoryError", (MemoryError,), {"__module__": "cupy.cuda.memory"})
+    real = pl._process
+    seen = []
+
+    def first_fails(cfg, *a, **k):
+        seen.append(cfg.backend)
+        if len(seen) == 1:
+            raise OutOfMemoryError("Out of memory allocating 1,234,567,890 bytes")
+        return real(cfg, *a, **k)
+
+    monkeypatch.setattr(pl, "_process", first_fails)
+    out = tmp_path / "o.tif"
+    assert run_cli("run", burst_dir, "-o", out, "-q") == 0
+    assert seen[-1] == "numpy" and out.exists()
+    assert "ran out of memory" in capsys.readouterr().err
