@@ -121,6 +121,8 @@ def _key(p: Path):
 
 def is_own_output(path: Path) -> bool:
     """True for TIFF/PNG files whose Software tag/chunk says this tool wrote them."""
+    if Path(path).suffix.lower() in (".jpg", ".jpeg"):  # this tool never writes JPEG
+        return False
     try:
         with open(path, "rb") as fh:
             head = fh.read(64 * 1024)
