@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -146,10 +145,6 @@ def median_runs(cmd: list[str], repeat: int, warmup: int = 1, **kw) -> dict:
 
 def python_cmd(*args: str) -> list[str]:
     return [sys.executable, *args]
-
-
-def self_peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def make_big_burst(folder: Path, n: int, width: int, height: int, seed: int = 5, quality: int = 95) -> list[Path]:

@@ -38,20 +38,9 @@ def output_to_reference(scale: float) -> np.ndarray:
     return np.array([[a, 0.0, b], [0.0, a, b], [0.0, 0.0, 1.0]])
 
 
-def level_to_base(level: int) -> np.ndarray:
-    """3x3 matrix mapping pyramid-level pixel coordinates to level-0 coordinates."""
-    f = float(2**level)
-    return np.array([[f, 0.0, 0.5 * f - 0.5], [0.0, f, 0.5 * f - 0.5], [0.0, 0.0, 1.0]])
-
-
 def normalisation(width: int, height: int) -> tuple[float, float, float]:
     """(cx, cy, sc) of the normalised coordinates for a width x height frame."""
     return (width - 1) / 2.0, (height - 1) / 2.0, max(width, height) / 2.0
-
-
-def normalisation_matrix(width: int, height: int) -> np.ndarray:
-    cx, cy, sc = normalisation(width, height)
-    return np.array([[1 / sc, 0, -cx / sc], [0, 1 / sc, -cy / sc], [0, 0, 1.0]])
 
 
 def model_matrix(model: str | int, p) -> np.ndarray:

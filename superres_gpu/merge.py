@@ -105,9 +105,7 @@ class MergeWeights:
         if robust:
             gx, gy = B.gradient(self.ref_img)
             self.g = B.sepfilter(gx * gx + gy * gy, self.taps)
-        self.rejected = xp.zeros((h, w), dtype=xp.float32)  # sum over frames of what was left out
         self.rejected_max = xp.zeros((h, w), dtype=xp.float32)  # the most any one frame lost
-        self.covered = xp.zeros((h, w), dtype=xp.float32)
 
     def for_frame(self, coef, state):
         """(weights on the level grid or None, device scalar: fraction of the
@@ -127,17 +125,9 @@ class MergeWeights:
         else:
             w = 1.0 - self.mask
         lost = (1.0 - w) * cov
-        self.rejected += lost
         xp.maximum(self.rejected_max, lost, out=self.rejected_max)
-        self.covered += cov
         frac = lost.sum() / xp.maximum(cov.sum(), 1.0)
         return w, frac
-
-    def rejection_map(self) -> np.ndarray:
-        """Host map of the fraction of covering frames left out, per pixel (0..1)."""
-        r = self.B.asnumpy(self.rejected)
-        c = self.B.asnumpy(self.covered)
-        return np.where(c > 0, r / np.maximum(c, 1e-9), 0.0).astype(np.float32)
 
     def picture(self) -> np.ndarray:
         """8-bit RGB picture: the reference in grey, red where a frame was left out

@@ -31,7 +31,6 @@ import numpy as np
 
 TAB_BITS = 5
 TAB_SIZE = 1 << TAB_BITS  # 32 sub-pixel positions
-LANCZOS_TAPS = 8
 BSPLINE_POLE = math.sqrt(3.0) - 2.0  # pole of the cubic B-spline's inverse filter
 BSPLINE_PREFILTER_RADIUS = 9  # |pole|^10 < 2e-6: a frame aligns to itself within 1e-5 px
 
