@@ -1,3 +1,5 @@
-"""Benchmarks of superres_gpu: synthetic bursts with known ground truth
-(from :mod:`superres_gpu.synth`), baselines measured in the same run, and
-timing/memory measurement helpers.  See ``benchmarks/README.md``."""
+"""Benchmark scripts of superres_gpu (run from a checkout: ``python -m benchmarks.NAME``).
+
+They use the suite's helpers in :mod:`superres_gpu.bench`; their figures, with
+machine, commit and date, are in ``benchmarks/RESULTS.md``.
+"""

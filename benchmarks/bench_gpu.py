@@ -27,9 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
-from .common import environment, environment_line, make_big_burst, median_runs, python_cmd, start_runner
+from superres_gpu.bench.measure import environment, environment_line, median_runs, python_cmd, start_runner
+from superres_gpu.bench.suite import throughput_burst
 
 
 def device_bandwidth(G, nbytes: int = 1 << 30) -> float:
@@ -51,9 +51,11 @@ def device_bandwidth(G, nbytes: int = 1 << 30) -> float:
 
 def kernel_timing(G, paths: list[Path], scale: float, frames: int = 12) -> dict:
     """Per-frame device times with the frames already uploaded (CUDA events)."""
-    from superres_gpu.align import AlignConfig, Reference, align_frame
-    from superres_gpu.io import probe, read_frame
+    from superres_gpu.align import AlignConfig, align_frame
+    from superres_gpu.decode import read_frame
+    from superres_gpu.discover import probe
     from superres_gpu.merge import Accumulator
+    from superres_gpu.reference import Reference
 
     cp = G.cp
     hosts = [read_frame(probe(p)) for p in paths[:frames]]
@@ -69,7 +71,7 @@ def kernel_timing(G, paths: list[Path], scale: float, frames: int = 12) -> dict:
         devs.append(d)
     ref = Reference(G, devs[0], AlignConfig())
     acc = Accumulator(G, w, h, 3, scale, 255)
-    acc.add(devs[0], ref.reference_state())
+    acc.add(devs[0], ref.state())
     align_t, merge_t = [], []
     for d in devs[1:] * 2:  # the first pass warms up (compiles kernels)
         e0 = cp.cuda.get_current_stream().record()
@@ -128,7 +130,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="superres_gpu_bench_") as tmp:
         tmp = Path(tmp)
         t = time.perf_counter()
-        paths = make_big_burst(tmp / "burst", a.frames, a.width, a.height)
+        paths = throughput_burst(tmp / "burst", a.frames, a.width, a.height)
         print(f"burst of {a.frames} frames written in {time.perf_counter() - t:.1f}s", file=sys.stderr)
         kt = kernel_timing(G, paths, a.scale)
         kt["floor_ms"] = 1000 * kt["floor_bytes"] / (bw * 1e9)

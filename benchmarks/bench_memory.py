@@ -16,7 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .common import emit_markdown, environment, environment_line, make_big_burst, python_cmd, run_measured, start_runner
+from superres_gpu.bench.measure import emit_markdown, environment, environment_line, python_cmd, run_measured, start_runner
+from superres_gpu.bench.suite import throughput_burst
 
 
 def main(argv=None) -> int:
@@ -33,7 +34,7 @@ def main(argv=None) -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="superres_mem_") as tmp:
         tmp = Path(tmp)
-        paths = make_big_burst(tmp / "all", n_max, a.width, a.height)
+        paths = throughput_burst(tmp / "all", n_max, a.width, a.height)
         for n in a.frames:
             d = tmp / f"n{n}"
             d.mkdir()

@@ -20,13 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from superres_gpu.align import AlignConfig, Reference, align_frame
-from superres_gpu.backends import base as S
+from superres_gpu.align import AlignConfig, align_frame
 from superres_gpu.backends import get_backend
+from superres_gpu.bench.measure import ROOT, emit_markdown, environment, environment_line
+from superres_gpu.decode import read_frame
+from superres_gpu.discover import list_inputs
 from superres_gpu.geometry import MOTION_MODELS
-from superres_gpu.io import list_inputs, read_frame
-
-from .common import emit_markdown, ROOT, environment, environment_line
+from superres_gpu.reference import Reference
+from superres_gpu.state import FrameState
 
 DATASETS = [
     ("pixlsus_bookshelf_nexus5x", "pixlsus_bookshelf_nexus5x"),
@@ -37,7 +38,7 @@ DATASETS = [
 ]
 
 
-def residual_rms(B, ref_luma: np.ndarray, frame_luma: np.ndarray, T: np.ndarray, margin: int = 8) -> float:
+def residual_rms(ref_luma: np.ndarray, frame_luma: np.ndarray, T: np.ndarray, margin: int = 8) -> float:
     import cv2
 
     h, w = ref_luma.shape
@@ -58,12 +59,12 @@ def run_dataset(B, folder: Path, models) -> dict:
         res, dropped, t = [], 0, 0.0
         for f, lum in zip(frames[1:], lumas[1:]):
             t0 = time.perf_counter()
-            st = B.asnumpy(align_frame(B, ref, B.asarray(f)))
+            st = FrameState.from_vector(B.asnumpy(align_frame(B, ref, B.asarray(f))))
             t += time.perf_counter() - t0
-            if st[S.S_ACCEPT] == 0:
+            if not st.accepted:
                 dropped += 1
                 continue
-            res.append(residual_rms(B, lumas[0], lum, st[S.S_T].reshape(3, 3)))
+            res.append(residual_rms(lumas[0], lum, st.T))
         out[model] = {
             "median": statistics.median(res) if res else float("nan"),
             "max": max(res) if res else float("nan"),

@@ -21,23 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
+from superres_gpu.bench.measure import environment, environment_line, median_runs, python_cmd, start_runner
 from superres_gpu.geometry import grid_rms_error
-from superres_gpu.synth import CameraSpec, MotionSpec, make_burst, psnr
-
-from .common import environment, environment_line, median_runs, python_cmd, start_runner
-
-
-def bench_burst(frames: int, width: int, height: int, seed: int = 11):
-    return make_burst(
-        n_frames=frames,
-        width=width,
-        height=height,
-        scale=2.0,
-        factor=4,
-        motion=MotionSpec(shift_sigma=3.0, rotation_sigma_deg=0.3, zoom_sigma=0.001),
-        camera=CameraSpec(blur_sigma=0.5, noise_gain=0.002, noise_floor=0.008, jpeg_quality=92),
-        seed=seed,
-    )
+from superres_gpu.metrics import psnr
+from superres_gpu.synth import recipe_burst
 
 
 def main(argv=None) -> int:
@@ -55,7 +42,7 @@ def main(argv=None) -> int:
     env = environment()
     print(environment_line(env), file=sys.stderr)
     print(f"rendering a {a.frames}-frame {a.width}x{a.height} burst ...", file=sys.stderr)
-    burst = bench_burst(a.frames, a.width, a.height)
+    burst = recipe_burst("pipeline", frames=a.frames, width=a.width, height=a.height)
     with tempfile.TemporaryDirectory(prefix="superres_bench_") as tmp:
         tmp = Path(tmp)
         paths = burst.write(tmp / "burst")
@@ -64,14 +51,14 @@ def main(argv=None) -> int:
             "-m", "superres_gpu", "run", str(tmp / "burst"), "-o", str(ours_out), "--backend", a.backend,
             "--quiet", "--overwrite", "--report", str(report),
         )
-        base_cmd = python_cmd("-m", "benchmarks.baselines", "original", *map(str, paths), "-o", str(base_out))
+        base_cmd = python_cmd("-m", "superres_gpu.bench.baselines", "original", *map(str, paths), "-o", str(base_out))
         print("timing superres run ...", file=sys.stderr)
         ours = median_runs(ours_cmd, a.repeat, warmup=1)
         print("timing the original scripts' method ...", file=sys.stderr)
         base = median_runs(base_cmd, a.baseline_repeat, warmup=0)
         import tifffile
 
-        from .baselines import single_frame
+        from superres_gpu.bench.baselines import single_frame
 
         ours_img = tifffile.imread(ours_out)
         base_img = tifffile.imread(base_out)

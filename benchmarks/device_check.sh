@@ -39,7 +39,7 @@ TEST_RC=$?
 tail -n 25 "$LOG/gpu_tests.log"
 
 echo "== CPU test suite quick pass (host-compiled kernel math, twins)"
-timeout 120 python3 -m pytest tests/test_twins_numpy.py tests/test_kernels_host.py tests/test_kernels_static.py \
+timeout 120 python3 -m pytest tests/test_numpy_backend.py tests/test_kernels_host.py tests/test_cuda_modules.py \
     -q -p no:cacheprovider >"$LOG/cpu_tests.log" 2>&1
 CPU_RC=$?
 tail -n 3 "$LOG/cpu_tests.log"

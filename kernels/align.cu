@@ -3,7 +3,7 @@
 // NumPy twins (superres_gpu/backends/numpy_backend.py): NumpyBackend.align_reduce,
 // .align_update (align_update_math) and .align_finalize (align_finalize_math).
 //
-// align_reduce_partial(img, w, h, pts, n, state, model, level, cx, cy, sc, margin, partial)
+// align_reduce_partial(img, w, h, pts, n, state, model, level, cx, cy, sc, margin, iteration, partial)
 //   Launch: 1-D grid of NB blocks x 256 threads (grid-stride over the n points).
 //   img      const float*  (h, w) the frame's luma at pyramid level `level`, as cubic
 //                          B-spline coefficients (sampled with sr_sample_bspline)
@@ -11,16 +11,21 @@
 //                          gradient per normalised unit gx, gy
 //   state    const double* SR_STATE_LEN: Tinv, gain, offset, Huber scale
 //   partial  double*       (NB, 64): each block's sums, SR_SUM_* layout
+//   iteration int          the iteration within the level: from the second on, a
+//                          state marked converged (SR_S_CONVERGED) skips the work and
+//                          writes zero sums
 //   Each point is mapped to the frame by Tinv (level-0 px) then to level
 //   coordinates u = (u0 + 0.5)/2^level - 0.5; it counts when it lies at least
 //   `margin` px inside the level image.  Block reduction: warp shuffles, then
 //   shared memory; no atomics (deterministic).
 // align_sum_partials(partial, nb, sums)
 //   Launch: ONE block of 64 threads; sums[k] = sum_b partial[b, k] in block order.
-// align_update(sums, state, model, cx, cy, sc, damping)
+// align_update(sums, state, model, cx, cy, sc, damping, converged_px, iteration)
 //   Launch: ONE thread.  Cholesky solve of (H + damping diag H) dp = g (float64),
 //   T <- N^-1 W(dp) N T, Tinv, photometric gain/offset, Huber scale, correlation,
-//   overlap, step size; see align_update_math.
+//   overlap, step size; see align_update_math.  Skipped from the second iteration
+//   of a level on once converged; afterwards SR_S_CONVERGED = (iteration >= 1 and
+//   step < converged_px).
 // align_finalize(state, width, height, min_corr, min_overlap)
 //   Launch: ONE thread.  Sets the status and the accept flag the merge reads.
 #include "common.cuh"
@@ -169,6 +174,14 @@ SR_HD void sr_update_state(const double* sums, double* state, int model, double 
     state[SR_S_SIGMA] = state[SR_S_RMS];
 }
 
+// One refinement step with the level's convergence rule (NumpyBackend.align_update).
+SR_HD void sr_align_update(const double* sums, double* state, int model, double cx, double cy, double sc,
+                           double damping, double converged_px, int iteration) {
+    if (iteration > 0 && state[SR_S_CONVERGED] != 0.0) return;
+    sr_update_state(sums, state, model, cx, cy, sc, damping);
+    state[SR_S_CONVERGED] = (iteration >= 1 && state[SR_S_STEP] < converged_px) ? 1.0 : 0.0;
+}
+
 // geometry.is_plausible
 SR_HD bool sr_plausible(const double* T0, int width, int height) {
     for (int k = 0; k < 9; ++k)
@@ -207,12 +220,16 @@ SR_HD void sr_finalize_state(double* state, int width, int height, double min_co
 #define SR_REDUCE_THREADS 256
 __global__ void align_reduce_partial(const float* __restrict__ img, int w, int h, const float* __restrict__ pts,
                                      long long n, const double* __restrict__ state, int model, int level, double cx,
-                                     double cy, double sc, double margin, double* __restrict__ partial) {
+                                     double cy, double sc, double margin, int iteration,
+                                     double* __restrict__ partial) {
     __shared__ double sm[(SR_REDUCE_THREADS / 32) * SR_SUM_USED];
     double acc[SR_SUM_USED];
     for (int k = 0; k < SR_SUM_USED; ++k) acc[k] = 0.0;
-    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
-        sr_reduce_point(img, w, h, pts, n, i, state, model, level, cx, cy, sc, margin, acc);
+    bool skip = iteration > 0 && state[SR_S_CONVERGED] != 0.0;  // the same for every thread
+    if (!skip)
+        for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+             i += (long long)gridDim.x * blockDim.x)
+            sr_reduce_point(img, w, h, pts, n, i, state, model, level, cx, cy, sc, margin, acc);
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     for (int k = 0; k < SR_SUM_USED; ++k) {
         double v = sr_warp_sum(acc[k]);
@@ -236,9 +253,9 @@ __global__ void align_sum_partials(const double* __restrict__ partial, int nb, d
 }
 
 __global__ void align_update(const double* __restrict__ sums, double* __restrict__ state, int model, double cx,
-                             double cy, double sc, double damping) {
+                             double cy, double sc, double damping, double converged_px, int iteration) {
     if (blockIdx.x != 0 || threadIdx.x != 0) return;
-    sr_update_state(sums, state, model, cx, cy, sc, damping);
+    sr_align_update(sums, state, model, cx, cy, sc, damping, converged_px, iteration);
 }
 
 __global__ void align_finalize(double* __restrict__ state, int width, int height, double min_corr,

@@ -5,7 +5,7 @@
 // tested there against the NumPy twins (tests/kernel_host_harness.cpp).  The
 // __global__ wrappers (indexing, reductions) are compiled only by NVRTC/nvcc.
 //
-// Conventions (DESIGN.md section 6): x right, y down, pixel centres at integer
+// Conventions: x right, y down, pixel centres at integer
 // coordinates; row-major images; a frame's transform T maps frame pixel
 // coordinates to reference pixel coordinates.
 #pragma once
@@ -37,6 +37,7 @@
 #define SR_S_NVALID 27
 #define SR_S_STATUS 28
 #define SR_S_ITERS 29
+#define SR_S_CONVERGED 30
 
 #define SR_STATUS_OK 0
 #define SR_STATUS_SINGULAR 1

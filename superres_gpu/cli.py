@@ -88,22 +88,25 @@ def _warn_to(console):
     return warn
 
 
-def positive_scale(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (1.0 <= v <= 4.0):
-        raise argparse.ArgumentTypeError(f"must be between 1 and 4 (got {text})")
-    return v
+def _argtype(check, *args):
+    """An argparse type from one of :mod:`superres_gpu.options`' checks."""
+    from .errors import ConfigError
+
+    def convert(text: str):
+        try:
+            return check(text, *args)
+        except ConfigError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    return convert
 
 
 def build_parser() -> argparse.ArgumentParser:
     from .align import DEFAULT_MODEL
     from .backends import BACKENDS
-    from .geometry import MOTION_MODELS
     from .cull import DEFAULT_THRESHOLD
-    from .pipeline import COMPRESSIONS, MERGES
+    from .geometry import MOTION_MODELS
+    from .options import COMPRESSIONS, MERGES, check_fraction, check_scale
 
     p = argparse.ArgumentParser(
         prog="superres",
@@ -127,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("inputs", nargs="+", metavar="INPUT", help="a folder of frames, or frame files")
     r.add_argument("-o", "--output", required=True, metavar="OUT.tif", help="output TIFF path")
-    r.add_argument("--scale", type=positive_scale, default=2.0, help="output scale, 1 to 4 (default 2)")
+    r.add_argument("--scale", type=_argtype(check_scale), default=2.0, help="output scale, 1 to 4 (default 2)")
     r.add_argument(
         "--reference",
         default="first",
@@ -162,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument(
         "--cull-threshold",
-        type=float,
+        type=_argtype(check_fraction, "--cull-threshold"),
         default=DEFAULT_THRESHOLD,
         metavar="R",
         help=f"flag frames whose sharpness is below R times the burst's median (default {DEFAULT_THRESHOLD})",
@@ -192,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("inputs", nargs="+", metavar="INPUT", help="a folder of frames, or frame files")
     c.add_argument(
         "--threshold",
-        type=float,
+        type=_argtype(check_fraction, "--threshold"),
         default=DEFAULT_THRESHOLD,
         metavar="R",
         help=f"flag frames whose sharpness is below R times the burst's median (default {DEFAULT_THRESHOLD})",
@@ -214,47 +217,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--out", default="superres_demo", metavar="DIR", help="output folder (default: superres_demo)")
     d.add_argument("--frames", type=int, default=16, help="frames in the burst (default 16)")
-    d.add_argument("--scale", type=positive_scale, default=2.0, help="output scale (default 2)")
+    d.add_argument("--scale", type=_argtype(check_scale), default=2.0, help="output scale (default 2)")
     d.add_argument("--seed", type=int, default=7, help="random seed of the burst")
     d.set_defaults(func=cmd_demo)
 
-    b = sub.add_parser(
+    # `superres bench` is parsed by the benchmark suite itself (see main), so
+    # that no other command imports it; this entry only lists it in --help.
+    sub.add_parser(
         "bench",
-        parents=[common],
-        help="benchmark alignment accuracy vs speed, reconstruction quality, throughput",
-        description="Run the benchmark suite on synthetic bursts with known truth, against OpenCV, "
-        "scikit-image and the original scripts' method measured in the same run.",
+        add_help=False,
+        help="benchmark alignment accuracy vs speed, reconstruction quality, throughput "
+        "(superres bench --help for its options)",
     )
-    _bench_suite_arguments(b)
-    b.set_defaults(func=cmd_bench)
     return p
 
 
-def _bench_module():
-    """The benchmark suite: shipped in the wheel as superres_gpu._benchmarks,
-    or the checkout's benchmarks/ package (editable installs, source trees)."""
-    try:
-        from ._benchmarks import suite  # type: ignore[import-not-found]
-    except ImportError:
-        try:
-            from benchmarks import suite  # type: ignore[import-not-found,no-redef]
-        except ImportError:
-            return None
-    return suite
-
-
-def _bench_suite_arguments(parser) -> None:
-    suite = _bench_module()
-    if suite is not None:
-        suite.add_arguments(parser)
-
-
 def main(argv=None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    if argv[:1] == ["bench"]:
+        return _bench_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    return _dispatch(args, args.func)
+
+
+def _dispatch(args, func) -> int:
+    """Run a command; errors become one line (tracebacks only with --debug)."""
     out, err = _consoles(getattr(args, "quiet", False))
     try:
-        return args.func(args, out, err)
+        return func(args, out, err)
     except SuperresError as e:
         err.print(f"superres: error: {e}", markup=False, highlight=False)
         return EXIT_ERROR
@@ -262,12 +252,12 @@ def main(argv=None) -> int:
         err.print("superres: interrupted; no output was written", markup=False)
         return EXIT_INTERRUPT
     except MemoryError:
-        if args.debug:
+        if getattr(args, "debug", False):
             raise
         err.print("superres: error: out of memory; try a smaller --scale or fewer frames", markup=False)
         return EXIT_ERROR
     except Exception as e:  # an unexpected bug: one line unless --debug
-        if args.debug:
+        if getattr(args, "debug", False):
             raise
         err.print(
             f"superres: internal error: {type(e).__name__}: {e} (run with --debug for the traceback)",
@@ -327,45 +317,18 @@ def print_summary(console, report: dict, wall: float) -> None:
     t.add_row("size", f"{iw}x{ih} -> {ow}x{oh} (scale {report['scale']:g})")
     t.add_row("backend", report["backend"])
     tim = report["timings"]
-    stages = ", ".join(f"{k} {tim[k]:.2f}s" for k in ("probe", "decode", "align", "merge", "write") if k in tim)
+    stages = ", ".join(f"{k} {tim[k]:.2f}s" for k in ("probe", "cull", "decode", "align", "weights", "merge", "restore",
+                                                       "write") if k in tim)
     t.add_row("time", f"{wall:.2f}s total ({stages})")
     t.add_row("output", report["output"])
     console.print(t)
 
 
 def cmd_cull(args, out, err) -> int:
-    from pathlib import Path
+    from .cull import cull_files, flag_cut_ratio
 
-    from .cull import flag_blurred, flag_cut_ratio, score_burst, score_plot
-    from .errors import ConfigError, InputError, OutputError
-    from .io import SKIP_SUFFIX, AtomicOutput, encode_png, list_inputs, probe
-
-    if not (0.0 < args.threshold < 1.0):
-        raise ConfigError(f"--threshold must be between 0 and 1 (got {args.threshold})")
-    paths = list_inputs(args.inputs)
-    if len(paths) < 2:
-        where = ", ".join(str(p) for p in args.inputs)
-        raise InputError("culling needs a burst of at least 2 frames", str(paths[0]) if paths else where)
-    plot_out = AtomicOutput(args.plot, overwrite=True, protect=paths) if args.plot else None
-    try:
-        infos = [probe(p) for p in paths]
-        with RichProgress(err, enabled=not args.quiet) as prog:
-            scores = flag_blurred(score_burst(infos, progress=prog), args.threshold)
-        if plot_out is not None:
-            plot_out.tmp.write_bytes(encode_png(score_plot(scores, args.threshold)))
-            plot_out.commit()
-    except BaseException:
-        if plot_out is not None:
-            plot_out.discard()
-        raise
-    targets = {}
-    if args.rename:
-        for s in scores:
-            if s.flagged:
-                t = Path(str(s.path) + SKIP_SUFFIX)
-                if t.exists():
-                    raise OutputError("cannot rename: the target already exists", str(t))
-                targets[s.path] = t
+    with RichProgress(err, enabled=not args.quiet) as prog:
+        scores, renamed = cull_files(args.inputs, args.threshold, rename=args.rename, plot=args.plot, progress=prog)
     if not args.quiet:
         from rich.table import Table
 
@@ -376,13 +339,11 @@ def cmd_cull(args, out, err) -> int:
         t.add_column("noise (8-bit levels)", justify="right")
         t.add_column("verdict")
         for s in scores:
-            verdict = "[red]blurred[/]" + (" (renamed)" if s.path in targets else "") if s.flagged else "sharp"
+            verdict = "[red]blurred[/]" + (" (renamed)" if s.path in renamed else "") if s.flagged else "sharp"
             t.add_row(str(s.path), f"{s.ratio:.2f}", f"{255 * s.noise:.2f}", verdict)
         out.print(t)
         n = sum(s.flagged for s in scores)
         out.print(f"{n} of {len(scores)} frames flagged as blurred" + (f"; plot: {args.plot}" if args.plot else ""))
-    for src, dst in targets.items():
-        src.rename(dst)
     return EXIT_OK
 
 
@@ -418,14 +379,18 @@ def cmd_demo(args, out, err) -> int:
     return EXIT_OK
 
 
-def cmd_bench(args, out, err) -> int:
-    suite = _bench_module()
-    if suite is None:
-        from .errors import ConfigError
+def _bench_main(argv: list[str]) -> int:
+    """``superres bench ...``: the suite parses its own options."""
+    from .bench import suite
 
-        raise ConfigError("the benchmark suite is not installed with this copy of superres_gpu")
-    with RichProgress(err, enabled=not args.quiet) as prog:
-        return suite.run_cli(args, progress=prog)
+    parser = suite.build_parser(prog="superres bench")
+    args = parser.parse_args(argv)
+
+    def cmd(args, out, err):
+        with RichProgress(err, enabled=not args.quiet) as prog:
+            return suite.run_cli(args, progress=prog)
+
+    return _dispatch(args, cmd)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -24,19 +24,25 @@ Frames are read for scoring at half resolution (JPEG decodes straight to a
 half-size grey image in the DCT domain, several times faster than a full
 decode); the 1/8-size thumbnails made at the same time let ``--reference
 sharpest`` prefer a sharp frame that agrees with the others.
+
+:func:`select` applies the scores to a run (which frames are left out, which
+is the reference); :func:`cull_files` is the ``superres cull`` command.
 """
 
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
-from .io import FrameInfo, _cv2, apply_orientation, check_jpeg_complete, probe, read_frame
+from .decode import cv2_quiet, read_half_luma
+from .discover import SKIP_SUFFIX, FrameInfo, list_inputs, probe
+from .errors import InputError, OutputError
+from .interp import gaussian_taps
 
 DEFAULT_THRESHOLD = 0.75
 MAD_K = 3.5
@@ -64,8 +70,6 @@ def _log_kernel(sigma: float = LOG_SIGMA) -> tuple[np.ndarray, float]:
     """Separable Gaussian taps and sum(k^2) of the 2-D LoG filter they make
     with the 5-point Laplacian (measured on an impulse)."""
     import cv2
-
-    from .resample import gaussian_taps
 
     g = gaussian_taps(sigma)
     r = len(g) // 2 + 2
@@ -112,23 +116,8 @@ def sharpness(luma: np.ndarray) -> tuple[float, float, float]:
 
 def _half_luma_and_thumb(info: FrameInfo) -> tuple[np.ndarray, np.ndarray]:
     """Half-resolution luma in [0,1] and a 1/8-size thumbnail of a frame."""
-    cv2 = _cv2()
-    if info.format == "jpeg":
-        try:
-            data = info.path.read_bytes()
-        except OSError as e:
-            raise InputError(f"cannot read file ({e.strerror})", str(info.path)) from None
-        check_jpeg_complete(data, info.path)
-        flags = cv2.IMREAD_REDUCED_GRAYSCALE_2 | cv2.IMREAD_IGNORE_ORIENTATION
-        half = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
-        if half is None:
-            raise InputError("corrupt or truncated JPEG: cannot decode", str(info.path))
-        half = apply_orientation(half, info.orientation).astype(np.float32) / 255.0
-    else:
-        from .backends.numpy_backend import NumpyBackend
-
-        B = NumpyBackend()
-        half = B.downsample2(B.luma(read_frame(info)))
+    cv2 = cv2_quiet()
+    half = read_half_luma(info)
     h, w = half.shape
     thumb = cv2.resize(half, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA)
     return half, thumb
@@ -248,3 +237,55 @@ def flag_cut_ratio(scores: list[FrameScore], threshold: float = DEFAULT_THRESHOL
     med = float(np.median(s))
     mad = 1.4826 * float(np.median(np.abs(np.log(s) - np.log(med))))
     return min(threshold, math.exp(-MAD_K * mad))
+
+
+def select(scores: list[FrameScore], ref_idx: int, sharpest: bool, cull: bool, warn) -> tuple[int, list[bool]]:
+    """Apply flagged ``scores`` to a run: (the reference's index, per frame
+    whether it is left out).  ``sharpest`` chooses the reference with
+    :func:`choose_sharpest` (else ``ref_idx`` stays); with ``cull`` every
+    flagged frame but the reference is left out, with a warning."""
+    if sharpest:
+        ref_idx = choose_sharpest(scores)
+    culled = [bool(cull and s.flagged and i != ref_idx) for i, s in enumerate(scores)]
+    if cull:
+        for s, c in zip(scores, culled):
+            if c:
+                warn(f"{s.path.name}: left out, {s.reason}")
+        ref = scores[ref_idx]
+        if ref.flagged:
+            warn(f"the reference {ref.path.name} looks blurred ({ref.reason}); consider --reference sharpest")
+    return ref_idx, culled
+
+
+def cull_files(inputs, threshold: float, rename: bool = False, plot=None, threads: int = 4, progress=None):
+    """The ``superres cull`` command: score and flag a burst, optionally save the
+    bar chart to ``plot`` and rename the flagged files to NAME.not_sharp_enough.
+
+    Returns (scores, {path: new path} of the renamed files).
+    """
+    from .options import check_fraction
+    from .output import AtomicOutput, encode_png
+
+    check_fraction(threshold, "--threshold")
+    paths = list_inputs(inputs)
+    if len(paths) < 2:
+        where = ", ".join(str(p) for p in inputs)
+        raise InputError("culling needs a burst of at least 2 frames", str(paths[0]) if paths else where)
+    plot_out = AtomicOutput(plot, overwrite=True, protect=paths) if plot else None
+    with plot_out if plot_out is not None else nullcontext():
+        infos = [probe(p) for p in paths]
+        scores = flag_blurred(score_burst(infos, threads, progress), threshold)
+        if plot_out is not None:
+            plot_out.tmp.write_bytes(encode_png(score_plot(scores, threshold)))
+            plot_out.commit()
+    targets = {}
+    if rename:
+        for s in scores:
+            if s.flagged:
+                t = Path(str(s.path) + SKIP_SUFFIX)
+                if t.exists():
+                    raise OutputError("cannot rename: the target already exists", str(t))
+                targets[s.path] = t
+        for src, dst in targets.items():
+            src.rename(dst)
+    return scores, targets

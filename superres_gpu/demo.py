@@ -14,33 +14,24 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import write_png, write_text
+from .metrics import psnr
+from .output import write_png, write_text
 from .pipeline import PipelineConfig, run
-from .synth import CameraSpec, MotionSpec, make_burst, psnr
-
-DEMO_WIDTH, DEMO_HEIGHT = 480, 360
+from .pixels import full_scale
+from .synth import recipe_burst
 
 
 def demo_burst(frames: int = 16, scale: float = 2.0, seed: int = 7):
-    """The demo's synthetic burst (seeded, reproducible)."""
-    return make_burst(
-        n_frames=frames,
-        width=DEMO_WIDTH,
-        height=DEMO_HEIGHT,
-        scale=scale,
-        factor=4,
-        motion=MotionSpec(shift_sigma=2.5, rotation_sigma_deg=0.25, zoom_sigma=0.001),
-        camera=CameraSpec(blur_sigma=0.5, noise_gain=0.002, noise_floor=0.008, jpeg_quality=92),
-        seed=seed,
-    )
+    """The demo's synthetic burst (the ``demo`` recipe; seeded, reproducible)."""
+    return recipe_burst("demo", frames=frames, scale=scale, seed=seed)
 
 
-def _lanczos_upscale(frame: np.ndarray, width: int, height: int) -> np.ndarray:
+def lanczos_upscale(frame: np.ndarray, width: int, height: int) -> np.ndarray:
+    """One frame upscaled to width x height with OpenCV's Lanczos4, as uint16."""
     import cv2
 
     up = cv2.resize(frame.astype(np.float32), (width, height), interpolation=cv2.INTER_LANCZOS4)
-    maxv = 65535.0 if frame.dtype == np.uint16 else 255.0
-    return np.clip(np.rint(up * (65535.0 / maxv)), 0, 65535).astype(np.uint16)
+    return np.clip(np.rint(up * (65535.0 / full_scale(frame.dtype))), 0, 65535).astype(np.uint16)
 
 
 def comparison_image(truth: np.ndarray, single: np.ndarray, merged: np.ndarray, crops, zoom: int = 3) -> np.ndarray:
@@ -116,7 +107,7 @@ def run_demo(out_dir, frames: int = 16, scale: float = 2.0, seed: int = 7, backe
 
     merged = tifffile.imread(result_path)
     h, w = merged.shape[:2]
-    single = _lanczos_upscale(burst.frames[0], w, h)
+    single = lanczos_upscale(burst.frames[0], w, h)
     truth, truth_b = burst.truth[:h, :w], burst.truth_blurred[:h, :w]
     figures = {
         "frames": frames,

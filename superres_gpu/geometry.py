@@ -1,6 +1,6 @@
 """Coordinates, motion models and 3x3 transforms.
 
-Conventions (DESIGN.md section 6), used everywhere in the package:
+Conventions, used everywhere in the package (and by the report's readers):
 
 * Pixel coordinates: x right, y down, pixel centres at integer coordinates.
 * A frame's transform ``T`` is a 3x3 matrix mapping the frame's pixel

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .pixels import full_scale
+
 # --------------------------------------------------------------------------
 # The chart
 # --------------------------------------------------------------------------
@@ -307,8 +309,9 @@ def encode(img01: np.ndarray, camera: CameraSpec) -> tuple[np.ndarray, bytes, st
     """Quantise, encode (JPEG or PNG) and decode a [0,1] RGB frame."""
     import cv2
 
-    maxv = 65535 if camera.bits == 16 else 255
-    q = np.clip(np.rint(img01 * maxv), 0, maxv).astype(np.uint16 if camera.bits == 16 else np.uint8)
+    dtype = np.uint16 if camera.bits == 16 else np.uint8
+    maxv = full_scale(dtype)
+    q = np.clip(np.rint(img01 * maxv), 0, maxv).astype(dtype)
     bgr = q[..., ::-1] if q.ndim == 3 else q
     if camera.jpeg_quality is not None and camera.bits == 8:
         ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(camera.jpeg_quality)])
@@ -343,6 +346,9 @@ def make_burst(
     transforms: list | None = None,
     shake: dict | None = None,
     movers: list | None = None,
+    truth: bool = True,
+    decoded: bool = True,
+    workers: int = 1,
 ) -> SyntheticBurst:
     """Render a burst of ``n_frames`` frames of ``width`` x ``height``.
 
@@ -353,6 +359,11 @@ def make_burst(
     ``shake`` maps frame indices to (length px, angle deg) of a motion blur;
     ``movers`` lists :class:`Mover` objects pasted into frames (the truth is the
     static scene).
+
+    For large bursts (throughput benchmarks): ``truth=False`` skips the truth
+    images, ``decoded=False`` keeps only the encoded files (``frames`` stays
+    empty), and ``workers`` > 1 renders frames in that many threads, each with
+    its own random stream (a different, equally valid, burst than ``workers=1``).
     """
     import cv2
 
@@ -365,32 +376,46 @@ def make_burst(
                        window=(margin * factor, margin * factor, width * factor, height * factor))
     if transforms is None:
         transforms = [snap_to_render_grid(T, factor, margin, pad) for T in motion.sample(n_frames, width, height, rng)]
-    frames, encoded, rolls = [], [], []
-    clean_ref = None
-    ext = ".png"
-    for i, T in enumerate(transforms):
-        roll = None
+
+    def rolling_for(i, r):
         if motion.rolling_shutter_px > 0 and i > 0:
-            roll = (rng.normal(0, motion.rolling_shutter_px), rng.uniform(0, 2 * np.pi))
-        rolls.append(roll)
-        clean = render_frame(scene, T, factor, camera, width, height, margin, roll, (shake or {}).get(i))
+            return (r.normal(0, motion.rolling_shutter_px), r.uniform(0, 2 * np.pi))
+        return None
+
+    def one(i, roll, noise_rng):
+        clean = render_frame(scene, transforms[i], factor, camera, width, height, margin, roll, (shake or {}).get(i))
         for mv in movers or []:
             if mv.frame == i:
                 _paste_mover(clean, mv)
-        if i == 0:
-            clean_ref = clean
-        noisy = add_noise(clean, camera, rng)
-        dec, data, ext = encode(noisy, camera)
-        frames.append(dec)
-        encoded.append(data)
-    # the truth: the scene at the reference pose, integrated over output pixels
-    blur_pad = (pad if camera.blur_sigma > 0 else 0) * factor
-    m0 = margin * factor
-    window = scene[m0 - blur_pad : m0 + height * factor + blur_pad, m0 - blur_pad : m0 + width * factor + blur_pad]
-    inner = (slice(blur_pad, blur_pad + height * factor), slice(blur_pad, blur_pad + width * factor))
-    truth = _decimate(window[inner], factor / scale)
-    blurred = cv2.GaussianBlur(window, (0, 0), camera.blur_sigma * factor) if camera.blur_sigma > 0 else window
-    truth_blurred = _decimate(blurred[inner], factor / scale)
+        dec, data, ext = encode(add_noise(clean, camera, noise_rng), camera)
+        return (clean if i == 0 else None), (dec if decoded else None), data, ext
+
+    if workers <= 1:
+        rolls, results = [], []
+        for i in range(len(transforms)):  # one random stream, drawn in frame order
+            rolls.append(rolling_for(i, rng))
+            results.append(one(i, rolls[-1], rng))
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        rolls = [rolling_for(i, rng) for i in range(len(transforms))]
+        streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(transforms))]
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            results = list(pool.map(one, range(len(transforms)), rolls, streams))
+    clean_ref = results[0][0]
+    frames = [r[1] for r in results] if decoded else []
+    encoded = [r[2] for r in results]
+    ext = results[-1][3]
+    truth_img = truth_blurred = None
+    if truth:
+        # the scene at the reference pose, integrated over output pixels
+        blur_pad = (pad if camera.blur_sigma > 0 else 0) * factor
+        m0 = margin * factor
+        window = scene[m0 - blur_pad : m0 + height * factor + blur_pad, m0 - blur_pad : m0 + width * factor + blur_pad]
+        inner = (slice(blur_pad, blur_pad + height * factor), slice(blur_pad, blur_pad + width * factor))
+        truth_img = _decimate(window[inner], factor / scale)
+        blurred = cv2.GaussianBlur(window, (0, 0), camera.blur_sigma * factor) if camera.blur_sigma > 0 else window
+        truth_blurred = _decimate(blurred[inner], factor / scale)
     params = {
         "n_frames": n_frames,
         "width": width,
@@ -404,7 +429,64 @@ def make_burst(
     }
     params["shake"] = {int(k): list(v) for k, v in (shake or {}).items()}
     params["movers"] = [m.__dict__.copy() for m in movers or []]
-    return SyntheticBurst(frames, encoded, ext, transforms, truth, truth_blurred, scale, params, rolls, clean_ref)
+    return SyntheticBurst(frames, encoded, ext, transforms, truth_img, truth_blurred, scale, params, rolls, clean_ref)
+
+
+# --------------------------------------------------------------------------
+# Named recipes: the bursts the demo, the tests and the benchmarks share
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BurstRecipe:
+    """A burst described by name; :meth:`make` renders it (keyword overrides
+    go to :func:`make_burst`)."""
+
+    frames: int
+    width: int
+    height: int
+    motion: MotionSpec
+    camera: CameraSpec
+    seed: int
+    factor: int = 4
+    scale: float = 2.0
+    description: str = ""
+
+    def make(self, **overrides) -> SyntheticBurst:
+        kw = dict(n_frames=self.frames, width=self.width, height=self.height, scale=self.scale, factor=self.factor,
+                  motion=self.motion, camera=self.camera, seed=self.seed)
+        if "frames" in overrides:
+            overrides["n_frames"] = overrides.pop("frames")
+        kw.update(overrides)
+        return make_burst(**kw)
+
+
+_HANDHELD = MotionSpec(shift_sigma=2.5, rotation_sigma_deg=0.25, zoom_sigma=0.001)
+_MID_ISO = CameraSpec(blur_sigma=0.5, noise_gain=0.002, noise_floor=0.008, jpeg_quality=92)
+
+RECIPES: dict[str, BurstRecipe] = {
+    "demo": BurstRecipe(16, 480, 360, _HANDHELD, _MID_ISO, seed=7,
+                        description="the demo: a resolution chart, hand-held, mid ISO, JPEG 92"),
+    "test-small": BurstRecipe(8, 160, 120, MotionSpec(shift_sigma=2.5, rotation_sigma_deg=0.3, zoom_sigma=0.001),
+                              CameraSpec(blur_sigma=0.5, noise_gain=0.001, noise_floor=0.005, jpeg_quality=92),
+                              seed=3, description="tests: 8 small frames"),
+    "test-medium": BurstRecipe(12, 320, 240, MotionSpec(shift_sigma=3.0, rotation_sigma_deg=0.3, zoom_sigma=0.001),
+                               _MID_ISO, seed=5, description="tests: 12 frames for accuracy and quality"),
+    "pipeline": BurstRecipe(16, 1632, 1224, MotionSpec(shift_sigma=3.0, rotation_sigma_deg=0.3, zoom_sigma=0.001),
+                            _MID_ISO, seed=11, description="end-to-end benchmark: 16 frames of 2 MP"),
+    "reconstruction": BurstRecipe(64, 512, 384, _HANDHELD, _MID_ISO, seed=31,
+                                  description="reconstruction benchmark: up to 64 frames"),
+    "throughput": BurstRecipe(16, 4000, 3000, MotionSpec(shift_sigma=4.0, rotation_sigma_deg=0.2, zoom_sigma=0.0),
+                              CameraSpec(blur_sigma=0.6, noise_gain=0.0, noise_floor=2.0 / 255.0, jpeg_quality=95),
+                              seed=5, factor=1,
+                              description="throughput and memory benchmarks: large frames, rendered without "
+                                          "supersampling and without truth"),
+}
+
+
+def recipe_burst(name: str, **overrides) -> SyntheticBurst:
+    """Render the named recipe (see :data:`RECIPES`), with keyword overrides."""
+    return RECIPES[name].make(**overrides)
 
 
 def _paste_mover(img: np.ndarray, mv: Mover) -> None:
@@ -440,18 +522,3 @@ def mover_mask(burst: SyntheticBurst, scale: float | None = None) -> np.ndarray:
         pts = np.stack([(rx + 0.5) * s - 0.5, (ry + 0.5) * s - 0.5], axis=1)
         cv2.fillConvexPoly(mask, np.round(pts * 16).astype(np.int32), 1, cv2.LINE_8, shift=4)
     return mask.astype(bool)
-
-
-def psnr(result: np.ndarray, truth01: np.ndarray, margin: int = 0) -> float:
-    """PSNR (dB) of a uint8/uint16/float image against a [0,1] truth."""
-    r = result.astype(np.float64)
-    if result.dtype == np.uint16:
-        r /= 65535.0
-    elif result.dtype == np.uint8:
-        r /= 255.0
-    t = truth01.astype(np.float64)
-    if margin:
-        r = r[margin:-margin, margin:-margin]
-        t = t[margin:-margin, margin:-margin]
-    mse = float(np.mean((r - t) ** 2))
-    return float("inf") if mse == 0 else 10.0 * math.log10(1.0 / mse)

@@ -40,31 +40,27 @@ def _gpu_gate(request):
         require_gpu()
 
 
-def _burst(n, width, height, shift, gain, floor, seed):
-    from superres_gpu.synth import CameraSpec, MotionSpec, make_burst
-
-    return make_burst(
-        n_frames=n,
-        width=width,
-        height=height,
-        scale=2.0,
-        factor=4,
-        motion=MotionSpec(shift_sigma=shift, rotation_sigma_deg=0.3, zoom_sigma=0.001),
-        camera=CameraSpec(blur_sigma=0.5, noise_gain=gain, noise_floor=floor, jpeg_quality=92),
-        seed=seed,
-    )
-
-
 @pytest.fixture(scope="session")
 def small_burst():
-    """8 frames of 160x120, known hand-held motion, blur, noise, JPEG."""
-    return _burst(8, 160, 120, 2.5, 0.001, 0.005, seed=3)
+    """8 frames of 160x120, known hand-held motion, blur, noise, JPEG (the ``test-small`` recipe)."""
+    from superres_gpu.synth import recipe_burst
+
+    return recipe_burst("test-small")
 
 
 @pytest.fixture(scope="session")
 def medium_burst():
-    """12 frames of 320x240 for accuracy and quality figures."""
-    return _burst(12, 320, 240, 3.0, 0.002, 0.008, seed=5)
+    """12 frames of 320x240 for accuracy and quality figures (the ``test-medium`` recipe)."""
+    from superres_gpu.synth import recipe_burst
+
+    return recipe_burst("test-medium")
+
+
+@pytest.fixture(scope="session")
+def numpy_backend():
+    from superres_gpu.backends import get_backend
+
+    return get_backend("numpy")
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Build EXIF blocks and JPEGs carrying them, for tests (independent of the reader)."""
+"""Test files built independently of the reader: EXIF blocks, JPEGs carrying them, images."""
 
 from __future__ import annotations
 
@@ -60,3 +60,13 @@ def jpeg_with_exif(rgb: np.ndarray, exif: bytes, quality: int = 95) -> bytes:
     payload = b"Exif\x00\x00" + exif
     app1 = b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload
     return data[:2] + app1 + data[2:]
+
+
+def write_image(path, img: np.ndarray) -> None:
+    """Write an RGB/RGBA/grey array with OpenCV (which stores BGR/BGRA)."""
+    import cv2
+
+    arr = img[..., ::-1] if img.ndim == 3 and img.shape[2] in (3, 4) else img
+    if img.ndim == 3 and img.shape[2] == 4:
+        arr = img[..., [2, 1, 0, 3]]
+    assert cv2.imwrite(str(path), np.ascontiguousarray(arr))

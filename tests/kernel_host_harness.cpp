@@ -81,13 +81,15 @@ void h_peak_fit(const float* surf, int w, int h, int level, double* state) {
 }
 
 void h_align_reduce(const float* img, int w, int h, const float* pts, long long n, const double* state, int model,
-                    int level, double cx, double cy, double sc, double margin, double* sums) {
+                    int level, double cx, double cy, double sc, double margin, int iteration, double* sums) {
     for (int k = 0; k < SR_SUMS_LEN; ++k) sums[k] = 0.0;
+    if (iteration > 0 && state[SR_S_CONVERGED] != 0.0) return;  // the kernel's skip (align_reduce_partial)
     for (long long i = 0; i < n; ++i) sr_reduce_point(img, w, h, pts, n, i, state, model, level, cx, cy, sc, margin, sums);
 }
 
-void h_align_update(const double* sums, double* state, int model, double cx, double cy, double sc, double damping) {
-    sr_update_state(sums, state, model, cx, cy, sc, damping);
+void h_align_update(const double* sums, double* state, int model, double cx, double cy, double sc, double damping,
+                    double converged_px, int iteration) {
+    sr_align_update(sums, state, model, cx, cy, sc, damping, converged_px, iteration);
 }
 
 void h_align_finalize(double* state, int width, int height, double min_corr, double min_overlap) {

@@ -204,11 +204,16 @@ def test_mask_png_is_used_by_default(tmp_path, burst_dir):
     assert r["mask"].endswith("mask.png") and len(r["frames"]) == 8
 
 
-def test_bad_scale_is_a_usage_error(tmp_path, burst_dir, capsys):
+@pytest.mark.parametrize("option,value,message", [
+    ("--scale", "5", "between 1 and 4"), ("--scale", "two", "must be a number"),
+    ("--cull-threshold", "1.5", "between 0 and 1"),
+])
+def test_bad_option_values_are_usage_errors(tmp_path, burst_dir, capsys, option, value, message):
     with pytest.raises(SystemExit) as e:
-        run_cli("run", burst_dir, "-o", tmp_path / "o.tif", "--scale", "5")
+        run_cli("run", burst_dir, "-o", tmp_path / "o.tif", option, value)
     assert e.value.code == 2
-    assert "between 1 and 4" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err and option in err
 
 
 def test_cupy_backend_without_gpu_is_a_clear_error(tmp_path, burst_dir, capsys):
@@ -227,7 +232,7 @@ def test_ctrl_c_leaves_no_output(tmp_path, burst_dir, capsys, monkeypatch):
     import superres_gpu.pipeline as pl
 
     calls = {"n": 0}
-    real = pl.align_frame_full
+    real = pl.align
 
     def interrupting(*a, **k):
         calls["n"] += 1
@@ -235,7 +240,7 @@ def test_ctrl_c_leaves_no_output(tmp_path, burst_dir, capsys, monkeypatch):
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    monkeypatch.setattr(pl, "align_frame_full", interrupting)
+    monkeypatch.setattr(pl, "align", interrupting)
     hashes = file_hashes(burst_dir)
     out = tmp_path / "o.tif"
     rc = run_cli("run", burst_dir, "-o", out, "--report", tmp_path / "r.json")
@@ -257,11 +262,29 @@ def test_importing_the_package_imports_neither_cupy_nor_rich():
     assert res.stdout.split() == ["False", "False"], res.stderr
 
 
+def test_run_imports_nothing_of_the_benchmark_suite(burst_dir, tmp_path):
+    code = (
+        "import sys; from superres_gpu import cli; "
+        f"rc = cli.main(['run', {str(burst_dir)!r}, '-o', {str(tmp_path / 'o.tif')!r}, '-q', '--backend', 'numpy']); "
+        "print(rc, sorted(m for m in sys.modules if m.startswith(('superres_gpu.bench', 'benchmarks', 'skimage'))))"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.stdout.strip().split(maxsplit=1) == ["0", "[]"], res.stdout + res.stderr
+
+
+def test_bench_help_lists_the_suite_options(capsys):
+    with pytest.raises(SystemExit) as e:
+        run_cli("bench", "--help")
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    assert "--smoke" in text and "--sections" in text and "superres bench" in text
+
+
 def test_gpu_out_of_memory_falls_back_to_the_cpu_with_a_warning(tmp_path, burst_dir, capsys, monkeypatch):
     import superres_gpu.pipeline as pl
 
     OutOfMemoryError = type("OutOfMemoryError", (MemoryError,), {"__module__": "cupy.cuda.memory"})
-    real = pl._process
+    real = pl.merge_frames
     seen = []
 
     def first_fails(cfg, *a, **k):
@@ -270,7 +293,7 @@ def test_gpu_out_of_memory_falls_back_to_the_cpu_with_a_warning(tmp_path, burst_
             raise OutOfMemoryError("Out of memory allocating 1,234,567,890 bytes")
         return real(cfg, *a, **k)
 
-    monkeypatch.setattr(pl, "_process", first_fails)
+    monkeypatch.setattr(pl, "merge_frames", first_fails)
     out = tmp_path / "o.tif"
     assert run_cli("run", burst_dir, "-o", out, "-q") == 0
     assert seen[-1] == "numpy" and out.exists()

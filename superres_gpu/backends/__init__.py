@@ -46,3 +46,10 @@ def get_backend(name: str = "auto"):
     from .numpy_backend import NumpyBackend
 
     return NumpyBackend()
+
+
+def is_device_oom(e: BaseException) -> bool:
+    """True for a CUDA out-of-memory error from CuPy (or cuFFT), told without importing CuPy."""
+    name = type(e).__name__
+    mod = type(e).__module__ or ""
+    return mod.startswith("cupy") and ("OutOfMemory" in name or "CUFFT_ALLOC_FAILED" in str(e))

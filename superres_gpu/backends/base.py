@@ -1,9 +1,19 @@
 """The backend protocol and the layouts its kernels share.
 
-A backend owns the hot loops.  Each method below has two implementations
-with the same signature: a CUDA kernel (``CupyBackend``) and its NumPy/OpenCV
-twin (``NumpyBackend``), which is the specification the kernel is tested
-against.  Stage modules (align, merge) hold the algorithm once and call these.
+A backend owns the hot loops.  Each kernel method of :class:`Backend` has two
+implementations with the same signature: a CUDA kernel (``CupyBackend``) and
+its NumPy/OpenCV twin (``NumpyBackend``), which is the specification the
+kernel is tested against.  Stage modules (reference, align, robust, merge,
+restore) hold the algorithm once and call these.  Backends are made only by
+:func:`superres_gpu.backends.get_backend`.
+
+When stage code may use ``B.xp`` (numpy or cupy) directly
+    For allocating arrays (``zeros``, ``empty``, ``stack``) and for plain
+    elementwise arithmetic and reductions whose result is the same on NumPy
+    and CuPy and that read nothing back to the host (``a * b``,
+    ``maximum(..., out=)``, ``a.sum()`` kept on the device).  Anything that
+    needs floating-point error control (``np.errstate``), a host read, a
+    sort or median, or a loop over pixels is a backend method with a twin.
 
 Per-frame alignment state lives in a small float64 vector (``STATE_LEN``)
 that stays on the backend's device, so the whole align -> accumulate chain for
@@ -32,6 +42,7 @@ S_PC_PEAK = 26  # phase-correlation peak height (0..1)
 S_NVALID = 27  # number of valid points in the last iteration
 S_STATUS = 28  # 0 ok; see STATUS_* below
 S_ITERS = 29  # number of refinement iterations run
+S_CONVERGED = 30  # 1.0 once a level's step fell below converged_px: its remaining iterations are skipped
 
 STATUS_OK = 0
 STATUS_SINGULAR = 1  # too little texture / too few valid points to solve
@@ -79,18 +90,25 @@ def identity_state() -> np.ndarray:
 
 
 class Backend(Protocol):
-    """What a compute backend provides.  Arrays are the backend's own type."""
+    """What a compute backend provides.  Arrays are the backend's own type.
+
+    Both backends implement exactly these public methods (a test checks it),
+    with the same parameter names; each kernel method's docstring is on the
+    NumPy twin.
+    """
 
     name: str
     xp: Any  # numpy or cupy
-    host_state: bool  # True when reading a state vector needs no device sync
 
-    def asarray(self, a): ...  # host -> backend (no copy on NumPy)
+    # --- memory, synchronisation, stage timing -----------------------------
+    def asarray(self, a, dtype=None): ...  # host -> backend (no copy on NumPy)
     def asnumpy(self, a) -> np.ndarray: ...  # backend -> host
     def synchronize(self) -> None: ...
     def mark(self): ...  # a point in the work stream (time, or a CUDA event)
     def elapsed(self, m0, m1) -> float: ...  # seconds between two marks
     def wait(self, mark) -> None: ...  # host waits until the device passed mark
+    def peak_memory_mib(self) -> float | None: ...  # device memory high-water mark (None: host only)
+    def describe(self) -> str: ...  # one line: library versions and device
 
     # --- kernels (each has a NumPy twin) -----------------------------------
     def luma(self, frame): ...
@@ -100,11 +118,14 @@ class Backend(Protocol):
     def phase_correlation(self, ref_spectrum, img, window): ...
     def reference_spectrum(self, img, window): ...
     def peak_to_state(self, surface, state, level: int) -> None: ...
-    def align_reduce(self, img, points, state, model_id: int, level: int, norm, margin: float = 0.0): ...
-    def align_update(self, sums, state, model_id: int, norm, damping: float) -> None: ...
+    def align_reduce(self, img, points, state, model_id: int, level: int, norm, margin: float = 0.0,
+                     iteration: int = 0): ...
+    def align_update(self, sums, state, model_id: int, norm, damping: float, converged_px: float = 0.0,
+                     iteration: int = 0) -> None: ...
     def align_finalize(self, state, width: int, height: int, min_corr: float, min_overlap: float) -> None: ...
     def resample_accumulate(self, frame, state, num, den, scale: float, max_value: float, weights=None,
                             weight_level: int = 1) -> None: ...
     def robust_residual(self, coef, ref_img, state, level: int, margin: float): ...
+    def robust_noise_level(self, e, c, g, beta: float): ...
     def robust_weight(self, e, c, g, scale2, beta: float, k1: float, k2: float, mask=None): ...
     def normalize_u16(self, num, den, value_scale: float): ...

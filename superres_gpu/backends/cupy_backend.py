@@ -1,7 +1,7 @@
 """CuPy backend: the same interface as NumpyBackend, hot loops as CUDA kernels.
 
 Every method launches the kernels of ``kernels/*.cu`` (through the memoized
-factory in :mod:`superres_gpu.kernels`); FFTs go through ``cupy.fft`` (cuFFT).
+factory in :mod:`superres_gpu.cuda_modules`); FFTs go through ``cupy.fft`` (cuFFT).
 Nothing here copies data between host and device except ``asarray`` (upload)
 and ``asnumpy`` (download); the per-frame alignment state stays on the device,
 so aligning and merging a frame needs no synchronisation with the host.
@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..kernels import get_kernel
-from ..resample import lanczos4_table
+from ..cuda_modules import get_kernel
+from ..interp import lanczos4_table
+from ..pixels import full_scale
 from . import base as S
 from .launch import BLOCK_1D, BLOCK_2D, PEAK_THREADS, REDUCE_THREADS, grid_1d, grid_2d, reduce_blocks
 
@@ -27,7 +28,6 @@ class CupyBackend:
     """The GPU backend.  Create through ``get_backend("cupy")``."""
 
     name = "cupy"
-    host_state = False  # reading the state would sync the device: never in the hot loop
 
     def __init__(self, device: int = 0):
         import cupy as cp
@@ -99,19 +99,19 @@ class CupyBackend:
     def mark(self):
         return self.cp.cuda.get_current_stream().record()
 
-    @staticmethod
-    def elapsed(m0, m1) -> float:
+    def elapsed(self, m0, m1) -> float:
         """Seconds between two marks (waits for the stream to pass m1)."""
-        import cupy as cp
-
         m1.synchronize()
-        return cp.cuda.get_elapsed_time(m0, m1) / 1000.0
+        return self.cp.cuda.get_elapsed_time(m0, m1) / 1000.0
 
     def wait(self, mark) -> None:
         """Host waits until the device has passed ``mark`` (bounds the work queued ahead)."""
         mark.synchronize()
 
     # --- helpers ------------------------------------------------------------------
+    def _kernel(self, family: str, name: str):
+        return get_kernel(family, name, self.device.id)
+
     def _contig(self, a):
         return a if a.flags.c_contiguous else self.cp.ascontiguousarray(a)
 
@@ -130,8 +130,8 @@ class CupyBackend:
         h, w = frame.shape[:2]
         c = 1 if frame.ndim == 2 else frame.shape[2]
         out = cp.empty((h, w), dtype=cp.float32)
-        inv = np.float32(1.0 / (65535.0 if frame.dtype == np.uint16 else 255.0))
-        k = get_kernel("pyramid", f"luma<{self._type_name(frame.dtype)}, {c}>")
+        inv = np.float32(1.0 / full_scale(frame.dtype))
+        k = self._kernel("pyramid", f"luma<{self._type_name(frame.dtype)}, {c}>")
         k(grid_2d(w, h), BLOCK_2D, (frame, np.int32(w), np.int32(h), inv, out))
         return out
 
@@ -140,7 +140,7 @@ class CupyBackend:
         img = self._contig(img)
         h, w = img.shape
         out = cp.empty((h // 2, w // 2), dtype=cp.float32)
-        get_kernel("pyramid", "downsample2")(
+        self._kernel("pyramid", "downsample2")(
             grid_2d(w // 2, h // 2), BLOCK_2D, (img, np.int32(w), np.int32(h), out, np.int32(w // 2), np.int32(h // 2))
         )
         return out
@@ -158,8 +158,8 @@ class CupyBackend:
         tmp = cp.empty_like(img)
         out = cp.empty_like(img)
         g = grid_2d(w, h)
-        get_kernel("pyramid", "blur_rows")(g, BLOCK_2D, (img, np.int32(w), np.int32(h), taps, radius, tmp))
-        get_kernel("pyramid", "blur_cols")(g, BLOCK_2D, (tmp, np.int32(w), np.int32(h), taps, radius, out))
+        self._kernel("pyramid", "blur_rows")(g, BLOCK_2D, (img, np.int32(w), np.int32(h), taps, radius, tmp))
+        self._kernel("pyramid", "blur_cols")(g, BLOCK_2D, (tmp, np.int32(w), np.int32(h), taps, radius, out))
         return out
 
     def gradient(self, img):
@@ -168,7 +168,7 @@ class CupyBackend:
         h, w = img.shape
         gx = cp.empty_like(img)
         gy = cp.empty_like(img)
-        get_kernel("pyramid", "gradient")(grid_2d(w, h), BLOCK_2D, (img, np.int32(w), np.int32(h), gx, gy))
+        self._kernel("pyramid", "gradient")(grid_2d(w, h), BLOCK_2D, (img, np.int32(w), np.int32(h), gx, gy))
         return gx, gy
 
     # --- kernel 3: phase correlation -------------------------------------------------
@@ -177,7 +177,7 @@ class CupyBackend:
         img, window = self._contig(img), self._contig(window)
         n = img.size
         c = cp.empty(img.shape, dtype=cp.complex64)
-        get_kernel("phasecorr", "window_complex")(grid_1d(n), (BLOCK_1D,), (img, window, np.int64(n), c))
+        self._kernel("phasecorr", "window_complex")(grid_1d(n), (BLOCK_1D,), (img, window, np.int64(n), c))
         return c
 
     def reference_spectrum(self, img, window):
@@ -188,7 +188,7 @@ class CupyBackend:
         f = cp.fft.fft2(self._windowed(img, window))
         n = f.size
         cross = cp.empty_like(f)
-        get_kernel("phasecorr", "cross_power")(
+        self._kernel("phasecorr", "cross_power")(
             grid_1d(n), (BLOCK_1D,), (self._contig(ref_spectrum), f, np.int64(n), cross)
         )
         return cp.ascontiguousarray(cp.fft.ifft2(cross).real)
@@ -196,10 +196,11 @@ class CupyBackend:
     def peak_to_state(self, surface, state, level: int) -> None:
         surface = self._contig(surface)
         h, w = surface.shape
-        get_kernel("phasecorr", "peak_fit")((1,), (PEAK_THREADS,), (surface, np.int32(w), np.int32(h), np.int32(level), state))
+        self._kernel("phasecorr", "peak_fit")((1,), (PEAK_THREADS,), (surface, np.int32(w), np.int32(h), np.int32(level), state))
 
     # --- kernel 4: refinement reductions and update ------------------------------
-    def align_reduce(self, img, points, state, model_id: int, level: int, norm, margin: float = 0.0):
+    def align_reduce(self, img, points, state, model_id: int, level: int, norm, margin: float = 0.0,
+                     iteration: int = 0):
         cp = self.cp
         img, points = self._contig(img), self._contig(points)
         h, w = img.shape
@@ -207,24 +208,26 @@ class CupyBackend:
         nb = reduce_blocks(n, self.sm_count)
         partial = cp.empty((nb, S.SUMS_LEN), dtype=cp.float64)
         cx, cy, sc = (np.float64(v) for v in norm)
-        get_kernel("align", "align_reduce_partial")(
+        self._kernel("align", "align_reduce_partial")(
             (nb,),
             (REDUCE_THREADS,),
             (img, np.int32(w), np.int32(h), points, np.int64(n), state, np.int32(model_id), np.int32(level),
-             cx, cy, sc, np.float64(margin), partial),
+             cx, cy, sc, np.float64(margin), np.int32(iteration), partial),
         )
         sums = cp.empty(S.SUMS_LEN, dtype=cp.float64)
-        get_kernel("align", "align_sum_partials")((1,), (S.SUMS_LEN,), (partial, np.int32(nb), sums))
+        self._kernel("align", "align_sum_partials")((1,), (S.SUMS_LEN,), (partial, np.int32(nb), sums))
         return sums
 
-    def align_update(self, sums, state, model_id: int, norm, damping: float) -> None:
+    def align_update(self, sums, state, model_id: int, norm, damping: float, converged_px: float = 0.0,
+                     iteration: int = 0) -> None:
         cx, cy, sc = (np.float64(v) for v in norm)
-        get_kernel("align", "align_update")(
-            (1,), (1,), (self._contig(sums), state, np.int32(model_id), cx, cy, sc, np.float64(damping))
+        self._kernel("align", "align_update")(
+            (1,), (1,), (self._contig(sums), state, np.int32(model_id), cx, cy, sc, np.float64(damping),
+                         np.float64(converged_px), np.int32(iteration))
         )
 
     def align_finalize(self, state, width: int, height: int, min_corr: float, min_overlap: float) -> None:
-        get_kernel("align", "align_finalize")(
+        self._kernel("align", "align_finalize")(
             (1,), (1,), (state, np.int32(width), np.int32(height), np.float64(min_corr), np.float64(min_overlap))
         )
 
@@ -244,7 +247,7 @@ class CupyBackend:
         else:
             wmap, has = self._contig(weights), 1
         wh, ww = wmap.shape
-        k = get_kernel("resample", f"resample_accumulate<{self._type_name(frame.dtype)}, {c}>")
+        k = self._kernel("resample", f"resample_accumulate<{self._type_name(frame.dtype)}, {c}>")
         k(
             grid_2d(wo, ho),
             BLOCK_2D,
@@ -261,12 +264,17 @@ class CupyBackend:
         ch, cw = coef.shape
         d2 = cp.empty((h, w), dtype=cp.float32)
         cov = cp.empty((h, w), dtype=cp.float32)
-        get_kernel("robust", "robust_residual")(
+        self._kernel("robust", "robust_residual")(
             grid_2d(w, h), BLOCK_2D,
             (coef, np.int32(cw), np.int32(ch), ref_img, np.int32(w), np.int32(h), state, np.int32(level),
              np.float64(margin), d2, cov),
         )
         return d2, cov
+
+    def robust_noise_level(self, e, c, g, beta: float):
+        cp = self.cp
+        level = cp.where(c > 0.5, e / c - beta * g, cp.nan)
+        return cp.maximum(cp.nan_to_num(cp.nanmedian(level), nan=1.0), 1e-12)
 
     def robust_weight(self, e, c, g, scale2, beta: float, k1: float, k2: float, mask=None):
         cp = self.cp
@@ -275,7 +283,7 @@ class CupyBackend:
         n = e.size
         s2 = cp.asarray(scale2, dtype=cp.float32).reshape(1)
         m = self._one if mask is None else self._contig(mask)
-        get_kernel("robust", "robust_weight")(
+        self._kernel("robust", "robust_weight")(
             grid_1d(n), (BLOCK_1D,),
             (e, c, g, np.int64(n), s2, np.float64(beta), np.float64(k1), np.float64(k2), m,
              np.int32(mask is not None), out),
@@ -288,7 +296,7 @@ class CupyBackend:
         ho, wo, c = num.shape
         out = cp.empty((ho, wo, c), dtype=cp.uint16)
         n = ho * wo
-        get_kernel("normalize", f"normalize_u16<{c}>")(
+        self._kernel("normalize", f"normalize_u16<{c}>")(
             grid_1d(n), (BLOCK_1D,), (self._contig(num), self._contig(den), np.int64(n), np.float32(value_scale), out)
         )
         return out[..., 0] if c == 1 else out

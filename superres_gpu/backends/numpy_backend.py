@@ -1,9 +1,9 @@
 """NumPy (+OpenCV) backend: the specification every CUDA kernel is tested against.
 
-Each public method is the twin of one kernel in ``kernels/*.cu`` and has the
-same signature as the ``CupyBackend`` method.  Where OpenCV does the heavy
+Each public kernel method is the twin of one kernel in ``kernels/*.cu`` and has
+the same signature as the ``CupyBackend`` method.  Where OpenCV does the heavy
 lifting (``cv2.remap`` for Lanczos4), the exact arithmetic it performs is
-spelled out in :mod:`superres_gpu.resample` and checked against a direct
+spelled out in :mod:`superres_gpu.interp` and checked against a direct
 implementation in the tests.
 """
 
@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 
 import numpy as np
 
 from ..geometry import MODEL_NPARAMS, MOTION_MODELS, is_plausible, model_matrix, output_to_reference
-from ..resample import TAB_BITS, TAB_SIZE, bspline_weights
-from . import base as B
+from ..interp import TAB_BITS, TAB_SIZE, bspline_weights
+from ..pixels import full_scale
+from . import base as S
 
 _STRIP_PIXELS = 1 << 20  # output pixels per strip in resample_accumulate
 
@@ -68,7 +70,6 @@ class NumpyBackend:
     """The CPU backend; also the reference implementation of every kernel."""
 
     name = "numpy"
-    host_state = True  # arrays live on the host: reading the alignment state is free
 
     def __init__(self):
         self.xp = np
@@ -87,8 +88,7 @@ class NumpyBackend:
     def mark(self) -> float:
         return time.perf_counter()
 
-    @staticmethod
-    def elapsed(m0: float, m1: float) -> float:
+    def elapsed(self, m0: float, m1: float) -> float:
         return m1 - m0
 
     def wait(self, mark) -> None:
@@ -110,10 +110,10 @@ class NumpyBackend:
         ``frame`` is (H, W) or (H, W, 3) uint8/uint16.  Arithmetic in float32:
         ``(0.299 r + 0.587 g + 0.114 b) * (1 / max_value)``.
         """
-        inv = np.float32(1.0 / (65535.0 if frame.dtype == np.uint16 else 255.0))
+        inv = np.float32(1.0 / full_scale(frame.dtype))
         if frame.ndim == 2:
             return frame.astype(np.float32) * inv
-        wr, wg, wb = (np.float32(w) for w in B.LUMA_WEIGHTS)
+        wr, wg, wb = (np.float32(w) for w in S.LUMA_WEIGHTS)
         f = frame.astype(np.float32)
         y = f[..., 0] * wr
         y += f[..., 1] * wg
@@ -192,12 +192,13 @@ class NumpyBackend:
         if dy >= h / 2.0:
             dy -= h
         f = float(2**level)
-        state[B.S_T] = [1.0, 0.0, dx * f, 0.0, 1.0, dy * f, 0.0, 0.0, 1.0]
-        state[B.S_TINV] = [1.0, 0.0, -(dx * f), 0.0, 1.0, -(dy * f), 0.0, 0.0, 1.0]
-        state[B.S_PC_PEAK] = c
+        state[S.S_T] = [1.0, 0.0, dx * f, 0.0, 1.0, dy * f, 0.0, 0.0, 1.0]
+        state[S.S_TINV] = [1.0, 0.0, -(dx * f), 0.0, 1.0, -(dy * f), 0.0, 0.0, 1.0]
+        state[S.S_PC_PEAK] = c
 
     # --- kernel 4: refinement reductions and update ------------------------------
-    def align_reduce(self, img, points, state, model_id: int, level: int, norm, margin: float = 0.0) -> np.ndarray:
+    def align_reduce(self, img, points, state, model_id: int, level: int, norm, margin: float = 0.0,
+                     iteration: int = 0) -> np.ndarray:
         """One Gauss-Newton pass: sample the frame at the reference's points.
 
         ``img`` is the frame's level-``level`` luma as cubic B-spline
@@ -206,13 +207,17 @@ class NumpyBackend:
         normalised unit x, y), ``norm`` = (cx, cy, sc).  A point counts when its
         position in ``img`` lies at least ``margin`` pixels inside the border
         (where filtering saw no replicated edge pixels).  Returns float64[64]
-        sums laid out as ``SUM_*`` in ``backends.base``.
+        sums laid out as ``SUM_*`` in ``backends.base``.  From the second
+        ``iteration`` of a level on, a state marked converged (``S_CONVERGED``)
+        skips the work and returns zeros (its update is skipped too).
         """
-        out = np.zeros(B.SUMS_LEN, dtype=np.float64)
-        x0 = points[B.PT_X].astype(np.float64)
-        y0 = points[B.PT_Y].astype(np.float64)
-        out[B.SUM_N] = x0.size
-        Ti = state[B.S_TINV].reshape(3, 3)
+        out = np.zeros(S.SUMS_LEN, dtype=np.float64)
+        if iteration > 0 and state[S.S_CONVERGED] != 0.0:
+            return out
+        x0 = points[S.PT_X].astype(np.float64)
+        y0 = points[S.PT_Y].astype(np.float64)
+        out[S.SUM_N] = x0.size
+        Ti = state[S.S_TINV].reshape(3, 3)
         wq = Ti[2, 0] * x0 + Ti[2, 1] * y0 + Ti[2, 2]
         u0 = (Ti[0, 0] * x0 + Ti[0, 1] * y0 + Ti[0, 2]) / wq
         v0 = (Ti[1, 0] * x0 + Ti[1, 1] * y0 + Ti[1, 2]) / wq
@@ -224,11 +229,11 @@ class NumpyBackend:
         if not valid.any():
             return out
         s = sample_bspline(img, u[valid], v[valid])
-        R = points[B.PT_R][valid].astype(np.float64)
-        e = state[B.S_GAIN] * s + state[B.S_OFFSET] - R
-        sigma = state[B.S_SIGMA]
+        R = points[S.PT_R][valid].astype(np.float64)
+        e = state[S.S_GAIN] * s + state[S.S_OFFSET] - R
+        sigma = state[S.S_SIGMA]
         if sigma > 0.0:
-            thr = B.HUBER_K * sigma
+            thr = S.HUBER_K * sigma
             ae = np.abs(e)
             wts = np.where(ae > thr, thr / np.maximum(ae, 1e-300), 1.0)
         else:
@@ -237,34 +242,42 @@ class NumpyBackend:
         xn = (x0[valid] - cx) / sc
         yn = (y0[valid] - cy) / sc
         J = model_jacobian(
-            model_id, xn, yn, points[B.PT_GX][valid].astype(np.float64), points[B.PT_GY][valid].astype(np.float64)
+            model_id, xn, yn, points[S.PT_GX][valid].astype(np.float64), points[S.PT_GY][valid].astype(np.float64)
         )
         n = J.shape[1]
         Hm = J.T @ (J * wts[:, None])
         g = J.T @ (wts * e)
         for i in range(n):
             for j in range(i, n):
-                out[B.SUM_H + B.upper_index(i, j)] = Hm[i, j]
-        out[B.SUM_G : B.SUM_G + n] = g
-        out[B.SUM_COUNT] = e.size
-        out[B.SUM_W] = wts.sum()
-        out[B.SUM_WEE] = (wts * e * e).sum()
-        out[B.SUM_EE] = (e * e).sum()
-        out[B.SUM_S] = s.sum()
-        out[B.SUM_SS] = (s * s).sum()
-        out[B.SUM_SR] = (s * R).sum()
-        out[B.SUM_R] = R.sum()
-        out[B.SUM_RR] = (R * R).sum()
+                out[S.SUM_H + S.upper_index(i, j)] = Hm[i, j]
+        out[S.SUM_G : S.SUM_G + n] = g
+        out[S.SUM_COUNT] = e.size
+        out[S.SUM_W] = wts.sum()
+        out[S.SUM_WEE] = (wts * e * e).sum()
+        out[S.SUM_EE] = (e * e).sum()
+        out[S.SUM_S] = s.sum()
+        out[S.SUM_SS] = (s * s).sum()
+        out[S.SUM_SR] = (s * R).sum()
+        out[S.SUM_R] = R.sum()
+        out[S.SUM_RR] = (R * R).sum()
         return out
 
-    def align_update(self, sums, state, model_id: int, norm, damping: float) -> None:
+    def align_update(self, sums, state, model_id: int, norm, damping: float, converged_px: float = 0.0,
+                     iteration: int = 0) -> None:
         """Solve (H + damping diag H) dp = g, compose T <- W(dp) T, update stats.
 
         Also refreshes the photometric gain/offset (matching the standard
         deviations of frame and reference over the valid points), the Huber
-        scale (RMS residual), correlation, overlap and step size.
+        scale (RMS residual), correlation, overlap and step size.  Convergence
+        of a level: from its second ``iteration`` on, nothing is done once the
+        state is marked converged; after an update, the state is marked
+        converged when ``iteration`` >= 1 and the step is below ``converged_px``
+        (and unmarked otherwise, so each level starts afresh).
         """
+        if iteration > 0 and state[S.S_CONVERGED] != 0.0:
+            return
         align_update_math(np.asarray(sums, dtype=np.float64), state, model_id, norm, damping)
+        state[S.S_CONVERGED] = 1.0 if iteration >= 1 and state[S.S_STEP] < converged_px else 0.0
 
     def align_finalize(self, state, width: int, height: int, min_corr: float, min_overlap: float) -> None:
         """Decide whether the frame is merged: sets S_ACCEPT and S_STATUS."""
@@ -283,7 +296,7 @@ class NumpyBackend:
         """
         h, w = ref_img.shape
         f = float(2**level)
-        Ti = state[B.S_TINV].reshape(3, 3)
+        Ti = state[S.S_TINV].reshape(3, 3)
         ch, cw = coef.shape
         d2 = np.zeros((h, w), np.float32)
         cov = np.zeros((h, w), np.float32)
@@ -297,10 +310,22 @@ class NumpyBackend:
             v = ((Ti[1, 0] * x0 + Ti[1, 1] * y0 + Ti[1, 2]) / wq + 0.5) / f - 0.5
             ok = (u >= margin) & (u <= cw - 1.0 - margin) & (v >= margin) & (v <= ch - 1.0 - margin)
             s = sample_bspline(coef, u[ok], v[ok])
-            d = state[B.S_GAIN] * s + state[B.S_OFFSET] - ref_img[r0:r1][ok].astype(np.float64)
+            d = state[S.S_GAIN] * s + state[S.S_OFFSET] - ref_img[r0:r1][ok].astype(np.float64)
             d2[r0:r1][ok] = (d * d).astype(np.float32)
             cov[r0:r1][ok] = 1.0
         return d2, cov
+
+    def robust_noise_level(self, e, c, g, beta: float):
+        """The burst-wide residual level the robust weights divide by: the
+        median over covered pixels (``c`` > 0.5) of e / c - beta * g (local mean
+        square residual less what edges explain), 1 when there is none, at
+        least 1e-12.  A 0-d array (a device scalar on the GPU: no host read)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            level = np.where(c > 0.5, e / c - beta * g, np.nan)
+        with warnings.catch_warnings():  # nothing covered: an all-NaN median, which counts as 1
+            warnings.simplefilter("ignore", RuntimeWarning)
+            median = np.nanmedian(level)
+        return np.maximum(np.nan_to_num(median, nan=1.0), 1e-12)
 
     def robust_weight(self, e, c, g, scale2, beta: float, k1: float, k2: float, mask=None):
         """Per-pixel merge weight from the local residual energy.
@@ -330,7 +355,7 @@ class NumpyBackend:
         output->reference map at ``scale``; frame position (u, v) = Tinv p
         (from ``state``); the pixel counts when -0.5 <= u <= W - 0.5 and
         -0.5 <= v <= H - 0.5.  Its value is the Lanczos4 interpolation (see
-        :mod:`superres_gpu.resample`) times the photometric gain plus
+        :mod:`superres_gpu.interp`) times the photometric gain plus
         offset * ``max_value``.  With a weight w (1, or ``weights`` sampled
         bilinearly, see :func:`weight_at`), num += w * value and den += w.
         Nothing is added when ``state[S_ACCEPT]`` is 0.  ``weights`` is a
@@ -338,13 +363,13 @@ class NumpyBackend:
         """
         import cv2
 
-        if state[B.S_ACCEPT] == 0.0:
+        if state[S.S_ACCEPT] == 0.0:
             return
         fh, fw = frame.shape[:2]
         ho, wo = den.shape
-        M = output_map(state[B.S_TINV].reshape(3, 3), scale)
-        gain = np.float32(state[B.S_GAIN])
-        offset = np.float32(state[B.S_OFFSET] * max_value)
+        M = output_map(state[S.S_TINV].reshape(3, 3), scale)
+        gain = np.float32(state[S.S_GAIN])
+        offset = np.float32(state[S.S_OFFSET] * max_value)
         src = frame.astype(np.float32)
         X = np.arange(wo, dtype=np.float64)
         S_ = output_to_reference(scale)
@@ -481,46 +506,46 @@ def _cholesky_solve(A: np.ndarray, b: np.ndarray):
 
 def align_update_math(sums: np.ndarray, state: np.ndarray, model_id: int, norm, damping: float) -> None:
     n = MODEL_NPARAMS[MOTION_MODELS[model_id]]
-    cnt = sums[B.SUM_COUNT]
-    total = sums[B.SUM_N]
-    state[B.S_NVALID] = cnt
-    state[B.S_OVERLAP] = cnt / total if total > 0 else 0.0
-    state[B.S_ITERS] += 1
-    state[B.S_STATUS] = B.STATUS_OK
+    cnt = sums[S.SUM_COUNT]
+    total = sums[S.SUM_N]
+    state[S.S_NVALID] = cnt
+    state[S.S_OVERLAP] = cnt / total if total > 0 else 0.0
+    state[S.S_ITERS] += 1
+    state[S.S_STATUS] = S.STATUS_OK
     if cnt < max(8 * n, 16):
-        state[B.S_STATUS] = B.STATUS_SINGULAR
-        state[B.S_STEP] = 0.0
+        state[S.S_STATUS] = S.STATUS_SINGULAR
+        state[S.S_STEP] = 0.0
         return
-    ms = sums[B.SUM_S] / cnt
-    mr = sums[B.SUM_R] / cnt
-    vs = max(sums[B.SUM_SS] / cnt - ms * ms, 0.0)
-    vr = max(sums[B.SUM_RR] / cnt - mr * mr, 0.0)
-    cov = sums[B.SUM_SR] / cnt - ms * mr
-    state[B.S_CORR] = cov / math.sqrt(vs * vr) if vs > 0 and vr > 0 else 0.0
-    state[B.S_RMS] = math.sqrt(sums[B.SUM_EE] / cnt)
+    ms = sums[S.SUM_S] / cnt
+    mr = sums[S.SUM_R] / cnt
+    vs = max(sums[S.SUM_SS] / cnt - ms * ms, 0.0)
+    vr = max(sums[S.SUM_RR] / cnt - mr * mr, 0.0)
+    cov = sums[S.SUM_SR] / cnt - ms * mr
+    state[S.S_CORR] = cov / math.sqrt(vs * vr) if vs > 0 and vr > 0 else 0.0
+    state[S.S_RMS] = math.sqrt(sums[S.SUM_EE] / cnt)
     H = np.zeros((n, n))
     for i in range(n):
         for j in range(i, n):
-            H[i, j] = H[j, i] = sums[B.SUM_H + B.upper_index(i, j)]
-    g = sums[B.SUM_G : B.SUM_G + n].copy()
+            H[i, j] = H[j, i] = sums[S.SUM_H + S.upper_index(i, j)]
+    g = sums[S.SUM_G : S.SUM_G + n].copy()
     A = H + damping * np.diag(np.diag(H))
     dp = _cholesky_solve(A, g)
     if dp is None:
-        state[B.S_STATUS] = B.STATUS_SINGULAR
-        state[B.S_STEP] = 0.0
+        state[S.S_STATUS] = S.STATUS_SINGULAR
+        state[S.S_STEP] = 0.0
         return
     if not np.all(np.isfinite(dp)):
-        state[B.S_STATUS] = B.STATUS_NONFINITE
+        state[S.S_STATUS] = S.STATUS_NONFINITE
         return
     cx, cy, sc = norm
     Wn = model_matrix(model_id, dp)
     N = np.array([[1 / sc, 0, -cx / sc], [0, 1 / sc, -cy / sc], [0, 0, 1.0]])
     Ninv = np.array([[sc, 0, cx], [0, sc, cy], [0, 0, 1.0]])
-    T = state[B.S_T].reshape(3, 3)
+    T = state[S.S_T].reshape(3, 3)
     Tn = Ninv @ Wn @ N @ T
     Tn = Tn / Tn[2, 2]
-    state[B.S_T] = Tn.ravel()
-    state[B.S_TINV] = _inv3(Tn).ravel()
+    state[S.S_T] = Tn.ravel()
+    state[S.S_TINV] = _inv3(Tn).ravel()
     # step: largest displacement of the normalised corners under W(dp), in px
     step = 0.0
     for xc, yc in ((-1.0, -1.0), (1.0, -1.0), (1.0, 1.0), (-1.0, 1.0)):
@@ -528,12 +553,12 @@ def align_update_math(sums: np.ndarray, state: np.ndarray, model_id: int, norm, 
         dx = (Wn[0, 0] * xc + Wn[0, 1] * yc + Wn[0, 2]) / w - xc
         dy = (Wn[1, 0] * xc + Wn[1, 1] * yc + Wn[1, 2]) / w - yc
         step = max(step, math.hypot(dx, dy) * sc)
-    state[B.S_STEP] = step
+    state[S.S_STEP] = step
     if vs > 0 and vr > 0:
         a = min(2.0, max(0.5, math.sqrt(vr / vs)))
-        state[B.S_GAIN] = a
-        state[B.S_OFFSET] = mr - a * ms
-    state[B.S_SIGMA] = state[B.S_RMS]
+        state[S.S_GAIN] = a
+        state[S.S_OFFSET] = mr - a * ms
+    state[S.S_SIGMA] = state[S.S_RMS]
 
 
 def _inv3(T: np.ndarray) -> np.ndarray:
@@ -556,16 +581,16 @@ def _inv3(T: np.ndarray) -> np.ndarray:
 
 
 def align_finalize_math(state, width: int, height: int, min_corr: float, min_overlap: float) -> None:
-    status = int(state[B.S_STATUS])
-    T = state[B.S_T].reshape(3, 3)
-    if status == B.STATUS_OK:
+    status = int(state[S.S_STATUS])
+    T = state[S.S_T].reshape(3, 3)
+    if status == S.STATUS_OK:
         if not np.all(np.isfinite(T)):
-            status = B.STATUS_NONFINITE
+            status = S.STATUS_NONFINITE
         elif not is_plausible(T, width, height):
-            status = B.STATUS_IMPLAUSIBLE
-        elif state[B.S_OVERLAP] < min_overlap:
-            status = B.STATUS_LOW_OVERLAP
-        elif not state[B.S_CORR] >= min_corr:
-            status = B.STATUS_LOW_CORR
-    state[B.S_STATUS] = status
-    state[B.S_ACCEPT] = 1.0 if status == B.STATUS_OK else 0.0
+            status = S.STATUS_IMPLAUSIBLE
+        elif state[S.S_OVERLAP] < min_overlap:
+            status = S.STATUS_LOW_OVERLAP
+        elif not state[S.S_CORR] >= min_corr:
+            status = S.STATUS_LOW_CORR
+    state[S.S_STATUS] = status
+    state[S.S_ACCEPT] = 1.0 if status == S.STATUS_OK else 0.0

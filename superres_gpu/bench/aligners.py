@@ -12,11 +12,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from superres_gpu.backends.numpy_backend import NumpyBackend
-
+from ..backends import get_backend
 from .baselines import akaze_create, akaze_homography, ecc_transform, to_grey8
 
-_NB = NumpyBackend()
+_NB = get_backend("numpy")
 
 
 @dataclass
@@ -40,9 +39,9 @@ def _translation(dx: float, dy: float) -> np.ndarray:
 
 
 def ours(model: str, backend_name: str) -> Aligner:
-    from superres_gpu.align import AlignConfig, Reference, align_frame
-    from superres_gpu.backends import base as S
-    from superres_gpu.backends import get_backend
+    from ..align import AlignConfig, align_frame
+    from ..reference import Reference
+    from ..state import FrameState
 
     B = get_backend(backend_name)
 
@@ -50,8 +49,8 @@ def ours(model: str, backend_name: str) -> Aligner:
         return Reference(B, B.asarray(ref), AlignConfig(model=model))
 
     def align(r, frame):
-        st = B.asnumpy(align_frame(B, r, B.asarray(frame)))
-        return st[S.S_T].reshape(3, 3).copy() if st[S.S_ACCEPT] else None
+        st = FrameState.from_vector(B.asnumpy(align_frame(B, r, B.asarray(frame))))
+        return st.T if st.accepted else None
 
     return Aligner(f"superres_gpu {model}", "superres_gpu", B.name, prepare, align)
 
@@ -147,7 +146,7 @@ def original_akaze() -> Aligner:
 
 
 def all_aligners(backends: list[str]) -> list[Aligner]:
-    from superres_gpu.geometry import MOTION_MODELS
+    from ..geometry import MOTION_MODELS
 
     out = [ours(m, b) for b in backends for m in MOTION_MODELS]
     out += [

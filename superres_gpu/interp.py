@@ -1,4 +1,4 @@
-"""Interpolation kernels shared by both backends.
+"""Interpolation tables and filter taps shared by both backends.
 
 Lanczos4 resampling (merge)
     The merge reads 8x8 taps around each source position with the Lanczos
@@ -105,46 +105,3 @@ def gaussian_taps(sigma: float) -> np.ndarray:
     x = np.arange(-radius, radius + 1, dtype=np.float64)
     k = np.exp(-0.5 * (x / sigma) ** 2)
     return (k / k.sum()).astype(np.float32)
-
-
-@lru_cache(maxsize=None)
-def lanczos4_response(n: int = 512) -> tuple[np.ndarray, np.ndarray]:
-    """(f, H(f)): frequency response of the continuous Lanczos4 kernel,
-    normalised to H(0) = 1, for f in cycles per pixel on [0, 2]."""
-    x = np.linspace(-4.0, 4.0, 1601)
-    k = np.sinc(x) * np.sinc(x / 4.0)
-    dx = x[1] - x[0]
-    f = np.linspace(0.0, 2.0, n + 1)
-    H = (np.cos(2.0 * np.pi * np.outer(f, x)) @ k) * dx
-    return f, H / H[0]
-
-
-@lru_cache(maxsize=None)
-def restoration_taps(scale: float, lam: float) -> np.ndarray:
-    """Odd-length float32 taps (sum 1) that undo, on the output grid, the blur the
-    merge itself adds: each frame's pixel aperture (a box one input pixel wide)
-    and the Lanczos4 resampling, relative to the output's own pixel aperture.
-
-    Per axis the merge's transfer function is G(f) = sinc(s f) H_L4(s f) / sinc(f)
-    (f in cycles per output pixel, s the scale); the Wiener-type restoration is
-    R = G / (G^2 + lam), normalised to R(0) = 1, made into a Hann-windowed FIR of
-    radius ceil(4 s).  ``lam`` is the noise-to-signal regularisation.
-    """
-    n = 4096
-    fo = np.arange(n // 2 + 1) / n
-    fl, HL = lanczos4_response()
-    G = np.sinc(scale * fo) * np.interp(scale * fo, fl, HL, right=0.0) / np.sinc(fo)
-    R = G / (G * G + lam)
-    R = R / R[0]
-    h = np.real(np.fft.ifft(np.concatenate([R, R[-2:0:-1]])))
-    r = int(math.ceil(4 * scale))
-    h = np.roll(h, r)[: 2 * r + 1] * np.hanning(2 * r + 3)[1:-1]
-    h = (h / h.sum()).astype(np.float32)
-    h.setflags(write=False)
-    return h
-
-
-def restoration_strength(frames_merged: int) -> float:
-    """Regularisation for :func:`restoration_taps`: the merge's noise power falls
-    as 1/N with N frames, so the restoration may go further with more frames."""
-    return float(min(0.3, max(0.02, 0.4 / max(1, frames_merged))))

@@ -1,18 +1,17 @@
-"""Helpers shared by the benchmark scripts: environment facts, timing, memory."""
+"""Measurement helpers of the benchmarks: environment facts, timed runs with peak memory."""
 
 from __future__ import annotations
 
+import atexit
 import datetime as _dt
 import os
 import platform
 import statistics
 import subprocess
 import sys
-import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the checkout, when run from one
 
 
 def git_commit() -> str:
@@ -39,7 +38,7 @@ def cpu_name() -> str:
 
 def gpu_name() -> str | None:
     try:
-        from superres_gpu.backends import cupy_unavailable_reason
+        from ..backends import cupy_unavailable_reason
 
         if cupy_unavailable_reason() is not None:
             return None
@@ -116,6 +115,16 @@ def start_runner() -> None:
         _runner = subprocess.Popen(
             [sys.executable, "-c", _RUNNER_CODE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
+        atexit.register(_stop_runner)
+
+
+def _stop_runner() -> None:
+    global _runner
+    if _runner is not None:
+        _runner.stdin.close()
+        _runner.wait(timeout=30)
+        _runner.stdout.close()
+        _runner = None
 
 
 def run_measured(cmd: list[str], cwd=None, env=None) -> dict:
@@ -145,39 +154,6 @@ def median_runs(cmd: list[str], repeat: int, warmup: int = 1, **kw) -> dict:
 
 def python_cmd(*args: str) -> list[str]:
     return [sys.executable, *args]
-
-
-def make_big_burst(folder: Path, n: int, width: int, height: int, seed: int = 5, quality: int = 95) -> list[Path]:
-    """``n`` JPEG frames of a textured chart with random hand-held motion."""
-    import cv2
-    import numpy as np
-
-    from superres_gpu.synth import draw_chart
-
-    rng = np.random.default_rng(seed)
-    base = (cv2.GaussianBlur(draw_chart(width, height, seed=seed), (0, 0), 0.8) * 255).astype(np.uint8)
-    motions = []
-    for i in range(n):
-        a = 0.0 if i == 0 else np.deg2rad(rng.normal(0, 0.2))
-        t = (0.0, 0.0) if i == 0 else rng.normal(0, 4.0, 2)
-        M = cv2.getRotationMatrix2D(((width - 1) / 2, (height - 1) / 2), np.rad2deg(a), 1.0)
-        M[:, 2] += t
-        motions.append(M)
-    folder.mkdir(parents=True, exist_ok=True)
-
-    def one(i):
-        img = cv2.warpAffine(base, motions[i], (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-        noise = rng_i(i).normal(0, 2.0, img.shape).astype(np.float32)
-        img = np.clip(img + noise, 0, 255).astype(np.uint8)
-        p = folder / f"IMG_{i:04d}.jpg"
-        cv2.imwrite(str(p), img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
-        return p
-
-    def rng_i(i):
-        return np.random.default_rng(seed * 1000 + i)
-
-    with ThreadPoolExecutor() as pool:
-        return list(pool.map(one, range(n)))
 
 
 def emit_markdown(md: str, path: str | None) -> None:

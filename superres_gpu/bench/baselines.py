@@ -17,7 +17,7 @@
 
 Run as a program to time a baseline end to end like the CLI::
 
-    python -m benchmarks.baselines original FRAMES... -o out.tif [--scale 2]
+    python -m superres_gpu.bench.baselines original FRAMES... -o out.tif [--scale 2]
 """
 
 from __future__ import annotations
@@ -27,6 +27,9 @@ import sys
 import time
 
 import numpy as np
+
+from ..geometry import output_size, output_to_reference
+from ..pixels import full_scale
 
 
 def _cv2():
@@ -46,7 +49,7 @@ def akaze_create():
 
 
 def read_rgb(path) -> np.ndarray:
-    from superres_gpu.io import read_frame
+    from ..decode import read_frame
 
     return read_frame(path)
 
@@ -81,12 +84,12 @@ def original_pipeline(frames, scale: float = 2.0, progress=None) -> tuple[np.nda
     detector = akaze_create()
     ref = frames[0]
     h, w = ref.shape[:2]
-    ow, oh = int(round(w * scale)), int(round(h * scale))
-    maxv = 65535.0 if ref.dtype == np.uint16 else 255.0
+    ow, oh = output_size(w, h, scale)
+    maxv = full_scale(ref.dtype)
     acc = None
     transforms = []
     ref_kp = ref_desc = None
-    C = np.array([[scale, 0, 0.5 * scale - 0.5], [0, scale, 0.5 * scale - 0.5], [0, 0, 1.0]])
+    C = np.linalg.inv(output_to_reference(scale))  # reference -> output pixel coordinates
     for i, f in enumerate(frames):
         up = cv2.resize(f, (ow, oh), interpolation=cv2.INTER_CUBIC)
         up16 = np.clip(up.astype(np.float32) * (65535.0 / maxv), 0, 65535).astype(np.uint16)
@@ -136,9 +139,9 @@ def mean_merge(frames, transforms, scale: float = 2.0) -> np.ndarray:
     cv2 = _cv2()
     ref = frames[0]
     h, w = ref.shape[:2]
-    ow, oh = int(round(w * scale)), int(round(h * scale))
-    maxv = 65535.0 if ref.dtype == np.uint16 else 255.0
-    S = np.array([[1 / scale, 0, 0.5 / scale - 0.5], [0, 1 / scale, 0.5 / scale - 0.5], [0, 0, 1.0]])
+    ow, oh = output_size(w, h, scale)
+    maxv = full_scale(ref.dtype)
+    S = output_to_reference(scale)
     num = np.zeros((oh, ow) + ref.shape[2:], np.float64)
     den = np.zeros((oh, ow), np.float64)
     ones = np.ones((h, w), np.float32)
@@ -156,9 +159,9 @@ def mean_merge(frames, transforms, scale: float = 2.0) -> np.ndarray:
 
 
 def ecc_pipeline(frames, scale: float = 2.0, model: str = "homography") -> tuple[np.ndarray, list]:
-    from superres_gpu.backends.numpy_backend import NumpyBackend
+    from ..backends import get_backend
 
-    B = NumpyBackend()
+    B = get_backend("numpy")
     ref_l = B.luma(frames[0])
     transforms = [np.eye(3)]
     for f in frames[1:]:
@@ -167,16 +170,15 @@ def ecc_pipeline(frames, scale: float = 2.0, model: str = "homography") -> tuple
 
 
 def single_frame(frame: np.ndarray, scale: float = 2.0) -> np.ndarray:
-    cv2 = _cv2()
+    """One frame (the reference) upscaled with Lanczos4 (the demo's own comparison)."""
+    from ..demo import lanczos_upscale
+
     h, w = frame.shape[:2]
-    ow, oh = int(round(w * scale)), int(round(h * scale))
-    maxv = 65535.0 if frame.dtype == np.uint16 else 255.0
-    up = cv2.resize(frame.astype(np.float32), (ow, oh), interpolation=cv2.INTER_LANCZOS4)
-    return np.clip(np.rint(up * (65535.0 / maxv)), 0, 65535).astype(np.uint16)
+    return lanczos_upscale(frame, *output_size(w, h, scale))
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.baselines", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m superres_gpu.bench.baselines", description=__doc__.split("\n\n")[0])
     p.add_argument("method", choices=("original", "ecc", "single"))
     p.add_argument("frames", nargs="+")
     p.add_argument("-o", "--output", required=True)

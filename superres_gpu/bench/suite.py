@@ -30,11 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
-from superres_gpu.geometry import grid_rms_error
-from superres_gpu.synth import CameraSpec, MotionSpec, make_burst
-
-from .common import environment, environment_line, python_cmd, run_measured, start_runner
-from .metrics import psnr, ssim, translation_crlb
+from ..geometry import grid_rms_error
+from ..metrics import psnr
+from ..synth import CameraSpec, MotionSpec, make_burst, recipe_burst
+from .measure import environment, environment_line, python_cmd, run_measured, start_runner
+from .quality import ssim, translation_crlb
 
 FAIL_PX = 1.0
 
@@ -135,14 +135,10 @@ def bench_alignment(sc: Scenario, aligners, bursts: int = 3, seed: int = 21, pro
 def bench_reconstruction(counts, width: int, height: int, seed: int = 31, progress=None, backend: str = "numpy") -> dict:
     import tifffile
 
-    from superres_gpu.pipeline import PipelineConfig, run
-
+    from ..pipeline import PipelineConfig, run
     from .baselines import ecc_pipeline, original_pipeline, single_frame
 
-    n_max = max(counts)
-    camera = CameraSpec(blur_sigma=0.5, noise_gain=0.002, noise_floor=0.008, jpeg_quality=92)
-    motion = MotionSpec(shift_sigma=2.5, rotation_sigma_deg=0.25, zoom_sigma=0.001)
-    burst = make_burst(n_max, width, height, 2.0, 4, motion, camera, seed=seed)
+    burst = recipe_burst("reconstruction", frames=max(counts), width=width, height=height, seed=seed)
     rows = []
     with tempfile.TemporaryDirectory(prefix="superres_recon_") as tmp:
         tmp = Path(tmp)
@@ -188,8 +184,8 @@ NOISE_LEVELS = {
 
 def bench_culling(seeds: int, frames: int, width: int, height: int, progress=None) -> dict:
     """Precision and recall of blur flagging, known shaken frames, per noise level."""
-    from superres_gpu.cull import flag_blurred, score_burst
-    from superres_gpu.io import probe
+    from ..cull import flag_blurred, score_burst
+    from ..discover import probe
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="superres_cull_") as tmp:
@@ -223,9 +219,8 @@ def bench_movers(width: int, height: int, frames: int, progress=None) -> dict:
     """PSNR inside and outside regions where objects moved: robust vs mean vs the original pipeline."""
     import tifffile
 
-    from superres_gpu.pipeline import PipelineConfig, run
-    from superres_gpu.synth import Mover, mover_mask
-
+    from ..pipeline import PipelineConfig, run
+    from ..synth import Mover, mover_mask
     from .baselines import original_pipeline, single_frame
 
     rng = np.random.default_rng(77)
@@ -250,8 +245,8 @@ def bench_movers(width: int, height: int, frames: int, progress=None) -> dict:
     for name, img in results.items():
         rows.append({
             "method": name,
-            "psnr_moving": _masked_psnr(img, b.truth_blurred, moving),
-            "psnr_static": _masked_psnr(img, b.truth_blurred, ~moving),
+            "psnr_moving": psnr(img, b.truth_blurred, mask=moving),
+            "psnr_static": psnr(img, b.truth_blurred, mask=~moving),
         })
     if progress:
         progress("movers", 1, 1)
@@ -259,25 +254,26 @@ def bench_movers(width: int, height: int, frames: int, progress=None) -> dict:
             "moving_fraction": float(moving.mean()), "rows": rows}
 
 
-def _masked_psnr(img, truth01, mask) -> float:
-    r = img.astype(np.float64) / (65535.0 if img.dtype == np.uint16 else 255.0)
-    d = (r - truth01)[mask]
-    return float(10 * np.log10(1.0 / np.mean(d * d)))
-
-
 # ----------------------------------------------------------------------------
 # 3. throughput and memory
 # ----------------------------------------------------------------------------
 
 
-def bench_throughput(configs, backends, progress=None) -> dict:
-    from .common import make_big_burst
+def throughput_burst(folder: Path, frames: int, width: int, height: int, workers: int | None = None) -> list[Path]:
+    """Write the ``throughput`` recipe's burst (large frames, no truth) as JPEG files."""
+    import os
 
+    b = recipe_burst("throughput", frames=frames, width=width, height=height, truth=False, decoded=False,
+                     workers=workers or max(2, os.cpu_count() or 2))
+    return b.write(folder, prefix="IMG")
+
+
+def bench_throughput(configs, backends, progress=None) -> dict:
     rows = []
     with tempfile.TemporaryDirectory(prefix="superres_tput_") as tmp:
         tmp = Path(tmp)
         for label, w, h, n in configs:
-            make_big_burst(tmp / label, n, w, h)
+            throughput_burst(tmp / label, n, w, h)
             for b in backends:
                 out, rep = tmp / f"{label}_{b}.tif", tmp / f"{label}_{b}.json"
                 cmd = python_cmd("-m", "superres_gpu", "run", str(tmp / label), "-o", str(out), "--backend", b,
@@ -310,7 +306,7 @@ def bench_throughput(configs, backends, progress=None) -> dict:
 
 
 def available_backends() -> list[str]:
-    from superres_gpu.backends import cupy_unavailable_reason
+    from ..backends import cupy_unavailable_reason
 
     return ["numpy"] + (["cupy"] if cupy_unavailable_reason() is None else [])
 
@@ -563,25 +559,41 @@ def plot(res: dict, path: str) -> None:
     plt.close(fig)
 
 
-def main(argv=None) -> int:
+def build_parser(prog: str = "python -m superres_gpu.bench.suite"):
     import argparse
 
-    p = argparse.ArgumentParser(prog="python -m benchmarks.suite", description=__doc__.split("\n\n")[0])
-    add_arguments(p)
-    return run_cli(p.parse_args(argv))
+    from ..backends import BACKENDS
 
-
-def add_arguments(p) -> None:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("--smoke", action="store_true", help="small, fast run that checks its own output (CI)")
     p.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated: " + ", ".join(SECTIONS))
     p.add_argument("--json", metavar="PATH", help="write every figure as JSON")
     p.add_argument("--markdown", metavar="PATH", help="write the tables as Markdown")
     p.add_argument("--plot", metavar="PATH.png", help="write the error-vs-time scatter plot")
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="auto: every backend this machine can run (default); numpy or cupy: that one only")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    p.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
+    return p
+
+
+def main(argv=None) -> int:
+    return run_cli(build_parser().parse_args(argv))
 
 
 def run_cli(a, progress=None) -> int:
+    from ..errors import ConfigError
+
     sections = tuple(s.strip() for s in a.sections.split(",") if s.strip())
-    res = run_suite(smoke=a.smoke, sections=sections, progress=progress)
+    unknown = [s for s in sections if s not in SECTIONS]
+    if unknown:
+        raise ConfigError(f"unknown benchmark section {unknown[0]!r}; choose from {', '.join(SECTIONS)}")
+    backends = None if a.backend == "auto" else [a.backend]
+    if backends == ["cupy"]:
+        from ..backends import get_backend
+
+        get_backend("cupy")  # a clear error when no GPU is usable
+    res = run_suite(smoke=a.smoke, sections=sections, backends=backends, progress=progress)
     md = markdown(res)
     print(md)
     if a.json:

@@ -25,7 +25,7 @@ def test_bench_smoke_runs_and_checks_itself(tmp_path, capsys):
 
 
 def test_bench_self_check_catches_problems():
-    from benchmarks.suite import check
+    from superres_gpu.bench.suite import check
 
     res = {
         "backends": ["numpy"],

@@ -13,16 +13,17 @@ import numpy as np
 import pytest
 
 from superres_gpu.backends import base as S
-from superres_gpu.backends.numpy_backend import NumpyBackend
+from superres_gpu.backends import get_backend
 from superres_gpu.geometry import MODEL_ID, MOTION_MODELS, grid_rms_error, output_size
-from superres_gpu.resample import alignment_taps, bspline_prefilter_taps
-from superres_gpu.synth import psnr
+from superres_gpu.interp import alignment_taps, bspline_prefilter_taps
+from superres_gpu.metrics import psnr
+from superres_gpu.state import transform_state as state_with
 from tolerances import TOL, tol
 
 from conftest import require_gpu
 
 pytestmark = pytest.mark.gpu
-NB = NumpyBackend()
+NB = get_backend("numpy")
 SHAPES = [(37, 53), (64, 31), (17, 16)]
 
 
@@ -46,15 +47,6 @@ def padded(G, host: np.ndarray, pad: int = 4096):
     view[...] = cp.asarray(host)
     assert view.flags.c_contiguous
     return view
-
-
-def state_with(T, **fields):
-    st = S.identity_state()
-    st[S.S_T] = np.asarray(T, float).ravel()
-    st[S.S_TINV] = np.linalg.inv(T).ravel()
-    for k, v in fields.items():
-        st[getattr(S, k)] = v
-    return st
 
 
 def random_T(rng):
@@ -125,15 +117,20 @@ def test_align_reduce_update_finalize(G, rng, model):
     st = state_with(random_T(rng), S_GAIN=1.05, S_OFFSET=-0.02, S_SIGMA=0.15)
     norm = (w - 0.5, h - 0.5, float(w))
     mid = MODEL_ID[model]
-    sums_t = NB.align_reduce(img, pts, st, mid, 1, norm, 1.0)
+    sums_t = NB.align_reduce(img, pts, st, mid, 1, norm, 1.0, 0)
     dst = G.asarray(st)
-    sums_g = G.align_reduce(padded(G, img), padded(G, pts), dst, mid, 1, norm, 1.0)
+    sums_g = G.align_reduce(padded(G, img), padded(G, pts), dst, mid, 1, norm, 1.0, 0)
     atol, rtol = tol("gpu_reduce")
     np.testing.assert_allclose(G.asnumpy(sums_g), sums_t, atol=atol, rtol=rtol)
     st_t = st.copy()
-    NB.align_update(sums_t, st_t, mid, norm, 1e-6)
-    G.align_update(G.asarray(sums_t), dst, mid, norm, 1e-6)
+    NB.align_update(sums_t, st_t, mid, norm, 1e-6, 1e9, 1)  # any step counts: converged
+    G.align_update(G.asarray(sums_t), dst, mid, norm, 1e-6, 1e9, 1)
     atol, rtol = tol("gpu_update_T")
+    np.testing.assert_allclose(G.asnumpy(dst), st_t, atol=atol, rtol=rtol)
+    assert st_t[S.S_CONVERGED] == 1.0
+    # converged: the level's next iterations do nothing on the device either
+    assert not G.asnumpy(G.align_reduce(padded(G, img), padded(G, pts), dst, mid, 1, norm, 1.0, 2)).any()
+    G.align_update(G.asarray(sums_t), dst, mid, norm, 1e-6, 1e9, 2)
     np.testing.assert_allclose(G.asnumpy(dst), st_t, atol=atol, rtol=rtol)
     NB.align_finalize(st_t, 2 * w, 2 * h, 0.0, 0.1)
     G.align_finalize(dst, 2 * w, 2 * h, 0.0, 0.1)
@@ -174,22 +171,28 @@ def test_weighted_resample_and_robust_weights(G, rng):
     NB.resample_accumulate(host, st, num_t, den_t, 2.0, 255.0, wmap, 1)
     num_g, den_g = G.asarray(num_t * 0), G.asarray(den_t * 0)
     G.resample_accumulate(padded(G, host), G.asarray(st), num_g, den_g, 2.0, 255.0, padded(G, wmap), 1)
+    atol, rtol = tol("gpu_weight_bilinear")
+    np.testing.assert_allclose(G.asnumpy(den_g), den_t, atol=atol, rtol=rtol)
     atol, rtol = tol("gpu_resample")
-    np.testing.assert_allclose(G.asnumpy(den_g), den_t, atol=1e-6, rtol=0)
     np.testing.assert_allclose(G.asnumpy(num_g), num_t, atol=atol, rtol=rtol)
     ref = rng.random((h, w)).astype(np.float32)
     coef = rng.random((h, w)).astype(np.float32)
     d2_t, cov_t = NB.robust_residual(coef, ref, st, 1, 2.0)
     d2_g, cov_g = G.robust_residual(padded(G, coef), padded(G, ref), G.asarray(st), 1, 2.0)
     np.testing.assert_array_equal(G.asnumpy(cov_g), cov_t)
-    np.testing.assert_allclose(G.asnumpy(d2_g), d2_t, rtol=1e-5, atol=1e-9)
+    atol, rtol = tol("gpu_robust_residual")
+    np.testing.assert_allclose(G.asnumpy(d2_g), d2_t, atol=atol, rtol=rtol)
     e = (rng.random((h, w)) * 0.01).astype(np.float32)
     c = rng.random((h, w)).astype(np.float32)
     g = (rng.random((h, w)) * 0.1).astype(np.float32)
     mask = (rng.random((h, w)) < 0.1).astype(np.float32)
     w_t = NB.robust_weight(e, c, g, np.float32(4e-4), 0.0625, 3.0, 6.0, mask)
     w_g = G.robust_weight(padded(G, e), padded(G, c), padded(G, g), G.cp.float32(4e-4), 0.0625, 3.0, 6.0, padded(G, mask))
-    np.testing.assert_allclose(G.asnumpy(w_g), w_t, atol=1e-6, rtol=0)
+    atol, rtol = tol("gpu_robust_weight")
+    np.testing.assert_allclose(G.asnumpy(w_g), w_t, atol=atol, rtol=rtol)
+    level_t = NB.robust_noise_level(e, c, g, 0.0625)
+    level_g = G.robust_noise_level(padded(G, e), padded(G, c), padded(G, g), 0.0625)
+    assert float(G.asnumpy(level_g)) == float(level_t)  # the same median of the same float32 values
 
 
 @pytest.mark.parametrize("channels", [1, 3])

@@ -9,7 +9,8 @@ one string (no include paths) with CuPy (``cupy.RawModule``) or with NVRTC
 directly (:func:`compile_ptx`, used by the CPU test suite to prove that every
 kernel compiles for ``compute_80`` and ``compute_90`` without a GPU).
 
-Importing this module imports neither CuPy nor NVRTC.
+Modules are compiled once per family and device, on first use.  Importing
+this module imports neither CuPy nor NVRTC.
 """
 
 from __future__ import annotations
@@ -68,22 +69,26 @@ def kernel_source(family: str) -> str:
 
 
 @lru_cache(maxsize=None)
-def get_module(family: str):
-    """Compiled ``cupy.RawModule`` for a family (memoized; built on first use)."""
+def get_module(family: str, device: int = 0):
+    """Compiled ``cupy.RawModule`` of a family for CUDA device ``device``
+    (memoized per family and device: a module belongs to one device's context)."""
     import cupy
 
-    try:
-        return cupy.RawModule(code=kernel_source(family), options=COMPILE_OPTIONS, name_expressions=KERNELS[family])
-    except cupy.cuda.compiler.CompileException as e:  # pragma: no cover - needs a GPU
-        raise KernelError(f"kernel family {family!r} failed to compile: {e}") from e
+    with cupy.cuda.Device(device):
+        module = cupy.RawModule(code=kernel_source(family), options=COMPILE_OPTIONS, name_expressions=KERNELS[family])
+        try:
+            module.compile()  # RawModule compiles lazily: compile here, where the error is caught
+        except cupy.cuda.compiler.CompileException as e:  # pragma: no cover - needs a GPU
+            raise KernelError(f"kernel family {family!r} failed to compile: {e}") from e
+    return module
 
 
 @lru_cache(maxsize=None)
-def get_kernel(family: str, name: str):
-    """One kernel function (a name expression listed in KERNELS)."""
+def get_kernel(family: str, name: str, device: int = 0):
+    """One kernel function (a name expression listed in KERNELS) on ``device``."""
     if name not in KERNELS[family]:
         raise KernelError(f"{name!r} is not a kernel of family {family!r}")
-    return get_module(family).get_function(name)
+    return get_module(family, device).get_function(name)
 
 
 def compile_ptx(family: str, arch: str = "compute_80") -> tuple[str, dict[str, str]]:

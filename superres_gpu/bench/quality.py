@@ -1,4 +1,4 @@
-"""Image-quality and estimation metrics of the benchmarks (NumPy/OpenCV only)."""
+"""Image-quality and estimation metrics of the benchmarks."""
 
 from __future__ import annotations
 
@@ -6,45 +6,23 @@ import math
 
 import numpy as np
 
-from superres_gpu.backends.base import LUMA_WEIGHTS
-from superres_gpu.synth import psnr  # noqa: F401  (re-exported for the suite)
-
-
-def _as01(img: np.ndarray) -> np.ndarray:
-    if img.dtype == np.uint16:
-        return img.astype(np.float64) / 65535.0
-    if img.dtype == np.uint8:
-        return img.astype(np.float64) / 255.0
-    return img.astype(np.float64)
+from ..backends.base import LUMA_WEIGHTS
+from ..pixels import to_unit
 
 
 def ssim(result: np.ndarray, truth01: np.ndarray, margin: int = 0) -> float:
-    """Mean SSIM (Wang, Bovik, Sheikh & Simoncelli 2004): Gaussian window
-    sigma 1.5, K1 = 0.01, K2 = 0.03, data range 1; averaged over channels."""
-    import cv2
+    """Mean SSIM (Wang, Bovik, Sheikh & Simoncelli 2004) by scikit-image:
+    Gaussian window sigma 1.5, K1 = 0.01, K2 = 0.03, data range 1, population
+    covariances (the paper's definition); averaged over channels."""
+    from skimage.metrics import structural_similarity
 
-    a = _as01(result)
-    b = truth01.astype(np.float64)
+    a = to_unit(result)
+    b = np.asarray(truth01, dtype=np.float64)
     if margin:
         a = a[margin:-margin, margin:-margin]
         b = b[margin:-margin, margin:-margin]
-    if a.ndim == 2:
-        a, b = a[..., None], b[..., None]
-    c1, c2 = (0.01) ** 2, (0.03) ** 2
-    vals = []
-    for ch in range(a.shape[2]):
-        x, y = a[..., ch], b[..., ch]
-
-        def g(z):
-            return cv2.GaussianBlur(z, (11, 11), 1.5, borderType=cv2.BORDER_REFLECT)
-
-        mx, my = g(x), g(y)
-        vx = g(x * x) - mx * mx
-        vy = g(y * y) - my * my
-        cxy = g(x * y) - mx * my
-        s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
-        vals.append(float(s.mean()))
-    return float(np.mean(vals))
+    return float(structural_similarity(a, b, data_range=1.0, gaussian_weights=True, sigma=1.5,
+                                       use_sample_covariance=False, channel_axis=-1 if a.ndim == 3 else None))
 
 
 def translation_crlb(clean_rgb01: np.ndarray, noise_gain: float, noise_floor: float, bits: int = 8, margin: int = 8) -> float:

@@ -1,0 +1,219 @@
+"""Decoding: frames to pixels, upright, once each.
+
+* :func:`read_frame` decodes one frame to an RGB (or grey) uint8/uint16 array
+  with the EXIF orientation applied.
+* :func:`read_half_luma` is the fast half-resolution grey read used to score
+  sharpness (JPEG decodes straight to half size in the DCT domain).
+* :func:`read_mask` reads the user's ``mask.png``.
+* :class:`FrameFeed` decodes the frames of a burst ahead of their use, in a
+  thread pool (decoders release the GIL).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from .discover import FrameInfo, probe
+from .errors import InputError
+from .pixels import full_scale
+
+_CV2_QUIET = False
+
+
+def cv2_quiet():
+    """OpenCV, with its own log output limited to errors (once per process)."""
+    global _CV2_QUIET
+    import cv2
+
+    if not _CV2_QUIET:
+        try:
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        except AttributeError:  # pragma: no cover - older builds
+            pass
+        _CV2_QUIET = True
+    return cv2
+
+
+def apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (1..8) so the result is upright."""
+    if orientation in (1, None):
+        return img
+    ops = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.swapaxes(0, 1),
+        6: lambda a: a.swapaxes(0, 1)[:, ::-1],
+        7: lambda a: a.swapaxes(0, 1)[::-1, ::-1],
+        8: lambda a: a.swapaxes(0, 1)[::-1],
+    }
+    return np.ascontiguousarray(ops[orientation](img))
+
+
+def check_jpeg_complete(data: bytes, path) -> None:
+    """Raise InputError when a JPEG's entropy-coded data ends before its end
+    marker (a truncated file: decoders would silently fill it with grey)."""
+    sos = data.find(b"\xff\xda")
+    if sos < 0 or data.find(b"\xff\xd9", sos) < 0:
+        raise InputError("truncated JPEG: the image data ends early", str(path))
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise InputError(f"cannot read file ({e.strerror})", str(path)) from None
+
+
+def read_frame(info: FrameInfo | str | os.PathLike) -> np.ndarray:
+    """Decode a frame: (H, W) grey or (H, W, 3) RGB, uint8 or uint16, upright."""
+    if not isinstance(info, FrameInfo):
+        info = probe(info)
+    path = info.path
+    data = _read_bytes(path)
+    if info.format == "tiff":
+        img = _decode_tiff(path)
+    else:
+        if info.format == "jpeg":
+            check_jpeg_complete(data, path)
+        cv2 = cv2_quiet()
+        flags = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR | cv2.IMREAD_IGNORE_ORIENTATION
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+        if img is None:
+            kind = "JPEG" if info.format == "jpeg" else "PNG"
+            raise InputError(f"corrupt or truncated {kind}: cannot decode", str(path))
+        if img.ndim == 3:
+            img = img[..., 2::-1] if img.shape[2] >= 3 else img[..., 0]
+    img = apply_orientation(np.ascontiguousarray(img), info.orientation)
+    if img.dtype not in (np.uint8, np.uint16):
+        raise InputError(f"sample type {img.dtype} is not supported", str(path))
+    if img.ndim == 3 and info.channels == 1:
+        img = img[..., 0]
+    if img.shape != info.shape:
+        raise InputError(f"decoded size {img.shape[1]}x{img.shape[0]} differs from its header", str(path))
+    return np.ascontiguousarray(img)
+
+
+def _decode_tiff(path: Path) -> np.ndarray:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tf:
+            page = tf.pages.first
+            img = page.asarray()
+            axes = page.axes
+    except Exception as e:
+        raise InputError(f"corrupt or truncated TIFF ({e})", str(path)) from None
+    if img.ndim == 3 and axes.startswith("S"):
+        img = np.moveaxis(img, 0, -1)
+    if img.ndim == 3:
+        s = img.shape[2]
+        img = img[..., 0] if s in (1, 2) else img[..., :3]
+    return img
+
+
+def read_half_luma(info: FrameInfo) -> np.ndarray:
+    """Half-resolution luma in [0, 1], float32.
+
+    JPEG decodes straight to a half-size grey image in the DCT domain (several
+    times faster than a full decode); other formats are decoded in full and
+    halved with the alignment pyramid's filter.
+    """
+    if info.format == "jpeg":
+        cv2 = cv2_quiet()
+        data = _read_bytes(info.path)
+        check_jpeg_complete(data, info.path)
+        flags = cv2.IMREAD_REDUCED_GRAYSCALE_2 | cv2.IMREAD_IGNORE_ORIENTATION
+        half = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+        if half is None:
+            raise InputError("corrupt or truncated JPEG: cannot decode", str(info.path))
+        return apply_orientation(half, info.orientation).astype(np.float32) / 255.0
+    from .backends import get_backend
+
+    B = get_backend("numpy")
+    return B.downsample2(B.luma(read_frame(info)))
+
+
+def read_mask(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarray:
+    """Read a mask image: True where pixels are masked (moving objects).
+
+    A PNG with an alpha channel (the usual case: strokes painted on a
+    transparent layer) masks every pixel whose alpha is above 0.  Without
+    alpha, strongly red pixels (R >= 128, G and B < R/2) are masked in an RGB
+    image and non-black pixels in a grey one.  ``shape`` is the reference
+    frame's (height, width); a mask of another size is an error.
+    """
+    path = Path(path)
+    info = probe(path)
+    cv2 = cv2_quiet()
+    data = _read_bytes(path)
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise InputError("corrupt mask image: cannot decode", str(path))
+    img = apply_orientation(img, info.orientation)
+    if img.shape[:2] != tuple(shape):
+        raise InputError(
+            f"mask is {img.shape[1]}x{img.shape[0]} but the frames are {shape[1]}x{shape[0]}",
+            str(path),
+        )
+    img = img.astype(np.float32) / np.float32(full_scale(img.dtype))
+    if img.ndim == 3 and img.shape[2] == 4:
+        return img[..., 3] > 0
+    if img.ndim == 3 and img.shape[2] == 2:
+        return img[..., 1] > 0
+    if img.ndim == 3:
+        b, g, r = img[..., 0], img[..., 1], img[..., 2]
+        return (r >= 0.5) & (g < 0.5 * r) & (b < 0.5 * r)
+    return img > 0
+
+
+class FrameFeed:
+    """Decode frames ahead of their use, in order, in a thread pool.
+
+    Iterating yields ``(host array, decode seconds)`` for each of ``infos`` in
+    order; at most ``prefetch`` frames are decoded ahead of the one being
+    used, so memory stays bounded however long the burst.  Use as a context
+    manager: leaving it cancels what is still queued.
+    """
+
+    def __init__(self, infos: list[FrameInfo], threads: int, prefetch: int):
+        self.infos = list(infos)
+        self.prefetch = max(1, prefetch)
+        self.pool = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="decode")
+        self.futures: dict = {}
+
+    @staticmethod
+    def _timed_read(info: FrameInfo):
+        t = time.perf_counter()
+        img = read_frame(info)
+        return img, time.perf_counter() - t
+
+    def _submit(self, k: int) -> None:
+        if k < len(self.infos):
+            self.futures[k] = self.pool.submit(self._timed_read, self.infos[k])
+
+    def __iter__(self):
+        for k in range(min(self.prefetch, len(self.infos))):
+            self._submit(k)
+        for k in range(len(self.infos)):
+            result = self.futures.pop(k).result()
+            self._submit(k + self.prefetch)
+            yield result
+
+    def close(self) -> None:
+        for f in self.futures.values():
+            f.cancel()
+        self.futures.clear()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False

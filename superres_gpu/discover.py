@@ -1,0 +1,280 @@
+"""Discovery and probing: which files make the burst, and what their headers say.
+
+* :func:`list_inputs` turns folders and files into the burst, in name order.
+* :func:`probe` reads a frame's header (size, channels, bit depth, EXIF)
+  without decoding its pixels, so a whole burst is validated in moments.
+* :func:`resolve_frames` and :func:`check_burst` apply the burst's rules (the
+  reference, at least two frames, one size and sample format).
+
+Inputs are only ever opened for reading.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .errors import InputError
+from .metadata import PNG_SIGNATURE, jpeg_exif_block, jpeg_segments, parse_tiff_exif, png_exif_block, png_text
+from .pixels import full_scale
+
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".tif", ".tiff"}
+SKIP_SUFFIX = ".not_sharp_enough"
+MASK_NAME = "mask.png"
+SOFTWARE = f"superres_gpu {__version__}"
+SOFTWARE_KEY = b"Software"
+_PROBE_BYTES = 512 * 1024
+
+
+@dataclass
+class FrameInfo:
+    """What a frame's header says, after EXIF orientation."""
+
+    path: Path
+    format: str  # "jpeg" | "png" | "tiff"
+    width: int
+    height: int
+    channels: int  # 1 (grey) or 3 (RGB); an alpha channel is dropped
+    bits: int  # 8 or 16
+    orientation: int = 1
+    exif: dict = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        if self.channels == 1:
+            return (self.height, self.width)
+        return (self.height, self.width, self.channels)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(np.uint16 if self.bits == 16 else np.uint8)
+
+    @property
+    def max_value(self) -> float:
+        return full_scale(self.dtype)
+
+    def describe(self) -> str:
+        kind = "grey" if self.channels == 1 else "RGB"
+        return f"{self.width}x{self.height} {self.bits}-bit {kind}"
+
+
+# --------------------------------------------------------------------------
+# Finding the burst
+# --------------------------------------------------------------------------
+
+
+def _is_image_name(p: Path) -> bool:
+    return p.suffix.lower() in IMAGE_EXTS
+
+
+def list_inputs(inputs: list[str | os.PathLike]) -> list[Path]:
+    """Expand folders and files into the list of frames, in name order.
+
+    A folder contributes every image in it (by extension, not recursive),
+    skipping hidden files, files ending in ``.not_sharp_enough``, ``mask.png``
+    and files this tool wrote.  Files named explicitly are taken as given
+    (but must exist).
+    """
+    frames: list[Path] = []
+    seen: set = set()
+    for item in inputs:
+        p = Path(item)
+        if not p.exists():
+            raise InputError("no such file or folder", str(p))
+        if p.is_dir():
+            names = sorted(q for q in p.iterdir() if q.is_file())
+            for q in names:
+                if q.name.startswith(".") or q.name.endswith(SKIP_SUFFIX):
+                    continue
+                if q.name.lower() == MASK_NAME or not _is_image_name(q):
+                    continue
+                if is_own_output(q):
+                    continue
+                if _key(q) not in seen:
+                    seen.add(_key(q))
+                    frames.append(q)
+        else:
+            if p.name.endswith(SKIP_SUFFIX):
+                raise InputError(f"file is marked '{SKIP_SUFFIX}'; rename it to use it", str(p))
+            if _key(p) not in seen:
+                seen.add(_key(p))
+                frames.append(p)
+    return frames
+
+
+def _key(p: Path):
+    st = Path(p).stat()
+    return (st.st_dev, st.st_ino)
+
+
+def is_own_output(path: Path) -> bool:
+    """True for TIFF/PNG files whose Software tag/chunk says this tool wrote them."""
+    if Path(path).suffix.lower() in (".jpg", ".jpeg"):  # this tool never writes JPEG
+        return False
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(64 * 1024)
+    except OSError:
+        return False
+    if head[:8] == PNG_SIGNATURE:
+        return png_text(head, SOFTWARE_KEY).startswith(b"superres_gpu")
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return b"superres_gpu" in head
+    return False
+
+
+def resolve_frames(inputs: list, reference: str | None) -> tuple[list[Path], int]:
+    """The burst's files in processing order and the index of the reference.
+
+    ``reference`` is "first", "sharpest" (both: index 0 for now; culling picks
+    the sharpest later) or the path of a frame, which is added in front when
+    it is not among the inputs.
+    """
+    # A previous result in the folder is skipped because this tool tagged it;
+    # the output path is deliberately *not* excluded, so that an output named
+    # like an input frame is caught (and refused) by AtomicOutput's protect list.
+    frames = list_inputs(inputs)
+    if reference not in (None, "", "first", "sharpest"):
+        rp = Path(reference)
+        if not rp.is_file():
+            raise InputError("reference frame not found", str(rp))
+        for i, f in enumerate(frames):
+            if f.samefile(rp):
+                return frames, i
+        frames.insert(0, rp)
+        return frames, 0
+    if not frames:
+        where = ", ".join(str(p) for p in inputs)
+        raise InputError("no JPEG, PNG or TIFF frames found", where)
+    return frames, 0
+
+
+def check_burst(infos: list[FrameInfo], ref: FrameInfo) -> None:
+    """All frames must match the reference's size, channels and bit depth."""
+    for info in infos:
+        if (info.width, info.height) != (ref.width, ref.height):
+            raise InputError(
+                f"frame is {info.width}x{info.height} but the reference {ref.path.name} is "
+                f"{ref.width}x{ref.height}; all frames of a burst must have the same size",
+                str(info.path),
+            )
+        if (info.channels, info.bits) != (ref.channels, ref.bits):
+            raise InputError(
+                f"frame is {info.describe()} but the reference {ref.path.name} is {ref.describe()}",
+                str(info.path),
+            )
+
+
+# --------------------------------------------------------------------------
+# Header probing
+# --------------------------------------------------------------------------
+
+
+def _orient_size(w: int, h: int, orientation: int) -> tuple[int, int]:
+    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+
+
+def probe(path: str | os.PathLike) -> FrameInfo:
+    """Read a frame's header without decoding pixels; raise InputError if bad."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(_PROBE_BYTES)
+            size = os.fstat(fh.fileno()).st_size
+    except IsADirectoryError:
+        raise InputError("is a folder, not an image", str(path)) from None
+    except OSError as e:
+        raise InputError(f"cannot read file ({e.strerror})", str(path)) from None
+    if size == 0:
+        raise InputError("file is empty", str(path))
+    if head[:3] == b"\xff\xd8\xff":
+        return _probe_jpeg(path, head, size)
+    if head[:8] == PNG_SIGNATURE:
+        return _probe_png(path, head)
+    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return _probe_tiff(path)
+    raise InputError("not a JPEG, PNG or TIFF image", str(path))
+
+
+def _probe_jpeg(path: Path, head: bytes, size: int) -> FrameInfo:
+    data = head
+    sof = _jpeg_sof(data)
+    if sof is None and size > len(head):
+        data = path.read_bytes()
+        sof = _jpeg_sof(data)
+    if sof is None:
+        raise InputError("corrupt JPEG: no frame header found", str(path))
+    precision, h, w, ncomp = sof
+    if w == 0 or h == 0:
+        raise InputError("corrupt JPEG: zero image size", str(path))
+    exif = parse_tiff_exif(jpeg_exif_block(data) or b"")
+    orient = exif.get("orientation", 1)
+    w, h = _orient_size(w, h, orient)
+    return FrameInfo(path, "jpeg", w, h, 1 if ncomp == 1 else 3, 8, orient, exif)
+
+
+def _jpeg_sof(data: bytes):
+    """(precision, height, width, components) from a JPEG's frame header, or None."""
+    for marker, pos, _ in jpeg_segments(data):
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            if pos + 10 > len(data):
+                return None
+            return struct.unpack(">BHHB", data[pos + 4 : pos + 10])
+    return None
+
+
+def _probe_png(path: Path, head: bytes) -> FrameInfo:
+    if len(head) < 33 or head[12:16] != b"IHDR":
+        raise InputError("corrupt PNG: no header", str(path))
+    w, h, depth, ctype = struct.unpack(">IIBB", head[16:26])
+    if w == 0 or h == 0:
+        raise InputError("corrupt PNG: zero image size", str(path))
+    channels = 1 if ctype in (0, 4) else 3
+    exif = parse_tiff_exif(png_exif_block(head) or b"")
+    orient = exif.get("orientation", 1)
+    w, h = _orient_size(w, h, orient)
+    return FrameInfo(path, "png", w, h, channels, 16 if depth == 16 else 8, orient, exif)
+
+
+def _tiff_exif(path: Path) -> dict:
+    """EXIF of a TIFF file, read from the file's own IFDs (memory-mapped: the
+    IFDs may sit anywhere in the file)."""
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        return parse_tiff_exif(mm)
+
+
+def _probe_tiff(path: Path) -> FrameInfo:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tf:
+            page = tf.pages.first
+            dtype = np.dtype(page.dtype) if page.dtype is not None else None
+            shape = page.shape
+            axes = page.axes
+        meta = _tiff_exif(path)
+    except Exception as e:  # tifffile raises many types on corrupt files
+        raise InputError(f"corrupt TIFF ({e})", str(path)) from None
+    if dtype not in (np.dtype(np.uint8), np.dtype(np.uint16)):
+        raise InputError(f"TIFF sample type {dtype} is not supported (use 8- or 16-bit integers)", str(path))
+    if "S" in axes and axes.index("S") == 0 and len(shape) == 3:  # planar RGB
+        h, w, s = shape[1], shape[2], shape[0]
+    elif len(shape) == 3:
+        h, w, s = shape
+    elif len(shape) == 2:
+        h, w, s = shape[0], shape[1], 1
+    else:
+        raise InputError(f"TIFF layout {axes} {shape} is not supported", str(path))
+    if s not in (1, 2, 3, 4):
+        raise InputError(f"TIFF with {s} samples per pixel is not supported", str(path))
+    channels = 1 if s in (1, 2) else 3
+    orient = meta.get("orientation", 1)
+    meta["orientation"] = orient
+    w2, h2 = _orient_size(w, h, orient)
+    return FrameInfo(path, "tiff", w2, h2, channels, dtype.itemsize * 8, orient, meta)

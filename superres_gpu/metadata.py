@@ -1,0 +1,276 @@
+"""Capture metadata: one defensive EXIF reader for every input format, and the
+XMP packet carried into the output.
+
+EXIF is a TIFF structure (a byte-order mark, IFD0, an EXIF sub-IFD) wherever
+it is found: in a JPEG's APP1 segment, in a PNG ``eXIf`` chunk, or as the TIFF
+file itself (classic or BigTIFF).  :func:`parse_tiff_exif` reads the few tags
+the tool needs (orientation and the capture metadata carried into the output)
+from any of them.  Malformed EXIF never raises: it yields an empty or partial
+result, because a photo with broken metadata is still a photo.
+
+The container walkers (:func:`jpeg_segments`, :func:`png_chunks`) are shared
+with the header probe.
+"""
+
+from __future__ import annotations
+
+import struct
+from datetime import datetime
+from fractions import Fraction
+
+# Tags of IFD0 and of the EXIF sub-IFD that we read.
+_IFD0_TAGS = {
+    0x010F: "make",
+    0x0110: "model",
+    0x0112: "orientation",
+    0x0132: "datetime",
+}
+_EXIF_IFD_POINTER = 0x8769
+_EXIF_TAGS = {
+    0x829A: "exposure_time",
+    0x829D: "f_number",
+    0x8827: "iso",
+    0x9003: "datetime_original",
+    0x920A: "focal_length",
+}
+
+# TIFF field types: size in bytes of one value (16: LONG8/SLONG8/IFD8 of BigTIFF).
+_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 7: 1, 9: 4, 10: 8, 13: 4, 16: 8, 17: 8, 18: 8}
+_EXIF_DATE = "%Y:%m:%d %H:%M:%S"
+
+
+class _Layout:
+    """Classic TIFF (magic 42) or BigTIFF (magic 43) field sizes."""
+
+    def __init__(self, endian: str, big: bool):
+        self.endian = endian
+        self.entry = 20 if big else 12  # bytes per IFD entry
+        self.count = "Q" if big else "I"  # the value count field
+        self.offset = "Q" if big else "I"  # offsets to IFDs and values
+        self.inline = 8 if big else 4  # bytes of a value stored in the entry itself
+        self.nentries = "Q" if big else "H"
+
+
+def _read_value(data, lay: _Layout, ftype: int, count: int, voff: int):
+    size = _TYPE_SIZES.get(ftype)
+    if size is None or count <= 0 or count > 4096:
+        return None
+    e = lay.endian
+    raw_len = size * count
+    if raw_len <= lay.inline:
+        raw = data[voff : voff + raw_len]
+    else:
+        osz = struct.calcsize(lay.offset)
+        (ptr,) = struct.unpack(e + lay.offset, data[voff : voff + osz])
+        raw = data[ptr : ptr + raw_len]
+    if len(raw) < raw_len:
+        return None
+    if ftype == 2:  # ASCII: kept as text; bytes that are not ASCII become U+FFFD
+        return bytes(raw).split(b"\x00", 1)[0].decode("ascii", "replace").strip() or None
+    if ftype in (1, 7):
+        return raw[0] if count == 1 else bytes(raw)
+    codes = {3: "H", 4: "I", 9: "i", 13: "I", 16: "Q", 17: "q", 18: "Q"}
+    if ftype in codes:
+        vals = struct.unpack(e + codes[ftype] * count, raw)
+    elif ftype in (5, 10):
+        code = "I" if ftype == 5 else "i"
+        nums = struct.unpack(e + code * (2 * count), raw)
+        vals = tuple(
+            Fraction(nums[2 * i], nums[2 * i + 1]) if nums[2 * i + 1] else None for i in range(count)
+        )
+    else:  # pragma: no cover - every type in _TYPE_SIZES is handled above
+        return None
+    return vals[0] if count == 1 else vals
+
+
+def _read_ifd(data, lay: _Layout, offset: int, wanted: dict) -> tuple[dict, dict]:
+    """Return ({name: value} for wanted tags, {tag: raw value} for pointers)."""
+    out: dict = {}
+    pointers: dict = {}
+    nsz = struct.calcsize(lay.nentries)
+    if offset <= 0 or offset + nsz > len(data):
+        return out, pointers
+    (n,) = struct.unpack(lay.endian + lay.nentries, data[offset : offset + nsz])
+    head = struct.calcsize(lay.endian + "HH" + lay.count)
+    for i in range(min(n, 512)):
+        e = offset + nsz + lay.entry * i
+        if e + lay.entry > len(data):
+            break
+        tag, ftype, count = struct.unpack(lay.endian + "HH" + lay.count, data[e : e + head])
+        if tag in wanted or tag == _EXIF_IFD_POINTER:
+            val = _read_value(data, lay, ftype, count, e + head)
+            if tag == _EXIF_IFD_POINTER:
+                pointers[tag] = val
+            elif val is not None:
+                out[wanted[tag]] = val
+    return out, pointers
+
+
+def parse_tiff_exif(data) -> dict:
+    """Parse a TIFF-structured EXIF block (starting at the byte-order mark).
+
+    ``data`` is bytes or any buffer that slices to bytes (an ``mmap`` of a
+    whole TIFF file).  Returns a dict with any of: make, model, orientation
+    (int 1..8), datetime, exposure_time (Fraction), f_number, iso (int),
+    datetime_original, focal_length.
+    """
+    try:
+        if data[:2] == b"II":
+            endian = "<"
+        elif data[:2] == b"MM":
+            endian = ">"
+        else:
+            return {}
+        (magic,) = struct.unpack(endian + "H", data[2:4])
+        if magic == 42:
+            lay = _Layout(endian, big=False)
+            (ifd0,) = struct.unpack(endian + "I", data[4:8])
+        elif magic == 43:
+            lay = _Layout(endian, big=True)
+            (ifd0,) = struct.unpack(endian + "Q", data[8:16])
+        else:
+            return {}
+        out, ptrs = _read_ifd(data, lay, ifd0, _IFD0_TAGS)
+        sub = ptrs.get(_EXIF_IFD_POINTER)
+        if isinstance(sub, int):
+            more, _ = _read_ifd(data, lay, sub, _EXIF_TAGS)
+            out.update(more)
+        if isinstance(out.get("iso"), tuple):
+            out["iso"] = out["iso"][0]
+        if out.get("orientation") not in range(1, 9):
+            out.pop("orientation", None)
+        return out
+    except (struct.error, IndexError, ValueError, ZeroDivisionError, TypeError):
+        return {}
+
+
+# --------------------------------------------------------------------------
+# Containers
+# --------------------------------------------------------------------------
+
+
+def jpeg_segments(data: bytes):
+    """Yield (marker, offset, length) of a JPEG's header segments, up to the first
+    scan; ``offset`` is the marker's position, ``length`` the segment length field."""
+    pos = 2
+    n = len(data)
+    while pos + 4 <= n:
+        if data[pos] != 0xFF:
+            return
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
+            pos += 2
+            continue
+        if marker in (0xDA, 0xD9):  # start of scan / end of image: no more headers
+            return
+        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
+        yield marker, pos, length
+        pos += 2 + length
+
+
+def jpeg_exif_block(data: bytes) -> bytes | None:
+    """Return the TIFF-structured payload of a JPEG's APP1 Exif segment."""
+    for marker, pos, length in jpeg_segments(data):
+        if marker == 0xE1 and data[pos + 4 : pos + 10] == b"Exif\x00\x00":
+            return data[pos + 10 : pos + 2 + length]
+    return None
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_chunks(data: bytes):
+    """Yield (type, body) of a PNG's chunks before the image data (IDAT/IEND stop it)."""
+    pos = 8
+    while pos + 8 <= len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        ctype = data[pos + 4 : pos + 8]
+        if ctype in (b"IDAT", b"IEND"):
+            return
+        yield ctype, data[pos + 8 : pos + 8 + length]
+        pos += 12 + length
+
+
+def png_exif_block(data: bytes) -> bytes | None:
+    """Return the payload of a PNG ``eXIf`` chunk, if any."""
+    for ctype, body in png_chunks(data):
+        if ctype == b"eXIf":
+            return body
+    return None
+
+
+def png_text(data: bytes, key: bytes) -> bytes:
+    """The value of a PNG ``tEXt`` chunk with keyword ``key`` (b"" if absent)."""
+    for ctype, body in png_chunks(data):
+        if ctype == b"tEXt":
+            k, _, v = body.partition(b"\x00")
+            if k == key:
+                return v
+    return b""
+
+
+# --------------------------------------------------------------------------
+# Output metadata
+# --------------------------------------------------------------------------
+
+
+def capture_datetime(exif: dict) -> datetime | None:
+    """When the frame was taken (DateTimeOriginal, else DateTime), or None."""
+    dt = exif.get("datetime_original") or exif.get("datetime")
+    if not isinstance(dt, str):
+        return None
+    try:
+        return datetime.strptime(dt, _EXIF_DATE)
+    except ValueError:
+        return None
+
+
+def xmp_packet(exif: dict, creator: str) -> bytes:
+    """An XMP packet with the capture metadata (make, model, date, exposure time,
+    f-number, focal length, ISO) and ``creator`` as the creator tool."""
+
+    def frac(v):
+        if isinstance(v, Fraction):
+            return f"{v.numerator}/{v.denominator}"
+        return str(v)
+
+    def xml_escape(s: str) -> str:
+        return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+    attrs = []
+    if "make" in exif:
+        attrs.append(f'tiff:Make="{xml_escape(str(exif["make"]))}"')
+    if "model" in exif:
+        attrs.append(f'tiff:Model="{xml_escape(str(exif["model"]))}"')
+    when = capture_datetime(exif)
+    if when is not None:
+        attrs.append(f'exif:DateTimeOriginal="{when.isoformat()}"')
+    if "exposure_time" in exif:
+        attrs.append(f'exif:ExposureTime="{frac(exif["exposure_time"])}"')
+    if "f_number" in exif:
+        attrs.append(f'exif:FNumber="{frac(exif["f_number"])}"')
+    if "focal_length" in exif:
+        attrs.append(f'exif:FocalLength="{frac(exif["focal_length"])}"')
+    iso_body = ""
+    if "iso" in exif:
+        iso_body = (
+            f"<exif:ISOSpeedRatings><rdf:Seq><rdf:li>{int(exif['iso'])}</rdf:li>"
+            "</rdf:Seq></exif:ISOSpeedRatings>"
+        )
+    attrs.append(f'xmp:CreatorTool="{xml_escape(creator)}"')
+    body = (
+        '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>'
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
+        'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        '<rdf:Description rdf:about="" xmlns:tiff="http://ns.adobe.com/tiff/1.0/" '
+        'xmlns:exif="http://ns.adobe.com/exif/1.0/" xmlns:xmp="http://ns.adobe.com/xap/1.0/" '
+        + " ".join(attrs)
+        + ">"
+        + iso_body
+        + "</rdf:Description></rdf:RDF></x:xmpmeta>"
+        '<?xpacket end="w"?>'
+    )
+    return body.encode("utf-8")

@@ -1,0 +1,120 @@
+"""The JSON report: what happened to every frame, and where the time went.
+
+The keys ``reference``, ``scale``, ``backend``, ``frames`` (each with
+``path``, ``used``, ``reason``, ``sharpness``, ``transform``) and ``timings``
+are read by other tools: new keys may be added, these are never renamed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .align import drop_reason
+from .discover import FrameInfo
+from .geometry import decompose, output_size
+from .state import FrameState
+
+
+@dataclass
+class FrameRecord:
+    """What the pipeline learns about one input frame."""
+
+    path: Path
+    info: FrameInfo
+    score: object = None  # cull.FrameScore when scored
+    state: FrameState | None = None  # alignment state when processed
+    rejected: float | None = None  # fraction of its covered pixels the robust merge left out
+    culled: bool = False
+
+    @property
+    def used(self) -> bool:
+        return bool(self.state is not None and self.state.accepted)
+
+
+def frame_entry(r: FrameRecord, is_reference: bool, align_config) -> dict:
+    sc = r.score
+    entry = {
+        "path": str(r.path),
+        "used": r.used,
+        "reason": None,
+        "sharpness": None if sc is None else float(sc.sharpness),
+        "transform": None,
+        "reference": is_reference,
+        "sharpness_ratio": None if sc is None else round(float(sc.ratio), 4),
+        "noise": None if sc is None else float(sc.noise),
+    }
+    if r.culled:
+        entry["reason"] = sc.reason
+    elif r.state is not None:
+        st = r.state
+        d = decompose(st.T)
+        other = not is_reference
+        entry.update(
+            {
+                "reason": None if r.used else drop_reason(st, align_config),
+                "transform": [[float(v) for v in row] for row in st.T],
+                "shift_px": [round(d["dx"], 4), round(d["dy"], 4)],
+                "rotation_deg": round(d["rotation_deg"], 5),
+                "zoom": round(d["scale"], 6),
+                "residual_rms": st.rms if other else None,
+                "correlation": st.corr if other else None,
+                "overlap": st.overlap if other else None,
+                "phase_correlation_peak": st.pc_peak if other else None,
+                "gain": st.gain,
+                "offset": st.offset,
+                "rejected_fraction": r.rejected,
+            }
+        )
+    return entry
+
+
+def build_report(cfg, records: list[FrameRecord], ref_idx: int, mask_path, backend_name: str, timings: dict,
+                 peak_gpu_mib: float | None) -> dict:
+    """The report of a run (see the module docstring and the README)."""
+    ref_info = records[ref_idx].info
+    frames = [frame_entry(r, i == ref_idx, cfg.align) for i, r in enumerate(records)]
+    residuals = [f["residual_rms"] for f in frames if f["used"] and f.get("residual_rms") is not None]
+    w, h = output_size(ref_info.width, ref_info.height, cfg.scale)
+    return {
+        "tool": f"superres_gpu {__version__}",
+        "reference": str(records[ref_idx].path),
+        "scale": float(cfg.scale),
+        "backend": backend_name,
+        "motion": cfg.motion,
+        "merge": cfg.merge,
+        "cull": cfg.cull,
+        "sharpen": cfg.sharpen,
+        "mask": str(mask_path) if mask_path else None,
+        "input_size": [ref_info.width, ref_info.height],
+        "output": str(cfg.output),
+        "output_size": [w, h],
+        "channels": ref_info.channels,
+        "bits_in": ref_info.bits,
+        "frames": frames,
+        "summary": {
+            "frames": len(frames),
+            "used": sum(f["used"] for f in frames),
+            "dropped": sum(not f["used"] for f in frames),
+            "culled": sum(r.culled for r in records),
+            "residual_rms_median": float(np.median(residuals)) if residuals else None,
+            "residual_rms_max": float(np.max(residuals)) if residuals else None,
+        },
+        "timings": {k: round(v, 4) for k, v in timings.items()},
+        "peak_rss_mib": peak_rss_mib(),
+        "peak_gpu_mib": peak_gpu_mib,
+    }
+
+
+def peak_rss_mib() -> float | None:
+    """This process's peak resident memory (Linux VmHWM), in MiB."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024.0, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None

@@ -1,0 +1,86 @@
+"""Writing: atomic outputs, claimed together and committed or rolled back together."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from superres_gpu.errors import OutputError
+from superres_gpu.output import AtomicOutput, OutputSet, encode_png, write_tiff
+
+
+def test_atomic_output_rules(tmp_path):
+    target = tmp_path / "o.tif"
+    target.write_bytes(b"old")
+    with pytest.raises(OutputError, match="already exists"):
+        AtomicOutput(target)
+    out = AtomicOutput(target, overwrite=True)
+    assert out.tmp.exists() and out.tmp.parent == tmp_path
+    out.discard()
+    assert not out.tmp.exists() and target.read_bytes() == b"old"
+    with pytest.raises(OutputError, match="would overwrite an input"):
+        AtomicOutput(target, overwrite=True, protect=[target])
+    with pytest.raises(OutputError, match="folder does not exist"):
+        AtomicOutput(tmp_path / "nope" / "o.tif")
+
+
+def test_atomic_output_unwritable_folder_even_for_root():
+    with pytest.raises(OutputError, match="cannot write here"):
+        AtomicOutput("/proc/superres_out.tif")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere; permissions cannot be tested")
+def test_atomic_output_read_only_folder(tmp_path):
+    d = tmp_path / "ro"
+    d.mkdir()
+    d.chmod(0o500)
+    try:
+        with pytest.raises(OutputError, match="cannot write"):
+            AtomicOutput(d / "o.tif")
+    finally:
+        d.chmod(0o700)
+
+
+def test_output_set_commits_everything_or_nothing(tmp_path):
+    with OutputSet() as outs:
+        a = outs.claim(tmp_path / "a.tif")
+        b = outs.claim(tmp_path / "b.json")
+        assert outs.claim(None) is None
+        a.tmp.write_bytes(b"A")
+        b.tmp.write_bytes(b"B")
+        outs.commit()
+    assert (tmp_path / "a.tif").read_bytes() == b"A" and (tmp_path / "b.json").read_bytes() == b"B"
+    with pytest.raises(RuntimeError):
+        with OutputSet(overwrite=True) as outs:
+            c = outs.claim(tmp_path / "c.tif")
+            outs.claim(tmp_path / "a.tif")
+            c.tmp.write_bytes(b"C")
+            raise RuntimeError("the run failed")
+    assert not (tmp_path / "c.tif").exists() and (tmp_path / "a.tif").read_bytes() == b"A"
+    assert not list(tmp_path.glob(".*.partial"))
+
+
+def test_tiff_is_written_16_bit_grey_or_rgb(tmp_path):
+    import tifffile
+
+    for shape in ((5, 7), (5, 7, 3)):
+        out = AtomicOutput(tmp_path / f"o{len(shape)}.tif")
+        img = np.arange(np.prod(shape), dtype=np.uint16).reshape(shape) * 300
+        write_tiff(out, img, compression="deflate")
+        out.commit()
+        np.testing.assert_array_equal(tifffile.imread(out.path), img)
+    with pytest.raises(ValueError):
+        write_tiff(AtomicOutput(tmp_path / "bad.tif"), np.zeros((4, 4), np.uint8))
+
+
+def test_png_pictures_are_tagged_as_ours():
+    import cv2
+
+    img = np.zeros((4, 6, 3), np.uint8)
+    img[..., 0] = 200  # red in RGB
+    data = encode_png(img)
+    assert b"tEXtSoftware\x00superres_gpu" in data
+    back = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert back[0, 0].tolist() == [0, 0, 200]  # BGR on disk: the red survived

@@ -1,0 +1,42 @@
+"""The pipeline's orchestration: stage timings, frame order, the outputs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from superres_gpu.errors import InputError
+from superres_gpu.pipeline import PipelineConfig, merge_order, run
+from superres_gpu.report import FrameRecord
+
+
+def test_timings_are_attributed_to_the_stage_that_spent_them(tmp_path, burst_dir):
+    res = run(PipelineConfig(inputs=[str(burst_dir)], output=str(tmp_path / "o.tif"), backend="numpy"))
+    t = res.report["timings"]
+    for stage in ("probe", "cull", "decode", "align", "weights", "merge", "restore", "write", "total"):
+        assert stage in t and t[stage] >= 0, stage
+    assert t["total"] >= t["probe"] + t["cull"] + t["write"]
+    res = run(PipelineConfig(inputs=[str(burst_dir)], output=str(tmp_path / "p.tif"), backend="numpy",
+                             sharpen=False, cull=False, merge="mean"))
+    t = res.report["timings"]
+    assert "restore" not in t and "cull" not in t and "merge" in t
+
+
+def test_the_reference_goes_first_and_culled_frames_are_left_out(tmp_path):
+    recs = [FrameRecord(tmp_path / f"{i}.jpg", None, culled=c) for i, c in enumerate([False, True, False, True])]
+    assert merge_order(recs, 2) == [2, 0]
+    with pytest.raises(InputError, match="nothing to merge"):
+        merge_order(recs[1:2] + recs[3:], 0)
+
+
+def test_result_shape_and_report_agree(tmp_path, burst_dir):
+    rep = tmp_path / "r.json"
+    res = run(PipelineConfig(inputs=[str(burst_dir)], output=str(tmp_path / "o.tif"), backend="numpy", scale=1.5,
+                             report=str(rep)))
+    on_disk = json.loads(rep.read_text())
+    assert on_disk == json.loads(json.dumps(res.report))
+    ow, oh = on_disk["output_size"]
+    assert res.shape == (oh, ow, 3) == (180, 240, 3)
+    assert np.array(on_disk["frames"][0]["transform"]).shape == (3, 3)
