@@ -70,8 +70,13 @@ def _read_bytes(path: Path) -> bytes:
         raise InputError(f"cannot read file ({e.strerror})", str(path)) from None
 
 
-def read_frame(info: FrameInfo | str | os.PathLike) -> np.ndarray:
-    """Decode a frame: (H, W) grey or (H, W, 3) RGB, uint8 or uint16, upright."""
+def read_frame(info: FrameInfo | str | os.PathLike, alloc=None) -> np.ndarray:
+    """Decode a frame: (H, W) grey or (H, W, 3) RGB, uint8 or uint16, upright.
+
+    ``alloc(shape, dtype)``, when given, makes the array the frame is written
+    into (the GPU backend's pinned upload buffers): the colour conversion
+    writes straight into it, with no further copy.
+    """
     if not isinstance(info, FrameInfo):
         info = probe(info)
     path = info.path
@@ -87,8 +92,15 @@ def read_frame(info: FrameInfo | str | os.PathLike) -> np.ndarray:
         if img is None:
             kind = "JPEG" if info.format == "jpeg" else "PNG"
             raise InputError(f"corrupt or truncated {kind}: cannot decode", str(path))
-        if img.ndim == 3:
-            img = img[..., 2::-1] if img.shape[2] >= 3 else img[..., 0]
+        if img.ndim == 3 and img.shape[2] < 3:
+            img = img[..., 0]
+        elif img.ndim == 3:  # BGR(A) -> RGB: cvtColor is several times faster than a reversed-stride copy
+            code = cv2.COLOR_BGRA2RGB if img.shape[2] == 4 else cv2.COLOR_BGR2RGB
+            direct = info.orientation in (1, None) and img.dtype == info.dtype and img.shape[:2] == info.shape[:2]
+            out = alloc(info.shape, info.dtype) if alloc is not None and direct and info.channels == 3 else None
+            img = cv2.cvtColor(img, code, dst=out) if out is not None else cv2.cvtColor(img, code)
+            if out is not None:
+                return out
     img = apply_orientation(np.ascontiguousarray(img), info.orientation)
     if img.dtype not in (np.uint8, np.uint16):
         raise InputError(f"sample type {img.dtype} is not supported", str(path))
@@ -96,6 +108,10 @@ def read_frame(info: FrameInfo | str | os.PathLike) -> np.ndarray:
         img = img[..., 0]
     if img.shape != info.shape:
         raise InputError(f"decoded size {img.shape[1]}x{img.shape[0]} differs from its header", str(path))
+    if alloc is not None:
+        out = alloc(img.shape, img.dtype)
+        np.copyto(out, img)
+        return out
     return np.ascontiguousarray(img)
 
 
@@ -177,20 +193,21 @@ class FrameFeed:
 
     Iterating yields ``(host array, decode seconds)`` for each of ``infos`` in
     order; at most ``prefetch`` frames are decoded ahead of the one being
-    used, so memory stays bounded however long the burst.  Use as a context
-    manager: leaving it cancels what is still queued.
+    used, so memory stays bounded however long the burst.  ``alloc`` makes
+    the arrays frames are decoded into (see :func:`read_frame`).  Use as a
+    context manager: leaving it cancels what is still queued.
     """
 
-    def __init__(self, infos: list[FrameInfo], threads: int, prefetch: int):
+    def __init__(self, infos: list[FrameInfo], threads: int, prefetch: int, alloc=None):
         self.infos = list(infos)
+        self.alloc = alloc
         self.prefetch = max(1, prefetch)
         self.pool = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="decode")
         self.futures: dict = {}
 
-    @staticmethod
-    def _timed_read(info: FrameInfo):
+    def _timed_read(self, info: FrameInfo):
         t = time.perf_counter()
-        img = read_frame(info)
+        img = read_frame(info, self.alloc)
         return img, time.perf_counter() - t
 
     def _submit(self, k: int) -> None:

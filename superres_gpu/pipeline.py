@@ -174,6 +174,20 @@ def merge_with_cpu_fallback(cfg, records, order, mask, progress, warn, clock) ->
     return merge_frames(dataclasses.replace(cfg, backend="numpy"), records, order, mask, progress, warn, clock)
 
 
+def process_frame(B, ref: Reference, weights: RobustWeights, acc: Accumulator, frame):
+    """The per-frame work of the merge, all on the backend's device: align the
+    frame to the reference, weigh it, resample it onto the output grid and
+    accumulate.  Returns (state, rejected fraction, (mark after align, mark
+    after the weights)); nothing is read back to the host."""
+    levels = frame_levels(B, ref, frame)
+    state = align(B, ref, levels)
+    m1 = B.mark()
+    w, rejected = weights.for_frame(levels, state)
+    m2 = B.mark()
+    acc.add(frame, state, w, weights.level)
+    return state, rejected, (m1, m2)
+
+
 def merge_frames(cfg, records, order, mask, progress, warn, clock) -> Merged:
     """The one pass over the kept frames (``order``, reference first): align,
     weigh, resample and accumulate each; fills each record's state."""
@@ -182,13 +196,13 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock) -> Merged:
     n = len(order)
     dev_states, dev_rejected = {}, {}
     marks = []  # per frame: backend marks (start, aligned, weighed, accumulated)
-    with FrameFeed([records[i].info for i in order], cfg.decode_threads, cfg.prefetch) as feed:
+    infos = [records[i].info for i in order]
+    with FrameFeed(infos, cfg.decode_threads, cfg.prefetch, alloc=B.host_frame) as feed:
         for k, (i, (host, decode_s)) in enumerate(zip(order, feed)):
             clock.add("decode", decode_s)
             m0 = B.mark()
-            frame = B.asarray(host)
+            frame = B.upload_frame(host)
             del host
-            w = None
             if k == 0:
                 ref = Reference(B, frame, cfg.align, mask)
                 state = ref.state()
@@ -196,17 +210,14 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock) -> Merged:
                 acc = Accumulator(B, ref_info.width, ref_info.height, ref_info.channels, cfg.scale,
                                   ref_info.max_value)
                 weights = RobustWeights(B, ref, robust=cfg.merge == "robust")
+                m2 = B.mark()
+                acc.add(frame, state, None, weights.level)
             else:
-                levels = frame_levels(B, ref, frame)
-                state = align(B, ref, levels)
-                m1 = B.mark()
-                w, dev_rejected[i] = weights.for_frame(levels, state)
-                del levels
-            m2 = B.mark()
-            acc.add(frame, state, w, weights.level)
+                state, dev_rejected[i], (m1, m2) = process_frame(B, ref, weights, acc, frame)
+            B.frame_done(frame)
             marks.append((m0, m1, m2, B.mark()))
             dev_states[i] = state
-            del frame, w
+            del frame
             if k >= 2:  # keep at most two frames of work queued ahead of the device
                 B.wait(marks[k - 2][3])
             progress("frames", k + 1, n)

@@ -56,14 +56,16 @@ def downsample_mask(mask: np.ndarray) -> np.ndarray:
     return p[1:-1, 1:-1] | p[:-2, 1:-1] | p[2:, 1:-1] | p[1:-1, :-2] | p[1:-1, 2:]
 
 
-def select_points(score: np.ndarray, count: int, cells: int) -> tuple[np.ndarray, np.ndarray]:
+def select_points(score, count: int, cells: int, xp=np):
     """(ys, xs) of up to ``count`` pixels with the highest score, spread over a
     grid of ``cells`` columns (and as many rows as keep cells square): each
-    cell keeps its own best pixels.  Pixels with score <= 0 are never chosen."""
+    cell keeps its own best pixels.  Pixels with score <= 0 are never chosen.
+    ``xp`` is the array module of ``score`` (NumPy, or CuPy on the GPU: the
+    backends' ``select_points``)."""
     h, w = score.shape
     valid = score > 0
     if int(valid.sum()) <= count:
-        ys, xs = np.nonzero(valid)
+        ys, xs = xp.nonzero(valid)
         return ys, xs
     nx = max(1, min(cells, w // 4))
     ny = max(1, min(int(round(nx * h / w)), h // 4))
@@ -71,16 +73,16 @@ def select_points(score: np.ndarray, count: int, cells: int) -> tuple[np.ndarray
     per = max(1, count // (nx * ny))
     blocks = score[: ny * ch, : nx * cw].reshape(ny, ch, nx, cw).transpose(0, 2, 1, 3).reshape(ny * nx, ch * cw)
     if per >= ch * cw:
-        idx = np.broadcast_to(np.arange(ch * cw), blocks.shape)
+        idx = xp.broadcast_to(xp.arange(ch * cw), blocks.shape)
     else:
-        idx = np.argpartition(-blocks, per - 1, axis=1)[:, :per]
-    picked = np.take_along_axis(blocks, idx, axis=1) > 0
-    cell = np.broadcast_to(np.arange(ny * nx)[:, None], idx.shape)
-    cy, cx = np.divmod(cell[picked], nx)
-    py, px = np.divmod(idx[picked], cw)
+        idx = xp.argpartition(-blocks, per - 1, axis=1)[:, :per]
+    picked = xp.take_along_axis(blocks, idx, axis=1) > 0
+    cell = xp.broadcast_to(xp.arange(ny * nx)[:, None], idx.shape)
+    cy, cx = xp.divmod(cell[picked], nx)
+    py, px = xp.divmod(idx[picked], cw)
     ys = cy * ch + py
     xs = cx * cw + px
-    order = np.lexsort((xs, ys))
+    order = xp.lexsort(xp.stack([xs, ys]))
     return ys[order], xs[order]
 
 
@@ -123,29 +125,31 @@ class Reference:
             self.points[level] = self._points_for_level(level, level_mask)
 
     def _points_for_level(self, level: int, mask: np.ndarray | None):
+        """The level's informative points, chosen and gathered on the backend's
+        device (only the mask goes up; nothing full-size comes down)."""
         B, cfg = self.B, self.config
+        xp = B.xp
         img = self.level_image(level)
         gx, gy = B.gradient(img)
-        img_h, gx_h, gy_h = (B.asnumpy(a) for a in (img, gx, gy))
-        score = gx_h.astype(np.float64) ** 2 + gy_h.astype(np.float64) ** 2
+        score = gx.astype(xp.float64) ** 2 + gy.astype(xp.float64) ** 2
         b = self.margin(level) + 1
         score[:b] = 0
         score[-b:] = 0
         score[:, :b] = 0
         score[:, -b:] = 0
         if mask is not None:
-            score[mask[: score.shape[0], : score.shape[1]]] = 0
+            score[B.asarray(np.ascontiguousarray(mask[: score.shape[0], : score.shape[1]]))] = 0
         count = cfg.points_fine if level == 0 else cfg.points_coarse
-        ys, xs = select_points(score, count, cfg.grid_cells)
+        ys, xs = B.select_points(score, count, cfg.grid_cells)
         f = float(2**level)
         _, _, sc = self.norm
-        pts = np.empty((5, ys.size), dtype=np.float32)
+        pts = xp.empty((5, ys.size), dtype=xp.float32)
         pts[S.PT_X] = f * (xs + 0.5) - 0.5
         pts[S.PT_Y] = f * (ys + 0.5) - 0.5
-        pts[S.PT_R] = img_h[ys, xs]
-        pts[S.PT_GX] = gx_h[ys, xs] * (sc / f)
-        pts[S.PT_GY] = gy_h[ys, xs] * (sc / f)
-        return B.asarray(pts)
+        pts[S.PT_R] = img[ys, xs]
+        pts[S.PT_GX] = gx[ys, xs] * (sc / f)
+        pts[S.PT_GY] = gy[ys, xs] * (sc / f)
+        return pts
 
     def margin(self, level: int) -> int:
         """Pixels at a level's border whose filtered values saw replicated edges

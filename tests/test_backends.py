@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import inspect
 import re
+import threading
+import types
 
+import numpy as np
 import pytest
 
 from superres_gpu.backends import BACKENDS, base, cupy_unavailable_reason, get_backend, is_device_oom
@@ -69,3 +72,83 @@ def test_device_out_of_memory_is_recognised_without_cupy():
     cufft = type("CuFFTError", (RuntimeError,), {"__module__": "cupy.cuda.cufft"})
     assert is_device_oom(OOM("out of memory")) and is_device_oom(cufft("CUFFT_ALLOC_FAILED"))
     assert not is_device_oom(MemoryError("host")) and not is_device_oom(cufft("CUFFT_INVALID_PLAN"))
+
+
+class _Event:
+    def __init__(self, log, stream):
+        self.done, self.stream = True, stream
+        log.append((stream, "record", self))
+
+    def synchronize(self):
+        pass
+
+
+class _Stream:
+    def __init__(self, name, log):
+        self.name, self.log = name, log
+
+    def record(self):
+        return _Event(self.log, self.name)
+
+    def wait_event(self, event):
+        self.log.append((self.name, "wait", event))
+
+    def synchronize(self):
+        pass
+
+
+class _DeviceArray:
+    def __init__(self, shape, dtype, log):
+        self.data, self.log = np.zeros(shape, dtype), log
+        self.shape, self.dtype = self.data.shape, self.data.dtype
+
+    def set(self, host, stream):
+        self.log.append((stream.name, "copy", self))
+        self.data[...] = host
+
+
+def _upload_backend():
+    log = []
+    fake = types.SimpleNamespace()
+    fake.ndarray = _DeviceArray
+    fake.empty = lambda shape, dtype: _DeviceArray(shape, dtype, log)
+    fake.cuda = types.SimpleNamespace(alloc_pinned_memory=lambda n: bytearray(n))
+    G = object.__new__(CupyBackend)
+    G.cp = fake
+    G.compute_stream, G.upload_stream = _Stream("compute", log), _Stream("upload", log)
+    G._pinned_lock = threading.Lock()
+    G._pinned_free, G._pinned_owner, G._ring, G._ring_next = [], {}, [], 0
+    return G, log
+
+
+def test_frame_uploads_overlap_compute_without_overwriting_a_buffer_in_use(rng):
+    """The upload ring's ordering, checked on the CPU with recording streams:
+    the compute stream waits for each frame's copy; a device buffer is refilled
+    only after the frame that used it was marked done; pinned buffers are
+    decoded into directly and reused only once their copy has finished."""
+    G, log = _upload_backend()
+    frames = [(rng.random((6, 5, 3)) * 255).astype(np.uint8) for _ in range(4)]
+    devs, done = [], []
+    for k, f in enumerate(frames):
+        host = G.host_frame(f.shape, f.dtype)
+        assert host.ctypes.data in G._pinned_owner  # pinned: decoded into directly
+        host[...] = f
+        dev = G.upload_frame(host)
+        np.testing.assert_array_equal(dev.data, f)
+        k_copy = max(j for j, e in enumerate(log) if e[1] == "copy")
+        assert log[k_copy + 1][:2] == ("upload", "record") and log[k_copy + 2] == ("compute", "wait", log[k_copy + 1][2])
+        if k >= 2:  # this buffer held frame k-2: the copy waited for that frame's frame_done
+            assert ("upload", "wait", done[k - 2]) in log[:k_copy]
+            assert dev is devs[k - 2]
+        G.frame_done(dev)
+        done.append([e for e in log if e[:2] == ("compute", "record")][-1][2])
+        devs.append(dev)
+    assert devs[0] is not devs[1]
+    # a pinned buffer whose copy has not finished is not handed out again
+    for _, _, event in G._pinned_free:
+        event.done = False
+    before = len(G._pinned_free)
+    G.host_frame((6, 5, 3), np.uint8)
+    assert len(G._pinned_free) == before
+    with pytest.raises(TypeError, match="uint8 or uint16"):
+        G.upload_frame(np.zeros((6, 5, 3), np.float32))

@@ -230,3 +230,43 @@ def test_kernel_sources_name_their_twins_and_kernels(family):
         base_name = name.split("<")[0]
         assert re.search(rf"__global__ void {base_name}\(", text), f"{name} is not a kernel in {family}.cu"
     assert '#include "common.cuh"' not in kernel_source(family)
+
+
+def test_a_compile_error_becomes_a_kernel_error(monkeypatch):
+    """cupy.RawModule compiles lazily: the factory compiles at once, inside the
+    try, so a compile error surfaces as KernelError naming the family."""
+    from superres_gpu import cuda_modules
+    from superres_gpu.errors import KernelError
+
+    class CompileException(Exception):
+        pass
+
+    class Device:
+        def __init__(self, i):
+            self.id = i
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    class RawModule:
+        def __init__(self, code, options, name_expressions):
+            assert "__global__" in code and options == cuda_modules.COMPILE_OPTIONS
+
+        def compile(self):
+            raise CompileException("error: identifier 'oops' is undefined")
+
+    fake = types.ModuleType("cupy")
+    fake.RawModule = RawModule
+    fake.cuda = types.SimpleNamespace(Device=Device, compiler=types.SimpleNamespace(CompileException=CompileException))
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    cuda_modules.get_module.cache_clear()
+    cuda_modules.get_kernel.cache_clear()
+    try:
+        with pytest.raises(KernelError, match="'pyramid' failed to compile.*oops"):
+            cuda_modules.get_kernel("pyramid", "gradient", 0)
+    finally:
+        cuda_modules.get_module.cache_clear()
+        cuda_modules.get_kernel.cache_clear()

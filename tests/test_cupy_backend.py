@@ -78,7 +78,10 @@ def test_downsample_gradient_blur(G, rng, shape):
     np.testing.assert_allclose(G.asnumpy(gy), ty, atol=atol, rtol=rtol)
     atol, rtol = tol("gpu_sepfilter")
     for taps in alignment_taps(1.5) + (bspline_prefilter_taps(),):
-        np.testing.assert_allclose(G.asnumpy(G.sepfilter(dev, taps)), NB.sepfilter(host, taps), atol=atol, rtol=rtol)
+        # outputs reach sum|taps|^2 (the B-spline inverse filter's taps sum to 1 in value but 3 in magnitude)
+        scale = float(np.abs(taps).sum()) ** 2
+        np.testing.assert_allclose(G.asnumpy(G.sepfilter(dev, taps)), NB.sepfilter(host, taps), atol=atol * scale,
+                                   rtol=rtol)
 
 
 @pytest.mark.parametrize("shape", [(96, 128), (75, 61)])
@@ -231,8 +234,14 @@ def test_pipeline_same_image_and_transforms_on_both_backends(tmp_path, medium_bu
         assert err < TOL["backend_parity_transform_px"][0], f"{fn['path']}: {err:.5f} px"
 
 
-def test_pinned_upload_roundtrip(G, rng):
-    big = (rng.random((1200, 1000, 3)) * 255).astype(np.uint8)  # > 1 MiB: pinned path
-    for _ in range(3):  # ring of staging buffers reused
-        dev = G.asarray(big)
-        np.testing.assert_array_equal(G.asnumpy(dev), big)
+def test_frame_upload_ring_roundtrip(G, rng):
+    frames = [(rng.random((1200, 1000, 3)) * 255).astype(np.uint8) for _ in range(4)]
+    for k, f in enumerate(frames):  # the ring of two device buffers and the pinned pool are reused
+        host = G.host_frame(f.shape, f.dtype) if k % 2 else f  # decoded into pinned memory, or a plain array
+        if k % 2:
+            host[...] = f
+        dev = G.upload_frame(host)
+        np.testing.assert_array_equal(G.asnumpy(dev), f)
+        G.frame_done(dev)
+    with pytest.raises(TypeError):
+        G.luma(G.asarray(np.zeros((8, 8), np.float64)))

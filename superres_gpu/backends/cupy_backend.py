@@ -2,16 +2,24 @@
 
 Every method launches the kernels of ``kernels/*.cu`` (through the memoized
 factory in :mod:`superres_gpu.cuda_modules`); FFTs go through ``cupy.fft`` (cuFFT).
-Nothing here copies data between host and device except ``asarray`` (upload)
-and ``asnumpy`` (download); the per-frame alignment state stays on the device,
-so aligning and merging a frame needs no synchronisation with the host.
+Nothing here copies data between host and device except ``asarray`` and
+``upload_frame`` (uploads) and ``asnumpy`` (download); the per-frame alignment
+state stays on the device, so aligning and merging a frame needs no
+synchronisation with the host.
 
-Uploads of large frames go through pinned staging buffers and are queued
-asynchronously, so the host goes on decoding the next frames while the device
-copies and computes.
+Streams: all kernels run on one non-blocking compute stream; frames are
+uploaded on a second stream.  Decode threads write each frame straight into
+a pinned host buffer (``host_frame``: the BGR->RGB conversion's destination);
+``upload_frame`` copies it into one of two device frame buffers on the upload
+stream, and the compute stream waits for that copy only, so frame k+1 uploads
+while frame k computes.  A device buffer is refilled only after the compute
+stream passed ``frame_done`` of the frame that last used it; a pinned buffer
+only after its copy has finished.
 """
 
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 
@@ -19,9 +27,9 @@ from ..cuda_modules import get_kernel
 from ..interp import lanczos4_table
 from ..pixels import full_scale
 from . import base as S
+from .numpy_backend import NOISE_SAMPLES
 from .launch import BLOCK_1D, BLOCK_2D, PEAK_THREADS, REDUCE_THREADS, grid_1d, grid_2d, reduce_blocks
 
-_PINNED_MIN_BYTES = 1 << 20
 
 
 class CupyBackend:
@@ -43,42 +51,82 @@ class CupyBackend:
         self._tab = cp.asarray(lanczos4_table())
         self._one = cp.ones((1, 1), dtype=cp.float32)  # stands in for an absent weight map / mask
         self._taps: dict[bytes, object] = {}
-        self._pinned: list = [None, None]  # (buffer, nbytes, event) ring
-        self._pin_next = 0
+        self.compute_stream = cp.cuda.Stream(non_blocking=True)
+        self.upload_stream = cp.cuda.Stream(non_blocking=True)
+        self.compute_stream.use()  # every launch below goes to the compute stream
+        self._pinned_lock = threading.Lock()
+        self._pinned_free: list = []  # [(array, memory, copy-done event or None)]
+        self._pinned_owner: dict[int, object] = {}  # data pointer of a handed-out buffer -> its memory
+        self._ring: list = []  # device frame buffers: [array, released event or None]
+        self._ring_next = 0
 
     # --- memory -------------------------------------------------------------
     def asarray(self, a, dtype=None):
         cp = self.cp
         if isinstance(a, cp.ndarray):
             return a if dtype is None else a.astype(dtype, copy=False)
-        a = np.asarray(a, dtype=dtype)
-        if a.nbytes >= _PINNED_MIN_BYTES:
-            return self._upload_pinned(np.ascontiguousarray(a))
-        return cp.asarray(a)
+        return cp.asarray(np.asarray(a, dtype=dtype))
 
-    def _upload_pinned(self, a: np.ndarray):
-        """Copy through a pinned staging buffer, asynchronously on the compute
-        stream: the host returns at once (to decode the next frames) and the
-        copy is ordered before this frame's kernels and after the previous
-        frame's, so device memory recycled by the pool is never overwritten
-        while still in use.  Two staging buffers alternate; a buffer is reused
-        only after the copy that last read it has completed."""
+    def host_frame(self, shape, dtype) -> np.ndarray:
+        """A pinned host buffer for one decoded frame (safe to call from decode
+        threads).  Buffers come back to the pool when their upload has been
+        queued, and are handed out again once that copy has finished."""
+        dtype = np.dtype(dtype)
+        nbytes = int(np.prod(shape)) * dtype.itemsize
+        with self._pinned_lock:
+            for k, (arr, mem, event) in enumerate(self._pinned_free):
+                if arr.nbytes == nbytes and (event is None or event.done):
+                    del self._pinned_free[k]
+                    break
+            else:
+                mem = None
+        if mem is None:
+            mem = self.cp.cuda.alloc_pinned_memory(nbytes)
+        arr = np.frombuffer(mem, dtype=dtype, count=int(np.prod(shape))).reshape(shape)
+        with self._pinned_lock:
+            self._pinned_owner[arr.ctypes.data] = mem
+        return arr
+
+    def upload_frame(self, host):
+        """The frame's device copy, queued on the upload stream; the compute
+        stream waits for it.  Valid until the frame after next is uploaded:
+        call ``frame_done`` once its last kernel is queued."""
         cp = self.cp
-        slot = self._pin_next
-        self._pin_next = (slot + 1) % len(self._pinned)
-        entry = self._pinned[slot]
-        if entry is not None and entry[2] is not None:
-            entry[2].synchronize()
-        if entry is None or entry[1] < a.nbytes:
-            entry = [cp.cuda.alloc_pinned_memory(a.nbytes), a.nbytes, None]
-        staging = np.frombuffer(entry[0], dtype=a.dtype, count=a.size).reshape(a.shape)
-        np.copyto(staging, a)
-        dev = cp.empty(a.shape, dtype=a.dtype)
-        stream = cp.cuda.get_current_stream()
-        dev.set(staging, stream=stream)
-        entry[2] = stream.record()
-        self._pinned[slot] = entry
-        return dev
+        if isinstance(host, cp.ndarray):
+            return host
+        host = np.ascontiguousarray(host)
+        if host.dtype not in (np.uint8, np.uint16):
+            raise TypeError(f"frames must be uint8 or uint16, not {host.dtype}")
+        with self._pinned_lock:
+            mem = self._pinned_owner.pop(host.ctypes.data, None)
+        if mem is None:  # not decoded into our pinned memory: stage it there
+            staging = self.host_frame(host.shape, host.dtype)
+            np.copyto(staging, host)
+            with self._pinned_lock:
+                mem = self._pinned_owner.pop(staging.ctypes.data)
+            host = staging
+        if not self._ring or self._ring[0][0].shape != host.shape or self._ring[0][0].dtype != host.dtype:
+            self.compute_stream.synchronize()  # a new frame size: the old buffers are no longer in use
+            self._ring = [[cp.empty(host.shape, dtype=host.dtype), None] for _ in range(2)]
+            self._ring_next = 0
+        slot = self._ring[self._ring_next]
+        self._ring_next = (self._ring_next + 1) % len(self._ring)
+        if slot[1] is not None:
+            self.upload_stream.wait_event(slot[1])  # the frame that used this buffer is done with it
+        slot[0].set(host, stream=self.upload_stream)
+        copied = self.upload_stream.record()
+        self.compute_stream.wait_event(copied)
+        with self._pinned_lock:
+            self._pinned_free.append((host, mem, copied))
+        return slot[0]
+
+    def frame_done(self, frame) -> None:
+        """Everything queued so far on the compute stream is the last use of
+        ``frame`` (from ``upload_frame``): its device buffer may be refilled
+        once the stream passes this point."""
+        for slot in self._ring:
+            if slot[0] is frame:
+                slot[1] = self.compute_stream.record()
 
     def asnumpy(self, a) -> np.ndarray:
         if isinstance(a, np.ndarray):
@@ -86,7 +134,7 @@ class CupyBackend:
         return self.cp.asnumpy(a)
 
     def synchronize(self) -> None:
-        self.cp.cuda.get_current_stream().synchronize()
+        self.compute_stream.synchronize()
 
     def peak_memory_mib(self) -> float | None:
         """Bytes held by CuPy's memory pool (it keeps what it once allocated)."""
@@ -97,7 +145,7 @@ class CupyBackend:
 
     # --- stage timing without host syncs ----------------------------------
     def mark(self):
-        return self.cp.cuda.get_current_stream().record()
+        return self.compute_stream.record()
 
     def elapsed(self, m0, m1) -> float:
         """Seconds between two marks (waits for the stream to pass m1)."""
@@ -114,6 +162,19 @@ class CupyBackend:
 
     def _contig(self, a):
         return a if a.flags.c_contiguous else self.cp.ascontiguousarray(a)
+
+    def _f32(self, a, what: str = "image"):
+        """A contiguous float32 device array; any other dtype would be misread by the kernels."""
+        if a.dtype != np.float32:
+            raise TypeError(f"{what} must be float32 on the device, not {a.dtype}")
+        return self._contig(a)
+
+    @staticmethod
+    def _state(st):
+        """The state vector itself (kernels update it in place: never a copy)."""
+        if st.dtype != np.float64 or st.size != S.STATE_LEN or not st.flags.c_contiguous:
+            raise TypeError(f"a state vector is {S.STATE_LEN} contiguous float64 values, not {st.dtype} {st.shape}")
+        return st
 
     @staticmethod
     def _type_name(dtype) -> str:
@@ -137,7 +198,7 @@ class CupyBackend:
 
     def downsample2(self, img):
         cp = self.cp
-        img = self._contig(img)
+        img = self._f32(img)
         h, w = img.shape
         out = cp.empty((h // 2, w // 2), dtype=cp.float32)
         self._kernel("pyramid", "downsample2")(
@@ -147,7 +208,7 @@ class CupyBackend:
 
     def sepfilter(self, img, taps):
         cp = self.cp
-        img = self._contig(img)
+        img = self._f32(img)
         host = np.ascontiguousarray(taps, dtype=np.float32)
         key = host.tobytes()
         taps = self._taps.get(key)
@@ -164,7 +225,7 @@ class CupyBackend:
 
     def gradient(self, img):
         cp = self.cp
-        img = self._contig(img)
+        img = self._f32(img)
         h, w = img.shape
         gx = cp.empty_like(img)
         gy = cp.empty_like(img)
@@ -174,7 +235,7 @@ class CupyBackend:
     # --- kernel 3: phase correlation -------------------------------------------------
     def _windowed(self, img, window):
         cp = self.cp
-        img, window = self._contig(img), self._contig(window)
+        img, window = self._f32(img), self._f32(window, "window")
         n = img.size
         c = cp.empty(img.shape, dtype=cp.complex64)
         self._kernel("phasecorr", "window_complex")(grid_1d(n), (BLOCK_1D,), (img, window, np.int64(n), c))
@@ -194,15 +255,15 @@ class CupyBackend:
         return cp.ascontiguousarray(cp.fft.ifft2(cross).real)
 
     def peak_to_state(self, surface, state, level: int) -> None:
-        surface = self._contig(surface)
+        surface = self._f32(surface, "surface")
         h, w = surface.shape
-        self._kernel("phasecorr", "peak_fit")((1,), (PEAK_THREADS,), (surface, np.int32(w), np.int32(h), np.int32(level), state))
+        self._kernel("phasecorr", "peak_fit")((1,), (PEAK_THREADS,), (surface, np.int32(w), np.int32(h), np.int32(level), self._state(state)))
 
     # --- kernel 4: refinement reductions and update ------------------------------
     def align_reduce(self, img, points, state, model_id: int, level: int, norm, margin: float = 0.0,
                      iteration: int = 0):
         cp = self.cp
-        img, points = self._contig(img), self._contig(points)
+        img, points = self._f32(img), self._f32(points, "points")
         h, w = img.shape
         n = points.shape[1]
         nb = reduce_blocks(n, self.sm_count)
@@ -211,7 +272,7 @@ class CupyBackend:
         self._kernel("align", "align_reduce_partial")(
             (nb,),
             (REDUCE_THREADS,),
-            (img, np.int32(w), np.int32(h), points, np.int64(n), state, np.int32(model_id), np.int32(level),
+            (img, np.int32(w), np.int32(h), points, np.int64(n), self._state(state), np.int32(model_id), np.int32(level),
              cx, cy, sc, np.float64(margin), np.int32(iteration), partial),
         )
         sums = cp.empty(S.SUMS_LEN, dtype=cp.float64)
@@ -222,13 +283,13 @@ class CupyBackend:
                      iteration: int = 0) -> None:
         cx, cy, sc = (np.float64(v) for v in norm)
         self._kernel("align", "align_update")(
-            (1,), (1,), (self._contig(sums), state, np.int32(model_id), cx, cy, sc, np.float64(damping),
+            (1,), (1,), (self._contig(sums), self._state(state), np.int32(model_id), cx, cy, sc, np.float64(damping),
                          np.float64(converged_px), np.int32(iteration))
         )
 
     def align_finalize(self, state, width: int, height: int, min_corr: float, min_overlap: float) -> None:
         self._kernel("align", "align_finalize")(
-            (1,), (1,), (state, np.int32(width), np.int32(height), np.float64(min_corr), np.float64(min_overlap))
+            (1,), (1,), (self._state(state), np.int32(width), np.int32(height), np.float64(min_corr), np.float64(min_overlap))
         )
 
     # --- kernel 1: fused resample-and-accumulate ---------------------------------
@@ -240,18 +301,20 @@ class CupyBackend:
         ho, wo = den.shape
         if num.shape != (ho, wo, c) or not (num.flags.c_contiguous and den.flags.c_contiguous):
             raise ValueError("num must be a contiguous (ho, wo, channels) float32 array matching den")
+        if num.dtype != np.float32 or den.dtype != np.float32:
+            raise TypeError(f"num and den must be float32, not {num.dtype} and {den.dtype}")
         a = np.float64(1.0 / scale)
         b = np.float64(0.5 / scale - 0.5)
         if weights is None:
             wmap, has = self._one, 0
         else:
-            wmap, has = self._contig(weights), 1
+            wmap, has = self._f32(weights, "weights"), 1
         wh, ww = wmap.shape
         k = self._kernel("resample", f"resample_accumulate<{self._type_name(frame.dtype)}, {c}>")
         k(
             grid_2d(wo, ho),
             BLOCK_2D,
-            (frame, np.int32(fw), np.int32(fh), state, self._tab, num, den, np.int32(wo), np.int32(ho), a, b,
+            (frame, np.int32(fw), np.int32(fh), self._state(state), self._tab, num, den, np.int32(wo), np.int32(ho), a, b,
              np.float32(max_value), wmap, np.int32(ww), np.int32(wh), np.int32(has),
              np.float64(1.0 / 2**weight_level)),
         )
@@ -259,30 +322,36 @@ class CupyBackend:
     # --- kernel 6: robust merge weights ----------------------------------------------
     def robust_residual(self, coef, ref_img, state, level: int, margin: float):
         cp = self.cp
-        coef, ref_img = self._contig(coef), self._contig(ref_img)
+        coef, ref_img = self._f32(coef), self._f32(ref_img)
         h, w = ref_img.shape
         ch, cw = coef.shape
         d2 = cp.empty((h, w), dtype=cp.float32)
         cov = cp.empty((h, w), dtype=cp.float32)
         self._kernel("robust", "robust_residual")(
             grid_2d(w, h), BLOCK_2D,
-            (coef, np.int32(cw), np.int32(ch), ref_img, np.int32(w), np.int32(h), state, np.int32(level),
+            (coef, np.int32(cw), np.int32(ch), ref_img, np.int32(w), np.int32(h), self._state(state), np.int32(level),
              np.float64(margin), d2, cov),
         )
         return d2, cov
 
+    def select_points(self, score, count: int, cells: int):
+        from ..reference import select_points
+
+        return select_points(score, count, cells, self.cp)
+
     def robust_noise_level(self, e, c, g, beta: float):
         cp = self.cp
         level = cp.where(c > 0.5, e / c - beta * g, cp.nan)
-        return cp.maximum(cp.nan_to_num(cp.nanmedian(level), nan=1.0), 1e-12)
+        step = max(1, level.size // NOISE_SAMPLES)  # the twin's subsample: a sort of ~65k values, not millions
+        return cp.maximum(cp.nan_to_num(cp.nanmedian(level.ravel()[::step]), nan=1.0), 1e-12)
 
     def robust_weight(self, e, c, g, scale2, beta: float, k1: float, k2: float, mask=None):
         cp = self.cp
-        e, c, g = self._contig(e), self._contig(c), self._contig(g)
+        e, c, g = self._f32(e), self._f32(c), self._f32(g)
         out = cp.empty(e.shape, dtype=cp.float32)
         n = e.size
         s2 = cp.asarray(scale2, dtype=cp.float32).reshape(1)
-        m = self._one if mask is None else self._contig(mask)
+        m = self._one if mask is None else self._f32(mask, "mask")
         self._kernel("robust", "robust_weight")(
             grid_1d(n), (BLOCK_1D,),
             (e, c, g, np.int64(n), s2, np.float64(beta), np.float64(k1), np.float64(k2), m,
@@ -297,6 +366,6 @@ class CupyBackend:
         out = cp.empty((ho, wo, c), dtype=cp.uint16)
         n = ho * wo
         self._kernel("normalize", f"normalize_u16<{c}>")(
-            grid_1d(n), (BLOCK_1D,), (self._contig(num), self._contig(den), np.int64(n), np.float32(value_scale), out)
+            grid_1d(n), (BLOCK_1D,), (self._f32(num, "num"), self._f32(den, "den"), np.int64(n), np.float32(value_scale), out)
         )
         return out[..., 0] if c == 1 else out

@@ -21,6 +21,7 @@ from ..pixels import full_scale
 from . import base as S
 
 _STRIP_PIXELS = 1 << 20  # output pixels per strip in resample_accumulate
+NOISE_SAMPLES = 1 << 16  # pixels the robust noise level's median is taken over (at most about)
 
 
 def model_jacobian(model_id: int, xn, yn, gxn, gyn) -> np.ndarray:
@@ -80,6 +81,17 @@ class NumpyBackend:
 
     def asnumpy(self, a) -> np.ndarray:
         return np.asarray(a)
+
+    def host_frame(self, shape, dtype) -> np.ndarray:
+        """A host buffer for one decoded frame (the GPU backend's is pinned memory)."""
+        return np.empty(shape, dtype=dtype)
+
+    def upload_frame(self, host):
+        """The frame as the kernels read it: on the CPU, the host array itself."""
+        return host
+
+    def frame_done(self, frame) -> None:
+        """The last use of ``frame`` is queued (the GPU backend recycles its buffer)."""
 
     def synchronize(self) -> None:
         pass
@@ -315,16 +327,28 @@ class NumpyBackend:
             cov[r0:r1][ok] = 1.0
         return d2, cov
 
+    def select_points(self, score, count: int, cells: int):
+        """(ys, xs) of the reference's informative points: up to ``count``
+        pixels of highest ``score`` per cell of a ``cells``-wide grid
+        (:func:`superres_gpu.reference.select_points`), in row-major order."""
+        from ..reference import select_points
+
+        return select_points(score, count, cells, np)
+
     def robust_noise_level(self, e, c, g, beta: float):
         """The burst-wide residual level the robust weights divide by: the
         median over covered pixels (``c`` > 0.5) of e / c - beta * g (local mean
         square residual less what edges explain), 1 when there is none, at
-        least 1e-12.  A 0-d array (a device scalar on the GPU: no host read)."""
+        least 1e-12.  The median is taken over every k-th pixel (row-major, k
+        = size // NOISE_SAMPLES, at least 1): the level is a smooth burst-wide
+        statistic, and this keeps the sort small on the GPU.  A 0-d array (a
+        device scalar on the GPU: no host read)."""
         with np.errstate(divide="ignore", invalid="ignore"):
             level = np.where(c > 0.5, e / c - beta * g, np.nan)
+        step = max(1, level.size // NOISE_SAMPLES)
         with warnings.catch_warnings():  # nothing covered: an all-NaN median, which counts as 1
             warnings.simplefilter("ignore", RuntimeWarning)
-            median = np.nanmedian(level)
+            median = np.nanmedian(level.ravel()[::step])
         return np.maximum(np.nan_to_num(median, nan=1.0), 1e-12)
 
     def robust_weight(self, e, c, g, scale2, beta: float, k1: float, k2: float, mask=None):
