@@ -7,6 +7,10 @@
     homography, a bilinear warp onto the first frame's grid (borders black)
     and a plain mean.  Two resamplings per frame, no sub-pixel refinement.
 
+``original-files``
+    The same method as the scripts ran it, through 16-bit TIFF files on disk
+    between the steps.
+
 ``ecc``
     OpenCV's ``findTransformECC`` (a chosen motion model) of each frame's luma
     to the reference's, then one Lanczos4 warp+upscale per frame and a mean
@@ -113,6 +117,48 @@ def original_pipeline(frames, scale: float = 2.0, progress=None) -> tuple[np.nda
     return out, transforms
 
 
+def original_pipeline_files(paths, workdir, scale: float = 2.0) -> np.ndarray:
+    """The original scripts' method as they ran it, through files: every frame
+    upscaled and written as a 16-bit TIFF, each TIFF read back, aligned to the
+    first with AKAZE + RANSAC and written again, then all read back and
+    averaged.  Same arithmetic as :func:`original_pipeline`."""
+    import tifffile
+    from pathlib import Path
+
+    cv2 = _cv2()
+    work = Path(workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    big = []
+    for i, p in enumerate(paths):  # jpg2largetif: 2x cubic to 16-bit TIFFs on disk
+        f = read_rgb(p)
+        h, w = f.shape[:2]
+        up = cv2.resize(f, output_size(w, h, scale), interpolation=cv2.INTER_CUBIC)
+        up16 = np.clip(up.astype(np.float32) * (65535.0 / full_scale(f.dtype)), 0, 65535).astype(np.uint16)
+        big.append(work / f"large_{i:04d}.tif")
+        tifffile.imwrite(big[-1], up16)
+    detector = akaze_create()
+    aligned = []
+    ref_kp = ref_desc = None
+    for i, q in enumerate(big):  # stack_align: features, homography to the first, bilinear warp
+        up16 = tifffile.imread(q)
+        grey = to_grey8(up16)
+        if i == 0:
+            ref_kp, ref_desc = detector.detectAndCompute(grey, None)
+            warped = up16
+        else:
+            H = akaze_homography(ref_kp, ref_desc, grey, detector)
+            oh, ow = up16.shape[:2]
+            warped = cv2.warpPerspective(up16, np.eye(3) if H is None else H, (ow, oh), flags=cv2.INTER_LINEAR,
+                                         borderMode=cv2.BORDER_CONSTANT)
+        aligned.append(work / f"al_{i:04d}.tif")
+        tifffile.imwrite(aligned[-1], warped)
+    acc = None
+    for q in aligned:  # stack_avg: the plain mean
+        img = tifffile.imread(q).astype(np.float64)
+        acc = img if acc is None else acc + img
+    return np.clip(np.rint(acc / len(aligned)), 0, 65535).astype(np.uint16)
+
+
 def ecc_transform(ref_luma: np.ndarray, luma: np.ndarray, model: str = "homography", iterations: int = 100, eps=1e-6):
     """findTransformECC frame -> reference (3x3), or None when it fails."""
     cv2 = _cv2()
@@ -179,7 +225,7 @@ def single_frame(frame: np.ndarray, scale: float = 2.0) -> np.ndarray:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m superres_gpu.bench.baselines", description=__doc__.split("\n\n")[0])
-    p.add_argument("method", choices=("original", "ecc", "single"))
+    p.add_argument("method", choices=("original", "original-files", "ecc", "single"))
     p.add_argument("frames", nargs="+")
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--scale", type=float, default=2.0)
@@ -187,8 +233,13 @@ def main(argv=None) -> int:
     import tifffile
 
     t = time.perf_counter()
-    frames = [read_rgb(f) for f in a.frames]
-    if a.method == "original":
+    frames = [read_rgb(f) for f in a.frames] if a.method != "original-files" else None
+    if a.method == "original-files":
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="original_scripts_") as tmp:
+            img = original_pipeline_files(a.frames, tmp, a.scale)
+    elif a.method == "original":
         img, _ = original_pipeline(frames, a.scale)
     elif a.method == "ecc":
         img, _ = ecc_pipeline(frames, a.scale)
