@@ -20,7 +20,7 @@ import numpy as np
 
 from .discover import SOFTWARE, SOFTWARE_KEY
 from .errors import OutputError
-from .metadata import capture_datetime, xmp_packet
+from .metadata import ascii_text, capture_datetime, xmp_packet
 
 
 class _DiscardOnError:
@@ -133,10 +133,13 @@ def write_tiff(
     if image.dtype != np.uint16 or image.ndim not in (2, 3):
         raise ValueError("write_tiff expects a (H, W) or (H, W, 3) uint16 array")
     extratags = []
-    if isinstance(exif.get("make"), str):
-        extratags.append((271, "s", 0, exif["make"], True))
-    if isinstance(exif.get("model"), str):
-        extratags.append((272, "s", 0, exif["model"], True))
+    # baseline TIFF text tags are 7-bit ASCII: other text is carried by the XMP packet alone
+    for tag, key in ((271, "make"), (272, "model")):
+        text = ascii_text(exif.get(key))
+        if text is not None:
+            extratags.append((tag, "s", 0, text, True))
+    if description is not None:
+        description = description.encode("ascii", "backslashreplace").decode("ascii")
     xmp = xmp_packet(exif, SOFTWARE)
     extratags.append((700, "B", len(xmp), xmp, True))
     try:
