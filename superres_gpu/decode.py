@@ -178,6 +178,10 @@ def read_mask(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarray:
     """
     path = Path(path)
     info = probe(path)
+    if (info.height, info.width) != tuple(shape):  # before decoding: the header may claim anything
+        raise InputError(
+            f"mask is {info.width}x{info.height} but the frames are {shape[1]}x{shape[0]}", str(path)
+        )
     cv2 = cv2_quiet()
     data = _read_bytes(path)
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
