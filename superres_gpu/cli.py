@@ -7,6 +7,7 @@ progress callbacks become rich progress bars, errors become one line.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 
@@ -22,6 +23,42 @@ STAGE_LABELS = {
     "render": "Rendering demo burst",
     "cull": "Scoring sharpness",
 }
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the program is so that it unwinds like Ctrl-C
+    (every temporary output removed)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+_STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n))
+
+
+def _on_stop_signal(signum, frame):
+    for s in _STOP_SIGNALS:  # a second signal must not interrupt the clean-up
+        signal.signal(s, signal.SIG_IGN)
+    raise Terminated(signum)
+
+
+class _StopSignals:
+    """Within the block, SIGTERM and SIGHUP behave like Ctrl-C (main thread only)."""
+
+    def __enter__(self):
+        import threading
+
+        self.old = {}
+        if threading.current_thread() is threading.main_thread():
+            for s in _STOP_SIGNALS:
+                self.old[s] = signal.signal(s, _on_stop_signal)
+        return self
+
+    def __exit__(self, *exc):
+        for s, h in self.old.items():
+            signal.signal(s, h)
+        return False
 
 
 class RichProgress:
@@ -106,7 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .backends import BACKENDS
     from .cull import DEFAULT_THRESHOLD
     from .geometry import MOTION_MODELS
-    from .options import COMPRESSIONS, MERGES, check_fraction, check_scale
+    from .options import COMPRESSIONS, MERGES, check_fraction, check_megapixels, check_scale
+    from .resources import DEFAULT_MAX_MEGAPIXELS
 
     p = argparse.ArgumentParser(
         prog="superres",
@@ -181,6 +219,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--report", metavar="PATH", help="write a JSON report of every frame")
     r.add_argument("--overwrite", action="store_true", help="replace an existing output/report")
     r.add_argument(
+        "--max-megapixels",
+        type=_argtype(check_megapixels),
+        default=DEFAULT_MAX_MEGAPIXELS,
+        metavar="MP",
+        help=f"refuse frames larger than this, before decoding them (default {DEFAULT_MAX_MEGAPIXELS:g})",
+    )
+    r.add_argument(
         "--compression", choices=COMPRESSIONS, default="none", help="TIFF compression (default: none)"
     )
     r.set_defaults(func=cmd_run)
@@ -206,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="rename flagged files to NAME.not_sharp_enough (superres run then skips them)",
     )
     c.add_argument("--plot", metavar="PATH.png", help="save the sharpness of every frame as a bar chart")
+    c.add_argument("--overwrite", action="store_true", help="replace an existing --plot file")
     c.set_defaults(func=cmd_cull)
 
     d = sub.add_parser(
@@ -219,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--frames", type=int, default=16, help="frames in the burst (default 16)")
     d.add_argument("--scale", type=_argtype(check_scale), default=2.0, help="output scale (default 2)")
     d.add_argument("--seed", type=int, default=7, help="random seed of the burst")
+    d.add_argument("--overwrite", action="store_true", help="replace the results of an earlier demo in DIR")
     d.set_defaults(func=cmd_demo)
 
     # `superres bench` is parsed by the benchmark suite itself (see main), so
@@ -244,10 +291,15 @@ def _dispatch(args, func) -> int:
     """Run a command; errors become one line (tracebacks only with --debug)."""
     out, err = _consoles(getattr(args, "quiet", False))
     try:
-        return func(args, out, err)
+        with _StopSignals():
+            return func(args, out, err)
     except SuperresError as e:
         err.print(f"superres: error: {e}", markup=False, highlight=False)
         return EXIT_ERROR
+    except Terminated as e:
+        name = signal.Signals(e.signum).name
+        err.print(f"superres: stopped by {name}; no output was written", markup=False)
+        return 128 + e.signum
     except KeyboardInterrupt:
         err.print("superres: interrupted; no output was written", markup=False)
         return EXIT_INTERRUPT
@@ -286,6 +338,7 @@ def cmd_run(args, out, err) -> int:
         cull_threshold=args.cull_threshold,
         weights_png=args.weights_png,
         sharpen=args.sharpen,
+        max_megapixels=args.max_megapixels,
     )
     t = time.perf_counter()
     with RichProgress(err, enabled=not args.quiet) as prog:
@@ -328,7 +381,8 @@ def cmd_cull(args, out, err) -> int:
     from .cull import cull_files, flag_cut_ratio
 
     with RichProgress(err, enabled=not args.quiet) as prog:
-        scores, renamed = cull_files(args.inputs, args.threshold, rename=args.rename, plot=args.plot, progress=prog)
+        scores, renamed = cull_files(args.inputs, args.threshold, rename=args.rename, plot=args.plot, progress=prog,
+                                     overwrite=args.overwrite)
     if not args.quiet:
         from rich.table import Table
 
@@ -357,6 +411,7 @@ def cmd_demo(args, out, err) -> int:
             scale=args.scale,
             seed=args.seed,
             backend=args.backend,
+            overwrite=args.overwrite,
             progress=prog,
             warn=_warn_to(err),
         )

@@ -41,7 +41,7 @@ import numpy as np
 
 from .decode import cv2_quiet, read_half_luma
 from .discover import SKIP_SUFFIX, FrameInfo, list_inputs, probe
-from .errors import InputError, OutputError
+from .errors import ConfigError, InputError, OutputError
 from .interp import gaussian_taps
 
 DEFAULT_THRESHOLD = 0.75
@@ -257,9 +257,11 @@ def select(scores: list[FrameScore], ref_idx: int, sharpest: bool, cull: bool, w
     return ref_idx, culled
 
 
-def cull_files(inputs, threshold: float, rename: bool = False, plot=None, threads: int = 4, progress=None):
+def cull_files(inputs, threshold: float, rename: bool = False, plot=None, threads: int = 4, progress=None,
+               overwrite: bool = False):
     """The ``superres cull`` command: score and flag a burst, optionally save the
-    bar chart to ``plot`` and rename the flagged files to NAME.not_sharp_enough.
+    bar chart to ``plot`` (an existing file only with ``overwrite``, never an
+    input) and rename the flagged files to NAME.not_sharp_enough.
 
     Returns (scores, {path: new path} of the renamed files).
     """
@@ -271,12 +273,15 @@ def cull_files(inputs, threshold: float, rename: bool = False, plot=None, thread
     if len(paths) < 2:
         where = ", ".join(str(p) for p in inputs)
         raise InputError("culling needs a burst of at least 2 frames", str(paths[0]) if paths else where)
-    plot_out = AtomicOutput(plot, overwrite=True, protect=paths) if plot else None
+    if plot and not str(plot).lower().endswith(".png"):
+        raise ConfigError(f"--plot {plot}: the chart is a PNG; give it a .png name")
+    folders = list({p.resolve().parent: None for p in paths})
+    plot_out = AtomicOutput(plot, overwrite=overwrite, protect=paths, protect_dirs=folders) if plot else None
     with plot_out if plot_out is not None else nullcontext():
         infos = [probe(p) for p in paths]
         scores = flag_blurred(score_burst(infos, threads, progress), threshold)
         if plot_out is not None:
-            plot_out.tmp.write_bytes(encode_png(score_plot(scores, threshold)))
+            plot_out.write_bytes(encode_png(score_plot(scores, threshold)))
             plot_out.commit()
     targets = {}
     if rename:

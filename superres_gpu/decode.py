@@ -55,12 +55,55 @@ def apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(ops[orientation](img))
 
 
-def check_jpeg_complete(data: bytes, path) -> None:
-    """Raise InputError when a JPEG's entropy-coded data ends before its end
-    marker (a truncated file: decoders would silently fill it with grey)."""
-    sos = data.find(b"\xff\xda")
-    if sos < 0 or data.find(b"\xff\xd9", sos) < 0:
-        raise InputError("truncated JPEG: the image data ends early", str(path))
+def _jpeg_problem(message: str) -> str:
+    """The user's words for a libjpeg error or warning."""
+    m = message.strip().rstrip(".")
+    low = m.lower()
+    if "premature end" in low:
+        return f"truncated JPEG: the image data ends early ({m})"
+    return f"corrupt JPEG data ({m})"
+
+
+def decode_jpeg(data: bytes, path, grey: bool, half: bool = False, out: np.ndarray | None = None) -> np.ndarray:
+    """Decode a JPEG strictly: libjpeg's warnings (corrupt entropy data,
+    premature end, extraneous bytes) are errors naming the file, where
+    decoders usually print a line and return a damaged picture.
+
+    Returns (H, W, 3) RGB or (H, W) grey uint8, before orientation; ``half``
+    decodes straight to half size in the DCT domain (each side rounded up).
+    CMYK/YCCK files are checked here, then converted by OpenCV (libjpeg-turbo
+    has no CMYK to RGB conversion).  ``out``: a uint8 array of the full-size
+    result's shape to decode into (returned itself when used).
+    """
+    import simplejpeg
+
+    try:
+        h, w, colorspace, _ = simplejpeg.decode_jpeg_header(data)
+        cmyk = colorspace in ("CMYK", "YCCK")
+        kw = {}
+        if half:
+            kw = dict(min_factor=2, min_height=(h + 1) // 2, min_width=(w + 1) // 2)
+        into = (out is not None and not cmyk and not half and out.dtype == np.uint8 and out.flags.c_contiguous
+                and out.shape == ((h, w) if grey else (h, w, 3)))
+        if into:
+            kw["buffer"] = out
+        target = "CMYK" if cmyk else ("GRAY" if grey else "RGB")
+        img = simplejpeg.decode_jpeg(data, colorspace=target, fastdct=False, fastupsample=False, strict=True, **kw)
+        if into:
+            return out
+    except ValueError as e:
+        raise InputError(_jpeg_problem(str(e)), str(path)) from None
+    if cmyk:
+        del img
+        cv2 = cv2_quiet()
+        flags = (cv2.IMREAD_REDUCED_GRAYSCALE_2 if half else cv2.IMREAD_GRAYSCALE) if grey else cv2.IMREAD_COLOR
+        if half and not grey:
+            flags = cv2.IMREAD_REDUCED_COLOR_2
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), flags | cv2.IMREAD_IGNORE_ORIENTATION)
+        if img is None:
+            raise InputError("corrupt JPEG: cannot decode", str(path))
+        return img if img.ndim == 2 else np.ascontiguousarray(img[..., ::-1])
+    return img[..., 0] if img.shape[2] == 1 else img
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -80,18 +123,20 @@ def read_frame(info: FrameInfo | str | os.PathLike, alloc=None) -> np.ndarray:
     if not isinstance(info, FrameInfo):
         info = probe(info)
     path = info.path
-    data = _read_bytes(path)
     if info.format == "tiff":
         img = _decode_tiff(path)
+    elif info.format == "jpeg":
+        direct = alloc is not None and info.orientation in (1, None)
+        out = alloc(info.shape, info.dtype) if direct else None
+        img = decode_jpeg(_read_bytes(path), path, grey=info.channels == 1, out=out)
+        if out is not None and img is out:
+            return out  # decoded straight into the given buffer
     else:
-        if info.format == "jpeg":
-            check_jpeg_complete(data, path)
         cv2 = cv2_quiet()
         flags = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR | cv2.IMREAD_IGNORE_ORIENTATION
-        img = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+        img = cv2.imdecode(np.frombuffer(_read_bytes(path), np.uint8), flags)
         if img is None:
-            kind = "JPEG" if info.format == "jpeg" else "PNG"
-            raise InputError(f"corrupt or truncated {kind}: cannot decode", str(path))
+            raise InputError("corrupt or truncated PNG: cannot decode", str(path))
         if img.ndim == 3 and img.shape[2] < 3:
             img = img[..., 0]
         elif img.ndim == 3:  # BGR(A) -> RGB: cvtColor is several times faster than a reversed-stride copy
@@ -141,13 +186,7 @@ def read_half_luma(info: FrameInfo) -> np.ndarray:
     halved with the alignment pyramid's filter.
     """
     if info.format == "jpeg":
-        cv2 = cv2_quiet()
-        data = _read_bytes(info.path)
-        check_jpeg_complete(data, info.path)
-        flags = cv2.IMREAD_REDUCED_GRAYSCALE_2 | cv2.IMREAD_IGNORE_ORIENTATION
-        half = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
-        if half is None:
-            raise InputError("corrupt or truncated JPEG: cannot decode", str(info.path))
+        half = decode_jpeg(_read_bytes(info.path), info.path, grey=True, half=True)
         return apply_orientation(half, info.orientation).astype(np.float32) / 255.0
     from .backends import get_backend
 
@@ -166,6 +205,10 @@ def read_mask(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarray:
     """
     path = Path(path)
     info = probe(path)
+    if (info.height, info.width) != tuple(shape):  # before decoding: the header may claim anything
+        raise InputError(
+            f"mask is {info.width}x{info.height} but the frames are {shape[1]}x{shape[0]}", str(path)
+        )
     cv2 = cv2_quiet()
     data = _read_bytes(path)
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)

@@ -10,11 +10,14 @@ against the known truth.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 
+from .errors import ConfigError, OutputError
 from .metrics import psnr
+from .options import check_scale
 from .output import write_png, write_text
 from .pipeline import PipelineConfig, run
 from .pixels import full_scale
@@ -76,12 +79,68 @@ def comparison_image(truth: np.ndarray, single: np.ndarray, merged: np.ndarray, 
     return np.vstack(rows)
 
 
-def run_demo(out_dir, frames: int = 16, scale: float = 2.0, seed: int = 7, backend: str = "auto", progress=None, warn=None) -> dict:
-    """Render, merge, compare; return the figures (also written as demo.json)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+DEMO_FILES = ("result.tif", "report.json", "comparison.png", "demo.json")
+
+
+def _demo_folder(out: Path, overwrite: bool) -> Path:
+    """Check and make the demo's folder; return its ``burst`` subfolder.
+
+    The folder may be new or empty, or hold an earlier demo's results, which
+    are replaced only with ``overwrite``; a ``burst`` subfolder must be new,
+    empty or hold only an earlier demo's frames (``frame_NNN.jpg``), so no
+    file of the user's is ever removed.
+    """
+    if out.exists() and not out.is_dir():
+        raise OutputError("exists and is not a folder; --out names the demo's folder", str(out))
     burst_dir = out / "burst"
-    burst_dir.mkdir(exist_ok=True)
+    if burst_dir.exists() and not burst_dir.is_dir():
+        raise OutputError("exists and is not a folder", str(burst_dir))
+    if burst_dir.is_dir():
+        for p in burst_dir.iterdir():
+            if not re.fullmatch(r"frame_\d{3,}\.(jpg|png)", p.name) or not p.is_file():
+                raise OutputError(f"holds {p.name}, which an earlier demo did not write; give another --out",
+                                  str(burst_dir))
+        if any(burst_dir.iterdir()) and not overwrite:
+            raise OutputError("holds an earlier demo's burst (use --overwrite to replace it)", str(burst_dir))
+    for name in DEMO_FILES:
+        if (out / name).exists() and not overwrite:
+            raise OutputError("already exists (use --overwrite to replace it)", str(out / name))
+    try:
+        burst_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot create the folder ({e.strerror})", str(burst_dir)) from None
+    return burst_dir
+
+
+def run_demo(out_dir, frames: int = 16, scale: float = 2.0, seed: int = 7, backend: str = "auto", progress=None,
+             warn=None, overwrite: bool = False) -> dict:
+    """Render, merge, compare; return the figures (also written as demo.json).
+
+    Nothing is left in ``out_dir`` when the demo fails.
+    """
+    if isinstance(frames, bool) or not isinstance(frames, int) or frames < 2:
+        raise ConfigError(f"--frames must be a whole number of at least 2 (got {frames})")
+    check_scale(scale)
+    out = Path(out_dir)
+    existed = out.is_dir()
+    burst_dir = _demo_folder(out, overwrite)
+    try:
+        return _run_demo(out, burst_dir, frames, scale, seed, backend, progress, warn)
+    except BaseException:
+        # an earlier demo's files were already checked to be the demo's own
+        for p in burst_dir.glob("frame_*"):
+            p.unlink(missing_ok=True)
+        for name in DEMO_FILES:
+            (out / name).unlink(missing_ok=True)
+        for d in (burst_dir, out) if not existed else (burst_dir,):
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+        raise
+
+
+def _run_demo(out: Path, burst_dir: Path, frames, scale, seed, backend, progress, warn) -> dict:
     for old in burst_dir.glob("frame_*"):
         old.unlink()
     if progress:

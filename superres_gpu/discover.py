@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import stat
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from . import __version__
 from .errors import InputError
 from .metadata import PNG_SIGNATURE, jpeg_exif_block, jpeg_segments, parse_tiff_exif, png_exif_block, png_text
 from .pixels import full_scale
+from .resources import DEFAULT_MAX_MEGAPIXELS, check_frame_pixels
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".tif", ".tiff"}
 SKIP_SUFFIX = ".not_sharp_enough"
@@ -100,6 +102,8 @@ def list_inputs(inputs: list[str | os.PathLike]) -> list[Path]:
                     seen.add(_key(q))
                     frames.append(q)
         else:
+            if not p.is_file():  # a FIFO or device would block or never end
+                raise InputError("is not a regular file", str(p))
             if p.name.endswith(SKIP_SUFFIX):
                 raise InputError(f"file is marked '{SKIP_SUFFIX}'; rename it to use it", str(p))
             if _key(p) not in seen:
@@ -157,6 +161,11 @@ def resolve_frames(inputs: list, reference: str | None) -> tuple[list[Path], int
 
 def check_burst(infos: list[FrameInfo], ref: FrameInfo) -> None:
     """All frames must match the reference's size, channels and bit depth."""
+    if min(ref.width, ref.height) < MIN_SIDE:
+        raise InputError(
+            f"frame is {ref.width}x{ref.height}; frames smaller than {MIN_SIDE}x{MIN_SIDE} cannot be aligned",
+            str(ref.path),
+        )
     for info in infos:
         if (info.width, info.height) != (ref.width, ref.height):
             raise InputError(
@@ -180,9 +189,29 @@ def _orient_size(w: int, h: int, orientation: int) -> tuple[int, int]:
     return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
 
 
-def probe(path: str | os.PathLike) -> FrameInfo:
-    """Read a frame's header without decoding pixels; raise InputError if bad."""
-    path = Path(path)
+MIN_SIDE = 8  # smaller frames cannot be aligned (the pyramid and phase correlation need room)
+
+
+def probe(path: str | os.PathLike, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> FrameInfo:
+    """Read a frame's header without decoding pixels; raise InputError if bad.
+
+    A frame whose header claims more than ``max_megapixels`` is refused here,
+    before any decoder allocates it.
+    """
+    info = _probe(Path(path))
+    check_frame_pixels(info.path, info.width, info.height, max_megapixels)
+    return info
+
+
+def _probe(path: Path) -> FrameInfo:
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise InputError(f"cannot read file ({e.strerror})", str(path)) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise InputError("is a folder, not an image", str(path))
+    if not stat.S_ISREG(st.st_mode):  # opening a FIFO would block forever
+        raise InputError("is not a regular file", str(path))
     try:
         with open(path, "rb") as fh:
             head = fh.read(_PROBE_BYTES)

@@ -65,8 +65,8 @@ def _read_value(data, lay: _Layout, ftype: int, count: int, voff: int):
         raw = data[ptr : ptr + raw_len]
     if len(raw) < raw_len:
         return None
-    if ftype == 2:  # ASCII: kept as text; bytes that are not ASCII become U+FFFD
-        return bytes(raw).split(b"\x00", 1)[0].decode("ascii", "replace").strip() or None
+    if ftype == 2:  # ASCII, though many cameras write UTF-8; bytes that are neither become U+FFFD
+        return bytes(raw).split(b"\x00", 1)[0].decode("utf-8", "replace").strip() or None
     if ftype in (1, 7):
         return raw[0] if count == 1 else bytes(raw)
     codes = {3: "H", 4: "I", 9: "i", 13: "I", 16: "Q", 17: "q", 18: "Q"}
@@ -228,39 +228,64 @@ def capture_datetime(exif: dict) -> datetime | None:
         return None
 
 
+def _xmp_number(v) -> str | None:
+    """A rational or number as XMP text, or None when the tag holds something else."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, Fraction):
+        return f"{v.numerator}/{v.denominator}" if v.denominator else None
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float) and v == v and abs(v) != float("inf"):
+        return repr(v)
+    return None
+
+
+def _xml_text(v) -> str | None:
+    """A text tag made safe for an XML attribute, or None (not text, or empty)."""
+    if not isinstance(v, str):
+        return None
+    # XML 1.0 forbids most control characters; U+FFFD stands for bytes that were not text
+    v = "".join(c for c in v if c >= " " or c in "\t\n\r").strip()
+    if not v:
+        return None
+    return v.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
+def ascii_text(v) -> str | None:
+    """``v`` when it is printable 7-bit ASCII text (what a baseline TIFF ASCII tag
+    may hold), else None: such a tag is left out rather than mangled."""
+    if isinstance(v, str) and v and v.isascii() and v.isprintable():
+        return v
+    return None
+
+
 def xmp_packet(exif: dict, creator: str) -> bytes:
     """An XMP packet with the capture metadata (make, model, date, exposure time,
-    f-number, focal length, ISO) and ``creator`` as the creator tool."""
+    f-number, focal length, ISO) and ``creator`` as the creator tool.
 
-    def frac(v):
-        if isinstance(v, Fraction):
-            return f"{v.numerator}/{v.denominator}"
-        return str(v)
-
-    def xml_escape(s: str) -> str:
-        return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
-
+    XMP is UTF-8, so text tags keep any characters; a tag whose value is not
+    of its expected kind (an ISO stored as text, a rational with a zero
+    denominator) is left out.
+    """
     attrs = []
-    if "make" in exif:
-        attrs.append(f'tiff:Make="{xml_escape(str(exif["make"]))}"')
-    if "model" in exif:
-        attrs.append(f'tiff:Model="{xml_escape(str(exif["model"]))}"')
+    for key, name in (("make", "tiff:Make"), ("model", "tiff:Model")):
+        text = _xml_text(exif.get(key))
+        if text is not None:
+            attrs.append(f'{name}="{text}"')
     when = capture_datetime(exif)
     if when is not None:
         attrs.append(f'exif:DateTimeOriginal="{when.isoformat()}"')
-    if "exposure_time" in exif:
-        attrs.append(f'exif:ExposureTime="{frac(exif["exposure_time"])}"')
-    if "f_number" in exif:
-        attrs.append(f'exif:FNumber="{frac(exif["f_number"])}"')
-    if "focal_length" in exif:
-        attrs.append(f'exif:FocalLength="{frac(exif["focal_length"])}"')
+    for key, name in (("exposure_time", "exif:ExposureTime"), ("f_number", "exif:FNumber"),
+                      ("focal_length", "exif:FocalLength")):
+        num = _xmp_number(exif.get(key))
+        if num is not None:
+            attrs.append(f'{name}="{num}"')
     iso_body = ""
-    if "iso" in exif:
-        iso_body = (
-            f"<exif:ISOSpeedRatings><rdf:Seq><rdf:li>{int(exif['iso'])}</rdf:li>"
-            "</rdf:Seq></exif:ISOSpeedRatings>"
-        )
-    attrs.append(f'xmp:CreatorTool="{xml_escape(creator)}"')
+    iso = exif.get("iso")
+    if isinstance(iso, int) and not isinstance(iso, bool) and iso > 0:
+        iso_body = f"<exif:ISOSpeedRatings><rdf:Seq><rdf:li>{iso}</rdf:li></rdf:Seq></exif:ISOSpeedRatings>"
+    attrs.append(f'xmp:CreatorTool="{_xml_text(creator)}"')
     body = (
         '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>'
         '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '

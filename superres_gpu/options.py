@@ -14,10 +14,12 @@ from .align import DEFAULT_MODEL, AlignConfig
 from .cull import DEFAULT_THRESHOLD
 from .errors import ConfigError
 from .geometry import MOTION_MODELS
+from .resources import DEFAULT_MAX_MEGAPIXELS
 
 MIN_SCALE, MAX_SCALE = 1.0, 4.0
 COMPRESSIONS = ("none", "deflate", "lzw", "zstd")
 MERGES = ("robust", "mean")
+TIFF_SUFFIXES = (".tif", ".tiff")
 
 
 def check_scale(value, option: str = "--scale") -> float:
@@ -39,6 +41,17 @@ def check_fraction(value, option: str) -> float:
         raise ConfigError(f"{option} must be a number (got {value!r})") from None
     if not (0.0 < v < 1.0):
         raise ConfigError(f"{option} must be between 0 and 1 (got {value})")
+    return v
+
+
+def check_megapixels(value, option: str = "--max-megapixels") -> float:
+    """A positive frame-size limit in megapixels."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{option} must be a number (got {value!r})") from None
+    if not (v > 0 and v < float("inf")):
+        raise ConfigError(f"{option} must be a positive number (got {value})")
     return v
 
 
@@ -66,6 +79,7 @@ class PipelineConfig:
     cull: bool = True  # leave out frames blurred relative to the rest of the burst
     cull_threshold: float = DEFAULT_THRESHOLD
     weights_png: str | None = None  # picture of where frames were left out
+    max_megapixels: float = DEFAULT_MAX_MEGAPIXELS  # largest frame accepted, checked before any decode
     sharpen: bool = True  # undo the blur of the merge's own resampling (Wiener, from the frame count)
     decode_threads: int = field(default_factory=lambda: max(2, min(16, os.cpu_count() or 2)))
     prefetch: int = 0  # frames decoded ahead of the one being processed; 0: decode_threads + 1
@@ -81,6 +95,11 @@ class PipelineConfig:
             raise ConfigError("no input given: name a folder of frames or the frame files")
         check_choice(self.merge, MERGES, "merge")
         check_fraction(self.cull_threshold, "the cull threshold")
+        self.max_megapixels = check_megapixels(self.max_megapixels)
+        if not str(self.output).lower().endswith(TIFF_SUFFIXES):
+            raise ConfigError(f"-o {self.output}: the output is a 16-bit TIFF; give it a .tif or .tiff name")
+        if self.weights_png and not str(self.weights_png).lower().endswith(".png"):
+            raise ConfigError(f"--weights-png {self.weights_png}: the picture is a PNG; give it a .png name")
         self.align.model = self.motion
         self.align.validate()
         if self.prefetch <= 0:

@@ -20,7 +20,7 @@ import numpy as np
 
 from .discover import SOFTWARE, SOFTWARE_KEY
 from .errors import OutputError
-from .metadata import capture_datetime, xmp_packet
+from .metadata import ascii_text, capture_datetime, xmp_packet
 
 
 class _DiscardOnError:
@@ -35,6 +35,29 @@ class _DiscardOnError:
         return False
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _is_own_report(path: Path) -> bool:
+    """True for a JSON report this tool wrote (its "tool" field names it)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    return head.lstrip().startswith(b"{") and b'"tool": "superres_gpu' in head
+
+
+def _replaceable(path: Path) -> bool:
+    """May an existing file in a burst folder be replaced?  Only what this tool wrote."""
+    from .discover import is_own_output
+
+    return is_own_output(path) or _is_own_report(path)
+
+
 class AtomicOutput(_DiscardOnError):
     """An output path written through a temporary file in the same folder.
 
@@ -42,31 +65,69 @@ class AtomicOutput(_DiscardOnError):
     the folder is writable.  ``commit()`` renames it over the final path;
     ``discard()`` (also on any exception inside a ``with`` block) removes it,
     so no partial output is ever left behind.
+
+    ``protect`` lists inputs that are never replaced, even with
+    ``overwrite``; ``protect_dirs`` lists the burst's folders, where only a
+    file this tool wrote may be replaced.  The temporary name does not grow
+    with the output's name, so any name the file system takes is accepted;
+    the final file's mode follows the umask.
     """
 
-    def __init__(self, path: str | os.PathLike, overwrite: bool = False, protect: list[Path] = ()):
+    def __init__(self, path: str | os.PathLike, overwrite: bool = False, protect: list[Path] = (),
+                 protect_dirs: list[Path] = ()):
         self.path = Path(path)
         if self.path.is_dir():
             raise OutputError("is a folder; give a file name", str(self.path))
-        if self.path.exists():
+        if self.path.exists() or self.path.is_symlink():
             for p in protect:
                 try:
                     if self.path.samefile(p):
-                        raise OutputError("would overwrite an input frame", str(self.path))
+                        raise OutputError("would overwrite an input", str(self.path))
                 except FileNotFoundError:
                     pass
             if not overwrite:
                 raise OutputError("already exists (use --overwrite to replace it)", str(self.path))
+            if not self.path.is_file():
+                raise OutputError("exists and is not a regular file; it is not replaced", str(self.path))
+            folder = self.path.resolve().parent
+            for d in protect_dirs:
+                try:
+                    inside = folder.samefile(d)
+                except OSError:
+                    inside = False
+                if inside and not _replaceable(self.path):
+                    raise OutputError(
+                        "is in the burst's folder and was not written by superres; it is never replaced",
+                        str(self.path),
+                    )
         parent = self.path.parent if str(self.path.parent) else Path(".")
         if not parent.is_dir():
             raise OutputError("folder does not exist", str(parent))
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".partial", dir=parent)
+            fd, tmp = tempfile.mkstemp(prefix=".superres-", suffix=".partial", dir=parent)
         except OSError as e:
             raise OutputError(f"cannot write here ({e.strerror})", str(self.path)) from None
+        try:
+            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; outputs follow the umask
+        except OSError:
+            pass
         os.close(fd)
         self.tmp = Path(tmp)
-        self.done = False
+        self.done = self.committed = False
+
+    def write_bytes(self, data: bytes) -> None:
+        """Fill the temporary file (flushed to disk, so a full disk shows here, naming the output)."""
+        try:
+            with _open_tmp(self.tmp) as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as e:
+            self.discard()
+            raise OutputError(f"cannot write ({e.strerror or e})", str(self.path)) from None
+
+    def write_text(self, text: str) -> None:
+        self.write_bytes(text.encode("utf-8"))
 
     def commit(self) -> Path:
         try:
@@ -74,7 +135,7 @@ class AtomicOutput(_DiscardOnError):
         except OSError as e:
             self.discard()
             raise OutputError(f"cannot write ({e.strerror})", str(self.path)) from None
-        self.done = True
+        self.done = self.committed = True
         return self.path
 
     def discard(self) -> None:
@@ -86,29 +147,71 @@ class AtomicOutput(_DiscardOnError):
             self.done = True
 
 
+def _open_tmp(path: Path):
+    return open(path, "wb")
+
+
 class OutputSet(_DiscardOnError):
     """All outputs of one run: claimed up front, committed or discarded together.
 
     Use as a context manager: an exception inside discards every claimed
-    output that was not committed.
+    output that was not committed.  ``commit`` is all or nothing: a file
+    that an output replaces is set aside first and put back if a later
+    output cannot be committed.
     """
 
-    def __init__(self, overwrite: bool = False, protect: list[Path] = ()):
+    def __init__(self, overwrite: bool = False, protect: list[Path] = (), protect_dirs: list[Path] = ()):
         self.overwrite = overwrite
         self.protect = list(protect)
+        self.protect_dirs = list(protect_dirs)
         self.items: list[AtomicOutput] = []
 
-    def claim(self, path) -> AtomicOutput | None:
-        """Claim ``path`` (None: nothing to claim, returns None)."""
+    def claim(self, path, option: str = "") -> AtomicOutput | None:
+        """Claim ``path`` (None: nothing to claim, returns None); ``option``
+        names it in the error when two outputs are the same file."""
         if not path:
             return None
-        out = AtomicOutput(path, overwrite=self.overwrite, protect=self.protect)
+        target = Path(path).absolute()
+        for other in self.items:
+            if os.path.normpath(other.path.absolute()) == os.path.normpath(target) or (
+                target.exists() and other.path.exists() and target.samefile(other.path)
+            ):
+                what = f"{option} " if option else ""
+                raise OutputError(f"{what}names a file that is already another output of this run", str(path))
+        out = AtomicOutput(path, overwrite=self.overwrite, protect=self.protect, protect_dirs=self.protect_dirs)
         self.items.append(out)
         return out
 
     def commit(self) -> None:
-        for out in self.items:
-            out.commit()
+        done: list[tuple[AtomicOutput, Path | None]] = []
+        try:
+            for out in self.items:
+                backup = None
+                if out.path.exists():
+                    backup = out.tmp.with_name(out.tmp.name[: -len(".partial")] + ".old.partial")
+                    os.replace(out.path, backup)
+                done.append((out, backup))
+                out.commit()
+        except BaseException:
+            for out, backup in reversed(done):
+                if out.committed:
+                    try:
+                        out.path.unlink()
+                    except OSError:
+                        pass
+                if backup is not None:
+                    try:
+                        os.replace(backup, out.path)
+                    except OSError:
+                        pass
+            self.discard()
+            raise
+        for _, backup in done:
+            if backup is not None:
+                try:
+                    backup.unlink()
+                except OSError:
+                    pass
 
     def discard(self) -> None:
         for out in self.items:
@@ -133,10 +236,13 @@ def write_tiff(
     if image.dtype != np.uint16 or image.ndim not in (2, 3):
         raise ValueError("write_tiff expects a (H, W) or (H, W, 3) uint16 array")
     extratags = []
-    if isinstance(exif.get("make"), str):
-        extratags.append((271, "s", 0, exif["make"], True))
-    if isinstance(exif.get("model"), str):
-        extratags.append((272, "s", 0, exif["model"], True))
+    # baseline TIFF text tags are 7-bit ASCII: other text is carried by the XMP packet alone
+    for tag, key in ((271, "make"), (272, "model")):
+        text = ascii_text(exif.get(key))
+        if text is not None:
+            extratags.append((tag, "s", 0, text, True))
+    if description is not None:
+        description = description.encode("ascii", "backslashreplace").decode("ascii")
     xmp = xmp_packet(exif, SOFTWARE)
     extratags.append((700, "B", len(xmp), xmp, True))
     try:
@@ -151,6 +257,8 @@ def write_tiff(
             compression=compression,
             extratags=extratags,
         )
+        with open(out.tmp, "rb+") as fh:  # a full disk shows now, not after the rename
+            os.fsync(fh.fileno())
     except OSError as e:
         out.discard()
         raise OutputError(f"cannot write ({e.strerror or e})", str(out.path)) from None
@@ -181,7 +289,7 @@ def write_png(path: str | os.PathLike, image: np.ndarray, overwrite: bool = True
     data = encode_png(image)
     out = AtomicOutput(path, overwrite=overwrite)
     with out:
-        out.tmp.write_bytes(data)
+        out.write_bytes(data)
     return out.commit()
 
 
@@ -189,5 +297,5 @@ def write_text(path: str | os.PathLike, text: str, overwrite: bool = True) -> Pa
     """Write a text file (the JSON report) atomically."""
     out = AtomicOutput(path, overwrite=overwrite)
     with out:
-        out.tmp.write_text(text, encoding="utf-8")
+        out.write_text(text)
     return out.commit()

@@ -41,6 +41,7 @@ from .options import PipelineConfig
 from .output import OutputSet, encode_png, write_tiff
 from .reference import Reference
 from .report import FrameRecord, build_report
+from .resources import check_run_memory, run_memory
 from .restore import sharpen
 from .robust import RobustWeights
 from .state import FrameState
@@ -82,10 +83,14 @@ def run(cfg: PipelineConfig, progress=None, warn=None) -> RunResult:
     clock = Timings()
     with clock.stage("probe"):
         records, ref_idx = open_burst(cfg, progress)
-    with OutputSet(cfg.overwrite, protect=[r.path for r in records]) as outputs:
-        out_tif = outputs.claim(cfg.output)
-        out_report = outputs.claim(cfg.report)
-        out_weights = outputs.claim(cfg.weights_png)
+    protect = [r.path for r in records]
+    if cfg.mask not in (None, "none", ""):
+        protect.append(Path(cfg.mask))
+    folders = list({r.path.resolve().parent: None for r in records})
+    with OutputSet(cfg.overwrite, protect=protect, protect_dirs=folders) as outputs:
+        out_tif = outputs.claim(cfg.output, "-o")
+        out_report = outputs.claim(cfg.report, "--report")
+        out_weights = outputs.claim(cfg.weights_png, "--weights-png")
         if cfg.cull or cfg.reference == "sharpest":
             with clock.stage("cull"):
                 ref_idx = cull_burst(cfg, records, ref_idx, progress, warn)
@@ -106,12 +111,12 @@ def run(cfg: PipelineConfig, progress=None, warn=None) -> RunResult:
                 compression=None if cfg.compression == "none" else cfg.compression,
             )
             if out_weights is not None:
-                out_weights.tmp.write_bytes(encode_png(merged.weights_picture))
+                out_weights.write_bytes(encode_png(merged.weights_picture))
             progress("write", 1, 1)
         clock.add("total", clock.total())
         report = build_report(cfg, records, ref_idx, mask_path, merged.backend, clock.seconds, merged.peak_gpu_mib)
         if out_report is not None:
-            out_report.tmp.write_text(json.dumps(report, indent=1), encoding="utf-8")
+            out_report.write_text(json.dumps(report, indent=1))
         outputs.commit()
     return RunResult(Path(cfg.output), report, merged.image.shape)
 
@@ -123,9 +128,12 @@ def open_burst(cfg: PipelineConfig, progress) -> tuple[list[FrameRecord], int]:
         raise InputError("only one frame found; a burst needs at least 2 frames of the same scene", str(paths[0]))
     records = []
     for k, p in enumerate(paths):
-        records.append(FrameRecord(p, probe(p)))
+        records.append(FrameRecord(p, probe(p, cfg.max_megapixels)))
         progress("check", k + 1, len(paths))
-    check_burst([r.info for r in records], records[ref_idx].info)
+    ref = records[ref_idx].info
+    check_burst([r.info for r in records], ref)
+    need = run_memory(ref.width, ref.height, ref.channels, ref.dtype.itemsize, cfg.scale, cfg.prefetch + 2)
+    check_run_memory(ref.path, need)
     return records, ref_idx
 
 

@@ -22,7 +22,10 @@ def tiff_exif(make="TestCam", model="Model 1", orientation=1, exposure=(1, 99), 
     entries0.append((0x0112, 3, 1, struct.pack("<H", orientation)))
     sub.append((0x829A, 5, 1, struct.pack("<II", *exposure)))
     sub.append((0x829D, 5, 1, struct.pack("<II", *fnumber)))
-    sub.append((0x8827, 3, 1, struct.pack("<H", iso)))
+    if isinstance(iso, str):  # a malformed ISO stored as text
+        sub.append((0x8827,) + ascii_(iso))
+    else:
+        sub.append((0x8827, 3, 1, struct.pack("<H", iso)))
     sub.append((0x9003,) + ascii_(datetime_original))
 
     def layout(entries, start, extra_entries=0):

@@ -165,7 +165,13 @@ def test_existing_output_is_refused_without_overwrite(tmp_path, burst_dir, capsy
 
 
 def test_output_over_an_input_is_refused_even_with_overwrite(tmp_path, burst_dir, capsys):
-    target = burst_dir / "frame_002.jpg"
+    import tifffile
+
+    from superres_gpu.decode import read_frame
+
+    target = burst_dir / "frame_002.tif"  # a TIFF frame of the burst
+    tifffile.imwrite(target, read_frame(burst_dir / "frame_002.jpg"))
+    (burst_dir / "frame_002.jpg").unlink()
     hashes = file_hashes(burst_dir)
     rc = run_cli("run", burst_dir, "-o", target, "--overwrite")
     err = capsys.readouterr().err

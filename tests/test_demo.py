@@ -24,6 +24,10 @@ def test_demo_writes_result_comparison_and_figures(tmp_path, capsys):
     assert fig["psnr_merged"] > fig["psnr_single"] + TOL["demo_gain_sharp_db"][0]
     text = capsys.readouterr().out
     assert "PSNR" in text and "result.tif" in text
-    # running it again reuses the folder
-    assert cli.main(["demo", "--out", str(out), "--frames", "4", "--quiet", "--backend", "numpy"]) == 0
+    # running it again replaces the earlier demo only when asked to
+    before = (out / "result.tif").read_bytes()
+    assert cli.main(["demo", "--out", str(out), "--frames", "4", "--quiet", "--backend", "numpy"]) == 1
+    assert "--overwrite" in capsys.readouterr().err
+    assert (out / "result.tif").read_bytes() == before and len(list((out / "burst").iterdir())) == 8
+    assert cli.main(["demo", "--out", str(out), "--frames", "4", "--quiet", "--backend", "numpy", "--overwrite"]) == 0
     assert len(list((out / "burst").iterdir())) == 4

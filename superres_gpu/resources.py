@@ -1,0 +1,77 @@
+"""The resource guard: what a run will need, checked against limits before any decode.
+
+A frame's header can claim any size (a 10 KB JPEG may claim 65000x65000
+pixels), so the claimed size is checked before a decoder allocates it:
+
+* :func:`check_frame_pixels` holds a frame's pixel count under a limit
+  (``--max-megapixels``);
+* :func:`run_memory` estimates the host memory of a whole run at a scale
+  (frames in flight, the reference's working set, the accumulators and the
+  output) and :func:`check_run_memory` compares it with the memory available.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .errors import InputError
+
+DEFAULT_MAX_MEGAPIXELS = 250.0  # per frame: above the largest phone sensors, far below a decompression bomb
+
+# Bytes per input pixel of float32 working arrays that live while a frame is
+# aligned: luma pyramid and B-spline coefficients of the frame and of the
+# reference, gradients, residual and weights.
+_WORK_BYTES_PER_PIXEL = 48
+
+
+def check_frame_pixels(path, width: int, height: int, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> None:
+    """Refuse a frame whose header claims more than ``max_megapixels``."""
+    mp = width * height / 1e6
+    if mp > max_megapixels:
+        raise InputError(
+            f"claims {width}x{height} pixels ({mp:.0f} MP), more than the limit of {max_megapixels:g} MP "
+            "(a damaged file or a decompression bomb? --max-megapixels raises the limit)",
+            str(path),
+        )
+
+
+def run_memory(width: int, height: int, channels: int, itemsize: int, scale: float, frames_in_flight: int) -> int:
+    """Bytes of host memory a run needs, roughly: ``frames_in_flight`` decoded
+    frames, the working arrays of alignment, and at the output size the
+    accumulators (float32 per channel plus weight), the mean and the 16-bit
+    result."""
+    n_in = width * height
+    n_out = round(scale * width) * round(scale * height)
+    frames = frames_in_flight * n_in * channels * itemsize
+    work = _WORK_BYTES_PER_PIXEL * n_in
+    out = n_out * (4 * (channels + 1) + 4 * channels + 2 * channels)
+    return frames + work + out
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (MemAvailable plus free
+    swap where /proc/meminfo exists), or None when unknown."""
+    try:
+        fields = {}
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                key, _, rest = line.partition(":")
+                fields[key] = int(rest.split()[0]) * 1024
+        return fields["MemAvailable"] + fields.get("SwapFree", 0)
+    except (OSError, KeyError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_run_memory(path, need: int, available: int | None = None) -> None:
+    """Refuse a run that needs more memory than is available (``path``: the reference)."""
+    available = available_memory() if available is None else available
+    if available is not None and need > available:
+        raise InputError(
+            f"this run needs about {need / 2**30:.1f} GiB of memory at this size and scale, but "
+            f"{available / 2**30:.1f} GiB is available; use a smaller --scale or smaller frames",
+            str(path),
+        )
