@@ -18,7 +18,7 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPT = 0, 1, 2, 130
 STAGE_LABELS = {
     "check": "Checking frames",
     "frames": "Aligning + merging",
-    "write": "Writing TIFF",
+    "write": "Writing output",
     "render": "Rendering demo burst",
     "cull": "Scoring sharpness",
 }
@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .backends import BACKENDS
     from .cull import DEFAULT_THRESHOLD
     from .geometry import MOTION_MODELS
-    from .options import COMPRESSIONS, MERGES, check_fraction, check_scale
+    from .options import COMPRESSIONS, FORMATS, MERGES, check_fraction, check_scale
 
     p = argparse.ArgumentParser(
         prog="superres",
@@ -129,7 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
         "the resolution into a 16-bit TIFF.",
     )
     r.add_argument("inputs", nargs="+", metavar="INPUT", help="a folder of frames, or frame files")
-    r.add_argument("-o", "--output", required=True, metavar="OUT.tif", help="output TIFF path")
+    r.add_argument("-o", "--output", required=True, metavar="OUT.tif",
+                   help="output path: .tif/.tiff for a 16-bit TIFF, .png for a 16-bit PNG")
+    r.add_argument("--format", choices=FORMATS, default=None,
+                   help="output format: tiff16, png16, or tiff32f (32-bit float TIFF, 1.0 = the input's "
+                   "full scale); default: from the output's name")
     r.add_argument("--scale", type=_argtype(check_scale), default=2.0, help="output scale, 1 to 4 (default 2)")
     r.add_argument(
         "--reference",
@@ -268,12 +272,11 @@ def _dispatch(args, func) -> int:
 
 
 def cmd_run(args, out, err) -> int:
-    from .pipeline import PipelineConfig, run
+    from .api import superresolve
 
-    cfg = PipelineConfig(
-        inputs=args.inputs,
+    options = dict(
         output=args.output,
-        scale=args.scale,
+        format=args.format,
         backend=args.backend,
         reference=args.reference,
         mask=args.mask,
@@ -289,9 +292,9 @@ def cmd_run(args, out, err) -> int:
     )
     t = time.perf_counter()
     with RichProgress(err, enabled=not args.quiet) as prog:
-        result = run(cfg, progress=prog, warn=_warn_to(err))
+        _, report = superresolve(args.inputs, args.scale, progress=prog, warn=_warn_to(err), **options)
     if not args.quiet:
-        print_summary(out, result.report, time.perf_counter() - t)
+        print_summary(out, report, time.perf_counter() - t)
     return EXIT_OK
 
 

@@ -74,6 +74,8 @@ def read_frame(info: FrameInfo | str | os.PathLike) -> np.ndarray:
     """Decode a frame: (H, W) grey or (H, W, 3) RGB, uint8 or uint16, upright."""
     if not isinstance(info, FrameInfo):
         info = probe(info)
+    if info.format == "array":  # an in-memory frame (superres_gpu.api), already upright
+        return info.pixels
     path = info.path
     data = _read_bytes(path)
     if info.format == "tiff":

@@ -18,6 +18,9 @@ from .geometry import MOTION_MODELS
 MIN_SCALE, MAX_SCALE = 1.0, 4.0
 COMPRESSIONS = ("none", "deflate", "lzw", "zstd")
 MERGES = ("robust", "mean")
+# 16-bit TIFF, 16-bit PNG, 32-bit float TIFF (values in units of the input's full scale)
+FORMATS = ("tiff16", "png16", "tiff32f")
+_FORMAT_OF_SUFFIX = {".png": "png16", ".tif": "tiff16", ".tiff": "tiff16"}
 
 
 def check_scale(value, option: str = "--scale") -> float:
@@ -40,6 +43,19 @@ def check_fraction(value, option: str) -> float:
     if not (0.0 < v < 1.0):
         raise ConfigError(f"{option} must be between 0 and 1 (got {value})")
     return v
+
+
+def output_format(output, fmt: str | None) -> str:
+    """The output format: ``fmt`` when given (checked against the output's
+    name), else from the name (``.png``: png16; anything else: tiff16)."""
+    suffix = os.path.splitext(str(output or ""))[1].lower()
+    if fmt is None:
+        return _FORMAT_OF_SUFFIX.get(suffix, "tiff16")
+    check_choice(fmt, FORMATS, "output format")
+    named = _FORMAT_OF_SUFFIX.get(suffix)
+    if named is not None and (named == "png16") != (fmt == "png16"):
+        raise ConfigError(f"--format {fmt} does not match the output name {output} (a {suffix} file)")
+    return fmt
 
 
 def check_choice(value, choices, what: str) -> str:
@@ -67,6 +83,7 @@ class PipelineConfig:
     cull_threshold: float = DEFAULT_THRESHOLD
     weights_png: str | None = None  # picture of where frames were left out
     sharpen: bool = True  # undo the blur of the merge's own resampling (Wiener, from the frame count)
+    format: str | None = None  # one of FORMATS; None: from the output's name
     decode_threads: int = field(default_factory=lambda: max(2, min(16, os.cpu_count() or 2)))
     prefetch: int = 0  # frames decoded ahead of the one being processed; 0: decode_threads + 1
     align: AlignConfig = field(default_factory=AlignConfig)
@@ -80,6 +97,7 @@ class PipelineConfig:
         if not self.inputs:
             raise ConfigError("no input given: name a folder of frames or the frame files")
         check_choice(self.merge, MERGES, "merge")
+        self.format = output_format(self.output, self.format)
         check_fraction(self.cull_threshold, "the cull threshold")
         self.align.model = self.motion
         self.align.validate()

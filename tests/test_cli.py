@@ -298,3 +298,11 @@ def test_gpu_out_of_memory_falls_back_to_the_cpu_with_a_warning(tmp_path, burst_
     assert run_cli("run", burst_dir, "-o", out, "-q") == 0
     assert seen[-1] == "numpy" and out.exists()
     assert "ran out of memory" in capsys.readouterr().err
+
+
+def test_png_output_and_a_format_that_contradicts_the_name(tmp_path, burst_dir, capsys):
+    rc = run_cli("run", burst_dir, "-o", tmp_path / "o.tif", "--format", "png16", "-q")
+    err = capsys.readouterr().err
+    assert rc != 0 and "--format png16 does not match" in err and not list(tmp_path.glob("o.*"))
+    assert run_cli("run", burst_dir, "-o", tmp_path / "o.png", "-q", "--backend", "numpy") == 0
+    assert (tmp_path / "o.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
