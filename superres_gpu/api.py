@@ -88,6 +88,7 @@ def superresolve(
     weights_png: str | os.PathLike | None = None,
     compression: str = "none",
     overwrite: bool = False,
+    decode_threads: int | None = None,
     progress=None,
     warn=None,
 ) -> SuperresResult:
@@ -133,6 +134,8 @@ def superresolve(
         TIFF compression.
     overwrite : bool, optional
         Replace existing outputs.
+    decode_threads : int, optional
+        Threads that decode frames ahead of their use (default: one per core, 2 to 16).
     progress : callable, optional
         ``progress(stage, done, total)``, called as the work advances.
     warn : callable, optional
@@ -197,5 +200,7 @@ def superresolve(
         sharpen=sharpen,
         format=format,
     )
+    if decode_threads is not None:
+        cfg.decode_threads = max(1, int(decode_threads))
     result = run(cfg, progress=progress, warn=warn)
     return SuperresResult(result.image, result.report)

@@ -225,6 +225,29 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=7, help="random seed of the burst")
     d.set_defaults(func=cmd_demo)
 
+    b = sub.add_parser(
+        "batch",
+        parents=[common],
+        help="merge every burst folder under ROOT, resumably, locally or on a Dask cluster",
+        description="Every folder under ROOT with at least two frames becomes one output in OUTDIR at the same "
+        "relative place. Finished outputs are skipped (rerun after an interruption to do the rest); one burst's "
+        "failure is reported and the others go on. Results: OUTDIR/batch_results.csv and .json.",
+    )
+    b.add_argument("root", metavar="ROOT", help="folder of burst folders")
+    b.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder (created if missing)")
+    b.add_argument("--scale", type=_argtype(check_scale), default=2.0, help="output scale, 1 to 4 (default 2)")
+    b.add_argument("--format", choices=FORMATS, default="tiff16", help="output format (default tiff16)")
+    b.add_argument("--motion", choices=MOTION_MODELS, default=DEFAULT_MODEL, help="global motion model")
+    b.add_argument("--merge", choices=MERGES, default="robust", help="robust or mean (default robust)")
+    b.add_argument("--cull", action=argparse.BooleanOptionalAction, default=True, help="leave out blurred frames")
+    b.add_argument("--sharpen", action=argparse.BooleanOptionalAction, default=True, help="restoration after merge")
+    b.add_argument("--workers", type=int, default=1, metavar="N", help="bursts processed at once on this machine")
+    b.add_argument("--scheduler", metavar="tcp://HOST:8786",
+                   help="run each burst as a task on this Dask distributed scheduler (extra: batch)")
+    b.add_argument("--gpu", action="store_true",
+                   help="CuPy backend; on a Dask cluster one burst per GPU (workers declare --resources GPU=1)")
+    b.set_defaults(func=cmd_batch)
+
     # `superres bench` is parsed by the benchmark suite itself (see main), so
     # that no other command imports it; this entry only lists it in --help.
     sub.add_parser(
@@ -325,6 +348,55 @@ def print_summary(console, report: dict, wall: float) -> None:
     t.add_row("time", f"{wall:.2f}s total ({stages})")
     t.add_row("output", report["output"])
     console.print(t)
+
+
+def cmd_batch(args, out, err) -> int:
+    from pathlib import Path
+
+    from .batch import plan, run_batch, write_results
+    from .errors import ConfigError
+
+    if args.workers < 1:
+        raise ConfigError(f"--workers must be at least 1 (got {args.workers})")
+    if args.gpu and args.backend not in ("auto", "cupy"):
+        raise ConfigError(f"--gpu runs the cupy backend; it contradicts --backend {args.backend}")
+    options = dict(scale=args.scale, backend="cupy" if args.gpu else args.backend, motion=args.motion,
+                   merge=args.merge, cull=args.cull, sharpen=args.sharpen)
+    outdir = Path(args.output)
+    if outdir.exists() and not outdir.is_dir():
+        raise ConfigError(f"{outdir}: output exists and is not a folder")
+    tasks = plan(args.root, outdir, args.format, options)
+    if not tasks:
+        raise ConfigError(f"{args.root}: no burst folders (folders with at least two frames) found")
+    outdir.mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
+    STAGE_LABELS.setdefault("bursts", "Bursts")
+    with RichProgress(err, enabled=not args.quiet) as prog:
+        results = run_batch(tasks, workers=args.workers, scheduler=args.scheduler, gpu=args.gpu, progress=prog)
+    csv_path, json_path = write_results(outdir, results)
+    failed = [r for r in results if r.status == "failed"]
+    for r in failed:
+        msg = r.error if r.error.startswith(r.folder) else f"{r.folder}: {r.error}"
+        err.print(f"superres: error: {msg}", markup=False, highlight=False)
+    if not args.quiet:
+        from rich.table import Table
+
+        tab = Table(title=f"superres batch: {len(results)} bursts in {time.perf_counter() - t:.1f}s")
+        tab.add_column("burst", overflow="fold")
+        tab.add_column("status")
+        tab.add_column("frames used", justify="right")
+        tab.add_column("seconds", justify="right")
+        tab.add_column("output / error", overflow="fold")
+        colour = {"done": "green", "skipped": "cyan", "failed": "red"}
+        for r in results:
+            used = "" if r.used is None else f"{r.used}/{r.frames}"
+            tab.add_row(r.folder, f"[{colour[r.status]}]{r.status}[/]", used, f"{r.seconds:.1f}",
+                        r.error if r.error else r.output)
+        out.print(tab)
+        counts = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")}
+        out.print(f"{counts['done']} done, {counts['skipped']} skipped (already there), {counts['failed']} failed; "
+                  f"results: {csv_path}, {json_path}")
+    return EXIT_ERROR if failed else EXIT_OK
 
 
 def cmd_cull(args, out, err) -> int:
