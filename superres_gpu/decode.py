@@ -80,6 +80,10 @@ def read_frame(info: FrameInfo | str | os.PathLike) -> np.ndarray:
     data = _read_bytes(path)
     if info.format == "tiff":
         img = _decode_tiff(path)
+    elif info.format == "heif":
+        from .heif import decode_heif
+
+        img = decode_heif(info)
     else:
         if info.format == "jpeg":
             check_jpeg_complete(data, path)

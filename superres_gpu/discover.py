@@ -24,7 +24,7 @@ from .errors import InputError
 from .metadata import PNG_SIGNATURE, jpeg_exif_block, jpeg_segments, parse_tiff_exif, png_exif_block, png_text
 from .pixels import full_scale
 
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".tif", ".tiff"}
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".heic", ".heif", ".hif"}
 SKIP_SUFFIX = ".not_sharp_enough"
 MASK_NAME = "mask.png"
 SOFTWARE = f"superres_gpu {__version__}"
@@ -37,7 +37,7 @@ class FrameInfo:
     """What a frame's header says, after EXIF orientation."""
 
     path: Path
-    format: str  # "jpeg" | "png" | "tiff"
+    format: str  # "jpeg" | "png" | "tiff" | "heif" | "array" (in memory)
     width: int
     height: int
     channels: int  # 1 (grey) or 3 (RGB); an alpha channel is dropped
@@ -199,7 +199,11 @@ def probe(path: str | os.PathLike) -> FrameInfo:
         return _probe_png(path, head)
     if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
         return _probe_tiff(path)
-    raise InputError("not a JPEG, PNG or TIFF image", str(path))
+    from .heif import is_heif, probe_heif
+
+    if is_heif(head):
+        return probe_heif(path)
+    raise InputError("not a JPEG, PNG, TIFF or HEIF image", str(path))
 
 
 def _probe_jpeg(path: Path, head: bytes, size: int) -> FrameInfo:

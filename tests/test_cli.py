@@ -115,7 +115,7 @@ def test_one_frame(tmp_path, burst_dir, capsys):
 @pytest.mark.parametrize(
     "name,content,expect",
     [
-        ("frame_004.jpg", b"this is not a jpeg at all" * 20, "not a JPEG, PNG or TIFF"),
+        ("frame_004.jpg", b"this is not a jpeg at all" * 20, "not a JPEG, PNG, TIFF or HEIF"),
         ("frame_004.jpg", "truncate", "truncated JPEG"),
         ("frame_004.jpg", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 64, "corrupt JPEG"),
         ("frame_009.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 30, "corrupt PNG"),
