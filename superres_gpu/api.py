@@ -87,6 +87,7 @@ def superresolve(
     sharpen: bool = True,
     weights_png: str | os.PathLike | None = None,
     compression: str = "none",
+    gamma: str = "linear",
     overwrite: bool = False,
     decode_threads: int | None = None,
     progress=None,
@@ -132,6 +133,9 @@ def superresolve(
         Save a picture of where frames were left out.
     compression : {"none", "deflate", "lzw", "zstd"}, optional
         TIFF compression.
+    gamma : {"linear", "srgb"}, optional
+        Raw (DNG) frames are merged in linear light and the result stays
+        linear; ``"srgb"`` applies the sRGB curve to it (raw input only).
     overwrite : bool, optional
         Replace existing outputs.
     decode_threads : int, optional
@@ -199,6 +203,7 @@ def superresolve(
         weights_png=None if weights_png is None else str(weights_png),
         sharpen=sharpen,
         format=format,
+        gamma=gamma,
     )
     if decode_threads is not None:
         cfg.decode_threads = max(1, int(decode_threads))

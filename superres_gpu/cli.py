@@ -181,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="undo the blur of the merge's own resampling, more strongly the more frames were merged "
         "(default: on)",
     )
+    r.add_argument("--gamma", choices=("linear", "srgb"), default="linear",
+                   help="raw (DNG) frames are merged in linear light; linear: keep the output linear (default), "
+                   "srgb: apply the sRGB curve")
     r.add_argument("--weights-png", metavar="PATH", help="save a picture of where frames were left out (red)")
     r.add_argument("--report", metavar="PATH", help="write a JSON report of every frame")
     r.add_argument("--overwrite", action="store_true", help="replace an existing output/report")
@@ -241,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--merge", choices=MERGES, default="robust", help="robust or mean (default robust)")
     b.add_argument("--cull", action=argparse.BooleanOptionalAction, default=True, help="leave out blurred frames")
     b.add_argument("--sharpen", action=argparse.BooleanOptionalAction, default=True, help="restoration after merge")
+    b.add_argument("--gamma", choices=("linear", "srgb"), default="linear", help="tone curve of raw bursts' output")
     b.add_argument("--workers", type=int, default=1, metavar="N", help="bursts processed at once on this machine")
     b.add_argument("--scheduler", metavar="tcp://HOST:8786",
                    help="run each burst as a task on this Dask distributed scheduler (extra: batch)")
@@ -312,6 +316,7 @@ def cmd_run(args, out, err) -> int:
         cull_threshold=args.cull_threshold,
         weights_png=args.weights_png,
         sharpen=args.sharpen,
+        gamma=args.gamma,
     )
     t = time.perf_counter()
     with RichProgress(err, enabled=not args.quiet) as prog:
@@ -361,7 +366,7 @@ def cmd_batch(args, out, err) -> int:
     if args.gpu and args.backend not in ("auto", "cupy"):
         raise ConfigError(f"--gpu runs the cupy backend; it contradicts --backend {args.backend}")
     options = dict(scale=args.scale, backend="cupy" if args.gpu else args.backend, motion=args.motion,
-                   merge=args.merge, cull=args.cull, sharpen=args.sharpen)
+                   merge=args.merge, cull=args.cull, sharpen=args.sharpen, gamma=args.gamma)
     outdir = Path(args.output)
     if outdir.exists() and not outdir.is_dir():
         raise ConfigError(f"{outdir}: output exists and is not a folder")

@@ -84,6 +84,10 @@ def read_frame(info: FrameInfo | str | os.PathLike) -> np.ndarray:
         from .heif import decode_heif
 
         img = decode_heif(info)
+    elif info.format == "raw":
+        from .raw import decode_raw
+
+        img = decode_raw(info)
     else:
         if info.format == "jpeg":
             check_jpeg_complete(data, path)
@@ -139,6 +143,10 @@ def read_half_luma(info: FrameInfo) -> np.ndarray:
         if half is None:
             raise InputError("corrupt or truncated JPEG: cannot decode", str(info.path))
         return apply_orientation(half, info.orientation).astype(np.float32) / 255.0
+    if info.format == "raw":
+        from .raw import read_half_luma_raw
+
+        return read_half_luma_raw(info)
     from .backends import get_backend
 
     B = get_backend("numpy")

@@ -24,7 +24,7 @@ from .errors import InputError
 from .metadata import PNG_SIGNATURE, jpeg_exif_block, jpeg_segments, parse_tiff_exif, png_exif_block, png_text
 from .pixels import full_scale
 
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".heic", ".heif", ".hif"}
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".heic", ".heif", ".hif", ".dng"}
 SKIP_SUFFIX = ".not_sharp_enough"
 MASK_NAME = "mask.png"
 SOFTWARE = f"superres_gpu {__version__}"
@@ -37,7 +37,7 @@ class FrameInfo:
     """What a frame's header says, after EXIF orientation."""
 
     path: Path
-    format: str  # "jpeg" | "png" | "tiff" | "heif" | "array" (in memory)
+    format: str  # "jpeg" | "png" | "tiff" | "heif" | "raw" | "array" (in memory)
     width: int
     height: int
     channels: int  # 1 (grey) or 3 (RGB); an alpha channel is dropped
@@ -193,6 +193,10 @@ def probe(path: str | os.PathLike) -> FrameInfo:
         raise InputError(f"cannot read file ({e.strerror})", str(path)) from None
     if size == 0:
         raise InputError("file is empty", str(path))
+    if path.suffix.lower() == ".dng":  # a TIFF structure, but raw CFA data for LibRaw
+        from .raw import probe_raw
+
+        return probe_raw(path)
     if head[:3] == b"\xff\xd8\xff":
         return _probe_jpeg(path, head, size)
     if head[:8] == PNG_SIGNATURE:

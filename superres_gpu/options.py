@@ -84,6 +84,7 @@ class PipelineConfig:
     weights_png: str | None = None  # picture of where frames were left out
     sharpen: bool = True  # undo the blur of the merge's own resampling (Wiener, from the frame count)
     format: str | None = None  # one of FORMATS; None: from the output's name
+    gamma: str = "linear"  # tone curve of raw (linear) input's output: "linear" or "srgb"
     decode_threads: int = field(default_factory=lambda: max(2, min(16, os.cpu_count() or 2)))
     prefetch: int = 0  # frames decoded ahead of the one being processed; 0: decode_threads + 1
     align: AlignConfig = field(default_factory=AlignConfig)
@@ -98,6 +99,7 @@ class PipelineConfig:
             raise ConfigError("no input given: name a folder of frames or the frame files")
         check_choice(self.merge, MERGES, "merge")
         self.format = output_format(self.output, self.format)
+        check_choice(self.gamma, ("linear", "srgb"), "gamma")
         check_fraction(self.cull_threshold, "the cull threshold")
         self.align.model = self.motion
         self.align.validate()

@@ -35,7 +35,7 @@ from .align import align, drop_reason, frame_levels
 from .backends import get_backend, is_device_oom
 from .decode import FrameFeed, read_mask
 from .discover import MASK_NAME, FrameInfo, check_burst, probe, resolve_frames
-from .errors import AlignmentError, InputError
+from .errors import AlignmentError, ConfigError, InputError
 from .merge import Accumulator
 from .options import PipelineConfig
 from .output import OutputSet, encode_png, write_image
@@ -91,10 +91,17 @@ def run(cfg: PipelineConfig, progress=None, warn=None) -> RunResult:
             with clock.stage("cull"):
                 ref_idx = cull_burst(cfg, records, ref_idx, progress, warn)
         ref_info = records[ref_idx].info
+        if cfg.gamma == "srgb" and ref_info.format != "raw":
+            raise ConfigError(f"--gamma srgb applies to raw (linear) frames; {ref_info.path.name} is already "
+                              "gamma-encoded")
         mask_path = find_mask(cfg, ref_info)
         mask = read_mask(mask_path, (ref_info.height, ref_info.width)) if mask_path else None
         order = merge_order(records, ref_idx)
         merged = merge_with_cpu_fallback(cfg, records, order, mask, progress, warn, clock)
+        if cfg.gamma == "srgb":
+            from .raw import encode_srgb
+
+            merged.image = encode_srgb(merged.image)
         with clock.stage("write"):
             progress("write", 0, 1)
             used = sum(r.used for r in records)
