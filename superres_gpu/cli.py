@@ -19,7 +19,7 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPT = 0, 1, 2, 130
 STAGE_LABELS = {
     "check": "Checking frames",
     "frames": "Aligning + merging",
-    "write": "Writing TIFF",
+    "write": "Writing output",
     "render": "Rendering demo burst",
     "cull": "Scoring sharpness",
 }
@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .backends import BACKENDS
     from .cull import DEFAULT_THRESHOLD
     from .geometry import MOTION_MODELS
-    from .options import COMPRESSIONS, MERGES, check_fraction, check_megapixels, check_scale
+    from .options import COMPRESSIONS, FORMATS, MERGES, check_fraction, check_megapixels, check_scale
     from .resources import DEFAULT_MAX_MEGAPIXELS
 
     p = argparse.ArgumentParser(
@@ -167,7 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
         "the resolution into a 16-bit TIFF.",
     )
     r.add_argument("inputs", nargs="+", metavar="INPUT", help="a folder of frames, or frame files")
-    r.add_argument("-o", "--output", required=True, metavar="OUT.tif", help="output TIFF path")
+    r.add_argument("-o", "--output", required=True, metavar="OUT.tif",
+                   help="output path: .tif/.tiff for a 16-bit TIFF, .png for a 16-bit PNG")
+    r.add_argument("--format", choices=FORMATS, default=None,
+                   help="output format: tiff16, png16, or tiff32f (32-bit float TIFF, 1.0 = the input's "
+                   "full scale); default: from the output's name")
     r.add_argument("--scale", type=_argtype(check_scale), default=2.0, help="output scale, 1 to 4 (default 2)")
     r.add_argument(
         "--reference",
@@ -215,6 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="undo the blur of the merge's own resampling, more strongly the more frames were merged "
         "(default: on)",
     )
+    r.add_argument("--gamma", choices=("linear", "srgb"), default="linear",
+                   help="raw (DNG) frames are merged in linear light; linear: keep the output linear (default), "
+                   "srgb: apply the sRGB curve")
     r.add_argument("--weights-png", metavar="PATH", help="save a picture of where frames were left out (red)")
     r.add_argument("--report", metavar="PATH", help="write a JSON report of every frame")
     r.add_argument("--overwrite", action="store_true", help="replace an existing output/report")
@@ -268,6 +275,30 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--overwrite", action="store_true", help="replace the results of an earlier demo in DIR")
     d.set_defaults(func=cmd_demo)
 
+    b = sub.add_parser(
+        "batch",
+        parents=[common],
+        help="merge every burst folder under ROOT, resumably, locally or on a Dask cluster",
+        description="Every folder under ROOT with at least two frames becomes one output in OUTDIR at the same "
+        "relative place. Finished outputs are skipped (rerun after an interruption to do the rest); one burst's "
+        "failure is reported and the others go on. Results: OUTDIR/batch_results.csv and .json.",
+    )
+    b.add_argument("root", metavar="ROOT", help="folder of burst folders")
+    b.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder (created if missing)")
+    b.add_argument("--scale", type=_argtype(check_scale), default=2.0, help="output scale, 1 to 4 (default 2)")
+    b.add_argument("--format", choices=FORMATS, default="tiff16", help="output format (default tiff16)")
+    b.add_argument("--motion", choices=MOTION_MODELS, default=DEFAULT_MODEL, help="global motion model")
+    b.add_argument("--merge", choices=MERGES, default="robust", help="robust or mean (default robust)")
+    b.add_argument("--cull", action=argparse.BooleanOptionalAction, default=True, help="leave out blurred frames")
+    b.add_argument("--sharpen", action=argparse.BooleanOptionalAction, default=True, help="restoration after merge")
+    b.add_argument("--gamma", choices=("linear", "srgb"), default="linear", help="tone curve of raw bursts' output")
+    b.add_argument("--workers", type=int, default=1, metavar="N", help="bursts processed at once on this machine")
+    b.add_argument("--scheduler", metavar="tcp://HOST:8786",
+                   help="run each burst as a task on this Dask distributed scheduler (extra: batch)")
+    b.add_argument("--gpu", action="store_true",
+                   help="CuPy backend; on a Dask cluster one burst per GPU (workers declare --resources GPU=1)")
+    b.set_defaults(func=cmd_batch)
+
     # `superres bench` is parsed by the benchmark suite itself (see main), so
     # that no other command imports it; this entry only lists it in --help.
     sub.add_parser(
@@ -320,12 +351,11 @@ def _dispatch(args, func) -> int:
 
 
 def cmd_run(args, out, err) -> int:
-    from .pipeline import PipelineConfig, run
+    from .api import superresolve
 
-    cfg = PipelineConfig(
-        inputs=args.inputs,
+    options = dict(
         output=args.output,
-        scale=args.scale,
+        format=args.format,
         backend=args.backend,
         reference=args.reference,
         mask=args.mask,
@@ -339,12 +369,13 @@ def cmd_run(args, out, err) -> int:
         weights_png=args.weights_png,
         sharpen=args.sharpen,
         max_megapixels=args.max_megapixels,
+        gamma=args.gamma,
     )
     t = time.perf_counter()
     with RichProgress(err, enabled=not args.quiet) as prog:
-        result = run(cfg, progress=prog, warn=_warn_to(err))
+        _, report = superresolve(args.inputs, args.scale, progress=prog, warn=_warn_to(err), **options)
     if not args.quiet:
-        print_summary(out, result.report, time.perf_counter() - t)
+        print_summary(out, report, time.perf_counter() - t)
     return EXIT_OK
 
 
@@ -375,6 +406,55 @@ def print_summary(console, report: dict, wall: float) -> None:
     t.add_row("time", f"{wall:.2f}s total ({stages})")
     t.add_row("output", report["output"])
     console.print(t)
+
+
+def cmd_batch(args, out, err) -> int:
+    from pathlib import Path
+
+    from .batch import plan, run_batch, write_results
+    from .errors import ConfigError
+
+    if args.workers < 1:
+        raise ConfigError(f"--workers must be at least 1 (got {args.workers})")
+    if args.gpu and args.backend not in ("auto", "cupy"):
+        raise ConfigError(f"--gpu runs the cupy backend; it contradicts --backend {args.backend}")
+    options = dict(scale=args.scale, backend="cupy" if args.gpu else args.backend, motion=args.motion,
+                   merge=args.merge, cull=args.cull, sharpen=args.sharpen, gamma=args.gamma)
+    outdir = Path(args.output)
+    if outdir.exists() and not outdir.is_dir():
+        raise ConfigError(f"{outdir}: output exists and is not a folder")
+    tasks = plan(args.root, outdir, args.format, options)
+    if not tasks:
+        raise ConfigError(f"{args.root}: no burst folders (folders with at least two frames) found")
+    outdir.mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
+    STAGE_LABELS.setdefault("bursts", "Bursts")
+    with RichProgress(err, enabled=not args.quiet) as prog:
+        results = run_batch(tasks, workers=args.workers, scheduler=args.scheduler, gpu=args.gpu, progress=prog)
+    csv_path, json_path = write_results(outdir, results)
+    failed = [r for r in results if r.status == "failed"]
+    for r in failed:
+        msg = r.error if r.error.startswith(r.folder) else f"{r.folder}: {r.error}"
+        err.print(f"superres: error: {msg}", markup=False, highlight=False)
+    if not args.quiet:
+        from rich.table import Table
+
+        tab = Table(title=f"superres batch: {len(results)} bursts in {time.perf_counter() - t:.1f}s")
+        tab.add_column("burst", overflow="fold")
+        tab.add_column("status")
+        tab.add_column("frames used", justify="right")
+        tab.add_column("seconds", justify="right")
+        tab.add_column("output / error", overflow="fold")
+        colour = {"done": "green", "skipped": "cyan", "failed": "red"}
+        for r in results:
+            used = "" if r.used is None else f"{r.used}/{r.frames}"
+            tab.add_row(r.folder, f"[{colour[r.status]}]{r.status}[/]", used, f"{r.seconds:.1f}",
+                        r.error if r.error else r.output)
+        out.print(tab)
+        counts = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")}
+        out.print(f"{counts['done']} done, {counts['skipped']} skipped (already there), {counts['failed']} failed; "
+                  f"results: {csv_path}, {json_path}")
+    return EXIT_ERROR if failed else EXIT_OK
 
 
 def cmd_cull(args, out, err) -> int:

@@ -122,6 +122,8 @@ def read_frame(info: FrameInfo | str | os.PathLike, alloc=None) -> np.ndarray:
     """
     if not isinstance(info, FrameInfo):
         info = probe(info)
+    if info.format == "array":  # an in-memory frame (superres_gpu.api), already upright
+        return info.pixels
     path = info.path
     if info.format == "tiff":
         img = _decode_tiff(path)
@@ -131,6 +133,14 @@ def read_frame(info: FrameInfo | str | os.PathLike, alloc=None) -> np.ndarray:
         img = decode_jpeg(_read_bytes(path), path, grey=info.channels == 1, out=out)
         if out is not None and img is out:
             return out  # decoded straight into the given buffer
+    elif info.format == "heif":
+        from .heif import decode_heif
+
+        img = decode_heif(info)
+    elif info.format == "raw":
+        from .raw import decode_raw
+
+        img = decode_raw(info)
     else:
         cv2 = cv2_quiet()
         flags = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR | cv2.IMREAD_IGNORE_ORIENTATION
@@ -188,6 +198,10 @@ def read_half_luma(info: FrameInfo) -> np.ndarray:
     if info.format == "jpeg":
         half = decode_jpeg(_read_bytes(info.path), info.path, grey=True, half=True)
         return apply_orientation(half, info.orientation).astype(np.float32) / 255.0
+    if info.format == "raw":
+        from .raw import read_half_luma_raw
+
+        return read_half_luma_raw(info)
     from .backends import get_backend
 
     B = get_backend("numpy")

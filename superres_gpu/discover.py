@@ -26,7 +26,7 @@ from .metadata import PNG_SIGNATURE, jpeg_exif_block, jpeg_segments, parse_tiff_
 from .pixels import full_scale
 from .resources import DEFAULT_MAX_MEGAPIXELS, check_frame_pixels
 
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".tif", ".tiff"}
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".heic", ".heif", ".hif", ".dng"}
 SKIP_SUFFIX = ".not_sharp_enough"
 MASK_NAME = "mask.png"
 SOFTWARE = f"superres_gpu {__version__}"
@@ -39,7 +39,7 @@ class FrameInfo:
     """What a frame's header says, after EXIF orientation."""
 
     path: Path
-    format: str  # "jpeg" | "png" | "tiff"
+    format: str  # "jpeg" | "png" | "tiff" | "heif" | "raw" | "array" (in memory)
     width: int
     height: int
     channels: int  # 1 (grey) or 3 (RGB); an alpha channel is dropped
@@ -222,13 +222,21 @@ def _probe(path: Path) -> FrameInfo:
         raise InputError(f"cannot read file ({e.strerror})", str(path)) from None
     if size == 0:
         raise InputError("file is empty", str(path))
+    if path.suffix.lower() == ".dng":  # a TIFF structure, but raw CFA data for LibRaw
+        from .raw import probe_raw
+
+        return probe_raw(path)
     if head[:3] == b"\xff\xd8\xff":
         return _probe_jpeg(path, head, size)
     if head[:8] == PNG_SIGNATURE:
         return _probe_png(path, head)
     if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
         return _probe_tiff(path)
-    raise InputError("not a JPEG, PNG or TIFF image", str(path))
+    from .heif import is_heif, probe_heif
+
+    if is_heif(head):
+        return probe_heif(path)
+    raise InputError("not a JPEG, PNG, TIFF or HEIF image", str(path))
 
 
 def _probe_jpeg(path: Path, head: bytes, size: int) -> FrameInfo:

@@ -55,3 +55,12 @@ class Accumulator:
     def encode(self, mean, covered) -> np.ndarray:
         """uint16 host image of a mean from :meth:`take_mean` (after restoration)."""
         return self.B.asnumpy(self.B.normalize_u16(mean, covered, 65535.0 / self.max_value))
+
+    def to_float(self, mean, covered) -> np.ndarray:
+        """float32 host image of a mean from :meth:`take_mean`, in units of the
+        input's full scale (1.0 = white; not clipped, so restoration overshoot
+        and highlights survive for further editing); uncovered pixels are 0."""
+        xp = self.B.xp
+        mean *= (covered * xp.float32(1.0 / self.max_value))[..., None]
+        out = mean[..., 0] if self.channels == 1 else mean
+        return self.B.asnumpy(xp.ascontiguousarray(out))

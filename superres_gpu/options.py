@@ -19,7 +19,9 @@ from .resources import DEFAULT_MAX_MEGAPIXELS
 MIN_SCALE, MAX_SCALE = 1.0, 4.0
 COMPRESSIONS = ("none", "deflate", "lzw", "zstd")
 MERGES = ("robust", "mean")
-TIFF_SUFFIXES = (".tif", ".tiff")
+# 16-bit TIFF, 16-bit PNG, 32-bit float TIFF (values in units of the input's full scale)
+FORMATS = ("tiff16", "png16", "tiff32f")
+_FORMAT_OF_SUFFIX = {".png": "png16", ".tif": "tiff16", ".tiff": "tiff16"}
 
 
 def check_scale(value, option: str = "--scale") -> float:
@@ -55,6 +57,26 @@ def check_megapixels(value, option: str = "--max-megapixels") -> float:
     return v
 
 
+def output_format(output, fmt: str | None) -> str:
+    """The output format: from the output's name (``.tif``/``.tiff``: a TIFF,
+    ``.png``: png16), or ``fmt`` when given, which must agree with the name
+    (``tiff32f`` is a ``.tif`` too).  Any other name is refused: the next run
+    on the folder would take a TIFF called ``.jpg`` for a frame.  Without an
+    output (the Python API) ``fmt`` or tiff16."""
+    if output is None:
+        return "tiff16" if fmt is None else check_choice(fmt, FORMATS, "output format")
+    suffix = os.path.splitext(str(output))[1].lower()
+    named = _FORMAT_OF_SUFFIX.get(suffix)
+    if named is None:
+        raise ConfigError(f"-o {output}: the output is a TIFF or a PNG; give it a .tif, .tiff or .png name")
+    if fmt is None:
+        return named
+    check_choice(fmt, FORMATS, "output format")
+    if (named == "png16") != (fmt == "png16"):
+        raise ConfigError(f"--format {fmt} does not match the output name {output} (a {suffix} file)")
+    return fmt
+
+
 def check_choice(value, choices, what: str) -> str:
     if value not in choices:
         raise ConfigError(f"unknown {what} {value!r}; choose one of {', '.join(choices)}")
@@ -81,6 +103,8 @@ class PipelineConfig:
     weights_png: str | None = None  # picture of where frames were left out
     max_megapixels: float = DEFAULT_MAX_MEGAPIXELS  # largest frame accepted, checked before any decode
     sharpen: bool = True  # undo the blur of the merge's own resampling (Wiener, from the frame count)
+    format: str | None = None  # one of FORMATS; None: from the output's name
+    gamma: str = "linear"  # tone curve of raw (linear) input's output: "linear" or "srgb"
     decode_threads: int = field(default_factory=lambda: max(2, min(16, os.cpu_count() or 2)))
     prefetch: int = 0  # frames decoded ahead of the one being processed; 0: decode_threads + 1
     align: AlignConfig = field(default_factory=AlignConfig)
@@ -94,10 +118,10 @@ class PipelineConfig:
         if not self.inputs:
             raise ConfigError("no input given: name a folder of frames or the frame files")
         check_choice(self.merge, MERGES, "merge")
+        self.format = output_format(self.output, self.format)
+        check_choice(self.gamma, ("linear", "srgb"), "gamma")
         check_fraction(self.cull_threshold, "the cull threshold")
         self.max_megapixels = check_megapixels(self.max_megapixels)
-        if not str(self.output).lower().endswith(TIFF_SUFFIXES):
-            raise ConfigError(f"-o {self.output}: the output is a 16-bit TIFF; give it a .tif or .tiff name")
         if self.weights_png and not str(self.weights_png).lower().endswith(".png"):
             raise ConfigError(f"--weights-png {self.weights_png}: the picture is a PNG; give it a .png name")
         self.align.model = self.motion

@@ -4,8 +4,9 @@
   created) before any heavy work, then committed or discarded.
 * :class:`OutputSet` holds all of a run's outputs (image, report, pictures) so
   that they are claimed together and committed, or rolled back, together.
-* :func:`write_tiff` writes the 16-bit result with the reference's capture
-  metadata; :func:`encode_png` makes this tool's PNG pictures.
+* :func:`write_tiff` writes the result (16-bit, or 32-bit float) with the
+  reference's capture metadata; :func:`encode_png` makes this tool's PNG
+  pictures; :func:`write_image` writes the result in the run's output format.
 """
 
 from __future__ import annotations
@@ -225,7 +226,8 @@ def write_tiff(
     description: str | None = None,
     compression: str | None = None,
 ) -> None:
-    """Write a 16-bit grey or RGB TIFF to ``out``'s temporary file (commit it after).
+    """Write a 16-bit (or 32-bit float) grey or RGB TIFF to ``out``'s temporary
+    file (commit it after).
 
     Carries make, model and date as baseline TIFF tags, and those plus
     exposure time, f-number, focal length and ISO in an XMP packet (tag 700).
@@ -233,8 +235,8 @@ def write_tiff(
     import tifffile
 
     exif = exif or {}
-    if image.dtype != np.uint16 or image.ndim not in (2, 3):
-        raise ValueError("write_tiff expects a (H, W) or (H, W, 3) uint16 array")
+    if image.dtype not in (np.uint16, np.float32) or image.ndim not in (2, 3):
+        raise ValueError("write_tiff expects a (H, W) or (H, W, 3) uint16 or float32 array")
     extratags = []
     # baseline TIFF text tags are 7-bit ASCII: other text is carried by the XMP packet alone
     for tag, key in ((271, "make"), (272, "model")):
@@ -282,6 +284,20 @@ def encode_png(image: np.ndarray) -> bytes:
     chunk += struct.pack(">I", zlib.crc32(b"tEXt" + body) & 0xFFFFFFFF)
     ihdr_end = 8 + 12 + 13  # signature + IHDR chunk
     return data[:ihdr_end] + chunk + data[ihdr_end:]
+
+
+def write_image(out: AtomicOutput, image: np.ndarray, fmt: str, exif: dict | None = None,
+                description: str | None = None, compression: str | None = None) -> None:
+    """Write the merged result to ``out``'s temporary file in format ``fmt``
+    (one of :data:`superres_gpu.options.FORMATS`; ``tiff32f`` expects float32)."""
+    if fmt == "png16":
+        try:
+            out.tmp.write_bytes(encode_png(image))
+        except BaseException:
+            out.discard()
+            raise
+    else:
+        write_tiff(out, image, exif=exif, description=description, compression=compression)
 
 
 def write_png(path: str | os.PathLike, image: np.ndarray, overwrite: bool = True) -> Path:

@@ -35,10 +35,10 @@ from .align import align, drop_reason, frame_levels
 from .backends import get_backend, is_device_oom
 from .decode import FrameFeed, read_mask
 from .discover import MASK_NAME, FrameInfo, check_burst, probe, resolve_frames
-from .errors import AlignmentError, InputError
+from .errors import AlignmentError, ConfigError, InputError
 from .merge import Accumulator
 from .options import PipelineConfig
-from .output import OutputSet, encode_png, write_tiff
+from .output import OutputSet, encode_png, write_image
 from .reference import Reference
 from .report import FrameRecord, build_report
 from .resources import check_run_memory, run_memory
@@ -52,16 +52,17 @@ __all__ = ["PipelineConfig", "RunResult", "run"]
 
 @dataclass
 class RunResult:
-    output: Path
+    output: Path | None  # None when no output file was asked for (the Python API)
     report: dict
     shape: tuple
+    image: np.ndarray | None = None  # the merged result, as written
 
 
 @dataclass
 class Merged:
     """What the pass over the frames produced."""
 
-    image: np.ndarray  # uint16, on the host
+    image: np.ndarray  # uint16 (float32 for the tiff32f format), on the host
     weights_picture: np.ndarray | None
     backend: str
     peak_gpu_mib: float | None
@@ -95,21 +96,30 @@ def run(cfg: PipelineConfig, progress=None, warn=None) -> RunResult:
             with clock.stage("cull"):
                 ref_idx = cull_burst(cfg, records, ref_idx, progress, warn)
         ref_info = records[ref_idx].info
+        if cfg.gamma == "srgb" and ref_info.format != "raw":
+            raise ConfigError(f"--gamma srgb applies to raw (linear) frames; {ref_info.path.name} is already "
+                              "gamma-encoded")
         mask_path = find_mask(cfg, ref_info)
         mask = read_mask(mask_path, (ref_info.height, ref_info.width)) if mask_path else None
         order = merge_order(records, ref_idx)
         merged = merge_with_cpu_fallback(cfg, records, order, mask, progress, warn, clock)
+        if cfg.gamma == "srgb":
+            from .raw import encode_srgb
+
+            merged.image = encode_srgb(merged.image)
         with clock.stage("write"):
             progress("write", 0, 1)
             used = sum(r.used for r in records)
-            write_tiff(
-                out_tif,
-                merged.image,
-                exif=ref_info.exif,
-                description=f"superres_gpu {__version__}: {used} frames merged, scale {cfg.scale:g}, "
-                f"reference {ref_info.path.name}",
-                compression=None if cfg.compression == "none" else cfg.compression,
-            )
+            if out_tif is not None:
+                write_image(
+                    out_tif,
+                    merged.image,
+                    cfg.format,
+                    exif=ref_info.exif,
+                    description=f"superres_gpu {__version__}: {used} frames merged, scale {cfg.scale:g}, "
+                    f"reference {ref_info.path.name}",
+                    compression=None if cfg.compression == "none" else cfg.compression,
+                )
             if out_weights is not None:
                 out_weights.write_bytes(encode_png(merged.weights_picture))
             progress("write", 1, 1)
@@ -118,11 +128,19 @@ def run(cfg: PipelineConfig, progress=None, warn=None) -> RunResult:
         if out_report is not None:
             out_report.write_text(json.dumps(report, indent=1))
         outputs.commit()
-    return RunResult(Path(cfg.output), report, merged.image.shape)
+    return RunResult(Path(cfg.output) if cfg.output else None, report, merged.image.shape, merged.image)
 
 
 def open_burst(cfg: PipelineConfig, progress) -> tuple[list[FrameRecord], int]:
-    """The burst's frames, every header probed and checked, and the reference's index."""
+    """The burst's frames, every header probed and checked, and the reference's index.
+
+    ``cfg.inputs`` holds folders and files, or frames already described
+    (:class:`FrameInfo` objects, such as the Python API's in-memory frames).
+    """
+    if cfg.inputs and all(isinstance(i, FrameInfo) for i in cfg.inputs):
+        records = [FrameRecord(i.path, i) for i in cfg.inputs]
+        check_burst([r.info for r in records], records[0].info)
+        return records, 0
     paths, ref_idx = resolve_frames(cfg.inputs, cfg.reference)
     if len(paths) < 2:
         raise InputError("only one frame found; a burst needs at least 2 frames of the same scene", str(paths[0]))
@@ -254,7 +272,10 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock) -> Merged:
         with clock.stage("restore"):
             mean, covered = acc.take_mean()
             sharpen(B, mean, cfg.scale, used)
-            image = acc.encode(mean, covered)
+            image = acc.to_float(mean, covered) if cfg.format == "tiff32f" else acc.encode(mean, covered)
+    elif cfg.format == "tiff32f":
+        with clock.stage("merge"):
+            image = acc.to_float(*acc.take_mean())
     else:
         with clock.stage("merge"):
             image = acc.result()

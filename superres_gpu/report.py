@@ -90,7 +90,10 @@ def build_report(cfg, records: list[FrameRecord], ref_idx: int, mask_path, backe
         "sharpen": cfg.sharpen,
         "mask": str(mask_path) if mask_path else None,
         "input_size": [ref_info.width, ref_info.height],
-        "output": str(cfg.output),
+        "output": str(cfg.output) if cfg.output else None,
+        "format": getattr(cfg, "format", None),
+        "gamma": getattr(cfg, "gamma", None),
+        "raw": getattr(ref_info, "raw", None),  # raw input: levels, white balance, noise profile
         "output_size": [w, h],
         "channels": ref_info.channels,
         "bits_in": ref_info.bits,

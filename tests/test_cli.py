@@ -115,7 +115,7 @@ def test_one_frame(tmp_path, burst_dir, capsys):
 @pytest.mark.parametrize(
     "name,content,expect",
     [
-        ("frame_004.jpg", b"this is not a jpeg at all" * 20, "not a JPEG, PNG or TIFF"),
+        ("frame_004.jpg", b"this is not a jpeg at all" * 20, "not a JPEG, PNG, TIFF or HEIF"),
         ("frame_004.jpg", "truncate", "truncated JPEG"),
         ("frame_004.jpg", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 64, "corrupt JPEG"),
         ("frame_009.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 30, "corrupt PNG"),
@@ -304,3 +304,11 @@ def test_gpu_out_of_memory_falls_back_to_the_cpu_with_a_warning(tmp_path, burst_
     assert run_cli("run", burst_dir, "-o", out, "-q") == 0
     assert seen[-1] == "numpy" and out.exists()
     assert "ran out of memory" in capsys.readouterr().err
+
+
+def test_png_output_and_a_format_that_contradicts_the_name(tmp_path, burst_dir, capsys):
+    rc = run_cli("run", burst_dir, "-o", tmp_path / "o.tif", "--format", "png16", "-q")
+    err = capsys.readouterr().err
+    assert rc != 0 and "--format png16 does not match" in err and not list(tmp_path.glob("o.*"))
+    assert run_cli("run", burst_dir, "-o", tmp_path / "o.png", "-q", "--backend", "numpy") == 0
+    assert (tmp_path / "o.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

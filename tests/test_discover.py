@@ -39,7 +39,7 @@ def test_list_inputs_errors(tmp_path):
     "content,match",
     [
         (b"", "empty"),
-        (b"hello, I am not an image" * 10, "not a JPEG, PNG or TIFF"),
+        (b"hello, I am not an image" * 10, "not a JPEG, PNG, TIFF or HEIF"),
         (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 40, "corrupt JPEG"),
         (b"\x89PNG\r\n\x1a\n" + b"\x00" * 10, "corrupt PNG"),
     ],

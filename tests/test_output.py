@@ -84,3 +84,47 @@ def test_png_pictures_are_tagged_as_ours():
     assert b"tEXtSoftware\x00superres_gpu" in data
     back = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     assert back[0, 0].tolist() == [0, 0, 200]  # BGR on disk: the red survived
+
+
+def test_output_format_from_the_name_or_the_option():
+    from superres_gpu.errors import ConfigError
+    from superres_gpu.options import output_format
+
+    assert output_format("a/b.PNG", None) == "png16"
+    assert output_format("b.tif", None) == output_format("b.tiff", None) == "tiff16"
+    assert output_format("b.tif", "tiff32f") == "tiff32f"
+    assert output_format(None, None) == "tiff16" and output_format(None, "png16") == "png16"  # the API, no file
+    with pytest.raises(ConfigError, match=r"give it a \.tif, \.tiff or \.png name"):
+        output_format("b.jpg", None)  # the next run on the folder would take it for a frame
+    with pytest.raises(ConfigError, match=r"\.png name"):
+        output_format("b.out", "png16")
+    with pytest.raises(ConfigError, match="does not match"):
+        output_format("b.tif", "png16")
+    with pytest.raises(ConfigError, match="does not match"):
+        output_format("b.png", "tiff32f")
+    with pytest.raises(ConfigError, match="unknown output format"):
+        output_format("b.tif", "jpeg")
+
+
+def test_the_three_formats_hold_the_same_result(tmp_path, small_burst):
+    import cv2
+    import tifffile
+
+    from superres_gpu import superresolve
+    from superres_gpu.discover import is_own_output
+    from tolerances import TOL
+
+    ref, _ = superresolve(small_burst.frames, output=tmp_path / "a.tif", backend="numpy")
+    png, _ = superresolve(small_burst.frames, output=tmp_path / "a.png", backend="numpy")
+    flt, rep = superresolve(small_burst.frames, output=tmp_path / "f.tif", format="tiff32f", backend="numpy")
+    assert rep["format"] == "tiff32f"
+    read = cv2.imread(str(tmp_path / "a.png"), cv2.IMREAD_UNCHANGED)[..., ::-1]
+    assert read.dtype == np.uint16
+    np.testing.assert_array_equal(read, ref)
+    np.testing.assert_array_equal(png, ref)
+    on_disk = tifffile.imread(tmp_path / "f.tif")
+    assert on_disk.dtype == np.float32
+    np.testing.assert_array_equal(on_disk, flt)
+    inside = (ref > 0) & (ref < 65535)
+    assert np.abs(flt * 65535.0 - ref)[inside].max() <= TOL["float_vs_u16_output"][0]
+    assert all(is_own_output(tmp_path / n) for n in ("a.tif", "a.png", "f.tif"))

@@ -26,6 +26,11 @@ TOL = {
     "gaussian_truncated_variance": (0.02, None, "taps cut at 3 sigma lose ~1-2 % of the variance"),
     "half_decode_vs_box": (0.005, None, "libjpeg's scaled IDCT vs a 2x2 mean of the full decode's grey: 8-bit "
                            "rounding and the IDCT's own filter (measured 0.0012)"),
+    "float_vs_u16_output": (0.5 + 0.01, None, "the 16-bit result is rint of the same float32 mean scaled to 65535; "
+                            "float32 steps near 65535 are 0.004 and the two scalings round twice (measured 0.504)"),
+    "dng_flat_roundtrip": (2e-4, None, "a flat linear patch through 14-bit raw quantisation ((16383 - 256) levels), "
+                           "LibRaw's white balance and 16-bit output (measured 8e-5)"),
+    "srgb_curve_float32": (1e-4, None, "the sRGB curve in float32 against the standard's 5-digit values"),
     "merge_flat_levels": (0.01, 0.0, "rint to 16 bits of flat 8-bit levels: 1/257 of a level"),
     "merge_identical_codes": (1, 0, "float32 sum of N equal values over N is within 1 ulp of the value; rint may then flip by 1 code"),
     "sharpen_flat_float32": (1e-5, 0.0, "a separable float32 filter with taps summing to 1 (to 1e-7) on a flat image"),

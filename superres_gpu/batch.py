@@ -1,0 +1,202 @@
+"""Many bursts at once: ``superres batch ROOT -o OUTDIR``.
+
+Every folder under ``ROOT`` that holds a burst (at least two frames) becomes
+one output in ``OUTDIR``, at the same relative place (``ROOT/trip/beach`` ->
+``OUTDIR/trip/beach.tif`` with its ``beach.json`` report).  The run is
+resumable: a burst whose output exists is skipped, and every output is
+written atomically (image and report committed together), so an interrupted
+batch leaves only finished outputs and a rerun does the rest.  One burst's
+failure is recorded and the others go on.
+
+Bursts run one after another, on ``workers`` local processes, or as tasks
+on a Dask distributed cluster (``scheduler="tcp://HOST:8786"``; with
+``gpu=True`` each task asks for one ``GPU`` worker resource, so a worker runs
+one burst per GPU it declares).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import multiprocessing
+import os
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .errors import ConfigError, InputError, SuperresError
+
+RESULTS_NAME = "batch_results"  # OUTDIR/batch_results.csv and .json
+_SUFFIX = {"tiff16": ".tif", "tiff32f": ".tif", "png16": ".png"}
+
+
+@dataclass
+class BurstTask:
+    """One burst to merge: its folder, where its output goes, the run's options."""
+
+    folder: str
+    output: str
+    report: str
+    options: dict = field(default_factory=dict)  # keyword arguments of superres_gpu.superresolve
+
+
+@dataclass
+class BurstResult:
+    folder: str
+    output: str
+    status: str  # "done", "skipped" (output already there) or "failed"
+    error: str | None = None
+    frames: int | None = None
+    used: int | None = None
+    seconds: float = 0.0
+    host: str | None = None
+
+
+def find_bursts(root, outdir=None) -> list[Path]:
+    """Every folder under ``root`` (``root`` itself included) with at least two
+    frames, in name order; the output folder, hidden folders and folders
+    without frames are left out."""
+    from .discover import list_inputs
+
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError("not a folder", str(root))
+    skip = Path(outdir).resolve() if outdir is not None else None
+    found = []
+    for dirpath, dirnames, _ in os.walk(root):
+        here = Path(dirpath)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
+                             and (skip is None or (here / d).resolve() != skip))
+        try:
+            frames = list_inputs([here])
+        except InputError:
+            continue
+        if len(frames) >= 2:
+            found.append(here)
+    return found
+
+
+def plan(root, outdir, fmt: str = "tiff16", options: dict | None = None) -> list[BurstTask]:
+    """The tasks of a batch: one per burst folder, outputs mirroring ``root``."""
+    root, outdir = Path(root), Path(outdir)
+    suffix = _SUFFIX[fmt]
+    tasks = []
+    for folder in find_bursts(root, outdir):
+        rel = folder.relative_to(root)
+        stem = outdir / rel if rel.parts else outdir / root.resolve().name
+        tasks.append(BurstTask(str(folder), str(stem) + suffix, str(stem) + ".json",
+                               dict(options or {}, format=fmt)))
+    return tasks
+
+
+def process_burst(task: BurstTask) -> BurstResult:
+    """Merge one burst (skipped when its output exists); never raises for the
+    burst's own problems, which are returned as a failed result."""
+    import socket
+
+    t = time.perf_counter()
+    host = socket.gethostname()
+    if Path(task.output).exists():
+        return BurstResult(task.folder, task.output, "skipped", host=host)
+    try:
+        from .api import superresolve
+
+        Path(task.output).parent.mkdir(parents=True, exist_ok=True)
+        # The image is what marks a burst finished; a report without its image
+        # (a burst killed between the two renames) is stale and replaced.
+        _, report = superresolve(task.folder, output=task.output, report=task.report, warn=lambda m: None,
+                                 overwrite=True, **task.options)
+    except SuperresError as e:
+        return BurstResult(task.folder, task.output, "failed", str(e), seconds=time.perf_counter() - t, host=host)
+    except MemoryError:
+        return BurstResult(task.folder, task.output, "failed", "out of memory", seconds=time.perf_counter() - t,
+                           host=host)
+    except Exception as e:  # a bug on one burst must not stop the others; keep where it happened
+        where = traceback.extract_tb(e.__traceback__)[-1]
+        msg = f"internal error: {type(e).__name__}: {e} ({Path(where.filename).name}:{where.lineno})"
+        return BurstResult(task.folder, task.output, "failed", msg, seconds=time.perf_counter() - t, host=host)
+    s = report["summary"]
+    return BurstResult(task.folder, task.output, "done", None, s["frames"], s["used"], time.perf_counter() - t, host)
+
+
+def _init_local_worker(threads: int) -> None:
+    # Workers share the machine's cores: OpenCV's own pool is sized to its share.
+    try:
+        import cv2
+
+        cv2.setNumThreads(threads)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def run_batch(tasks: list[BurstTask], workers: int = 1, scheduler: str | None = None, gpu: bool = False,
+              progress=None, connect_timeout: float = 30.0) -> list[BurstResult]:
+    """Run every task; results in the order of ``tasks``.
+
+    ``progress(stage, done, total)`` is called with stage ``"bursts"`` as
+    bursts finish.
+    """
+    progress = progress or (lambda *a: None)
+    results: list = [None] * len(tasks)
+    done = 0
+    progress("bursts", 0, len(tasks))
+
+    def finished(i, r):
+        nonlocal done
+        results[i] = r
+        done += 1
+        progress("bursts", done, len(tasks))
+
+    if scheduler:
+        for i, r in _run_dask(tasks, scheduler, gpu, connect_timeout):
+            finished(i, r)
+    elif workers <= 1:
+        for i, task in enumerate(tasks):
+            finished(i, process_burst(task))
+    else:
+        share = max(1, (os.cpu_count() or 1) // workers)
+        for task in tasks:
+            task.options.setdefault("decode_threads", share)
+        # spawn, not fork: the parent may hold decoder and OpenCV thread pools,
+        # which a forked child inherits locked
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_local_worker,
+                                 initargs=(share,)) as pool:
+            futures = {pool.submit(process_burst, t): i for i, t in enumerate(tasks)}
+            for fut in as_completed(futures):
+                finished(futures[fut], fut.result())
+    return results
+
+
+def _run_dask(tasks, scheduler: str, gpu: bool, connect_timeout: float):
+    try:
+        from distributed import Client, as_completed as dask_completed
+    except ImportError:
+        raise ConfigError("--scheduler needs Dask distributed: pip install 'superres_gpu[batch]'") from None
+    try:
+        client = Client(scheduler, timeout=connect_timeout)
+    except (OSError, TimeoutError) as e:
+        raise ConfigError(f"cannot reach the Dask scheduler {scheduler} ({e})") from None
+    with client:
+        resources = {"GPU": 1} if gpu else None
+        futures = client.map(process_burst, tasks, pure=False, resources=resources)
+        index = {f.key: i for i, f in enumerate(futures)}
+        for fut in dask_completed(futures):
+            yield index[fut.key], fut.result()
+
+
+def write_results(outdir, results: list[BurstResult]) -> tuple[Path, Path]:
+    """``batch_results.csv`` and ``.json`` in ``outdir`` (written atomically)."""
+    from .output import write_text
+
+    rows = [asdict(r) for r in results]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(BurstResult.__dataclass_fields__))
+    w.writeheader()
+    w.writerows(rows)
+    outdir = Path(outdir)
+    return (write_text(outdir / f"{RESULTS_NAME}.csv", buf.getvalue()),
+            write_text(outdir / f"{RESULTS_NAME}.json", json.dumps(rows, indent=1)))

@@ -1,0 +1,124 @@
+"""Raw frames (DNG; other formats LibRaw reads too), through rawpy (extra ``raw``).
+
+Raw frames are decoded to linear light: 16 bits, the camera's white balance,
+no auto-brightening, no tone curve, the linear sRGB primaries, demosaiced
+once by LibRaw (the sharpness scores of culling use LibRaw's half-size read,
+which bins each 2x2 colour block instead of demosaicing).  The merge then
+runs in linear light and the output stays linear unless ``--gamma srgb``
+asks for the sRGB curve (:func:`encode_srgb`).
+
+The report records each burst's black and white levels, the camera white
+balance and, when the DNG carries one, its NoiseProfile (per colour plane,
+variance = S * x + O for x in [0, 1]).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .discover import FrameInfo
+from .errors import InputError
+
+RAW_EXTS = {".dng"}
+GAMMAS = ("linear", "srgb")
+NOISE_PROFILE_TAG = 51041
+
+
+@dataclass
+class RawFrame(FrameInfo):
+    """A raw frame's :class:`FrameInfo` and what the raw decoder reports."""
+
+    raw: dict = field(default_factory=dict)
+
+
+def _rawpy(path):
+    try:
+        import rawpy
+    except ImportError:
+        raise InputError("raw (DNG) input needs rawpy: pip install 'superres_gpu[raw]'", str(path)) from None
+    return rawpy
+
+
+def _imread(path: Path):
+    rawpy = _rawpy(path)
+    try:
+        return rawpy.imread(str(path))
+    except Exception as e:  # LibRaw reports unreadable files with several types
+        raise InputError(f"cannot read raw file ({e})", str(path)) from None
+
+
+def noise_profile(path: Path) -> list | None:
+    """The DNG NoiseProfile as [[S, O], ...] per colour plane, or None."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tf:
+            for page in [tf.pages.first, *(tf.pages.first.pages or [])]:
+                tag = page.tags.get(NOISE_PROFILE_TAG)
+                if tag is not None:
+                    v = [float(x) for x in np.ravel(tag.value)]
+                    return [v[i:i + 2] for i in range(0, len(v) - 1, 2)]
+    except Exception:  # not a TIFF-based raw: it has no NoiseProfile tag
+        return None
+    return None
+
+
+def probe_raw(path: Path) -> RawFrame:
+    """Header of a raw frame: size after the file's rotation, levels, white balance, EXIF."""
+    from .discover import _tiff_exif
+
+    path = Path(path)
+    with _imread(path) as raw:
+        s = raw.sizes
+        w, h = (s.height, s.width) if s.flip in (5, 6) else (s.width, s.height)
+        info = {
+            "black_level": [int(v) for v in raw.black_level_per_channel],
+            "white_level": int(raw.white_level),
+            "camera_white_balance": [round(float(v), 6) for v in raw.camera_whitebalance],
+            "cfa_pattern": raw.color_desc.decode("ascii", "replace"),
+            "noise_profile": noise_profile(path),
+            "linear": True,
+        }
+    if w == 0 or h == 0:
+        raise InputError("raw file has no image", str(path))
+    try:
+        exif = _tiff_exif(path)
+    except (OSError, ValueError):
+        exif = {}
+    exif["orientation"] = 1  # LibRaw applies the file's rotation while decoding
+    return RawFrame(path, "raw", w, h, 3, 16, 1, exif, raw=info)
+
+
+def _postprocess(info: FrameInfo, half: bool) -> np.ndarray:
+    rawpy = _rawpy(info.path)
+    with _imread(info.path) as raw:
+        try:
+            return raw.postprocess(gamma=(1, 1), no_auto_bright=True, output_bps=16, use_camera_wb=True,
+                                   output_color=rawpy.ColorSpace.sRGB, half_size=half)
+        except Exception as e:
+            raise InputError(f"cannot decode raw file ({e})", str(info.path)) from None
+
+
+def decode_raw(info: FrameInfo) -> np.ndarray:
+    """Linear 16-bit RGB (H, W, 3) of a raw frame, upright."""
+    return _postprocess(info, half=False)
+
+
+def read_half_luma_raw(info: FrameInfo) -> np.ndarray:
+    """Half-resolution luma in [0, 1] from LibRaw's half-size read (no demosaicing)."""
+    from .backends import get_backend
+
+    return get_backend("numpy").luma(_postprocess(info, half=True))
+
+
+def encode_srgb(image: np.ndarray) -> np.ndarray:
+    """The sRGB curve applied to a linear uint16 or float32 image (same dtype;
+    float values above 1 follow the curve's power segment, below 0 are 0)."""
+    x = image.astype(np.float32) / np.float32(65535.0) if image.dtype == np.uint16 else np.maximum(image, 0)
+    y = np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4, dtype=np.float32) - 0.055)
+    if image.dtype == np.uint16:
+        return np.clip(np.rint(y * 65535.0), 0, 65535).astype(np.uint16)
+    return y.astype(np.float32)

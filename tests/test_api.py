@@ -1,0 +1,67 @@
+"""The Python API: superres_gpu.superresolve on paths and arrays."""
+
+from __future__ import annotations
+
+import doctest
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import superres_gpu
+from superres_gpu import api
+from superres_gpu.errors import InputError
+
+
+def test_arrays_and_files_give_the_same_image(tmp_path, burst_dir, small_burst):
+    from_files, rep_files = superres_gpu.superresolve(burst_dir, backend="numpy")
+    from_arrays, rep_arrays = superres_gpu.superresolve(np.stack(small_burst.frames), backend="numpy")
+    np.testing.assert_array_equal(from_files, from_arrays)
+    assert rep_arrays["frames"][0]["path"] == "array[0]"
+    assert [f["used"] for f in rep_files["frames"]] == [f["used"] for f in rep_arrays["frames"]]
+    assert list(tmp_path.iterdir()) == [burst_dir]  # nothing written without output=
+
+
+def test_output_and_report_written_when_asked(tmp_path, small_burst):
+    out = tmp_path / "r.tif"
+    image, report = superres_gpu.superresolve(list(small_burst.frames), output=out, report=tmp_path / "r.json",
+                                              backend="numpy")
+    import tifffile
+
+    np.testing.assert_array_equal(tifffile.imread(out), image)
+    assert report["output"] == str(out) and (tmp_path / "r.json").is_file()
+
+
+def test_float_arrays_are_quantised_and_bad_arrays_are_refused(small_burst):
+    frames = [f.astype(np.float32) / 255.0 for f in small_burst.frames]
+    image, report = superres_gpu.superresolve(frames, scale=1.5, backend="numpy")
+    assert image.dtype == np.uint16 and image.shape == (180, 240, 3)
+    assert report["bits_in"] == 16
+    with pytest.raises(InputError, match=r"array\[1\].*outside \[0, 1\]"):
+        superres_gpu.superresolve([frames[0], frames[1] * 2], backend="numpy")
+    with pytest.raises(InputError, match="dtype int32"):
+        superres_gpu.superresolve([f.astype(np.int32) for f in small_burst.frames], backend="numpy")
+    with pytest.raises(InputError, match="shape"):
+        superres_gpu.superresolve(np.zeros((3, 4, 4, 5), np.uint8), backend="numpy")
+    with pytest.raises(InputError, match="same size"):
+        superres_gpu.superresolve([small_burst.frames[0], small_burst.frames[1][:-2]], backend="numpy")
+
+
+def test_arrays_are_not_modified(small_burst):
+    frames = [f.copy() for f in small_burst.frames]
+    superres_gpu.superresolve(frames, backend="numpy")
+    for a, b in zip(frames, small_burst.frames):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_docstring_example_runs():
+    result = doctest.testmod(api, optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 4 and result.failed == 0
+
+
+def test_the_api_is_exported_lazily():
+    code = ("import sys, superres_gpu; heavy = [m for m in ('cv2', 'cupy', 'rich', 'superres_gpu.pipeline') "
+            "if m in sys.modules]; f = superres_gpu.superresolve; print(heavy, callable(f))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[] True"

@@ -1,0 +1,177 @@
+"""superres batch: burst folders, resuming, failures, local workers and a real
+Dask cluster (a scheduler and two worker processes on localhost)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from superres_gpu import batch, cli
+from conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def burst_root(tmp_path_factory):
+    """Three small bursts in nested folders, one folder of corrupt frames, one with a single frame."""
+    from superres_gpu.synth import recipe_burst
+
+    root = tmp_path_factory.mktemp("bursts")
+    for k in range(3):
+        recipe_burst("test-small", frames=4, width=96, height=72, seed=k).write(root / "trip" / f"scene{k}")
+    broken = root / "broken"
+    broken.mkdir()
+    for n in ("a.jpg", "b.jpg"):
+        (broken / n).write_bytes(b"\xff\xd8\xff not a jpeg")
+    single = root / "lonely"
+    recipe_burst("test-small", frames=1, width=96, height=72).write(single)
+    (root / "notes").mkdir()
+    (root / "notes" / "readme.txt").write_text("no frames here")
+    return root
+
+
+def test_every_burst_folder_is_found_and_mirrored(tmp_path, burst_root):
+    tasks = batch.plan(burst_root, tmp_path / "out", "png16", {"scale": 1.5})
+    rel = [Path(t.folder).relative_to(burst_root).as_posix() for t in tasks]
+    assert rel == ["broken", "trip/scene0", "trip/scene1", "trip/scene2"]
+    assert tasks[1].output == str(tmp_path / "out" / "trip" / "scene0.png")
+    assert tasks[1].options == {"scale": 1.5, "format": "png16"}
+    # an output folder inside the root is never taken for a burst
+    assert len(batch.plan(burst_root, burst_root / "trip" / "scene0", "tiff16")) == 3
+
+
+def test_failures_are_reported_and_a_rerun_skips_finished_bursts(tmp_path, burst_root, capsys):
+    out = tmp_path / "out"
+    rc = cli.main(["batch", burst_root, "-o", out, "--backend", "numpy", "--scale", "1.5"])
+    captured = capsys.readouterr()
+    assert rc == 1 and "corrupt JPEG" in captured.err and "Traceback" not in captured.err
+    rows = json.loads((out / "batch_results.json").read_text())
+    assert [r["status"] for r in rows] == ["failed", "done", "done", "done"]
+    assert not (out / "broken.tif").exists()
+    assert (out / "batch_results.csv").read_text().splitlines()[0].startswith("folder,output,status,error")
+    finished = out / "trip" / "scene1.tif"
+    stamp = finished.stat().st_mtime_ns
+    (out / "trip" / "scene2.tif").unlink()  # as if the batch had been stopped before this burst
+    rc = cli.main(["batch", burst_root, "-o", out, "--backend", "numpy", "--scale", "1.5", "-q"])
+    rows = json.loads((out / "batch_results.json").read_text())
+    assert rc == 1 and [r["status"] for r in rows] == ["failed", "skipped", "skipped", "done"]
+    assert finished.stat().st_mtime_ns == stamp and (out / "trip" / "scene2.tif").is_file()
+
+
+def test_two_local_workers_give_the_same_outputs(tmp_path, burst_root):
+    import tifffile
+
+    one = batch.plan(burst_root / "trip", tmp_path / "one", "tiff16", {"backend": "numpy"})
+    two = batch.plan(burst_root / "trip", tmp_path / "two", "tiff16", {"backend": "numpy"})
+    assert [r.status for r in batch.run_batch(one)] == ["done"] * 3
+    seen = []
+    res = batch.run_batch(two, workers=2, progress=lambda stage, done, total: seen.append((stage, done, total)))
+    assert [r.status for r in res] == ["done"] * 3 and seen[-1] == ("bursts", 3, 3)
+    for a, b in zip(one, two):
+        assert (tifffile.imread(a.output) == tifffile.imread(b.output)).all()
+
+
+def test_batch_usage_errors(tmp_path, burst_root, capsys):
+    assert cli.main(["batch", burst_root / "notes", "-o", tmp_path / "o"]) == 1
+    assert "no burst folders" in capsys.readouterr().err
+    assert cli.main(["batch", burst_root, "-o", tmp_path / "o", "--workers", "0"]) == 1
+    assert "--workers must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+# --------------------------------------------------------------------------
+# A real Dask cluster on localhost
+# --------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(args, log: Path) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    return subprocess.Popen([sys.executable, "-m", *args], stdout=log.open("wb"), stderr=subprocess.STDOUT,
+                            env=env, cwd=log.parent)
+
+
+@pytest.fixture(scope="module")
+def dask_cluster(tmp_path_factory):
+    """``dask scheduler`` and two ``dask worker`` processes (one thread each,
+    each declaring one GPU resource) on free localhost ports."""
+    pytest.importorskip("distributed", reason="the batch extra (dask[distributed]) is not installed")
+    from distributed import Client
+
+    logs = tmp_path_factory.mktemp("dask")
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    procs = [_start(["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(port),
+                     "--dashboard-address", ":0", "--no-show"], logs / "scheduler.log")]
+    try:
+        for k in range(2):
+            procs.append(_start(["distributed.cli.dask_worker", address, "--nworkers", "1", "--nthreads", "1",
+                                 "--no-dashboard", "--resources", "GPU=1", "--name", f"w{k}",
+                                 "--local-directory", str(logs)], logs / f"worker{k}.log"))
+        deadline = time.monotonic() + 60
+        client = None
+        while client is None:
+            try:
+                client = Client(address, timeout=5)
+            except (OSError, TimeoutError):
+                if time.monotonic() > deadline or procs[0].poll() is not None:
+                    raise RuntimeError((logs / "scheduler.log").read_text()) from None
+                time.sleep(0.5)
+        with client:
+            client.wait_for_workers(2, timeout=60)
+        yield address
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in reversed(procs):
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def test_bursts_run_as_tasks_on_a_dask_cluster(tmp_path, burst_root, dask_cluster):
+    out = tmp_path / "out"
+    rc = cli.main(["batch", burst_root, "-o", out, "--backend", "numpy", "--scheduler", dask_cluster, "-q"])
+    rows = json.loads((out / "batch_results.json").read_text())
+    assert rc == 1 and [r["status"] for r in rows] == ["failed", "done", "done", "done"]
+    assert "corrupt JPEG" in rows[0]["error"]
+    assert all((out / "trip" / f"scene{k}.tif").is_file() for k in range(3))
+    rc = cli.main(["batch", burst_root / "trip", "-o", out / "trip", "--scheduler", dask_cluster, "-q",
+                   "--backend", "numpy"])
+    assert rc == 0 and {r["status"] for r in json.loads((out / "trip" / "batch_results.json").read_text())} == {
+        "skipped"}
+
+
+def test_gpu_tasks_ask_for_a_gpu_resource(tmp_path, burst_root, dask_cluster):
+    from superres_gpu.backends import cupy_unavailable_reason
+
+    tasks = batch.plan(burst_root / "trip", tmp_path / "out", "tiff16", {"backend": "cupy"})
+    res = batch.run_batch(tasks, scheduler=dask_cluster, gpu=True)
+    reason = cupy_unavailable_reason()
+    if reason is None:
+        assert [r.status for r in res] == ["done"] * 3
+    else:  # the tasks reached the workers that declare a GPU and failed there, clearly
+        assert all(r.status == "failed" and "cupy backend is unavailable" in r.error for r in res)
+
+
+def test_an_unreachable_scheduler_is_a_clear_error(tmp_path, burst_root):
+    pytest.importorskip("distributed", reason="the batch extra (dask[distributed]) is not installed")
+    from superres_gpu.errors import ConfigError
+
+    tasks = batch.plan(burst_root / "trip", tmp_path / "o", "tiff16")
+    with pytest.raises(ConfigError, match="cannot reach the Dask scheduler tcp://127.0.0.1:"):
+        batch.run_batch(tasks, scheduler=f"tcp://127.0.0.1:{_free_port()}", connect_timeout=2)
+    assert not (tmp_path / "o").exists()

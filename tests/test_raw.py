@@ -1,0 +1,94 @@
+"""Raw (DNG) frames through rawpy: linear 16-bit with the camera white balance,
+the levels in the report, a burst merged in linear light, --gamma srgb."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rawpy", reason="the raw extra (rawpy) is not installed")
+
+from dng_util import write_dng  # noqa: E402
+from superres_gpu.decode import read_frame, read_half_luma  # noqa: E402
+from superres_gpu.discover import list_inputs, probe  # noqa: E402
+from superres_gpu.errors import ConfigError, InputError  # noqa: E402
+from tolerances import TOL  # noqa: E402
+
+
+def test_flat_colour_decodes_linear_with_the_camera_white_balance(tmp_path):
+    scene = np.zeros((64, 96, 3))
+    scene[:] = (0.4, 0.2, 0.1)
+    p = write_dng(tmp_path / "a.dng", scene, white_balance=(2.0, 1.0, 1.5), orientation=6)
+    info = probe(p)
+    assert (info.format, info.width, info.height, info.bits) == ("raw", 64, 96, 16)  # rotated by the file's tag
+    assert info.raw["black_level"] == [256] * 4 and info.raw["white_level"] == 16383
+    assert info.raw["camera_white_balance"][:3] == pytest.approx([2.0, 1.0, 1.5], rel=1e-5)
+    assert info.raw["noise_profile"] == [[2e-4, 1e-6]] * 3
+    assert info.exif["make"] == "Acme" and info.exif["orientation"] == 1
+    img = read_frame(info)
+    assert img.shape == (96, 64, 3) and img.dtype == np.uint16
+    # no auto-brightening, no tone curve: the scene's linear values come back
+    np.testing.assert_allclose(img.reshape(-1, 3).mean(0) / 65535.0, [0.4, 0.2, 0.1],
+                               atol=TOL["dng_flat_roundtrip"][0])
+    assert read_half_luma(info).shape == (48, 32)  # culling's half-size read bins the CFA, no demosaicing
+    assert list_inputs([tmp_path]) == [p]
+
+
+def test_missing_rawpy_names_the_extra(tmp_path, monkeypatch):
+    p = write_dng(tmp_path / "a.dng", np.full((8, 8, 3), 0.5))
+    monkeypatch.setitem(sys.modules, "rawpy", None)
+    with pytest.raises(InputError, match=r"a\.dng: raw \(DNG\) input needs rawpy: pip install 'superres_gpu\[raw\]'"):
+        probe(p)
+
+
+def test_corrupt_dng_is_one_clear_error(tmp_path):
+    p = tmp_path / "bad.dng"
+    p.write_bytes(b"II*\x00" + b"\x00" * 64)
+    with pytest.raises(InputError, match="bad.dng: cannot read raw file"):
+        probe(p)
+
+
+@pytest.fixture(scope="module")
+def dng_burst(tmp_path_factory, small_burst_frames_linear):
+    d = tmp_path_factory.mktemp("dng")
+    for k, f in enumerate(small_burst_frames_linear):
+        write_dng(d / f"f{k:02d}.dng", f)
+    return d
+
+
+@pytest.fixture(scope="module")
+def small_burst_frames_linear():
+    from superres_gpu.synth import CameraSpec, recipe_burst
+
+    burst = recipe_burst("test-small", camera=CameraSpec(blur_sigma=0.5, noise_gain=0.001, noise_floor=0.005,
+                                                         jpeg_quality=None, bits=16))
+    return [f.astype(np.float64) / 65535.0 for f in burst.frames]
+
+
+def test_a_dng_burst_merges_in_linear_light_and_srgb_is_the_curve_of_it(tmp_path, dng_burst):
+    from superres_gpu import superresolve
+    from superres_gpu.raw import encode_srgb
+
+    linear, report = superresolve(dng_burst, output=tmp_path / "lin.tif", backend="numpy")
+    assert report["summary"]["used"] == 8 and report["gamma"] == "linear"
+    assert report["raw"]["white_level"] == 16383 and report["raw"]["noise_profile"] is not None
+    srgb, report = superresolve(dng_burst, output=tmp_path / "srgb.tif", backend="numpy", gamma="srgb")
+    np.testing.assert_array_equal(srgb, encode_srgb(linear))
+    assert srgb.mean() > linear.mean()  # the curve lifts the mid-tones
+
+
+def test_gamma_srgb_on_gamma_encoded_frames_is_refused(tmp_path, burst_dir):
+    from superres_gpu import superresolve
+
+    with pytest.raises(ConfigError, match="--gamma srgb applies to raw"):
+        superresolve(burst_dir, output=tmp_path / "o.tif", backend="numpy", gamma="srgb")
+    assert not (tmp_path / "o.tif").exists()
+
+
+def test_srgb_curve_known_values():
+    from superres_gpu.raw import encode_srgb
+
+    x = np.array([0.0, 0.0031308, 0.18, 1.0], np.float32)
+    np.testing.assert_allclose(encode_srgb(x), [0.0, 0.04045, 0.46135, 1.0], atol=TOL["srgb_curve_float32"][0])
