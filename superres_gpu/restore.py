@@ -29,7 +29,7 @@ def lanczos4_response(n: int = 512) -> tuple[np.ndarray, np.ndarray]:
 
 
 @lru_cache(maxsize=None)
-def restoration_taps(scale: float, lam: float) -> np.ndarray:
+def restoration_taps(scale: float, lam: float, kernel_sigma: float | None = None) -> np.ndarray:
     """Odd-length float32 taps (sum 1) that undo, on the output grid, the blur the
     merge itself adds: each frame's pixel aperture (a box one input pixel wide)
     and the Lanczos4 resampling, relative to the output's own pixel aperture.
@@ -38,11 +38,18 @@ def restoration_taps(scale: float, lam: float) -> np.ndarray:
     (f in cycles per output pixel, s the scale); the Wiener-type restoration is
     R = G / (G^2 + lam), normalised to R(0) = 1, made into a Hann-windowed FIR of
     radius ceil(4 s).  ``lam`` is the noise-to-signal regularisation.
+
+    With ``kernel_sigma`` (output px) the merge is the kernel regression of
+    :mod:`superres_gpu.kernelmerge`: its samples are placed exactly and spread by
+    a Gaussian, so G(f) = sinc(s f) exp(-2 pi^2 sigma^2 f^2) / sinc(f) instead.
     """
     n = 4096
     fo = np.arange(n // 2 + 1) / n
     fl, HL = lanczos4_response()
-    G = np.sinc(scale * fo) * np.interp(scale * fo, fl, HL, right=0.0) / np.sinc(fo)
+    if kernel_sigma is None:
+        G = np.sinc(scale * fo) * np.interp(scale * fo, fl, HL, right=0.0) / np.sinc(fo)
+    else:
+        G = np.sinc(scale * fo) * np.exp(-2.0 * np.pi**2 * kernel_sigma**2 * fo**2) / np.sinc(fo)
     R = G / (G * G + lam)
     R = R / R[0]
     h = np.real(np.fft.ifft(np.concatenate([R, R[-2:0:-1]])))
@@ -59,11 +66,12 @@ def restoration_strength(frames_merged: int) -> float:
     return float(min(0.3, max(0.02, 0.4 / max(1, frames_merged))))
 
 
-def sharpen(B, mean, scale: float, frames_merged: int) -> None:
+def sharpen(B, mean, scale: float, frames_merged: int, kernel_sigma: float | None = None) -> None:
     """Restore the merged mean ``mean`` ((H, W, C) float32 on the backend) in
-    place with :func:`restoration_taps` for ``scale`` and the strength that
-    ``frames_merged`` frames allow."""
-    taps = restoration_taps(float(scale), restoration_strength(frames_merged))
+    place with :func:`restoration_taps` for ``scale`` (and the kernel merge's
+    ``kernel_sigma``) and the strength that ``frames_merged`` frames allow."""
+    taps = restoration_taps(float(scale), restoration_strength(frames_merged),
+                            None if kernel_sigma is None else float(kernel_sigma))
     xp = B.xp
     for ch in range(mean.shape[2]):
         mean[..., ch] = B.sepfilter(xp.ascontiguousarray(mean[..., ch]), taps)

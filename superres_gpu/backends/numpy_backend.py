@@ -400,6 +400,93 @@ class NumpyBackend:
             num[y_start:y_end] += vals
             den[y_start:y_end] += vf
 
+    # --- kernel 7: kernel-regression accumulate ------------------------------------
+    def kernel_accumulate(self, frame, state, num, den, scale: float, max_value: float, sigma: float,
+                          weights=None, weight_level: int = 1) -> None:
+        """Add one frame's native samples to num and den with a Gaussian kernel
+        centred at each sample's exact position on the output grid (a gather).
+
+        For output pixel (X, Y): its frame position (u, v) = M (X, Y) (M = Tinv S,
+        as in :meth:`resample_accumulate`); J is the Jacobian of M there,
+        J = [[M00 - u M20, M01 - u M21], [M10 - v M20, M11 - v M21]] / w.  The
+        samples visited are (i, j) = (floor(u) + kx, floor(v) + ky) for kx, ky in
+        [1 - K, K], K = :func:`kernel_taps` (``scale``, ``sigma``), rows outer;
+        those inside the frame whose offset on the output grid,
+        (dX, dY) = J^-1 (i - u, j - v) (float64; exact for affine motion, first
+        order for a homography), has d2 = dX^2 + dY^2 < (3 sigma)^2 weigh
+        k = exp(float32(-d2 / (2 sigma^2))) (float32).  With the robust weight w
+        (1, or ``weights`` sampled bilinearly at the output pixel, as in
+        :meth:`resample_accumulate`): num += w * sum k (gain * value +
+        offset * ``max_value``) and den += w * sum k, float32, the sums taken
+        in the visiting order.  ``sigma`` is in output pixels.  Nothing is added
+        when ``state[S_ACCEPT]`` is 0.
+        """
+        if state[S.S_ACCEPT] == 0.0:
+            return
+        fh, fw = frame.shape[:2]
+        ho, wo = den.shape
+        C = num.shape[2]
+        M = output_map(state[S.S_TINV].reshape(3, 3), scale)
+        gain = np.float32(state[S.S_GAIN])
+        offset = np.float32(state[S.S_OFFSET] * max_value)
+        src = frame.reshape(fh * fw, C)
+        K = kernel_taps(scale, sigma)
+        cut2 = (3.0 * sigma) ** 2
+        c2 = 1.0 / (2.0 * sigma * sigma)
+        X = np.arange(wo, dtype=np.float64)
+        S_ = output_to_reference(scale)
+        a, b = S_[0, 0], S_[0, 2]
+        if weights is not None:
+            wx0, wx1, fx = _bilinear_axis(X, a, b, weight_level, weights.shape[1])
+        rows_per = max(1, (_STRIP_PIXELS // 4) // max(wo, 1))
+        for y_start in range(0, ho, rows_per):
+            y_end = min(ho, y_start + rows_per)
+            Y = np.arange(y_start, y_end, dtype=np.float64)[:, None]
+            wq = M[2, 0] * X + (M[2, 1] * Y + M[2, 2])
+            u = (M[0, 0] * X + (M[0, 1] * Y + M[0, 2])) / wq
+            v = (M[1, 0] * X + (M[1, 1] * Y + M[1, 2])) / wq
+            j00 = (M[0, 0] - u * M[2, 0]) / wq
+            j01 = (M[0, 1] - u * M[2, 1]) / wq
+            j10 = (M[1, 0] - v * M[2, 0]) / wq
+            j11 = (M[1, 1] - v * M[2, 1]) / wq
+            det = j00 * j11 - j01 * j10
+            i00, i01, i10, i11 = j11 / det, -j01 / det, -j10 / det, j00 / det
+            iu = np.floor(u)
+            iv = np.floor(v)
+            fu, fv = u - iu, v - iv
+            iu = iu.astype(np.int64)
+            iv = iv.astype(np.int64)
+            shape = u.shape
+            acc = np.zeros(shape + (C,), np.float32)
+            ksum = np.zeros(shape, np.float32)
+            for ky in range(1 - K, K + 1):
+                jj = iv + ky
+                dv = ky - fv
+                for kx in range(1 - K, K + 1):
+                    ii = iu + kx
+                    du = kx - fu
+                    dX = i00 * du + i01 * dv
+                    dY = i10 * du + i11 * dv
+                    d2 = dX * dX + dY * dY
+                    ok = (d2 < cut2) & (ii >= 0) & (ii < fw) & (jj >= 0) & (jj < fh)
+                    k = np.exp((-d2 * c2).astype(np.float32))
+                    k[~ok] = 0.0
+                    idx = np.where(ok, jj * fw + ii, 0)
+                    vals = src[idx].astype(np.float32)
+                    vals *= gain
+                    vals += offset
+                    vals *= k[..., None]
+                    acc += vals
+                    ksum += k
+            if weights is not None:
+                wy0, wy1, fy = _bilinear_axis(Y[:, 0], a, b, weight_level, weights.shape[0])
+                rows = (1.0 - fy)[:, None] * weights[wy0].astype(np.float64) + fy[:, None] * weights[wy1]
+                wt = ((1.0 - fx) * rows[:, wx0] + fx * rows[:, wx1]).astype(np.float32)
+                acc *= wt[..., None]
+                ksum *= wt
+            num[y_start:y_end] += acc
+            den[y_start:y_end] += ksum
+
     # --- kernel 5: normalisation ---------------------------------------------------
     def normalize_u16(self, num, den, value_scale: float) -> np.ndarray:
         """uint16 image rint(num / den * value_scale) clipped to 0..65535; 0 where den == 0.
@@ -422,6 +509,14 @@ class NumpyBackend:
             np.clip(v, 0, 65535, out=v)
             out[y0:y1] = v
         return out[..., 0] if c == 1 else out
+
+
+def kernel_taps(scale: float, sigma: float) -> int:
+    """K of :meth:`NumpyBackend.kernel_accumulate`: samples within 3 ``sigma``
+    output px of an output pixel lie within 3 sigma / scale frame px of its
+    frame position (10 % spare for zoom and rotation), so taps at floor(u) +
+    1 - K .. floor(u) + K reach them all."""
+    return max(1, int(math.ceil(3.0 * sigma / scale * 1.1)))
 
 
 def cross_power(ref_spectrum: np.ndarray, f: np.ndarray) -> np.ndarray:
