@@ -154,8 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--merge",
         choices=MERGES,
         default="robust",
-        help="robust: leave out, per pixel, what moved between frames (no ghosts); mean: plain average "
-        "(default: robust)",
+        help="robust: leave out, per pixel, what moved between frames (no ghosts); mean: plain average; "
+        "kernel: place every frame's samples where they fell on the output grid (kernel regression), "
+        "with the robust weights; kernel-mean: the same without them (default: robust)",
     )
     r.add_argument(
         "--cull",

@@ -17,7 +17,8 @@ from .geometry import MOTION_MODELS
 
 MIN_SCALE, MAX_SCALE = 1.0, 4.0
 COMPRESSIONS = ("none", "deflate", "lzw", "zstd")
-MERGES = ("robust", "mean")
+MERGES = ("robust", "mean", "kernel", "kernel-mean")
+KERNEL_MERGES = ("kernel", "kernel-mean")  # kernel regression (kernelmerge.py); "kernel" with the robust weights
 
 
 def check_scale(value, option: str = "--scale") -> float:
@@ -62,7 +63,7 @@ class PipelineConfig:
     report: str | None = None
     overwrite: bool = False
     compression: str = "none"
-    merge: str = "robust"  # "robust" (per-pixel rejection of what moved) or "mean"
+    merge: str = "robust"  # "robust" (per-pixel rejection of what moved), "mean", "kernel" or "kernel-mean"
     cull: bool = True  # leave out frames blurred relative to the rest of the burst
     cull_threshold: float = DEFAULT_THRESHOLD
     weights_png: str | None = None  # picture of where frames were left out

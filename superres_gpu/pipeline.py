@@ -36,8 +36,9 @@ from .backends import get_backend, is_device_oom
 from .decode import FrameFeed, read_mask
 from .discover import MASK_NAME, FrameInfo, check_burst, probe, resolve_frames
 from .errors import AlignmentError, InputError
+from .kernelmerge import KernelAccumulator
 from .merge import Accumulator
-from .options import PipelineConfig
+from .options import KERNEL_MERGES, PipelineConfig
 from .output import OutputSet, encode_png, write_tiff
 from .reference import Reference
 from .report import FrameRecord, build_report
@@ -193,9 +194,9 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock) -> Merged:
                 ref = Reference(B, frame, cfg.align, mask)
                 state = ref.state()
                 m1 = B.mark()
-                acc = Accumulator(B, ref_info.width, ref_info.height, ref_info.channels, cfg.scale,
-                                  ref_info.max_value)
-                weights = RobustWeights(B, ref, robust=cfg.merge == "robust")
+                kind = KernelAccumulator if cfg.merge in KERNEL_MERGES else Accumulator
+                acc = kind(B, ref_info.width, ref_info.height, ref_info.channels, cfg.scale, ref_info.max_value)
+                weights = RobustWeights(B, ref, robust=cfg.merge in ("robust", "kernel"))
             else:
                 levels = frame_levels(B, ref, frame)
                 state = align(B, ref, levels)
@@ -234,7 +235,7 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock) -> Merged:
     if cfg.sharpen:
         with clock.stage("restore"):
             mean, covered = acc.take_mean()
-            sharpen(B, mean, cfg.scale, used)
+            sharpen(B, mean, cfg.scale, used, getattr(acc, "sigma", None))
             image = acc.encode(mean, covered)
     else:
         with clock.stage("merge"):

@@ -16,6 +16,8 @@ from . import __version__
 from .align import drop_reason
 from .discover import FrameInfo
 from .geometry import decompose, output_size
+from .kernelmerge import kernel_sigma
+from .options import KERNEL_MERGES
 from .state import FrameState
 
 
@@ -86,6 +88,7 @@ def build_report(cfg, records: list[FrameRecord], ref_idx: int, mask_path, backe
         "backend": backend_name,
         "motion": cfg.motion,
         "merge": cfg.merge,
+        "kernel_sigma": kernel_sigma(cfg.scale) if cfg.merge in KERNEL_MERGES else None,
         "cull": cfg.cull,
         "sharpen": cfg.sharpen,
         "mask": str(mask_path) if mask_path else None,

@@ -29,7 +29,7 @@ def lanczos4_response(n: int = 512) -> tuple[np.ndarray, np.ndarray]:
 
 
 @lru_cache(maxsize=None)
-def restoration_taps(scale: float, lam: float, kernel_sigma: float | None = None) -> np.ndarray:
+def restoration_taps(scale: float, lam: float, kernel_sigma: float | None = None, optics_sigma: float = 0.0) -> np.ndarray:
     """Odd-length float32 taps (sum 1) that undo, on the output grid, the blur the
     merge itself adds: each frame's pixel aperture (a box one input pixel wide)
     and the Lanczos4 resampling, relative to the output's own pixel aperture.
@@ -50,6 +50,8 @@ def restoration_taps(scale: float, lam: float, kernel_sigma: float | None = None
         G = np.sinc(scale * fo) * np.interp(scale * fo, fl, HL, right=0.0) / np.sinc(fo)
     else:
         G = np.sinc(scale * fo) * np.exp(-2.0 * np.pi**2 * kernel_sigma**2 * fo**2) / np.sinc(fo)
+    if optics_sigma > 0.0:
+        G = G * np.exp(-2.0 * np.pi**2 * (optics_sigma * scale) ** 2 * fo**2)
     R = G / (G * G + lam)
     R = R / R[0]
     h = np.real(np.fft.ifft(np.concatenate([R, R[-2:0:-1]])))
@@ -66,12 +68,14 @@ def restoration_strength(frames_merged: int) -> float:
     return float(min(0.3, max(0.02, 0.4 / max(1, frames_merged))))
 
 
-def sharpen(B, mean, scale: float, frames_merged: int, kernel_sigma: float | None = None) -> None:
+def sharpen(B, mean, scale: float, frames_merged: int, kernel_sigma: float | None = None,
+            optics_sigma: float = 0.0, lam: float | None = None) -> None:
     """Restore the merged mean ``mean`` ((H, W, C) float32 on the backend) in
     place with :func:`restoration_taps` for ``scale`` (and the kernel merge's
     ``kernel_sigma``) and the strength that ``frames_merged`` frames allow."""
-    taps = restoration_taps(float(scale), restoration_strength(frames_merged),
-                            None if kernel_sigma is None else float(kernel_sigma))
+    lam = restoration_strength(frames_merged) if lam is None else float(lam)
+    taps = restoration_taps(float(scale), lam, None if kernel_sigma is None else float(kernel_sigma),
+                            float(optics_sigma))
     xp = B.xp
     for ch in range(mean.shape[2]):
         mean[..., ch] = B.sepfilter(xp.ascontiguousarray(mean[..., ch]), taps)
