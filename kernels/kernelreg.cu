@@ -18,14 +18,14 @@
 //                         read when has_weights != 0 (bilinear, as resample.cu)
 //   winv    double        1 / 2^L
 //   K       int           taps per axis: floor(u) + 1 - K .. floor(u) + K (numpy_backend.kernel_taps)
-//   cut2    double        (3 sigma)^2, output px^2
-//   c2      double        1 / (2 sigma^2)
+//   cut2    float         (3 sigma)^2, output px^2
+//   c2      float         -1 / (2 sigma^2)
 //
 // Per pixel: (u, v) = M (X, Y) with M = Tinv S (resample.cu's sr_output_map and
-// sr_project, repeated here as sr_kr_*); J the Jacobian of M at (X, Y); each visited sample (i, j) inside
-// the frame with d2 = |J^-1 (i - u, j - v)|^2 < cut2 weighs k = expf((float)(-d2 c2)).
-// num += w * sum k (gain * value + offset), den += w * sum k, sums in float32,
-// rows outer, in the twin's order.
+// sr_project, repeated here as sr_kr_*) and the inverse Jacobian of M in double;
+// offsets, weights and sums in float32, in the twin's order: each visited sample
+// inside the frame with d2 = |J^-1 (kx - fu, ky - fv)|^2 < cut2 weighs
+// k = expf(d2 c2); num += w (gain sum k value + offset sum k), den += w sum k.
 #include "common.cuh"
 
 // resample.cu's output map, projection and bilinear weight, under this family's
@@ -63,7 +63,7 @@ template <typename T, int C>
 SR_HD void sr_kernel_accumulate_at(const T* frame, int fw, int fh, const double* state, float* num, float* den,
                                    int wo, int X, int Y, double a, double b, float max_value,
                                    const float* weights, int ww, int wh, int has_weights, double winv, int K,
-                                   double cut2, double c2) {
+                                   float cut2, float c2) {
     if (state[SR_S_ACCEPT] == 0.0) return;
     double M[9];
     sr_kr_output_map(state + SR_S_TINV, a, b, M);
@@ -74,41 +74,51 @@ SR_HD void sr_kernel_accumulate_at(const T* frame, int fw, int fh, const double*
     double j00 = sr_div(M[0] - sr_mul(u, M[6]), wq), j01 = sr_div(M[1] - sr_mul(u, M[7]), wq);
     double j10 = sr_div(M[3] - sr_mul(v, M[6]), wq), j11 = sr_div(M[4] - sr_mul(v, M[7]), wq);
     double det = sr_mul(j00, j11) - sr_mul(j01, j10);
-    double i00 = sr_div(j11, det), i01 = sr_div(-j01, det), i10 = sr_div(-j10, det), i11 = sr_div(j00, det);
+    float i00 = (float)sr_div(j11, det), i01 = (float)sr_div(-j01, det);
+    float i10 = (float)sr_div(-j10, det), i11 = (float)sr_div(j00, det);
     double fl_u = floor(u), fl_v = floor(v);
-    double fu = u - fl_u, fv = v - fl_v;
+    float fu = (float)(u - fl_u), fv = (float)(v - fl_v);
     long long iu = (long long)fl_u, iv = (long long)fl_v;
-    float gain = (float)state[SR_S_GAIN];
-    float off = (float)(state[SR_S_OFFSET] * (double)max_value);
     float acc[C];
     for (int ch = 0; ch < C; ++ch) acc[ch] = 0.0f;
     float ksum = 0.0f;
     for (int ky = 1 - K; ky <= K; ++ky) {
         long long jj = iv + ky;
-        double dv = (double)ky - fv;
+        float dv = (float)ky - fv;
+        float b0 = i01 * dv, b1 = i11 * dv;
         for (int kx = 1 - K; kx <= K; ++kx) {
             long long ii = iu + kx;
-            double du = (double)kx - fu;
-            double dX = sr_add(sr_mul(i00, du), sr_mul(i01, dv));
-            double dY = sr_add(sr_mul(i10, du), sr_mul(i11, dv));
-            double d2 = sr_add(sr_mul(dX, dX), sr_mul(dY, dY));
+            float du = (float)kx - fu;
+            float dX = i00 * du;
+            dX = dX + b0;
+            float dY = i10 * du;
+            dY = dY + b1;
+            float d2 = dX * dX;
+            float dy2 = dY * dY;
+            d2 = d2 + dy2;
             if (!(d2 < cut2) || ii < 0 || ii >= fw || jj < 0 || jj >= fh) continue;
-            float k = expf((float)(-sr_mul(d2, c2)));
+            float k = expf(d2 * c2);
             const T* px = frame + (jj * fw + ii) * C;
             for (int ch = 0; ch < C; ++ch) {
-                float val = (float)px[ch] * gain;
-                val = val + off;
-                acc[ch] += val * k;
+                float p = (float)px[ch] * k;
+                acc[ch] = acc[ch] + p;
             }
-            ksum += k;
+            ksum = ksum + k;
         }
     }
-    float wt = has_weights ? sr_kr_weight_at(weights, ww, wh, winv, X, Y, a, b) : 1.0f;
-    long long idx = (long long)Y * wo + X;
+    float gain = (float)state[SR_S_GAIN];
+    float off = (float)(state[SR_S_OFFSET] * (double)max_value);
+    for (int ch = 0; ch < C; ++ch) {
+        float g = acc[ch] * gain;
+        float o = off * ksum;
+        acc[ch] = g + o;
+    }
     if (has_weights) {
+        float wt = sr_kr_weight_at(weights, ww, wh, winv, X, Y, a, b);
         for (int ch = 0; ch < C; ++ch) acc[ch] *= wt;
         ksum *= wt;
     }
+    long long idx = (long long)Y * wo + X;
     for (int ch = 0; ch < C; ++ch) num[idx * C + ch] += acc[ch];
     den[idx] += ksum;
 }
@@ -118,7 +128,7 @@ template <typename T, int C>
 __global__ void kernel_accumulate(const T* __restrict__ frame, int fw, int fh, const double* __restrict__ state,
                                   float* __restrict__ num, float* __restrict__ den, int wo, int ho, double a, double b,
                                   float max_value, const float* __restrict__ weights, int ww, int wh, int has_weights,
-                                  double winv, int K, double cut2, double c2) {
+                                  double winv, int K, float cut2, float c2) {
     int X = blockIdx.x * blockDim.x + threadIdx.x;
     int Y = blockIdx.y * blockDim.y + threadIdx.y;
     if (X >= wo || Y >= ho) return;

@@ -49,7 +49,7 @@ def lib(tmp_path_factory):
     h = ctypes.CDLL(str(out))
     sigs = {
         "h_resample": [P, I, I, I, I, P, P, P, P, I, I, D, D, F, P, I, I, I, D],
-        "h_kernel_accumulate": [P, I, I, I, I, P, P, P, I, I, D, D, F, P, I, I, I, D, I, D, D],
+        "h_kernel_accumulate": [P, I, I, I, I, P, P, P, I, I, D, D, F, P, I, I, I, D, I, F, F],
         "h_robust_residual": [P, I, I, P, I, I, P, I, D, P, P],
         "h_robust_weight": [P, P, P, L, F, D, D, D, P, I, P],
         "h_luma": [P, I, I, I, I, F, P],
@@ -139,7 +139,8 @@ def test_kernel_accumulate_math(lib, rng, dtype, channels, shape, scale, sigma, 
     wk = wmap if weighted else np.ones((1, 1), np.float32)
     lib.h_kernel_accumulate(ptr(frame), int(dtype == np.uint16), channels, w, h, ptr(st), ptr(num_k), ptr(den_k),
                             wo, ho, S_[0, 0], S_[0, 2], maxv, ptr(wk), wk.shape[1], wk.shape[0], int(weighted), 0.5,
-                            kernel_taps(scale, sigma), (3.0 * sigma) ** 2, 1.0 / (2.0 * sigma * sigma))
+                            kernel_taps(scale, sigma), np.float32((3.0 * sigma) ** 2),
+                            np.float32(-1.0 / (2.0 * sigma * sigma)))
     assert np.any(den_k != den0)
     atol, rtol = tol("host_kernel_accumulate")
     np.testing.assert_allclose(den_k, den_t, atol=atol, rtol=rtol)

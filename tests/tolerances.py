@@ -38,7 +38,7 @@ TOL = {
     "star_radius_rel": (0.05, None, "star resolved radius vs the local-grating model MTF(36 / (2 pi r)): the model "
                         "ignores the spokes' curvature (blur mixes radii); measured 2-3 % larger"),
     "kernel_regression_affine": (2e-6, 1e-5, "the twin's Jacobian offsets are exact for affine motion; float32 "
-                                 "weights (exp rounded once) and sums vs float64"),
+                                 "offsets, weights and sums vs float64"),
     "kernel_regression_homography": (1e-4, 1e-3, "perspective 3e-5/px (a hand-held burst's is ~1e-8/px): "
                                      "the twin's first-order offsets differ from the exact positions by O(p d^2)"),
     # ---- GPU kernel vs NumPy twin ---------------------------------------------------------
@@ -51,8 +51,8 @@ TOL = {
     "gpu_reduce": (1e-6, 1e-6, "float64 B-spline sample and sums; FMA contraction and block-partial summation order"),
     "gpu_update_T": (1e-9, 1e-9, "float64 Cholesky of the same sums, same operation order"),
     "gpu_resample": (2e-4, 1e-6, "64 float32 products per pixel (FMA) on values up to 65535: ~4 ulp of the sum"),
-    "gpu_kernel_accumulate": (2e-6, 2e-6, "float64 offsets without FMA, then expf (device ulp error 2) and float32 "
-                              "sums of up to 16 taps that nvcc may contract to FMA"),
+    "gpu_kernel_accumulate": (2e-6, 2e-6, "float32 offsets and sums of up to 16 taps that nvcc may contract to FMA, "
+                              "expf (device ulp error 2)"),
     "gpu_weight_bilinear": (1e-6, 0.0, "bilinear weight in float64 from float32 maps, rounded to float32 once"),
     "gpu_robust_residual": (1e-9, 1e-5, "float64 B-spline sample with FMA; the square rounded to float32"),
     "gpu_robust_weight": (1e-6, 0.0, "float64 ratio from float32 inputs, clipped and rounded to float32"),
@@ -61,8 +61,8 @@ TOL = {
     "host_cross_power": (2e-7, 0.0, "float32 complex product and magnitude: sqrtf vs NumPy's hypot"),
     "host_robust_residual": (1e-9, 1e-6, "float64 sample, squared and rounded to float32 on both sides"),
     "host_robust_weight": (1e-7, 0.0, "the same float64 formula; float32 rounding of the result"),
-    "host_kernel_accumulate": (1e-6, 1e-6, "the same float64 offsets; expf of the C library vs NumPy's float32 exp "
-                               "may differ by 1 ulp per tap (at most 16 taps summed in float32)"),
+    "host_kernel_accumulate": (1e-6, 1e-6, "the same float32 offsets in the same order; expf of the C library vs "
+                               "NumPy's float32 exp may differ by 1 ulp per tap (at most 16 taps summed)"),
     "host_update_vs_twin": (1e-10, 1e-9, "the same float64 Cholesky and composition in C and NumPy"),
     # ---- alignment against known motion ---------------------------------------------------------
     "align_rms_synthetic_px": (0.05, None, "RMS grid error of the estimated transforms on hand-held synthetic bursts"),

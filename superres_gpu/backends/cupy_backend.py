@@ -279,7 +279,7 @@ class CupyBackend:
             (frame, np.int32(fw), np.int32(fh), state, num, den, np.int32(wo), np.int32(ho),
              np.float64(1.0 / scale), np.float64(0.5 / scale - 0.5), np.float32(max_value), wmap, np.int32(ww),
              np.int32(wh), np.int32(has), np.float64(1.0 / 2**weight_level), np.int32(kernel_taps(scale, sigma)),
-             np.float64((3.0 * sigma) ** 2), np.float64(1.0 / (2.0 * sigma * sigma))),
+             np.float32((3.0 * sigma) ** 2), np.float32(-1.0 / (2.0 * sigma * sigma))),
         )
 
     # --- kernel 6: robust merge weights ----------------------------------------------

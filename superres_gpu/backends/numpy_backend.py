@@ -407,18 +407,19 @@ class NumpyBackend:
         centred at each sample's exact position on the output grid (a gather).
 
         For output pixel (X, Y): its frame position (u, v) = M (X, Y) (M = Tinv S,
-        as in :meth:`resample_accumulate`); J is the Jacobian of M there,
-        J = [[M00 - u M20, M01 - u M21], [M10 - v M20, M11 - v M21]] / w.  The
-        samples visited are (i, j) = (floor(u) + kx, floor(v) + ky) for kx, ky in
-        [1 - K, K], K = :func:`kernel_taps` (``scale``, ``sigma``), rows outer;
-        those inside the frame whose offset on the output grid,
-        (dX, dY) = J^-1 (i - u, j - v) (float64; exact for affine motion, first
-        order for a homography), has d2 = dX^2 + dY^2 < (3 sigma)^2 weigh
-        k = exp(float32(-d2 / (2 sigma^2))) (float32).  With the robust weight w
-        (1, or ``weights`` sampled bilinearly at the output pixel, as in
-        :meth:`resample_accumulate`): num += w * sum k (gain * value +
-        offset * ``max_value``) and den += w * sum k, float32, the sums taken
-        in the visiting order.  ``sigma`` is in output pixels.  Nothing is added
+        as in :meth:`resample_accumulate`, float64) and J, the Jacobian of M
+        there, J = [[M00 - u M20, M01 - u M21], [M10 - v M20, M11 - v M21]] / w,
+        inverted in float64; then in float32: fu = u - floor(u), fv = v - floor(v),
+        and the inverse's entries.  The samples visited are
+        (i, j) = (floor(u) + kx, floor(v) + ky) for kx, ky in [1 - K, K],
+        K = :func:`kernel_taps` (``scale``, ``sigma``), rows outer.  A sample's
+        offset on the output grid is (dX, dY) = J^-1 (kx - fu, ky - fv) (exact
+        for affine motion, first order for a homography); those inside the
+        frame with d2 = dX^2 + dY^2 < (3 sigma)^2 weigh k = exp(-d2 / (2 sigma^2)).
+        All float32: A = sum k value, Ks = sum k in the visiting order; with the
+        robust weight w (1, or ``weights`` sampled bilinearly at the output pixel,
+        as in :meth:`resample_accumulate`): num += w (gain A + offset * ``max_value``
+        Ks) and den += w Ks.  ``sigma`` is in output pixels.  Nothing is added
         when ``state[S_ACCEPT]`` is 0.
         """
         if state[S.S_ACCEPT] == 0.0:
@@ -431,14 +432,15 @@ class NumpyBackend:
         offset = np.float32(state[S.S_OFFSET] * max_value)
         src = frame.reshape(fh * fw, C)
         K = kernel_taps(scale, sigma)
-        cut2 = (3.0 * sigma) ** 2
-        c2 = 1.0 / (2.0 * sigma * sigma)
+        cut2 = np.float32((3.0 * sigma) ** 2)
+        c2 = np.float32(-1.0 / (2.0 * sigma * sigma))
         X = np.arange(wo, dtype=np.float64)
         S_ = output_to_reference(scale)
         a, b = S_[0, 0], S_[0, 2]
         if weights is not None:
             wx0, wx1, fx = _bilinear_axis(X, a, b, weight_level, weights.shape[1])
         rows_per = max(1, (_STRIP_PIXELS // 4) // max(wo, 1))
+        f32 = np.float32
         for y_start in range(0, ho, rows_per):
             y_end = min(ho, y_start + rows_per)
             Y = np.arange(y_start, y_end, dtype=np.float64)[:, None]
@@ -450,34 +452,45 @@ class NumpyBackend:
             j10 = (M[1, 0] - v * M[2, 0]) / wq
             j11 = (M[1, 1] - v * M[2, 1]) / wq
             det = j00 * j11 - j01 * j10
-            i00, i01, i10, i11 = j11 / det, -j01 / det, -j10 / det, j00 / det
+            i00, i01 = (j11 / det).astype(f32), (-j01 / det).astype(f32)
+            i10, i11 = (-j10 / det).astype(f32), (j00 / det).astype(f32)
             iu = np.floor(u)
             iv = np.floor(v)
-            fu, fv = u - iu, v - iv
+            fu, fv = (u - iu).astype(f32), (v - iv).astype(f32)
             iu = iu.astype(np.int64)
             iv = iv.astype(np.int64)
-            shape = u.shape
-            acc = np.zeros(shape + (C,), np.float32)
-            ksum = np.zeros(shape, np.float32)
+            del u, v, wq, j00, j01, j10, j11, det
+            shape = fu.shape
+            acc = np.zeros(shape + (C,), f32)
+            ksum = np.zeros(shape, f32)
+            d2 = np.empty(shape, f32)
+            k = np.empty(shape, f32)
+            t = np.empty(shape, f32)
+            tmp = np.empty(shape + (C,), f32)
+            cols = [(iu + kx, (iu + kx >= 0) & (iu + kx < fw), f32(kx) - fu) for kx in range(1 - K, K + 1)]
             for ky in range(1 - K, K + 1):
                 jj = iv + ky
-                dv = ky - fv
-                for kx in range(1 - K, K + 1):
-                    ii = iu + kx
-                    du = kx - fu
-                    dX = i00 * du + i01 * dv
-                    dY = i10 * du + i11 * dv
-                    d2 = dX * dX + dY * dY
-                    ok = (d2 < cut2) & (ii >= 0) & (ii < fw) & (jj >= 0) & (jj < fh)
-                    k = np.exp((-d2 * c2).astype(np.float32))
-                    k[~ok] = 0.0
-                    idx = np.where(ok, jj * fw + ii, 0)
-                    vals = src[idx].astype(np.float32)
-                    vals *= gain
-                    vals += offset
-                    vals *= k[..., None]
-                    acc += vals
+                row_ok = (jj >= 0) & (jj < fh)
+                base = np.clip(jj, 0, fh - 1) * fw
+                dv = f32(ky) - fv
+                b0, b1 = i01 * dv, i11 * dv
+                for ii, col_ok, du in cols:
+                    np.multiply(i00, du, out=t)
+                    t += b0
+                    np.multiply(t, t, out=d2)
+                    np.multiply(i10, du, out=t)
+                    t += b1
+                    t *= t
+                    d2 += t
+                    np.multiply(d2, c2, out=k)
+                    np.exp(k, out=k)
+                    k *= (d2 < cut2) & row_ok & col_ok
+                    vals = np.take(src, base + np.clip(ii, 0, fw - 1), axis=0)  # faster than fancy indexing
+                    np.multiply(vals, k[..., None], out=tmp)
+                    acc += tmp
                     ksum += k
+            acc *= gain
+            acc += offset * ksum[..., None]
             if weights is not None:
                 wy0, wy1, fy = _bilinear_axis(Y[:, 0], a, b, weight_level, weights.shape[0])
                 rows = (1.0 - fy)[:, None] * weights[wy0].astype(np.float64) + fy[:, None] * weights[wy1]
