@@ -106,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .backends import BACKENDS
     from .cull import DEFAULT_THRESHOLD
     from .geometry import MOTION_MODELS
-    from .options import COMPRESSIONS, MERGES, check_fraction, check_scale
+    from .options import COMPRESSIONS, MERGES, check_fraction, check_optics_sigma, check_scale, check_sharpen
+    from .restore import DEFAULT_OPTICS_SIGMA
 
     p = argparse.ArgumentParser(
         prog="superres",
@@ -173,10 +174,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument(
         "--sharpen",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="undo the blur of the merge's own resampling, more strongly the more frames were merged "
-        "(default: on)",
+        nargs="?",
+        const="auto",
+        default="auto",
+        type=_argtype(check_sharpen),
+        metavar="off|auto|AMOUNT",
+        help="restoration after the merge: undo the blur of the merge's own resampling (with --merge kernel: "
+        "of the optics, the pixels and the kernel, as far as the measured noise allows); AMOUNT restores "
+        "that many times as far as auto (default: auto)",
+    )
+    r.add_argument("--no-sharpen", dest="sharpen", action="store_const", const="off",
+                   help="no restoration (the same as --sharpen off)")
+    r.add_argument(
+        "--optics-sigma",
+        type=_argtype(check_optics_sigma),
+        default=DEFAULT_OPTICS_SIGMA,
+        metavar="PX",
+        help=f"the lens blur (Gaussian sigma, frame px) the kernel merge's restoration undoes "
+        f"(default {DEFAULT_OPTICS_SIGMA})",
     )
     r.add_argument("--weights-png", metavar="PATH", help="save a picture of where frames were left out (red)")
     r.add_argument("--report", metavar="PATH", help="write a JSON report of every frame")
@@ -287,6 +302,7 @@ def cmd_run(args, out, err) -> int:
         cull_threshold=args.cull_threshold,
         weights_png=args.weights_png,
         sharpen=args.sharpen,
+        optics_sigma=args.optics_sigma,
     )
     t = time.perf_counter()
     with RichProgress(err, enabled=not args.quiet) as prog:

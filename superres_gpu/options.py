@@ -7,6 +7,7 @@ with a message that names the option; the CLI turns that into a usage error.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -14,6 +15,7 @@ from .align import DEFAULT_MODEL, AlignConfig
 from .cull import DEFAULT_THRESHOLD
 from .errors import ConfigError
 from .geometry import MOTION_MODELS
+from .restore import DEFAULT_OPTICS_SIGMA
 
 MIN_SCALE, MAX_SCALE = 1.0, 4.0
 COMPRESSIONS = ("none", "deflate", "lzw", "zstd")
@@ -43,6 +45,34 @@ def check_fraction(value, option: str) -> float:
     return v
 
 
+def check_sharpen(value, option: str = "--sharpen"):
+    """``"auto"``, ``"off"`` or a positive AMOUNT (float; 1 is what auto does, 2
+    restores twice as far).  ``True``/``False`` (the Python API's older form)
+    mean auto/off."""
+    if value is True or value is False:
+        return "auto" if value else "off"
+    if isinstance(value, str) and value.strip().lower() in ("auto", "off"):
+        return value.strip().lower()
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{option} must be off, auto or a positive number (got {value!r})") from None
+    if not (v > 0.0 and math.isfinite(v)):
+        raise ConfigError(f"{option} must be off, auto or a positive number (got {value!r})")
+    return v
+
+
+def check_optics_sigma(value, option: str = "--optics-sigma") -> float:
+    """The lens blur's Gaussian sigma in frame px, 0 to 3."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{option} must be a number (got {value!r})") from None
+    if not (0.0 <= v <= 3.0):
+        raise ConfigError(f"{option} must be between 0 and 3 frame pixels (got {value})")
+    return v
+
+
 def check_choice(value, choices, what: str) -> str:
     if value not in choices:
         raise ConfigError(f"unknown {what} {value!r}; choose one of {', '.join(choices)}")
@@ -67,7 +97,8 @@ class PipelineConfig:
     cull: bool = True  # leave out frames blurred relative to the rest of the burst
     cull_threshold: float = DEFAULT_THRESHOLD
     weights_png: str | None = None  # picture of where frames were left out
-    sharpen: bool = True  # undo the blur of the merge's own resampling (Wiener, from the frame count)
+    sharpen: str | float = "auto"  # "auto", "off" or AMOUNT (restore AMOUNT times as far as auto); see restore.py
+    optics_sigma: float = DEFAULT_OPTICS_SIGMA  # lens blur (frame px) the kernel merge's restoration undoes
     decode_threads: int = field(default_factory=lambda: max(2, min(16, os.cpu_count() or 2)))
     prefetch: int = 0  # frames decoded ahead of the one being processed; 0: decode_threads + 1
     align: AlignConfig = field(default_factory=AlignConfig)
@@ -82,6 +113,8 @@ class PipelineConfig:
             raise ConfigError("no input given: name a folder of frames or the frame files")
         check_choice(self.merge, MERGES, "merge")
         check_fraction(self.cull_threshold, "the cull threshold")
+        self.sharpen = check_sharpen(self.sharpen)
+        self.optics_sigma = check_optics_sigma(self.optics_sigma)
         self.align.model = self.motion
         self.align.validate()
         if self.prefetch <= 0:

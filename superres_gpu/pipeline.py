@@ -12,7 +12,8 @@
                            -> robust weights                           [robust]
                            -> resample once onto the output grid,
                               accumulate                               [merge]
-          -> normalise -> [sharpen: undo the merge's resampling blur]  [restore]
+          -> normalise -> [sharpen: undo the merge's resampling blur;
+             after the kernel merge, deconvolve optics + pixels + kernel]  [restore]
           -> 16-bit TIFF + JSON report [+ weights PNG], committed together
                                                                         [output, report]
 
@@ -42,7 +43,7 @@ from .options import KERNEL_MERGES, PipelineConfig
 from .output import OutputSet, encode_png, write_tiff
 from .reference import Reference
 from .report import FrameRecord, build_report
-from .restore import sharpen
+from .restore import deconvolve, restoration_strength, sharpen
 from .robust import RobustWeights
 from .state import FrameState
 from .timing import Timings
@@ -65,6 +66,7 @@ class Merged:
     weights_picture: np.ndarray | None
     backend: str
     peak_gpu_mib: float | None
+    restoration: dict | None = None  # the kernel merge's deconvolution: residual noise, lambda
 
 
 def _noop_progress(stage: str, done: int, total: int) -> None:
@@ -110,7 +112,8 @@ def run(cfg: PipelineConfig, progress=None, warn=None) -> RunResult:
                 out_weights.tmp.write_bytes(encode_png(merged.weights_picture))
             progress("write", 1, 1)
         clock.add("total", clock.total())
-        report = build_report(cfg, records, ref_idx, mask_path, merged.backend, clock.seconds, merged.peak_gpu_mib)
+        report = build_report(cfg, records, ref_idx, mask_path, merged.backend, clock.seconds, merged.peak_gpu_mib,
+                              merged.restoration)
         if out_report is not None:
             out_report.tmp.write_text(json.dumps(report, indent=1), encoding="utf-8")
         outputs.commit()
@@ -232,13 +235,18 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock) -> Merged:
             "is this a burst of one static scene?",
             str(records[order[0]].path),
         )
-    if cfg.sharpen:
+    restoration = None
+    if cfg.sharpen != "off":
+        amount = 1.0 if cfg.sharpen == "auto" else float(cfg.sharpen)
         with clock.stage("restore"):
             mean, covered = acc.take_mean()
-            sharpen(B, mean, cfg.scale, used, getattr(acc, "sigma", None))
+            if cfg.merge in KERNEL_MERGES:
+                restoration = deconvolve(B, mean, cfg.scale, acc.sigma, ref_info.max_value, cfg.optics_sigma, amount)
+            else:
+                sharpen(B, mean, cfg.scale, used, lam=restoration_strength(used) / amount)
             image = acc.encode(mean, covered)
     else:
         with clock.stage("merge"):
             image = acc.result()
     picture = weights.picture() if cfg.weights_png else None
-    return Merged(image, picture, B.name, B.peak_memory_mib())
+    return Merged(image, picture, B.name, B.peak_memory_mib(), restoration)

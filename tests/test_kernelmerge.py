@@ -90,14 +90,18 @@ def test_kernel_merge_keeps_detail_beyond_one_frames_nyquist(medium_burst):
 
 
 def test_kernel_merge_through_the_pipeline(tmp_path, burst_dir, small_burst):
-    res = run(PipelineConfig(inputs=[str(burst_dir)], output=str(tmp_path / "k.tif"), backend="numpy",
-                             merge="kernel", cull=False))
-    assert res.report["merge"] == "kernel" and res.report["kernel_sigma"] == pytest.approx(0.6)
-    assert res.shape == (240, 320, 3)
     import tifffile
 
+    res = run(PipelineConfig(inputs=[str(burst_dir)], output=str(tmp_path / "raw.tif"), backend="numpy",
+                             merge="kernel", cull=False, sharpen="off"))
+    assert res.report["merge"] == "kernel" and res.report["kernel_sigma"] == pytest.approx(0.6)
+    assert res.report["restoration"] is None and res.shape == (240, 320, 3)
+    assert tifffile.imread(tmp_path / "raw.tif").min() > 0  # no holes, not even at the borders
+    res = run(PipelineConfig(inputs=[str(burst_dir)], output=str(tmp_path / "k.tif"), backend="numpy",
+                             merge="kernel", cull=False))
+    rest = res.report["restoration"]
+    assert rest["noise"] > 0 and rest["lambda"] > 0 and res.report["optics_sigma"] == pytest.approx(0.5)
     img = tifffile.imread(tmp_path / "k.tif")
-    assert img.min() > 0  # never black, not even at the borders
     one = Accumulator(B, 160, 120, 3, 2.0, 255.0)
     one.add(small_burst.frames[0], S.identity_state())
     gain = psnr(img, small_burst.truth, margin=8) - psnr(one.result(), small_burst.truth, margin=8)
