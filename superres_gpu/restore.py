@@ -90,6 +90,7 @@ NOISE_TO_LAMBDA = 950.0  # Wiener regularisation per unit of (residual noise / f
 #                          best lambda on the reconstruction chart at 16 and 64 frames)
 MIN_LAMBDA = 0.002  # below this the FIR's ripple and the kernel merge's irregular sampling dominate
 STRONG_EDGE = 0.4  # local range (of full scale) from which an edge counts as strong and is clamped
+CLAMP_RADIUS = 2.0  # frame px: the window of the clamp reaches past a blurred step, so it never limits its slope
 OVERSHOOT = 0.04  # ... where a restored pixel may leave the merged image's local range by this fraction of it
 _SECOND_DIFF = np.array([1.0, -2.0, 1.0], np.float32)
 _MAD_TO_SIGMA = 1.0 / (0.6745 * 6.0)  # median |N * noise| = 0.6745 * 6 sigma for N = [1,-2,1] x [1,-2,1]
@@ -134,7 +135,7 @@ def _local_extrema(xp, img, r: int):
     return lo, hi
 
 
-def deconvolve(B, mean, scale: float, kernel_sigma: float, max_value: float,
+def deconvolve(B, mean, scale: float, kernel_sigma: float | None, max_value: float,
                optics_sigma: float = DEFAULT_OPTICS_SIGMA, amount: float = 1.0) -> dict:
     """Restore a kernel-merged mean ``mean`` ((H, W, C) float32 on the backend,
     input value units) in place.
@@ -142,11 +143,12 @@ def deconvolve(B, mean, scale: float, kernel_sigma: float, max_value: float,
     1. A separable Wiener-type filter (:func:`restoration_taps`) for the whole
        blur the output carries: the optics (Gaussian, ``optics_sigma`` frame
        px), each frame's pixel aperture and the merge's Gaussian kernel
-       (``kernel_sigma`` output px), regularised by the merged image's measured
+       (``kernel_sigma`` output px; None: the Lanczos4 resampling of the
+       mean merge or of one upscaled frame, for comparison), regularised by the merged image's measured
        residual noise (:func:`residual_noise`, :func:`deconvolution_strength`):
        the less noise is left, the further it goes.
     2. No halos at strong edges: where the merged image's range over the
-       (2 ceil(s) + 1)^2 window around a pixel exceeds ``STRONG_EDGE`` of full
+       (2 ceil(CLAMP_RADIUS s) + 1)^2 window around a pixel exceeds ``STRONG_EDGE`` of full
        scale, the restored pixel is clamped to that range widened by
        ``OVERSHOOT`` of it, so a step edge rings by at most that much.
 
@@ -155,8 +157,9 @@ def deconvolve(B, mean, scale: float, kernel_sigma: float, max_value: float,
     xp = B.xp
     noise = residual_noise(B, mean)
     lam = deconvolution_strength(noise, max_value, amount)
-    taps = restoration_taps(float(scale), lam, float(kernel_sigma), float(optics_sigma))
-    r = int(np.ceil(scale))
+    taps = restoration_taps(float(scale), lam, None if kernel_sigma is None else float(kernel_sigma),
+                            float(optics_sigma))
+    r = int(np.ceil(CLAMP_RADIUS * scale))
     for ch in range(mean.shape[2]):
         plane = xp.ascontiguousarray(mean[..., ch])
         out = B.sepfilter(plane, taps)
