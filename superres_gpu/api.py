@@ -86,7 +86,7 @@ def superresolve(
     merge: str = "robust",
     cull: bool = True,
     cull_threshold: float | None = None,
-    sharpen: bool = True,
+    sharpen: bool | str | float = "auto",
     weights_png: str | os.PathLike | None = None,
     compression: str = "none",
     gamma: str = "linear",
@@ -125,13 +125,15 @@ def superresolve(
     motion : str, optional
         Global motion model (see ``superres run --help``).
     merge : {"robust", "mean"}, optional
-        Robust merge (leaves out, per pixel, what moved) or a plain mean.
+        Robust merge (leaves out, per pixel, what moved), a plain mean, or the
+        kernel-regression merge ``"kernel"`` (robust) / ``"kernel-mean"``.
     cull : bool, optional
         Leave out frames blurred relative to the rest of the burst.
     cull_threshold : float, optional
         Sharpness ratio below which a frame is culled.
-    sharpen : bool, optional
-        Undo the blur of the merge's own resampling.
+    sharpen : {"auto", "off"} or float, optional
+        Restoration after the merge: ``"auto"`` (the default; True also means
+        it), ``"off"`` (or False), or an AMOUNT (restore AMOUNT times as far).
     weights_png : path, optional
         Save a picture of where frames were left out.
     compression : {"none", "deflate", "lzw", "zstd"}, optional

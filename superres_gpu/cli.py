@@ -145,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .geometry import MOTION_MODELS
     from .options import COMPRESSIONS, FORMATS, MERGES, check_fraction, check_megapixels, check_scale
     from .resources import DEFAULT_MAX_MEGAPIXELS
+    from .options import check_optics_sigma, check_sharpen
+    from .restore import DEFAULT_OPTICS_SIGMA
 
     p = argparse.ArgumentParser(
         prog="superres",
@@ -196,8 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--merge",
         choices=MERGES,
         default="robust",
-        help="robust: leave out, per pixel, what moved between frames (no ghosts); mean: plain average "
-        "(default: robust)",
+        help="robust: leave out, per pixel, what moved between frames (no ghosts); mean: plain average; "
+        "kernel: place every frame's samples where they fell on the output grid (kernel regression), "
+        "with the robust weights; kernel-mean: the same without them (default: robust)",
     )
     r.add_argument(
         "--cull",
@@ -214,10 +217,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument(
         "--sharpen",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="undo the blur of the merge's own resampling, more strongly the more frames were merged "
-        "(default: on)",
+        nargs="?",
+        const="auto",
+        default="auto",
+        type=_argtype(check_sharpen),
+        metavar="off|auto|AMOUNT",
+        help="restoration after the merge: undo the blur of the merge's own resampling (with --merge kernel: "
+        "of the optics, the pixels and the kernel, as far as the measured noise allows); AMOUNT restores "
+        "that many times as far as auto (default: auto)",
+    )
+    r.add_argument("--no-sharpen", dest="sharpen", action="store_const", const="off",
+                   help="no restoration (the same as --sharpen off)")
+    r.add_argument(
+        "--optics-sigma",
+        type=_argtype(check_optics_sigma),
+        default=DEFAULT_OPTICS_SIGMA,
+        metavar="PX",
+        help=f"the lens blur (Gaussian sigma, frame px) the kernel merge's restoration undoes "
+        f"(default {DEFAULT_OPTICS_SIGMA})",
     )
     r.add_argument("--gamma", choices=("linear", "srgb"), default="linear",
                    help="raw (DNG) frames are merged in linear light; linear: keep the output linear (default), "
@@ -370,6 +387,7 @@ def cmd_run(args, out, err) -> int:
         sharpen=args.sharpen,
         max_megapixels=args.max_megapixels,
         gamma=args.gamma,
+        optics_sigma=args.optics_sigma,
     )
     t = time.perf_counter()
     with RichProgress(err, enabled=not args.quiet) as prog:

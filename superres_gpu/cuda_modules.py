@@ -42,6 +42,12 @@ KERNELS: dict[str, tuple[str, ...]] = {
     "align": ("align_reduce_partial", "align_sum_partials", "align_update", "align_finalize"),
     "normalize": ("normalize_u16<1>", "normalize_u16<3>"),
     "robust": ("robust_residual", "robust_weight"),
+    "kernelreg": (
+        "kernel_accumulate<unsigned char, 1>",
+        "kernel_accumulate<unsigned char, 3>",
+        "kernel_accumulate<unsigned short, 1>",
+        "kernel_accumulate<unsigned short, 3>",
+    ),
 }
 
 COMPILE_OPTIONS = ("-std=c++17",)

@@ -7,6 +7,7 @@ with a message that names the option; the CLI turns that into a usage error.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -15,10 +16,12 @@ from .cull import DEFAULT_THRESHOLD
 from .errors import ConfigError
 from .geometry import MOTION_MODELS
 from .resources import DEFAULT_MAX_MEGAPIXELS
+from .restore import DEFAULT_OPTICS_SIGMA
 
 MIN_SCALE, MAX_SCALE = 1.0, 4.0
 COMPRESSIONS = ("none", "deflate", "lzw", "zstd")
-MERGES = ("robust", "mean")
+MERGES = ("robust", "mean", "kernel", "kernel-mean")
+KERNEL_MERGES = ("kernel", "kernel-mean")  # kernel regression (kernelmerge.py); "kernel" with the robust weights
 # 16-bit TIFF, 16-bit PNG, 32-bit float TIFF (values in units of the input's full scale)
 FORMATS = ("tiff16", "png16", "tiff32f")
 _FORMAT_OF_SUFFIX = {".png": "png16", ".tif": "tiff16", ".tiff": "tiff16"}
@@ -77,6 +80,34 @@ def output_format(output, fmt: str | None) -> str:
     return fmt
 
 
+def check_sharpen(value, option: str = "--sharpen"):
+    """``"auto"``, ``"off"`` or a positive AMOUNT (float; 1 is what auto does, 2
+    restores twice as far).  ``True``/``False`` (the Python API's older form)
+    mean auto/off."""
+    if value is True or value is False:
+        return "auto" if value else "off"
+    if isinstance(value, str) and value.strip().lower() in ("auto", "off"):
+        return value.strip().lower()
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{option} must be off, auto or a positive number (got {value!r})") from None
+    if not (v > 0.0 and math.isfinite(v)):
+        raise ConfigError(f"{option} must be off, auto or a positive number (got {value!r})")
+    return v
+
+
+def check_optics_sigma(value, option: str = "--optics-sigma") -> float:
+    """The lens blur's Gaussian sigma in frame px, 0 to 3."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{option} must be a number (got {value!r})") from None
+    if not (0.0 <= v <= 3.0):
+        raise ConfigError(f"{option} must be between 0 and 3 frame pixels (got {value})")
+    return v
+
+
 def check_choice(value, choices, what: str) -> str:
     if value not in choices:
         raise ConfigError(f"unknown {what} {value!r}; choose one of {', '.join(choices)}")
@@ -97,14 +128,15 @@ class PipelineConfig:
     report: str | None = None
     overwrite: bool = False
     compression: str = "none"
-    merge: str = "robust"  # "robust" (per-pixel rejection of what moved) or "mean"
+    merge: str = "robust"  # "robust" (per-pixel rejection of what moved), "mean", "kernel" or "kernel-mean"
     cull: bool = True  # leave out frames blurred relative to the rest of the burst
     cull_threshold: float = DEFAULT_THRESHOLD
     weights_png: str | None = None  # picture of where frames were left out
     max_megapixels: float = DEFAULT_MAX_MEGAPIXELS  # largest frame accepted, checked before any decode
-    sharpen: bool = True  # undo the blur of the merge's own resampling (Wiener, from the frame count)
     format: str | None = None  # one of FORMATS; None: from the output's name
     gamma: str = "linear"  # tone curve of raw (linear) input's output: "linear" or "srgb"
+    sharpen: str | float = "auto"  # "auto", "off" or AMOUNT (restore AMOUNT times as far as auto); see restore.py
+    optics_sigma: float = DEFAULT_OPTICS_SIGMA  # lens blur (frame px) the kernel merge's restoration undoes
     decode_threads: int = field(default_factory=lambda: max(2, min(16, os.cpu_count() or 2)))
     prefetch: int = 0  # frames decoded ahead of the one being processed; 0: decode_threads + 1
     align: AlignConfig = field(default_factory=AlignConfig)
@@ -124,6 +156,8 @@ class PipelineConfig:
         self.max_megapixels = check_megapixels(self.max_megapixels)
         if self.weights_png and not str(self.weights_png).lower().endswith(".png"):
             raise ConfigError(f"--weights-png {self.weights_png}: the picture is a PNG; give it a .png name")
+        self.sharpen = check_sharpen(self.sharpen)
+        self.optics_sigma = check_optics_sigma(self.optics_sigma)
         self.align.model = self.motion
         self.align.validate()
         if self.prefetch <= 0:

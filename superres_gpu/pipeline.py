@@ -12,7 +12,8 @@
                            -> robust weights                           [robust]
                            -> resample once onto the output grid,
                               accumulate                               [merge]
-          -> normalise -> [sharpen: undo the merge's resampling blur]  [restore]
+          -> normalise -> [sharpen: undo the merge's resampling blur;
+             after the kernel merge, deconvolve optics + pixels + kernel]  [restore]
           -> 16-bit TIFF + JSON report [+ weights PNG], committed together
                                                                         [output, report]
 
@@ -36,13 +37,14 @@ from .backends import get_backend, is_device_oom
 from .decode import FrameFeed, read_mask
 from .discover import MASK_NAME, FrameInfo, check_burst, probe, resolve_frames
 from .errors import AlignmentError, ConfigError, InputError
+from .kernelmerge import KernelAccumulator
 from .merge import Accumulator
-from .options import PipelineConfig
+from .options import KERNEL_MERGES, PipelineConfig
 from .output import OutputSet, encode_png, write_image
 from .reference import Reference
 from .report import FrameRecord, build_report
 from .resources import check_run_memory, run_memory
-from .restore import sharpen
+from .restore import deconvolve, restoration_strength, sharpen
 from .robust import RobustWeights
 from .state import FrameState
 from .timing import Timings
@@ -66,6 +68,7 @@ class Merged:
     weights_picture: np.ndarray | None
     backend: str
     peak_gpu_mib: float | None
+    restoration: dict | None = None  # the kernel merge's deconvolution: residual noise, lambda
 
 
 def _noop_progress(stage: str, done: int, total: int) -> None:
@@ -124,7 +127,8 @@ def run(cfg: PipelineConfig, progress=None, warn=None) -> RunResult:
                 out_weights.write_bytes(encode_png(merged.weights_picture))
             progress("write", 1, 1)
         clock.add("total", clock.total())
-        report = build_report(cfg, records, ref_idx, mask_path, merged.backend, clock.seconds, merged.peak_gpu_mib)
+        report = build_report(cfg, records, ref_idx, mask_path, merged.backend, clock.seconds, merged.peak_gpu_mib,
+                              merged.restoration)
         if out_report is not None:
             out_report.write_text(json.dumps(report, indent=1))
         outputs.commit()
@@ -233,9 +237,9 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock) -> Merged:
                 ref = Reference(B, frame, cfg.align, mask)
                 state = ref.state()
                 m1 = B.mark()
-                acc = Accumulator(B, ref_info.width, ref_info.height, ref_info.channels, cfg.scale,
-                                  ref_info.max_value)
-                weights = RobustWeights(B, ref, robust=cfg.merge == "robust")
+                kind = KernelAccumulator if cfg.merge in KERNEL_MERGES else Accumulator
+                acc = kind(B, ref_info.width, ref_info.height, ref_info.channels, cfg.scale, ref_info.max_value)
+                weights = RobustWeights(B, ref, robust=cfg.merge in ("robust", "kernel"))
                 m2 = B.mark()
                 acc.add(frame, state, None, weights.level)
             else:
@@ -268,10 +272,15 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock) -> Merged:
             "is this a burst of one static scene?",
             str(records[order[0]].path),
         )
-    if cfg.sharpen:
+    restoration = None
+    if cfg.sharpen != "off":
+        amount = 1.0 if cfg.sharpen == "auto" else float(cfg.sharpen)
         with clock.stage("restore"):
             mean, covered = acc.take_mean()
-            sharpen(B, mean, cfg.scale, used)
+            if cfg.merge in KERNEL_MERGES:
+                restoration = deconvolve(B, mean, cfg.scale, acc.sigma, ref_info.max_value, cfg.optics_sigma, amount)
+            else:
+                sharpen(B, mean, cfg.scale, used, lam=restoration_strength(used) / amount)
             image = acc.to_float(mean, covered) if cfg.format == "tiff32f" else acc.encode(mean, covered)
     elif cfg.format == "tiff32f":
         with clock.stage("merge"):
@@ -280,4 +289,4 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock) -> Merged:
         with clock.stage("merge"):
             image = acc.result()
     picture = weights.picture() if cfg.weights_png else None
-    return Merged(image, picture, B.name, B.peak_memory_mib())
+    return Merged(image, picture, B.name, B.peak_memory_mib(), restoration)

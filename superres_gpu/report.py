@@ -16,6 +16,8 @@ from . import __version__
 from .align import drop_reason
 from .discover import FrameInfo
 from .geometry import decompose, output_size
+from .kernelmerge import kernel_sigma
+from .options import KERNEL_MERGES
 from .state import FrameState
 
 
@@ -73,7 +75,7 @@ def frame_entry(r: FrameRecord, is_reference: bool, align_config) -> dict:
 
 
 def build_report(cfg, records: list[FrameRecord], ref_idx: int, mask_path, backend_name: str, timings: dict,
-                 peak_gpu_mib: float | None) -> dict:
+                 peak_gpu_mib: float | None, restoration: dict | None = None) -> dict:
     """The report of a run (see the module docstring and the README)."""
     ref_info = records[ref_idx].info
     frames = [frame_entry(r, i == ref_idx, cfg.align) for i, r in enumerate(records)]
@@ -86,8 +88,12 @@ def build_report(cfg, records: list[FrameRecord], ref_idx: int, mask_path, backe
         "backend": backend_name,
         "motion": cfg.motion,
         "merge": cfg.merge,
+        "kernel_sigma": kernel_sigma(cfg.scale) if cfg.merge in KERNEL_MERGES else None,
         "cull": cfg.cull,
-        "sharpen": cfg.sharpen,
+        "sharpen": cfg.sharpen != "off",
+        "sharpen_mode": cfg.sharpen,
+        "optics_sigma": float(cfg.optics_sigma) if cfg.merge in KERNEL_MERGES else None,
+        "restoration": restoration,
         "mask": str(mask_path) if mask_path else None,
         "input_size": [ref_info.width, ref_info.height],
         "output": str(cfg.output) if cfg.output else None,

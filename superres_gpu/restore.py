@@ -29,7 +29,7 @@ def lanczos4_response(n: int = 512) -> tuple[np.ndarray, np.ndarray]:
 
 
 @lru_cache(maxsize=None)
-def restoration_taps(scale: float, lam: float) -> np.ndarray:
+def restoration_taps(scale: float, lam: float, kernel_sigma: float | None = None, optics_sigma: float = 0.0) -> np.ndarray:
     """Odd-length float32 taps (sum 1) that undo, on the output grid, the blur the
     merge itself adds: each frame's pixel aperture (a box one input pixel wide)
     and the Lanczos4 resampling, relative to the output's own pixel aperture.
@@ -38,11 +38,20 @@ def restoration_taps(scale: float, lam: float) -> np.ndarray:
     (f in cycles per output pixel, s the scale); the Wiener-type restoration is
     R = G / (G^2 + lam), normalised to R(0) = 1, made into a Hann-windowed FIR of
     radius ceil(4 s).  ``lam`` is the noise-to-signal regularisation.
+
+    With ``kernel_sigma`` (output px) the merge is the kernel regression of
+    :mod:`superres_gpu.kernelmerge`: its samples are placed exactly and spread by
+    a Gaussian, so G(f) = sinc(s f) exp(-2 pi^2 sigma^2 f^2) / sinc(f) instead.
     """
     n = 4096
     fo = np.arange(n // 2 + 1) / n
     fl, HL = lanczos4_response()
-    G = np.sinc(scale * fo) * np.interp(scale * fo, fl, HL, right=0.0) / np.sinc(fo)
+    if kernel_sigma is None:
+        G = np.sinc(scale * fo) * np.interp(scale * fo, fl, HL, right=0.0) / np.sinc(fo)
+    else:
+        G = np.sinc(scale * fo) * np.exp(-2.0 * np.pi**2 * kernel_sigma**2 * fo**2) / np.sinc(fo)
+    if optics_sigma > 0.0:
+        G = G * np.exp(-2.0 * np.pi**2 * (optics_sigma * scale) ** 2 * fo**2)
     R = G / (G * G + lam)
     R = R / R[0]
     h = np.real(np.fft.ifft(np.concatenate([R, R[-2:0:-1]])))
@@ -59,11 +68,103 @@ def restoration_strength(frames_merged: int) -> float:
     return float(min(0.3, max(0.02, 0.4 / max(1, frames_merged))))
 
 
-def sharpen(B, mean, scale: float, frames_merged: int) -> None:
+def sharpen(B, mean, scale: float, frames_merged: int, kernel_sigma: float | None = None,
+            optics_sigma: float = 0.0, lam: float | None = None) -> None:
     """Restore the merged mean ``mean`` ((H, W, C) float32 on the backend) in
-    place with :func:`restoration_taps` for ``scale`` and the strength that
-    ``frames_merged`` frames allow."""
-    taps = restoration_taps(float(scale), restoration_strength(frames_merged))
+    place with :func:`restoration_taps` for ``scale`` (and the kernel merge's
+    ``kernel_sigma``) and the strength that ``frames_merged`` frames allow."""
+    lam = restoration_strength(frames_merged) if lam is None else float(lam)
+    taps = restoration_taps(float(scale), lam, None if kernel_sigma is None else float(kernel_sigma),
+                            float(optics_sigma))
     xp = B.xp
     for ch in range(mean.shape[2]):
         mean[..., ch] = B.sepfilter(xp.ascontiguousarray(mean[..., ch]), taps)
+
+
+# ----------------------------------------------------------------------------
+# The kernel merge's restoration: optics + pixels + merge kernel, noise-aware
+# ----------------------------------------------------------------------------
+
+DEFAULT_OPTICS_SIGMA = 0.5  # Gaussian sigma of a phone lens's blur, frame px (what the synthetic camera uses)
+NOISE_TO_LAMBDA = 950.0  # Wiener regularisation per unit of (residual noise / full scale)^2 (benchmark: the
+#                          best lambda on the reconstruction chart at 16 and 64 frames)
+MIN_LAMBDA = 0.002  # below this the FIR's ripple and the kernel merge's irregular sampling dominate
+STRONG_EDGE = 0.4  # local range (of full scale) from which an edge counts as strong and is clamped
+CLAMP_RADIUS = 2.0  # frame px: the window of the clamp reaches past a blurred step, so it never limits its slope
+OVERSHOOT = 0.04  # ... where a restored pixel may leave the merged image's local range by this fraction of it
+_SECOND_DIFF = np.array([1.0, -2.0, 1.0], np.float32)
+_MAD_TO_SIGMA = 1.0 / (0.6745 * 6.0)  # median |N * noise| = 0.6745 * 6 sigma for N = [1,-2,1] x [1,-2,1]
+
+
+def residual_noise(B, mean) -> float:
+    """Standard deviation of the noise left in a merged image ((H, W, C), any
+    units): Immerkaer's 3x3 second-difference mask (separable: [1, -2, 1] on
+    rows and columns), read robustly as the median of its square over the
+    luma so that edges and texture count little.  A host float."""
+    xp = B.xp
+    luma = xp.ascontiguousarray(mean.mean(axis=2)) if mean.shape[2] > 1 else xp.ascontiguousarray(mean[..., 0])
+    r = B.sepfilter(luma, _SECOND_DIFF)[1:-1, 1:-1]
+    r2 = xp.ascontiguousarray(r * r)
+    # the median of r^2 over every pixel: robust_noise_level with full coverage and no edge term
+    med = float(B.asnumpy(B.robust_noise_level(r2, xp.ones_like(r2), xp.zeros_like(r2), 0.0)))
+    return float(np.sqrt(max(med, 0.0)) * _MAD_TO_SIGMA)
+
+
+def deconvolution_strength(noise: float, max_value: float, amount: float = 1.0) -> float:
+    """Wiener regularisation for a merged image whose residual noise is
+    ``noise`` (in units where full scale is ``max_value``); ``amount`` > 1
+    restores further (less regularisation), < 1 less far."""
+    n = noise / max_value
+    return float(max(MIN_LAMBDA, NOISE_TO_LAMBDA * n * n) / max(amount, 1e-6))
+
+
+def _local_extrema(xp, img, r: int):
+    """(min, max) of ``img`` over (2r+1)^2 windows, edges replicated."""
+    p = xp.pad(img, r, mode="edge")
+    h, w = img.shape
+    lo = p[r : r + h, 0:w].copy()
+    hi = lo.copy()
+    for dx in range(1, 2 * r + 1):
+        xp.minimum(lo, p[r : r + h, dx : dx + w], out=lo)
+        xp.maximum(hi, p[r : r + h, dx : dx + w], out=hi)
+    lo_p, hi_p = xp.pad(lo, ((r, r), (0, 0)), mode="edge"), xp.pad(hi, ((r, r), (0, 0)), mode="edge")
+    lo, hi = lo_p[0:h].copy(), hi_p[0:h].copy()
+    for dy in range(1, 2 * r + 1):
+        xp.minimum(lo, lo_p[dy : dy + h], out=lo)
+        xp.maximum(hi, hi_p[dy : dy + h], out=hi)
+    return lo, hi
+
+
+def deconvolve(B, mean, scale: float, kernel_sigma: float | None, max_value: float,
+               optics_sigma: float = DEFAULT_OPTICS_SIGMA, amount: float = 1.0) -> dict:
+    """Restore a kernel-merged mean ``mean`` ((H, W, C) float32 on the backend,
+    input value units) in place.
+
+    1. A separable Wiener-type filter (:func:`restoration_taps`) for the whole
+       blur the output carries: the optics (Gaussian, ``optics_sigma`` frame
+       px), each frame's pixel aperture and the merge's Gaussian kernel
+       (``kernel_sigma`` output px; None: the Lanczos4 resampling of the
+       mean merge or of one upscaled frame, for comparison), regularised by the merged image's measured
+       residual noise (:func:`residual_noise`, :func:`deconvolution_strength`):
+       the less noise is left, the further it goes.
+    2. No halos at strong edges: where the merged image's range over the
+       (2 ceil(CLAMP_RADIUS s) + 1)^2 window around a pixel exceeds ``STRONG_EDGE`` of full
+       scale, the restored pixel is clamped to that range widened by
+       ``OVERSHOOT`` of it, so a step edge rings by at most that much.
+
+    Returns the figures used: ``noise`` (input units), ``lambda``.
+    """
+    xp = B.xp
+    noise = residual_noise(B, mean)
+    lam = deconvolution_strength(noise, max_value, amount)
+    taps = restoration_taps(float(scale), lam, None if kernel_sigma is None else float(kernel_sigma),
+                            float(optics_sigma))
+    r = int(np.ceil(CLAMP_RADIUS * scale))
+    for ch in range(mean.shape[2]):
+        plane = xp.ascontiguousarray(mean[..., ch])
+        out = B.sepfilter(plane, taps)
+        lo, hi = _local_extrema(xp, plane, r)
+        span = hi - lo
+        room = xp.where(span > STRONG_EDGE * max_value, span * OVERSHOOT, max_value)
+        mean[..., ch] = xp.minimum(xp.maximum(out, lo - room), hi + room)
+    return {"noise": noise, "lambda": lam}

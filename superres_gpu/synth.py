@@ -133,7 +133,43 @@ def draw_chart(width: int, height: int, seed: int = 0, window=None) -> np.ndarra
         )
     a = ink.astype(np.float32)[..., None] / 255.0
     img[...] = img * (1 - a) + 0.05 * a
+    edge = chart_edge_tile(w, h)
+    if edge is not None:  # a slanted edge for the ISO 12233 MTF, right of the other tiles where there is room
+        x0, y0, x1, y1 = (int(v * u) for v in edge)
+        ex, ey = xx[y0:y1, x0:x1], yy[y0:y1, x0:x1]
+        ecx, ecy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
+        t = math.radians(EDGE_ANGLE_DEG)
+        dark = (ex - ecx) * math.cos(t) - (ey - ecy) * math.sin(t) < 0
+        img[y0:y1, x0:x1] = np.where(dark, 0.15, 0.85)[..., None]
     return np.clip(full, 0.0, 1.0)
+
+
+EDGE_ANGLE_DEG = 5.0  # the slanted edge's tilt from the vertical
+
+
+def chart_edge_tile(w: int, h: int):
+    """(x0, y0, x1, y1) in chart units of the slanted-edge tile of a ``w`` x ``h``
+    chart window, or None when the window is too narrow to hold it beside the
+    other tiles (aspect below 1.3)."""
+    aspect = w / h
+    if aspect < 1.3:
+        return None
+    return (114.0, 8.0, min(100 * aspect - 2.0, 132.0), 44.0)
+
+
+def chart_features(width: int, height: int, scale: float) -> dict:
+    """Where the chart's measurable tiles lie on the output grid of a burst of
+    ``width`` x ``height`` frames at ``scale``: ``star`` (cx, cy, radius) of the
+    36-spoke Siemens star and ``edge`` (x0, y0, x1, y1) of the slanted edge (None
+    without one), in output px.  The chart unit is min(width, height)/100 frame px."""
+    u = min(width, height) / 100.0 * scale
+    aspect = width / height
+    star = (20 * max(aspect, 1) * u, 24 * u, 18 * u)
+    # chart positions are in raster px of pixel centres: output = (raster + 0.5) s/f - 0.5, which for
+    # a raster finer than the output is within (s/f - 1)/2 px of u * units; the tiles are drawn on whole
+    # raster px, so half an output px is the precision either way
+    edge = chart_edge_tile(width, height)
+    return {"star": star, "edge": None if edge is None else tuple(v * u for v in edge)}
 
 
 # --------------------------------------------------------------------------
@@ -349,6 +385,7 @@ def make_burst(
     truth: bool = True,
     decoded: bool = True,
     workers: int = 1,
+    scene: np.ndarray | None = None,
 ) -> SyntheticBurst:
     """Render a burst of ``n_frames`` frames of ``width`` x ``height``.
 
@@ -364,6 +401,9 @@ def make_burst(
     images, ``decoded=False`` keeps only the encoded files (``frames`` stays
     empty), and ``workers`` > 1 renders frames in that many threads, each with
     its own random stream (a different, equally valid, burst than ``workers=1``).
+
+    ``scene`` (float32 (H, W, 3) in [0, 1], e.g. a photo far larger than the
+    frames) replaces the chart: it is resized (area averaging) to the scene raster.
     """
     import cv2
 
@@ -372,8 +412,11 @@ def make_burst(
     rng = np.random.default_rng(seed)
     margin = scene_margin(motion, width, height) + int(math.ceil(max([0.0] + [v[0] for v in (shake or {}).values()])))
     pad = render_pad(camera)
-    scene = draw_chart((width + 2 * margin) * factor, (height + 2 * margin) * factor, seed=seed,
-                       window=(margin * factor, margin * factor, width * factor, height * factor))
+    raster = ((width + 2 * margin) * factor, (height + 2 * margin) * factor)
+    if scene is None:
+        scene = draw_chart(*raster, seed=seed, window=(margin * factor, margin * factor, width * factor, height * factor))
+    else:
+        scene = np.clip(cv2.resize(np.asarray(scene, np.float32), raster, interpolation=cv2.INTER_AREA), 0.0, 1.0)
     if transforms is None:
         transforms = [snap_to_render_grid(T, factor, margin, pad) for T in motion.sample(n_frames, width, height, rng)]
 

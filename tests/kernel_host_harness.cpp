@@ -9,6 +9,7 @@
 #include "align.cu"
 #include "normalize.cu"
 #include "robust.cu"
+#include "kernelreg.cu"
 
 extern "C" {
 
@@ -24,6 +25,23 @@ void h_resample(const void* frame, int is16, int C, int fw, int fh, const double
             } else {
                 if (C == 1) sr_resample_accumulate_at<uint8_t, 1>((const uint8_t*)frame, SR_ARGS);
                 else sr_resample_accumulate_at<uint8_t, 3>((const uint8_t*)frame, SR_ARGS);
+            }
+        }
+#undef SR_ARGS
+}
+
+void h_kernel_accumulate(const void* frame, int is16, int C, int fw, int fh, const double* state, float* num,
+                         float* den, int wo, int ho, double a, double b, float maxv, const float* wts, int ww, int wh,
+                         int has_w, double winv, int K, float cut2, float c2) {
+#define SR_ARGS fw, fh, state, num, den, wo, X, Y, a, b, maxv, wts, ww, wh, has_w, winv, K, cut2, c2
+    for (int Y = 0; Y < ho; ++Y)
+        for (int X = 0; X < wo; ++X) {
+            if (is16) {
+                if (C == 1) sr_kernel_accumulate_at<uint16_t, 1>((const uint16_t*)frame, SR_ARGS);
+                else sr_kernel_accumulate_at<uint16_t, 3>((const uint16_t*)frame, SR_ARGS);
+            } else {
+                if (C == 1) sr_kernel_accumulate_at<uint8_t, 1>((const uint8_t*)frame, SR_ARGS);
+                else sr_kernel_accumulate_at<uint8_t, 3>((const uint8_t*)frame, SR_ARGS);
             }
         }
 #undef SR_ARGS

@@ -213,6 +213,8 @@ def test_mask_png_is_used_by_default(tmp_path, burst_dir):
 @pytest.mark.parametrize("option,value,message", [
     ("--scale", "5", "between 1 and 4"), ("--scale", "two", "must be a number"),
     ("--cull-threshold", "1.5", "between 0 and 1"),
+    ("--sharpen", "strong", "off, auto or a positive number"), ("--sharpen", "-1", "off, auto or a positive number"),
+    ("--optics-sigma", "5", "between 0 and 3"),
 ])
 def test_bad_option_values_are_usage_errors(tmp_path, burst_dir, capsys, option, value, message):
     with pytest.raises(SystemExit) as e:
@@ -312,3 +314,18 @@ def test_png_output_and_a_format_that_contradicts_the_name(tmp_path, burst_dir, 
     assert rc != 0 and "--format png16 does not match" in err and not list(tmp_path.glob("o.*"))
     assert run_cli("run", burst_dir, "-o", tmp_path / "o.png", "-q", "--backend", "numpy") == 0
     assert (tmp_path / "o.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+@pytest.mark.parametrize("args,expected", [([], "auto"), (["--sharpen"], "auto"), (["--sharpen", "off"], "off"),
+                                           (["--no-sharpen"], "off"), (["--sharpen", "1.5"], 1.5)])
+def test_sharpen_modes_reach_the_report(tmp_path, burst_dir, args, expected):
+    rep = tmp_path / "r.json"
+    assert run_cli("run", burst_dir, "-o", tmp_path / "o.tif", "--report", rep, "--quiet", "--no-cull", *args) == 0
+    r = json.loads(rep.read_text())
+    assert r["sharpen_mode"] == expected and r["sharpen"] == (expected != "off") and ("restore" in r["timings"]) == (expected != "off")
+
+
+def test_kernel_merge_from_the_command_line(tmp_path, burst_dir):
+    rep = tmp_path / "r.json"
+    assert run_cli("run", burst_dir, "-o", tmp_path / "o.tif", "--report", rep, "--quiet", "--merge", "kernel",
+                   "--optics-sigma", "0.4") == 0
+    r = json.loads(rep.read_text())
+    assert r["merge"] == "kernel" and r["optics_sigma"] == 0.4 and r["restoration"]["lambda"] > 0

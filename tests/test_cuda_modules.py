@@ -195,6 +195,8 @@ def test_every_launch_matches_its_kernel_signature(checked_gpu_backend, rng):
             num, den = np.zeros((ho, wo, c), np.float32), np.zeros((ho, wo), np.float32)
             G.resample_accumulate(frame, st, num, den, 2.0, 255.0)
             G.resample_accumulate(frame, st, num, den, 2.0, 255.0, np.ones((10, 17), np.float32), 1)
+            G.kernel_accumulate(frame, st, num, den, 2.0, 255.0, 0.6)
+            G.kernel_accumulate(frame, st, num, den, 2.0, 255.0, 0.6, np.ones((10, 17), np.float32), 1)
             G.normalize_u16(num, den, 257.0)
     img = rng.random((21, 34)).astype(np.float32)
     G.downsample2(img)

@@ -19,7 +19,7 @@ import pytest
 
 from superres_gpu.backends import base as S
 from superres_gpu.backends import get_backend
-from superres_gpu.backends.numpy_backend import cross_power
+from superres_gpu.backends.numpy_backend import cross_power, kernel_taps
 from superres_gpu.cuda_modules import kernel_dir
 from superres_gpu.geometry import MODEL_ID, MOTION_MODELS, output_size, output_to_reference
 from superres_gpu.interp import alignment_taps, lanczos4_table
@@ -49,6 +49,7 @@ def lib(tmp_path_factory):
     h = ctypes.CDLL(str(out))
     sigs = {
         "h_resample": [P, I, I, I, I, P, P, P, P, I, I, D, D, F, P, I, I, I, D],
+        "h_kernel_accumulate": [P, I, I, I, I, P, P, P, I, I, D, D, F, P, I, I, I, D, I, F, F],
         "h_robust_residual": [P, I, I, P, I, I, P, I, D, P, P],
         "h_robust_weight": [P, P, P, L, F, D, D, D, P, I, P],
         "h_luma": [P, I, I, I, I, F, P],
@@ -110,6 +111,40 @@ def test_resample_kernel_math(lib, rng, dtype, channels, shape, scale, weighted)
     np.testing.assert_array_equal(den_k, den_t)  # identical positions and coverage
     atol, rtol = tol("lanczos_remap_vs_direct")
     np.testing.assert_allclose(num_k, num_t, atol=atol * maxv * 1.1, rtol=rtol)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("dtype,channels,shape,scale,sigma", [
+    (np.uint8, 3, (37, 53), 2.0, 0.6),
+    (np.uint8, 1, (41, 29), 1.7, 0.9),
+    (np.uint16, 3, (23, 31), 3.0, 0.9),
+    (np.uint16, 1, (16, 17), 1.0, 0.5),
+])
+def test_kernel_accumulate_math(lib, rng, dtype, channels, shape, scale, sigma, weighted):
+    h, w = shape
+    maxv = 65535.0 if dtype == np.uint16 else 255.0
+    frame = (rng.random(shape + ((channels,) if channels == 3 else ())) * maxv).astype(dtype)
+    st = random_state(rng)
+    st[S.S_GAIN], st[S.S_OFFSET] = 1.05, -0.01
+    wo, ho = output_size(w, h, scale)
+    num0 = rng.random((ho, wo, channels)).astype(np.float32)
+    den0 = np.full((ho, wo), 2.0, np.float32)
+    num_t, den_t = num0.copy(), den0.copy()
+    wmap = rng.random((h // 2, w // 2)).astype(np.float32) if weighted else None
+    if weighted:
+        wmap[wmap < 0.3] = 0.0
+    B.kernel_accumulate(frame, st, num_t, den_t, scale, maxv, sigma, wmap, 1)
+    num_k, den_k = num0.copy(), den0.copy()
+    S_ = output_to_reference(scale)
+    wk = wmap if weighted else np.ones((1, 1), np.float32)
+    lib.h_kernel_accumulate(ptr(frame), int(dtype == np.uint16), channels, w, h, ptr(st), ptr(num_k), ptr(den_k),
+                            wo, ho, S_[0, 0], S_[0, 2], maxv, ptr(wk), wk.shape[1], wk.shape[0], int(weighted), 0.5,
+                            kernel_taps(scale, sigma), np.float32((3.0 * sigma) ** 2),
+                            np.float32(-1.0 / (2.0 * sigma * sigma)))
+    assert np.any(den_k != den0)
+    atol, rtol = tol("host_kernel_accumulate")
+    np.testing.assert_allclose(den_k, den_t, atol=atol, rtol=rtol)
+    np.testing.assert_allclose(num_k, num_t, atol=atol * maxv, rtol=rtol)
 
 
 @pytest.mark.parametrize("dtype,channels", [(np.uint8, 3), (np.uint8, 1), (np.uint16, 3), (np.uint16, 1)])

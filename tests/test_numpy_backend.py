@@ -310,3 +310,60 @@ def test_robust_noise_level_is_the_median_of_explained_residuals():
     assert float(level) == 2.0
     assert float(B.robust_noise_level(e, np.zeros_like(c), g, 0.25)) == 1.0  # nothing covered
     assert float(B.robust_noise_level(np.zeros_like(e), c, np.zeros_like(g), 0.25)) == pytest.approx(1e-12)
+
+
+def direct_kernel_regression(frame, T, scale, sigma, wo, ho):
+    """Every sample of the frame mapped exactly (frame -> reference by T, then
+    onto the output grid), weighed by the Gaussian of its distance to each output
+    pixel within 3 sigma: (num, den) by brute force in float64."""
+    fh, fw = frame.shape[:2]
+    jj, ii = np.mgrid[0:fh, 0:fw].astype(np.float64)
+    w = T[2, 0] * ii + T[2, 1] * jj + T[2, 2]
+    xr = (T[0, 0] * ii + T[0, 1] * jj + T[0, 2]) / w
+    yr = (T[1, 0] * ii + T[1, 1] * jj + T[1, 2]) / w
+    Xs, Ys = (scale * (xr + 0.5) - 0.5).ravel(), (scale * (yr + 0.5) - 0.5).ravel()
+    vals = frame.reshape(fh * fw, -1).astype(np.float64)
+    num = np.zeros((ho, wo, vals.shape[1]))
+    den = np.zeros((ho, wo))
+    for Y in range(ho):
+        for X in range(wo):
+            d2 = (Xs - X) ** 2 + (Ys - Y) ** 2
+            k = np.where(d2 < (3 * sigma) ** 2, np.exp(-d2 / (2 * sigma * sigma)), 0.0)
+            num[Y, X] = k @ vals
+            den[Y, X] = k.sum()
+    return num, den
+
+
+@pytest.mark.parametrize("homography", [False, True])
+@pytest.mark.parametrize("scale,sigma", [(2.0, 0.6), (1.5, 0.45), (3.0, 1.2)])
+def test_kernel_accumulate_equals_direct_kernel_regression(rng, homography, scale, sigma):
+    h, w = 14, 19
+    frame = (rng.random((h, w, 3)) * 255).astype(np.uint8)
+    a = 0.02
+    T = np.array([[math.cos(a) * 1.01, -math.sin(a), 0.7], [math.sin(a), math.cos(a) * 0.99, -0.4],
+                  [3e-5 if homography else 0.0, -2e-5 if homography else 0.0, 1.0]])
+    st = transform_state(T)
+    wo, ho = int(round(w * scale)), int(round(h * scale))
+    num, den = np.zeros((ho, wo, 3), np.float32), np.zeros((ho, wo), np.float32)
+    B.kernel_accumulate(frame, st, num, den, scale, 255.0, sigma)
+    num_d, den_d = direct_kernel_regression(frame, T, scale, sigma, wo, ho)
+    atol, rtol = tol("kernel_regression_affine" if not homography else "kernel_regression_homography")
+    np.testing.assert_allclose(den, den_d, atol=atol, rtol=rtol)
+    np.testing.assert_allclose(num, num_d, atol=atol * 255, rtol=rtol)
+
+
+def test_kernel_accumulate_applies_gain_weights_and_skips_dropped_frames(rng):
+    frame = np.full((10, 12, 3), 100, np.uint8)
+    st = transform_state(np.array([[1, 0, 0.3], [0, 1, -0.2], [0, 0, 1.0]]))
+    st[S.S_GAIN], st[S.S_OFFSET] = 1.5, 0.1
+    num, den = np.zeros((20, 24, 3), np.float32), np.zeros((20, 24), np.float32)
+    wmap = np.full((5, 6), 0.5, np.float32)
+    B.kernel_accumulate(frame, st, num, den, 2.0, 255.0, 0.6, wmap, 1)
+    ok = den > 1e-3
+    np.testing.assert_allclose(num[ok] / den[ok, None], 100 * 1.5 + 25.5, rtol=1e-5)
+    num1, den1 = np.zeros_like(num), np.zeros_like(den)
+    B.kernel_accumulate(frame, st, num1, den1, 2.0, 255.0, 0.6)
+    np.testing.assert_allclose(den, 0.5 * den1, rtol=1e-6)
+    st[S.S_ACCEPT] = 0.0
+    B.kernel_accumulate(frame, st, num1, den1, 2.0, 255.0, 0.6)
+    np.testing.assert_allclose(den, 0.5 * den1, rtol=1e-6)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from superres_gpu.backends import get_backend
-from superres_gpu.restore import lanczos4_response, restoration_strength, restoration_taps, sharpen
+from superres_gpu.restore import (MIN_LAMBDA, OVERSHOOT, deconvolution_strength, deconvolve, lanczos4_response,
+                                  residual_noise, restoration_strength, restoration_taps, sharpen)
 from tolerances import TOL, tol
 
 B = get_backend("numpy")
@@ -51,3 +52,48 @@ def test_sharpen_keeps_a_flat_image_flat_and_per_channel(rng):
     atol, rtol = tol("sharpen_flat_float32")
     np.testing.assert_allclose(mean[..., 0], 100.0, atol=atol * 100, rtol=rtol)
     np.testing.assert_allclose(mean[..., 1], 7.0, atol=atol * 7, rtol=rtol)
+
+
+def test_residual_noise_reads_white_noise_and_ignores_edges(rng):
+    img = np.full((200, 240, 3), 100.0, np.float32)
+    img[:, 120:] = 180.0  # a strong edge and a few bars count little (median)
+    img[40:160:8] += 60.0
+    img += rng.normal(0, 2.0, img.shape[:2])[..., None].astype(np.float32)
+    rel, _ = tol("residual_noise_rel")
+    assert abs(residual_noise(B, img) / 2.0 - 1.0) < rel
+
+
+def test_deconvolution_strength_follows_the_noise():
+    assert deconvolution_strength(4.0, 255.0) > deconvolution_strength(1.0, 255.0) >= MIN_LAMBDA
+    assert deconvolution_strength(1.0, 255.0, amount=2.0) == pytest.approx(deconvolution_strength(1.0, 255.0) / 2)
+    assert deconvolution_strength(0.0, 255.0) == MIN_LAMBDA
+
+
+def test_deconvolve_keeps_a_flat_image_flat():
+    mean = np.full((40, 50, 3), 90.0, np.float32)
+    info = deconvolve(B, mean, 2.0, 0.6, 255.0)
+    assert info["noise"] < 1e-5 and info["lambda"] == MIN_LAMBDA
+    atol, rtol = tol("sharpen_flat_float32")
+    np.testing.assert_allclose(mean, 90.0, atol=atol * 90, rtol=rtol)
+
+
+@pytest.mark.parametrize("scale", [2.0, 3.0])
+def test_deconvolve_sharpens_a_step_without_halo(rng, scale):
+    """A strong step blurred by optics, pixels and the merge kernel, with a little noise:
+    restoration makes it steeper, and it overshoots by less than OVERSHOOT of the step."""
+    import cv2
+
+    w = 96
+    x = (np.arange(w) - w / 2 + 0.3)
+    step = np.where(x > 0, 0.85, 0.15).astype(np.float32) * 255
+    img = np.repeat(np.repeat(step[None, :], 64, axis=0)[..., None], 3, axis=2)
+    sig = np.hypot(np.hypot(0.5 * scale, 0.6), 0.3 * scale)  # optics, kernel, ~ the frame pixel's box
+    img = cv2.GaussianBlur(img, (0, 0), sig)
+    img += rng.normal(0, 0.5, img.shape).astype(np.float32)
+    before = img.copy()
+    deconvolve(B, img, scale, 0.6, 255.0)
+    row = img[:, :, 0].mean(axis=0)  # the edge's profile: the halo is systematic, the noise averages out
+    height = 0.7 * 255
+    assert row.max() < 0.85 * 255 + OVERSHOOT * height * 1.25 and row.min() > 0.15 * 255 - OVERSHOOT * height * 1.25
+    slope = lambda r: np.abs(np.diff(r)).max()
+    assert slope(row) > 1.2 * slope(before[:, :, 0].mean(axis=0))

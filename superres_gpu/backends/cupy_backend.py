@@ -319,6 +319,32 @@ class CupyBackend:
              np.float64(1.0 / 2**weight_level)),
         )
 
+    # --- kernel 7: kernel-regression accumulate ------------------------------------
+    def kernel_accumulate(self, frame, state, num, den, scale: float, max_value: float, sigma: float,
+                          weights=None, weight_level: int = 1) -> None:
+        from .numpy_backend import kernel_taps
+
+        frame = self._contig(frame)
+        fh, fw = frame.shape[:2]
+        c = 1 if frame.ndim == 2 else frame.shape[2]
+        ho, wo = den.shape
+        if num.shape != (ho, wo, c) or not (num.flags.c_contiguous and den.flags.c_contiguous):
+            raise ValueError("num must be a contiguous (ho, wo, channels) float32 array matching den")
+        if weights is None:
+            wmap, has = self._one, 0
+        else:
+            wmap, has = self._contig(weights), 1
+        wh, ww = wmap.shape
+        k = self._kernel("kernelreg", f"kernel_accumulate<{self._type_name(frame.dtype)}, {c}>")
+        k(
+            grid_2d(wo, ho),
+            BLOCK_2D,
+            (frame, np.int32(fw), np.int32(fh), state, num, den, np.int32(wo), np.int32(ho),
+             np.float64(1.0 / scale), np.float64(0.5 / scale - 0.5), np.float32(max_value), wmap, np.int32(ww),
+             np.int32(wh), np.int32(has), np.float64(1.0 / 2**weight_level), np.int32(kernel_taps(scale, sigma)),
+             np.float32((3.0 * sigma) ** 2), np.float32(-1.0 / (2.0 * sigma * sigma))),
+        )
+
     # --- kernel 6: robust merge weights ----------------------------------------------
     def robust_residual(self, coef, ref_img, state, level: int, margin: float):
         cp = self.cp

@@ -424,6 +424,106 @@ class NumpyBackend:
             num[y_start:y_end] += vals
             den[y_start:y_end] += vf
 
+    # --- kernel 7: kernel-regression accumulate ------------------------------------
+    def kernel_accumulate(self, frame, state, num, den, scale: float, max_value: float, sigma: float,
+                          weights=None, weight_level: int = 1) -> None:
+        """Add one frame's native samples to num and den with a Gaussian kernel
+        centred at each sample's exact position on the output grid (a gather).
+
+        For output pixel (X, Y): its frame position (u, v) = M (X, Y) (M = Tinv S,
+        as in :meth:`resample_accumulate`, float64) and J, the Jacobian of M
+        there, J = [[M00 - u M20, M01 - u M21], [M10 - v M20, M11 - v M21]] / w,
+        inverted in float64; then in float32: fu = u - floor(u), fv = v - floor(v),
+        and the inverse's entries.  The samples visited are
+        (i, j) = (floor(u) + kx, floor(v) + ky) for kx, ky in [1 - K, K],
+        K = :func:`kernel_taps` (``scale``, ``sigma``), rows outer.  A sample's
+        offset on the output grid is (dX, dY) = J^-1 (kx - fu, ky - fv) (exact
+        for affine motion, first order for a homography); those inside the
+        frame with d2 = dX^2 + dY^2 < (3 sigma)^2 weigh k = exp(-d2 / (2 sigma^2)).
+        All float32: A = sum k value, Ks = sum k in the visiting order; with the
+        robust weight w (1, or ``weights`` sampled bilinearly at the output pixel,
+        as in :meth:`resample_accumulate`): num += w (gain A + offset * ``max_value``
+        Ks) and den += w Ks.  ``sigma`` is in output pixels.  Nothing is added
+        when ``state[S_ACCEPT]`` is 0.
+        """
+        if state[S.S_ACCEPT] == 0.0:
+            return
+        fh, fw = frame.shape[:2]
+        ho, wo = den.shape
+        C = num.shape[2]
+        M = output_map(state[S.S_TINV].reshape(3, 3), scale)
+        gain = np.float32(state[S.S_GAIN])
+        offset = np.float32(state[S.S_OFFSET] * max_value)
+        src = frame.reshape(fh * fw, C)
+        K = kernel_taps(scale, sigma)
+        cut2 = np.float32((3.0 * sigma) ** 2)
+        c2 = np.float32(-1.0 / (2.0 * sigma * sigma))
+        X = np.arange(wo, dtype=np.float64)
+        S_ = output_to_reference(scale)
+        a, b = S_[0, 0], S_[0, 2]
+        if weights is not None:
+            wx0, wx1, fx = _bilinear_axis(X, a, b, weight_level, weights.shape[1])
+        rows_per = max(1, (_STRIP_PIXELS // 4) // max(wo, 1))
+        f32 = np.float32
+        for y_start in range(0, ho, rows_per):
+            y_end = min(ho, y_start + rows_per)
+            Y = np.arange(y_start, y_end, dtype=np.float64)[:, None]
+            wq = M[2, 0] * X + (M[2, 1] * Y + M[2, 2])
+            u = (M[0, 0] * X + (M[0, 1] * Y + M[0, 2])) / wq
+            v = (M[1, 0] * X + (M[1, 1] * Y + M[1, 2])) / wq
+            j00 = (M[0, 0] - u * M[2, 0]) / wq
+            j01 = (M[0, 1] - u * M[2, 1]) / wq
+            j10 = (M[1, 0] - v * M[2, 0]) / wq
+            j11 = (M[1, 1] - v * M[2, 1]) / wq
+            det = j00 * j11 - j01 * j10
+            i00, i01 = (j11 / det).astype(f32), (-j01 / det).astype(f32)
+            i10, i11 = (-j10 / det).astype(f32), (j00 / det).astype(f32)
+            iu = np.floor(u)
+            iv = np.floor(v)
+            fu, fv = (u - iu).astype(f32), (v - iv).astype(f32)
+            iu = iu.astype(np.int64)
+            iv = iv.astype(np.int64)
+            del u, v, wq, j00, j01, j10, j11, det
+            shape = fu.shape
+            acc = np.zeros(shape + (C,), f32)
+            ksum = np.zeros(shape, f32)
+            d2 = np.empty(shape, f32)
+            k = np.empty(shape, f32)
+            t = np.empty(shape, f32)
+            tmp = np.empty(shape + (C,), f32)
+            cols = [(iu + kx, (iu + kx >= 0) & (iu + kx < fw), f32(kx) - fu) for kx in range(1 - K, K + 1)]
+            for ky in range(1 - K, K + 1):
+                jj = iv + ky
+                row_ok = (jj >= 0) & (jj < fh)
+                base = np.clip(jj, 0, fh - 1) * fw
+                dv = f32(ky) - fv
+                b0, b1 = i01 * dv, i11 * dv
+                for ii, col_ok, du in cols:
+                    np.multiply(i00, du, out=t)
+                    t += b0
+                    np.multiply(t, t, out=d2)
+                    np.multiply(i10, du, out=t)
+                    t += b1
+                    t *= t
+                    d2 += t
+                    np.multiply(d2, c2, out=k)
+                    np.exp(k, out=k)
+                    k *= (d2 < cut2) & row_ok & col_ok
+                    vals = np.take(src, base + np.clip(ii, 0, fw - 1), axis=0)  # faster than fancy indexing
+                    np.multiply(vals, k[..., None], out=tmp)
+                    acc += tmp
+                    ksum += k
+            acc *= gain
+            acc += offset * ksum[..., None]
+            if weights is not None:
+                wy0, wy1, fy = _bilinear_axis(Y[:, 0], a, b, weight_level, weights.shape[0])
+                rows = (1.0 - fy)[:, None] * weights[wy0].astype(np.float64) + fy[:, None] * weights[wy1]
+                wt = ((1.0 - fx) * rows[:, wx0] + fx * rows[:, wx1]).astype(np.float32)
+                acc *= wt[..., None]
+                ksum *= wt
+            num[y_start:y_end] += acc
+            den[y_start:y_end] += ksum
+
     # --- kernel 5: normalisation ---------------------------------------------------
     def normalize_u16(self, num, den, value_scale: float) -> np.ndarray:
         """uint16 image rint(num / den * value_scale) clipped to 0..65535; 0 where den == 0.
@@ -446,6 +546,14 @@ class NumpyBackend:
             np.clip(v, 0, 65535, out=v)
             out[y0:y1] = v
         return out[..., 0] if c == 1 else out
+
+
+def kernel_taps(scale: float, sigma: float) -> int:
+    """K of :meth:`NumpyBackend.kernel_accumulate`: samples within 3 ``sigma``
+    output px of an output pixel lie within 3 sigma / scale frame px of its
+    frame position (10 % spare for zoom and rotation), so taps at floor(u) +
+    1 - K .. floor(u) + K reach them all."""
+    return max(1, int(math.ceil(3.0 * sigma / scale * 1.1)))
 
 
 def cross_power(ref_spectrum: np.ndarray, f: np.ndarray) -> np.ndarray:
