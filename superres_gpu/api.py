@@ -124,7 +124,7 @@ def superresolve(
         the frames; for arrays there is no mask unless one is given.
     motion : str, optional
         Global motion model (see ``superres run --help``).
-    merge : {"robust", "mean"}, optional
+    merge : {"robust", "mean", "kernel", "kernel-mean"}, optional
         Robust merge (leaves out, per pixel, what moved), a plain mean, or the
         kernel-regression merge ``"kernel"`` (robust) / ``"kernel-mean"``.
     cull : bool, optional
