@@ -102,10 +102,9 @@ def _argtype(check, *args):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .align import DEFAULT_MODEL
+    from .align import DEFAULT_MODEL, MOTION_CHOICES
     from .backends import BACKENDS
     from .cull import DEFAULT_THRESHOLD
-    from .geometry import MOTION_MODELS
     from .options import COMPRESSIONS, MERGES, check_fraction, check_scale
 
     p = argparse.ArgumentParser(
@@ -146,9 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument(
         "--motion",
-        choices=MOTION_MODELS,
+        choices=MOTION_CHOICES,
         default=DEFAULT_MODEL,
-        help=f"global motion model (default: {DEFAULT_MODEL})",
+        help=f"global motion model; auto: the simplest the first frames need (default: {DEFAULT_MODEL})",
     )
     r.add_argument(
         "--merge",

@@ -10,10 +10,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from .align import DEFAULT_MODEL, AlignConfig
+from .align import DEFAULT_MODEL, MOTION_CHOICES, AlignConfig
 from .cull import DEFAULT_THRESHOLD
 from .errors import ConfigError
-from .geometry import MOTION_MODELS
 
 MIN_SCALE, MAX_SCALE = 1.0, 4.0
 COMPRESSIONS = ("none", "deflate", "lzw", "zstd")
@@ -58,7 +57,7 @@ class PipelineConfig:
     backend: str = "auto"
     reference: str = "first"  # "first", "sharpest" or a path
     mask: str | None = None  # None: mask.png beside the reference if present; "none": no mask
-    motion: str = DEFAULT_MODEL
+    motion: str = DEFAULT_MODEL  # a model of geometry.MOTION_MODELS, or "auto": chosen per burst
     report: str | None = None
     overwrite: bool = False
     compression: str = "none"
@@ -75,7 +74,7 @@ class PipelineConfig:
         if isinstance(self.scale, bool):
             raise ConfigError(f"--scale must be a number (got {self.scale!r})")
         self.scale = check_scale(self.scale)
-        check_choice(self.motion, MOTION_MODELS, "motion model")
+        check_choice(self.motion, MOTION_CHOICES, "motion model")
         check_choice(self.compression, COMPRESSIONS, "compression")
         if not self.inputs:
             raise ConfigError("no input given: name a folder of frames or the frame files")

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, cull
-from .align import align, drop_reason, frame_levels
+from .align import AUTO, ModelChoice, align, choose_model, drop_reason, frame_levels
 from .backends import get_backend, is_device_oom
 from .decode import FrameFeed, read_mask
 from .discover import MASK_NAME, FrameInfo, check_burst, probe, resolve_frames
@@ -64,6 +64,8 @@ class Merged:
     weights_picture: np.ndarray | None
     backend: str
     peak_gpu_mib: float | None
+    motion: str  # the motion model used
+    motion_choice: ModelChoice | None = None  # its evidence, when chosen by --motion auto
 
 
 def _noop_progress(stage: str, done: int, total: int) -> None:
@@ -109,7 +111,8 @@ def run(cfg: PipelineConfig, progress=None, warn=None) -> RunResult:
                 out_weights.tmp.write_bytes(encode_png(merged.weights_picture))
             progress("write", 1, 1)
         clock.add("total", clock.total())
-        report = build_report(cfg, records, ref_idx, mask_path, merged.backend, clock.seconds, merged.peak_gpu_mib)
+        report = build_report(cfg, records, ref_idx, mask_path, merged.backend, clock.seconds, merged.peak_gpu_mib,
+                              merged.motion, merged.motion_choice)
         if out_report is not None:
             out_report.tmp.write_text(json.dumps(report, indent=1), encoding="utf-8")
         outputs.commit()
@@ -182,34 +185,52 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock) -> Merged:
     n = len(order)
     dev_states, dev_rejected = {}, {}
     marks = []  # per frame: backend marks (start, aligned, weighed, accumulated)
+    choice = None  # motion "auto": the model chosen on the first frames, held back until then
+    held = []
+
+    def finish(i, frame, state, w, m0, m1):
+        m2 = B.mark()
+        acc.add(frame, state, w, weights.level)
+        marks.append((m0, m1, m2, B.mark()))
+        dev_states[i] = state
+        if len(marks) >= 3:  # keep at most two frames of work queued ahead of the device
+            B.wait(marks[-3][3])
+        progress("frames", len(marks), n)
+
+    def align_and_finish(i, frame, levels, m0):
+        state = align(B, ref, levels)
+        m1 = B.mark()
+        w, dev_rejected[i] = weights.for_frame(levels, state)
+        finish(i, frame, state, w, m0, m1)
+
     with FrameFeed([records[i].info for i in order], cfg.decode_threads, cfg.prefetch) as feed:
         for k, (i, (host, decode_s)) in enumerate(zip(order, feed)):
             clock.add("decode", decode_s)
             m0 = B.mark()
             frame = B.asarray(host)
             del host
-            w = None
             if k == 0:
                 ref = Reference(B, frame, cfg.align, mask)
-                state = ref.state()
                 m1 = B.mark()
                 acc = Accumulator(B, ref_info.width, ref_info.height, ref_info.channels, cfg.scale,
                                   ref_info.max_value)
                 weights = RobustWeights(B, ref, robust=cfg.merge == "robust")
+                finish(i, frame, ref.state(), None, m0, m1)
+                continue
+            levels = frame_levels(B, ref, frame)
+            if cfg.align.model == AUTO and choice is None:
+                held.append((i, frame, levels, m0))
+                if len(held) < cfg.align.select_frames and k < n - 1:
+                    continue
+                with clock.stage("motion"):
+                    choice = choose_model(B, ref, [h[2] for h in held])
+                ref.config = dataclasses.replace(cfg.align, model=choice.model)
+                for item in held:
+                    align_and_finish(*item)
+                held = []
             else:
-                levels = frame_levels(B, ref, frame)
-                state = align(B, ref, levels)
-                m1 = B.mark()
-                w, dev_rejected[i] = weights.for_frame(levels, state)
-                del levels
-            m2 = B.mark()
-            acc.add(frame, state, w, weights.level)
-            marks.append((m0, m1, m2, B.mark()))
-            dev_states[i] = state
-            del frame, w
-            if k >= 2:  # keep at most two frames of work queued ahead of the device
-                B.wait(marks[k - 2][3])
-            progress("frames", k + 1, n)
+                align_and_finish(i, frame, levels, m0)
+            del frame, levels
     with clock.stage("merge"):
         stacked = B.asnumpy(B.xp.stack([dev_states[i] for i in order]))
         for row, i in zip(stacked, order):
@@ -221,7 +242,7 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock) -> Merged:
         clock.add("weights", B.elapsed(m1, m2))
         clock.add("merge", B.elapsed(m2, m3))
     for i in order[1:]:
-        reason = drop_reason(records[i].state, cfg.align)
+        reason = drop_reason(records[i].state, ref.config)
         if reason:
             warn(f"{records[i].path.name}: dropped, {reason}")
     used = 1 + sum(records[i].used for i in order[1:])
@@ -240,4 +261,4 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock) -> Merged:
         with clock.stage("merge"):
             image = acc.result()
     picture = weights.picture() if cfg.weights_png else None
-    return Merged(image, picture, B.name, B.peak_memory_mib())
+    return Merged(image, picture, B.name, B.peak_memory_mib(), ref.config.model, choice)

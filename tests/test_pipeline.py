@@ -40,3 +40,20 @@ def test_result_shape_and_report_agree(tmp_path, burst_dir):
     ow, oh = on_disk["output_size"]
     assert res.shape == (oh, ow, 3) == (180, 240, 3)
     assert np.array(on_disk["frames"][0]["transform"]).shape == (3, 3)
+
+
+def test_auto_motion_is_chosen_once_and_reported(tmp_path, burst_dir):
+    from superres_gpu.geometry import MOTION_MODELS
+
+    res = run(PipelineConfig(inputs=[str(burst_dir)], output=str(tmp_path / "o.tif"), backend="numpy"))
+    r = res.report
+    assert r["motion_option"] == "auto" and r["motion"] in MOTION_MODELS
+    sel = r["motion_selection"]
+    assert sel["model"] == r["motion"] and sel["frames"] == 3
+    assert set(sel["heldout_residual"]) == set(MOTION_MODELS) and min(sel["heldout_residual"].values()) == 1.0
+    assert r["timings"]["motion"] > 0
+    assert r["summary"]["used"] == len(r["frames"])
+    res = run(PipelineConfig(inputs=[str(burst_dir)], output=str(tmp_path / "p.tif"), backend="numpy",
+                             motion="affine"))
+    assert res.report["motion"] == res.report["motion_option"] == "affine"
+    assert res.report["motion_selection"] is None and "motion" not in res.report["timings"]
