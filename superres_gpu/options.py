@@ -65,6 +65,7 @@ class PipelineConfig:
     cull: bool = True  # leave out frames blurred relative to the rest of the burst
     cull_threshold: float = DEFAULT_THRESHOLD
     weights_png: str | None = None  # picture of where frames were left out
+    refine: bool = False  # align again against a denoised template (a first merge), then merge
     sharpen: bool = True  # undo the blur of the merge's own resampling (Wiener, from the frame count)
     decode_threads: int = field(default_factory=lambda: max(2, min(16, os.cpu_count() or 2)))
     prefetch: int = 0  # frames decoded ahead of the one being processed; 0: decode_threads + 1

@@ -44,6 +44,7 @@ from .report import FrameRecord, build_report
 from .restore import sharpen
 from .robust import RobustWeights
 from .state import FrameState
+from .template import TEMPLATE_SCALE, template_frame
 from .timing import Timings
 
 __all__ = ["PipelineConfig", "RunResult", "run"]
@@ -66,6 +67,7 @@ class Merged:
     peak_gpu_mib: float | None
     motion: str  # the motion model used
     motion_choice: ModelChoice | None = None  # its evidence, when chosen by --motion auto
+    template: object = None  # merge_frames(keep_template=True): the template frame, on the backend
 
 
 def _noop_progress(stage: str, done: int, total: int) -> None:
@@ -168,18 +170,39 @@ def merge_order(records: list[FrameRecord], ref_idx: int) -> list[int]:
 def merge_with_cpu_fallback(cfg, records, order, mask, progress, warn, clock) -> Merged:
     """:func:`merge_frames`; when the GPU runs out of memory, again on the CPU."""
     try:
-        return merge_frames(cfg, records, order, mask, progress, warn, clock)
+        return merge_burst(cfg, records, order, mask, progress, warn, clock)
     except Exception as e:
         if not is_device_oom(e):
             raise
         reason = str(e)
     warn(f"the GPU ran out of memory ({reason}); starting again on the CPU backend, which is slower")
-    return merge_frames(dataclasses.replace(cfg, backend="numpy"), records, order, mask, progress, warn, clock)
+    return merge_burst(dataclasses.replace(cfg, backend="numpy"), records, order, mask, progress, warn, clock)
 
 
-def merge_frames(cfg, records, order, mask, progress, warn, clock) -> Merged:
+def merge_burst(cfg, records, order, mask, progress, warn, clock) -> Merged:
+    """:func:`merge_frames`; with ``cfg.refine``, first a pass that makes the
+    denoised template (:mod:`superres_gpu.template`) the second pass aligns to."""
+    if not cfg.refine:
+        return merge_frames(cfg, records, order, mask, progress, warn, clock)
+    first = Timings()
+    quiet = dataclasses.replace(cfg, scale=TEMPLATE_SCALE, sharpen=False, weights_png=None)
+    t = merge_frames(quiet, records, order, mask, lambda stage, done, total: progress("template", done, total),
+                     lambda message: None, first, keep_template=True)
+    clock.add("template", first.total())
+    merged = merge_frames(cfg, records, order, mask, progress, warn, clock, template=t.template, model=t.motion)
+    merged.motion_choice = t.motion_choice
+    return merged
+
+
+def merge_frames(cfg, records, order, mask, progress, warn, clock, template=None, model=None,
+                 keep_template=False) -> Merged:
     """The one pass over the kept frames (``order``, reference first): align,
-    weigh, resample and accumulate each; fills each record's state."""
+    weigh, resample and accumulate each; fills each record's state.
+
+    ``template`` (a frame on the backend) replaces the reference frame as what
+    the others are aligned and weighed against, and ``model`` the configured
+    motion model; ``keep_template`` returns the merge brought back to the
+    reference's grid (``Merged.template``) instead of an image."""
     B = get_backend(cfg.backend)
     ref_info = records[order[0]].info
     n = len(order)
@@ -210,7 +233,8 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock) -> Merged:
             frame = B.asarray(host)
             del host
             if k == 0:
-                ref = Reference(B, frame, cfg.align, mask)
+                ref = Reference(B, frame if template is None else template,
+                                cfg.align if model is None else dataclasses.replace(cfg.align, model=model), mask)
                 m1 = B.mark()
                 acc = Accumulator(B, ref_info.width, ref_info.height, ref_info.channels, cfg.scale,
                                   ref_info.max_value)
@@ -218,15 +242,15 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock) -> Merged:
                 finish(i, frame, ref.state(), None, m0, m1)
                 continue
             levels = frame_levels(B, ref, frame)
-            if cfg.align.model == AUTO and choice is None:
+            if ref.config.model == AUTO and choice is None:
                 held.append((i, frame, levels, m0))
                 if len(held) < cfg.align.select_frames and k < n - 1:
                     continue
                 with clock.stage("motion"):
                     choice = choose_model(B, ref, [h[2] for h in held])
                 ref.config = dataclasses.replace(cfg.align, model=choice.model)
-                for item in held:
-                    align_and_finish(*item)
+                for hi, hframe, hlevels, _ in held:  # their alignment starts now, after the choice
+                    align_and_finish(hi, hframe, hlevels, B.mark())
                 held = []
             else:
                 align_and_finish(i, frame, levels, m0)
@@ -252,6 +276,10 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock) -> Merged:
             "is this a burst of one static scene?",
             str(records[order[0]].path),
         )
+    if keep_template:
+        mean, _ = acc.take_mean()
+        t = template_frame(B, mean, cfg.scale, ref_info.width, ref_info.height, ref_info.max_value)
+        return Merged(None, None, B.name, B.peak_memory_mib(), ref.config.model, choice, t)
     if cfg.sharpen:
         with clock.stage("restore"):
             mean, covered = acc.take_mean()

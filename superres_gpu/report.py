@@ -94,6 +94,7 @@ def build_report(cfg, records: list[FrameRecord], ref_idx: int, mask_path, backe
         "merge": cfg.merge,
         "cull": cfg.cull,
         "sharpen": cfg.sharpen,
+        "refine": cfg.refine,
         "mask": str(mask_path) if mask_path else None,
         "input_size": [ref_info.width, ref_info.height],
         "output": str(cfg.output),

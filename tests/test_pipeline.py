@@ -57,3 +57,23 @@ def test_auto_motion_is_chosen_once_and_reported(tmp_path, burst_dir):
                              motion="affine"))
     assert res.report["motion"] == res.report["motion_option"] == "affine"
     assert res.report["motion_selection"] is None and "motion" not in res.report["timings"]
+
+
+def test_refine_aligns_closer_against_the_template(tmp_path):
+    from superres_gpu.geometry import grid_rms_error
+    from superres_gpu.synth import CameraSpec, MotionSpec, make_burst
+    from tolerances import TOL
+
+    b = make_burst(8, 240, 180, 2.0, 4, MotionSpec(shift_sigma=2.0, rotation_sigma_deg=0.0, zoom_sigma=0.0),
+                   CameraSpec(blur_sigma=0.5, noise_gain=0.004, noise_floor=0.02, jpeg_quality=85), seed=4)
+    b.write(tmp_path / "b")
+    err = {}
+    for refine in (False, True):
+        r = run(PipelineConfig(inputs=[str(tmp_path / "b")], output=str(tmp_path / f"o{refine}.tif"),
+                               backend="numpy", refine=refine, cull=False)).report
+        assert r["refine"] is refine and r["summary"]["used"] == 8
+        assert ("template" in r["timings"]) is refine
+        assert r["motion"] == "translation" and r["motion_selection"]["model"] == "translation"
+        e = [grid_rms_error(np.array(f["transform"]), T, 240, 180) for f, T in zip(r["frames"][1:], b.transforms[1:])]
+        err[refine] = float(np.sqrt(np.mean(np.square(e))))
+    assert err[True] < TOL["refine_error_ratio"][0] * err[False], err
