@@ -215,6 +215,17 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--plot", metavar="PATH.png", help="save the sharpness of every frame as a bar chart")
     c.set_defaults(func=cmd_cull)
 
+    t = sub.add_parser(
+        "tca",
+        parents=[common],
+        help="estimate the lateral chromatic aberration of a burst (red and blue against green)",
+        description="Estimate the radial scale of the red and blue images against the green one (lateral "
+        "chromatic aberration) on the first frames of a burst, and the shift it implies at the corners.",
+    )
+    t.add_argument("inputs", nargs="+", metavar="INPUT", help="a folder of frames, or frame files")
+    t.add_argument("--frames", type=int, default=5, metavar="N", help="frames the estimate uses (default 5)")
+    t.set_defaults(func=cmd_tca)
+
     d = sub.add_parser(
         "demo",
         parents=[common],
@@ -352,6 +363,27 @@ def cmd_cull(args, out, err) -> int:
         out.print(t)
         n = sum(s.flagged for s in scores)
         out.print(f"{n} of {len(scores)} frames flagged as blurred" + (f"; plot: {args.plot}" if args.plot else ""))
+    return EXIT_OK
+
+
+def cmd_tca(args, out, err) -> int:
+    from .backends import get_backend
+    from .decode import read_frame
+    from .discover import list_inputs
+    from .errors import ConfigError
+    from .tca import estimate
+
+    if args.frames < 1:
+        raise ConfigError(f"--frames must be at least 1 (got {args.frames})")
+    paths = list_inputs(args.inputs)[: args.frames]
+    est = estimate(get_backend(args.backend), [read_frame(p) for p in paths])
+    shift = est.corner_shift_px()
+    out.print(f"lateral chromatic aberration of {est.frames} frames ({est.width}x{est.height}), against green:",
+              markup=False, highlight=False, soft_wrap=True)
+    for name, ch in (("red", est.red), ("blue", est.blue)):
+        out.print(f"  {name:4s} scale {100 * ch.scale:+.4f} %  centre ({ch.cx:.1f}, {ch.cy:.1f})  "
+                  f"rotation {ch.rotation_deg:+.4f} deg  corner shift {shift[name]:.3f} px", markup=False,
+                  highlight=False, soft_wrap=True)
     return EXIT_OK
 
 
