@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .align import DEFAULT_MODEL, MOTION_CHOICES
     from .backends import BACKENDS
     from .cull import DEFAULT_THRESHOLD
-    from .options import COMPRESSIONS, MERGES, check_fraction, check_scale
+    from .options import COMPRESSIONS, MERGES, TCA_CHOICES, check_fraction, check_scale
 
     p = argparse.ArgumentParser(
         prog="superres",
@@ -176,6 +176,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=True,
         help="undo the blur of the merge's own resampling, more strongly the more frames were merged "
         "(default: on)",
+    )
+    r.add_argument(
+        "--tca",
+        choices=TCA_CHOICES,
+        default="off",
+        help="lateral chromatic aberration, estimated on the reference and corrected inside the merge's "
+        "resampling: on, auto (when it moves a channel by more than 0.1 px at a corner) or off (default: off)",
     )
     r.add_argument(
         "--refine",
@@ -305,6 +312,7 @@ def cmd_run(args, out, err) -> int:
         weights_png=args.weights_png,
         sharpen=args.sharpen,
         refine=args.refine,
+        tca=args.tca,
     )
     t = time.perf_counter()
     with RichProgress(err, enabled=not args.quiet) as prog:

@@ -17,6 +17,7 @@ from .errors import ConfigError
 MIN_SCALE, MAX_SCALE = 1.0, 4.0
 COMPRESSIONS = ("none", "deflate", "lzw", "zstd")
 MERGES = ("robust", "mean")
+TCA_CHOICES = ("off", "auto", "on")
 
 
 def check_scale(value, option: str = "--scale") -> float:
@@ -65,6 +66,7 @@ class PipelineConfig:
     cull: bool = True  # leave out frames blurred relative to the rest of the burst
     cull_threshold: float = DEFAULT_THRESHOLD
     weights_png: str | None = None  # picture of where frames were left out
+    tca: str = "off"  # lateral chromatic aberration: off, auto (correct when it matters), on
     refine: bool = False  # align again against a denoised template (a first merge), then merge
     sharpen: bool = True  # undo the blur of the merge's own resampling (Wiener, from the frame count)
     decode_threads: int = field(default_factory=lambda: max(2, min(16, os.cpu_count() or 2)))
@@ -80,6 +82,7 @@ class PipelineConfig:
         if not self.inputs:
             raise ConfigError("no input given: name a folder of frames or the frame files")
         check_choice(self.merge, MERGES, "merge")
+        check_choice(self.tca, TCA_CHOICES, "--tca value")
         check_fraction(self.cull_threshold, "the cull threshold")
         self.align.model = self.motion
         self.align.validate()

@@ -44,6 +44,8 @@ from .report import FrameRecord, build_report
 from .restore import sharpen
 from .robust import RobustWeights
 from .state import FrameState
+from .tca import TCAEstimate
+from .tca import estimate as estimate_tca
 from .template import TEMPLATE_SCALE, template_frame
 from .timing import Timings
 
@@ -68,6 +70,8 @@ class Merged:
     motion: str  # the motion model used
     motion_choice: ModelChoice | None = None  # its evidence, when chosen by --motion auto
     template: object = None  # merge_frames(keep_template=True): the template frame, on the backend
+    tca: TCAEstimate | None = None  # the chromatic aberration estimate (--tca auto or on)
+    tca_applied: bool = False
 
 
 def _noop_progress(stage: str, done: int, total: int) -> None:
@@ -115,6 +119,8 @@ def run(cfg: PipelineConfig, progress=None, warn=None) -> RunResult:
         clock.add("total", clock.total())
         report = build_report(cfg, records, ref_idx, mask_path, merged.backend, clock.seconds, merged.peak_gpu_mib,
                               merged.motion, merged.motion_choice)
+        report["tca"] = {"option": cfg.tca, "applied": merged.tca_applied,
+                         "estimate": None if merged.tca is None else merged.tca.report()}
         if out_report is not None:
             out_report.tmp.write_text(json.dumps(report, indent=1), encoding="utf-8")
         outputs.commit()
@@ -194,6 +200,25 @@ def merge_burst(cfg, records, order, mask, progress, warn, clock) -> Merged:
     return merged
 
 
+def lateral_ca(cfg, frame, B, clock, warn) -> tuple[TCAEstimate | None, bool]:
+    """(estimate, applied) of the reference frame's chromatic aberration (host
+    ``frame``) under ``cfg.tca``; (None, False) when off, or auto on grey frames
+    or where no estimate could be made (with a warning)."""
+    if cfg.tca == "off" or (cfg.tca == "auto" and frame.ndim != 3):
+        return None, False
+    if frame.ndim != 3:
+        raise InputError("--tca on needs colour frames; these are grey")
+    with clock.stage("tca"):
+        try:
+            est = estimate_tca(B, [frame])
+        except AlignmentError as e:
+            if cfg.tca == "on":
+                raise
+            warn(f"chromatic aberration not corrected: {e.message}")
+            return None, False
+    return est, cfg.tca == "on" or est.matters()
+
+
 def merge_frames(cfg, records, order, mask, progress, warn, clock, template=None, model=None,
                  keep_template=False) -> Merged:
     """The one pass over the kept frames (``order``, reference first): align,
@@ -231,6 +256,8 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock, template=None
             clock.add("decode", decode_s)
             m0 = B.mark()
             frame = B.asarray(host)
+            if k == 0:
+                tca_est, tca_used = lateral_ca(cfg, host, B, clock, warn)
             del host
             if k == 0:
                 ref = Reference(B, frame if template is None else template,
@@ -238,6 +265,8 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock, template=None
                 m1 = B.mark()
                 acc = Accumulator(B, ref_info.width, ref_info.height, ref_info.channels, cfg.scale,
                                   ref_info.max_value)
+                if tca_used:
+                    acc.channel_maps = tca_est.channel_maps()
                 weights = RobustWeights(B, ref, robust=cfg.merge == "robust")
                 finish(i, frame, ref.state(), None, m0, m1)
                 continue
@@ -279,7 +308,7 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock, template=None
     if keep_template:
         mean, _ = acc.take_mean()
         t = template_frame(B, mean, cfg.scale, ref_info.width, ref_info.height, ref_info.max_value)
-        return Merged(None, None, B.name, B.peak_memory_mib(), ref.config.model, choice, t)
+        return Merged(None, None, B.name, B.peak_memory_mib(), ref.config.model, choice, t, tca_est, tca_used)
     if cfg.sharpen:
         with clock.stage("restore"):
             mean, covered = acc.take_mean()
@@ -289,4 +318,4 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock, template=None
         with clock.stage("merge"):
             image = acc.result()
     picture = weights.picture() if cfg.weights_png else None
-    return Merged(image, picture, B.name, B.peak_memory_mib(), ref.config.model, choice)
+    return Merged(image, picture, B.name, B.peak_memory_mib(), ref.config.model, choice, None, tca_est, tca_used)

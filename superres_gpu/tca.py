@@ -19,8 +19,9 @@ luma, which is mostly green: on such frames the scale is underestimated
 (by about a fifth on the synthetic bursts).  Gradient magnitudes instead of
 intensities (insensitive to the sign of coloured edges) fare worse there.
 
-A cubic radial term is not estimated, and the correction does not yet enter
-the merge's resampling step: this module measures, ``superres tca`` reports.
+The correction enters the merge's single resampling step: each colour
+channel is read at its own position (:meth:`TCAEstimate.channel_maps`), so
+no frame is resampled twice.  A cubic radial term is not estimated.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from .reference import Reference
 from .state import FrameState
 
 CHANNELS = {"red": 0, "blue": 2}
+MIN_CORNER_PX = 0.1  # --tca auto corrects when either channel moves more than this at a corner
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,15 @@ class TCAEstimate:
             v = M[1, 1] * ys + M[1, 2]
             out[name] = float(np.max(np.hypot(u - xs, v - ys)))
         return out
+
+    def channel_maps(self) -> np.ndarray:
+        """(3, 9) float64: row-major green -> channel maps for red, green (identity), blue,
+        as the resample step takes them."""
+        return np.stack([self.red.matrix().ravel(), np.eye(3).ravel(), self.blue.matrix().ravel()])
+
+    def matters(self) -> bool:
+        """Whether either channel moves by more than MIN_CORNER_PX at a corner."""
+        return max(self.corner_shift_px().values()) > MIN_CORNER_PX
 
     def report(self) -> dict:
         shift = self.corner_shift_px()

@@ -77,3 +77,34 @@ def test_refine_aligns_closer_against_the_template(tmp_path):
         e = [grid_rms_error(np.array(f["transform"]), T, 240, 180) for f, T in zip(r["frames"][1:], b.transforms[1:])]
         err[refine] = float(np.sqrt(np.mean(np.square(e))))
     assert err[True] < TOL["refine_error_ratio"][0] * err[False], err
+
+
+def test_tca_is_corrected_inside_the_merge(tmp_path):
+    import dataclasses
+
+    import tifffile
+
+    from superres_gpu import synth
+    from superres_gpu.metrics import psnr
+    from tolerances import TOL
+
+    r = synth.RECIPES["test-medium"]
+    result = {}
+    for ca in ((0.0, 0.0), (0.002, -0.002)):
+        b = synth.recipe_burst("test-medium", frames=8,
+                               camera=dataclasses.replace(r.camera, lateral_ca=ca, jpeg_quality=None))
+        d = tmp_path / f"b{ca[0]}"
+        b.write(d)
+        for opt in ("off", "auto"):
+            out = tmp_path / f"o{ca[0]}{opt}.tif"
+            rep = run(PipelineConfig(inputs=[str(d)], output=str(out), backend="numpy", tca=opt, cull=False)).report
+            img = tifffile.imread(out).astype(np.float32) / 65535
+            result[ca[0], opt] = (psnr(img, b.truth_blurred), rep["tca"])
+    assert result[0.0, "off"][1] == {"option": "off", "applied": False, "estimate": None}
+    assert result[0.0, "auto"][1]["applied"] is False  # nothing to correct: the estimate says so
+    assert result[0.002, "auto"][1]["applied"] is True
+    est = result[0.002, "auto"][1]["estimate"]
+    assert est["red"]["scale"] > 0 > est["blue"]["scale"] and est["red"]["corner_shift_px"] > 0.3
+    clean, lost, fixed = result[0.0, "off"][0], result[0.002, "off"][0], result[0.002, "auto"][0]
+    assert clean - lost > 3.0  # what the aberration costs uncorrected
+    assert clean - fixed < TOL["tca_psnr_loss_db"][0], (clean, lost, fixed)

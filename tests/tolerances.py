@@ -67,6 +67,7 @@ TOL = {
     "real_auto_affine_heldout": (2.0, None, "held-out residual of affine vs the best model on the phone burst (--motion auto); measured 3.8"),
     "refine_error_ratio": (0.9, None, "--refine: map error against the template / against the noisy reference, 8 noisy frames; measured 0.81"),
     "tca_scale_rel": (0.1, None, "radial scale of red/blue vs green, relative to the truth (0.2 %), lossless frames; measured 2-5 %"),
+    "tca_psnr_loss_db": (0.8, None, "--tca auto on a burst with +-0.2 % red/blue scaling vs the same burst without (estimate from the reference alone); measured 0.5"),
     "real_consistency_db": (30.0, None, "the merge area-downsampled to the reference grid against the reference"),
     "real_grid_shift_px": (0.1, None, "phase correlation of the downsampled merge vs the reference: the grid convention"),
     "mdsp_residual_rms": (0.03, None, "median RMS luma residual of the small aliased MDSP videos after alignment"),
