@@ -19,6 +19,9 @@
 //   weights const float*  (wh, ww) per-pixel merge weights on the reference's pyramid
 //                         level L (robust merge, mask), read when has_weights != 0
 //   winv    double        1 / 2^L
+//   chmaps  const double* (C, 9) per-channel 3x3 maps, row-major, read when has_chmaps != 0:
+//                         channel c is sampled at Cc (u, v) (lateral chromatic aberration);
+//                         coverage stays that of (u, v)
 //   A covered pixel adds w * value to num and w to den, w sampled bilinearly from
 //   `weights` at q = ((aX + b) + 0.5) * winv - 0.5 (clamped to the map), or w = 1.
 //
@@ -28,8 +31,9 @@
 // -0.5 <= u <= fw - 0.5 and -0.5 <= v <= fh - 0.5.  Position rounded to 1/32:
 // X32 = rint(32 u) (u clamped to [-64, fw + 64] first); taps at (X32 >> 5) - 3 ..
 // + 4, clamped to the frame (replicated border); 2-D weight tab[fy][r] * tab[fx][c].
-// Room to grow: per-channel matrices (chromatic aberration) and a local
-// displacement field enter through the state vector and an extra array.
+// Per-channel maps: Mc = Cc M elementwise in a fixed order (sr_compose_map, the
+// twin's compose_map); each channel is then interpolated once at its own position.
+// Room to grow: a local displacement field enters through an extra array.
 #include "common.cuh"
 
 // M = Tinv * S for S = [[a, 0, b], [0, a, b], [0, 0, 1]], elementwise as the twin.
@@ -46,6 +50,34 @@ SR_HD void sr_project(const double* M, double X, double Y, double* u, double* v)
     double wq = sr_add(sr_mul(M[6], X), sr_add(sr_mul(M[7], Y), M[8]));
     *u = sr_div(sr_add(sr_mul(M[0], X), sr_add(sr_mul(M[1], Y), M[2])), wq);
     *v = sr_div(sr_add(sr_mul(M[3], X), sr_add(sr_mul(M[4], Y), M[5])), wq);
+}
+
+// Mc = C M for 3x3 matrices: ((C[r,0] M[0,k] + C[r,1] M[1,k]) + C[r,2] M[2,k]).
+SR_HD void sr_compose_map(const double* Cm, const double* M, double* out) {
+    for (int r = 0; r < 3; ++r)
+        for (int k = 0; k < 3; ++k)
+            out[r * 3 + k] = sr_add(sr_add(sr_mul(Cm[r * 3 + 0], M[k]), sr_mul(Cm[r * 3 + 1], M[3 + k])),
+                                    sr_mul(Cm[r * 3 + 2], M[6 + k]));
+}
+
+// One channel at frame position (u, v): the same taps and weights as sr_resample_pixel.
+template <typename T, int C>
+SR_HD float sr_sample_channel(const T* frame, int fw, int fh, double u, double v, const float* tab, int ch) {
+    double uc = u < -64.0 ? -64.0 : (u > fw + 64.0 ? fw + 64.0 : u);
+    double vc = v < -64.0 ? -64.0 : (v > fh + 64.0 ? fh + 64.0 : v);
+    int xq = sr_rint(uc * SR_TAB_SIZE);
+    int yq = sr_rint(vc * SR_TAB_SIZE);
+    int ix = (xq >> SR_TAB_BITS) - 3, iy = (yq >> SR_TAB_BITS) - 3;
+    const float* wx = tab + (xq & (SR_TAB_SIZE - 1)) * 8;
+    const float* wy = tab + (yq & (SR_TAB_SIZE - 1)) * 8;
+    float sum = 0.0f;
+    for (int r = 0; r < 8; ++r) {
+        const T* row = frame + (long long)sr_clampi(iy + r, 0, fh - 1) * fw * C;
+        float rs = 0.0f;
+        for (int c = 0; c < 8; ++c) rs += (float)row[sr_clampi(ix + c, 0, fw - 1) * C + ch] * (wy[r] * wx[c]);
+        sum += rs;
+    }
+    return sum;
 }
 
 // Resample one output pixel; returns false when the frame does not cover it.
@@ -107,14 +139,26 @@ template <typename T, int C>
 SR_HD void sr_resample_accumulate_at(const T* frame, int fw, int fh, const double* state, const float* tab,
                                      float* num, float* den, int wo, int X, int Y, double a, double b,
                                      float max_value, const float* weights, int ww, int wh, int has_weights,
-                                     double winv) {
+                                     double winv, const double* chmaps, int has_chmaps) {
     if (state[SR_S_ACCEPT] == 0.0) return;
     float wt = has_weights ? sr_weight_at(weights, ww, wh, winv, X, Y, a, b) : 1.0f;
     if (!(wt > 0.0f)) return;
     double M[9];
     sr_output_map(state + SR_S_TINV, a, b, M);
     float val[C];
-    if (!sr_resample_pixel<T, C>(frame, fw, fh, M, tab, X, Y, val)) return;
+    if (has_chmaps) {
+        double u, v;
+        sr_project(M, (double)X, (double)Y, &u, &v);
+        if (!(u >= -0.5 && u <= fw - 0.5 && v >= -0.5 && v <= fh - 0.5)) return;
+        for (int ch = 0; ch < C; ++ch) {
+            double Mc[9], uc, vc;
+            sr_compose_map(chmaps + ch * 9, M, Mc);
+            sr_project(Mc, (double)X, (double)Y, &uc, &vc);
+            val[ch] = sr_sample_channel<T, C>(frame, fw, fh, uc, vc, tab, ch);
+        }
+    } else if (!sr_resample_pixel<T, C>(frame, fw, fh, M, tab, X, Y, val)) {
+        return;
+    }
     float gain = (float)state[SR_S_GAIN];
     float off = (float)(state[SR_S_OFFSET] * (double)max_value);
     long long idx = (long long)Y * wo + X;
@@ -127,11 +171,12 @@ template <typename T, int C>
 __global__ void resample_accumulate(const T* __restrict__ frame, int fw, int fh, const double* __restrict__ state,
                                     const float* __restrict__ tab, float* __restrict__ num, float* __restrict__ den,
                                     int wo, int ho, double a, double b, float max_value,
-                                    const float* __restrict__ weights, int ww, int wh, int has_weights, double winv) {
+                                    const float* __restrict__ weights, int ww, int wh, int has_weights, double winv,
+                                    const double* __restrict__ chmaps, int has_chmaps) {
     int X = blockIdx.x * blockDim.x + threadIdx.x;
     int Y = blockIdx.y * blockDim.y + threadIdx.y;
     if (X >= wo || Y >= ho) return;
     sr_resample_accumulate_at<T, C>(frame, fw, fh, state, tab, num, den, wo, X, Y, a, b, max_value, weights, ww,
-                                    wh, has_weights, winv);
+                                    wh, has_weights, winv, chmaps, has_chmaps);
 }
 #endif

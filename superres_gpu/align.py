@@ -32,22 +32,28 @@ C. D. Kuglin & D. C. Hines, phase correlation (1975).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import numpy as np
 
 from .backends import base as S
-from .errors import ConfigError
-from .geometry import MODEL_ID, MODEL_NPARAMS, MOTION_MODELS
+from .errors import AlignmentError, ConfigError
+from .geometry import MODEL_ID, MODEL_NPARAMS, MOTION_MODELS, grid_rms_error
 from .interp import bspline_prefilter_taps
 from .reference import build_pyramid
 
-DEFAULT_MODEL = "homography"
+AUTO = "auto"
+MOTION_CHOICES = (AUTO,) + MOTION_MODELS  # what ``--motion`` accepts
+DEFAULT_MODEL = AUTO
 
 
 @dataclass
 class AlignConfig:
     """Tuning of the aligner; the defaults are what the benchmarks measured best."""
 
-    model: str = DEFAULT_MODEL
+    # the pipeline's default is DEFAULT_MODEL ("auto", resolved by choose_model
+    # on the burst); aligning frames directly needs a concrete model
+    model: str = "homography"
     pc_size: int = 512  # phase correlation where max(w, h) <= pc_size
     points_fine: int = 1 << 17  # informative points at level 0
     points_coarse: int = 1 << 15  # ... at coarser levels
@@ -61,10 +67,15 @@ class AlignConfig:
     converged_px: float = 1e-4  # a level's iterations stop (from the second on) below this step
     border: int = 2  # pixels at each level's border never used (more where prefiltered)
     grid_cells: int = 16  # cells across the frame for point selection
+    select_frames: int = 3  # model "auto": frames the choice is made on
+    select_margin: float = 0.001  # ... a richer model must lower the held-out residual by more than this
+    select_px: float = 0.02  # ... and move the map by more than this (RMS over a grid, px)
 
     def validate(self) -> None:
-        if self.model not in MOTION_MODELS:
-            raise ConfigError(f"unknown motion model {self.model!r}; choose one of {', '.join(MOTION_MODELS)}")
+        if self.model not in MOTION_CHOICES:
+            raise ConfigError(f"unknown motion model {self.model!r}; choose one of {', '.join(MOTION_CHOICES)}")
+        if self.select_frames < 1:
+            raise ConfigError("select_frames must be at least 1")
         if self.pc_size < 32:
             raise ConfigError("pc_size must be at least 32")
 
@@ -74,21 +85,26 @@ def coarse_model(model: str) -> str:
     return model if MODEL_NPARAMS[model] <= MODEL_NPARAMS["similarity"] else "similarity"
 
 
-def schedule(ref) -> list[tuple[int, str, int]]:
-    """[(level, model, iterations), ...] coarse to fine, for a Reference."""
+def schedule(ref, model: str | None = None, finest: int = 0) -> list[tuple[int, str, int]]:
+    """[(level, model, iterations), ...] coarse to fine, for a Reference: its
+    configured model (or ``model``) from the phase-correlation level down to
+    level ``finest`` (0: the full schedule)."""
     cfg = ref.config
-    coarse = coarse_model(cfg.model)
+    model = model or cfg.model
+    if model == AUTO:
+        raise ConfigError("motion model 'auto' must be resolved (choose_model) before a frame is aligned")
+    coarse = coarse_model(model)
     steps = []
-    levels = list(range(ref.pc_level, -1, -1))
+    levels = list(range(max(ref.pc_level, finest), finest - 1, -1))
     for i, level in enumerate(levels):
         if i == 0:
             steps.append((level, coarse, cfg.iters_coarse))
             if len(levels) == 1:
-                steps.append((level, cfg.model, cfg.iters_fine))
+                steps.append((level, model, cfg.iters_fine))
         elif level == 0:
-            steps.append((level, cfg.model, cfg.iters_fine))
+            steps.append((level, model, cfg.iters_fine))
         else:
-            steps.append((level, cfg.model, cfg.iters_mid))
+            steps.append((level, model, cfg.iters_mid))
     return steps
 
 
@@ -110,8 +126,9 @@ def frame_levels(B, ref, frame) -> FrameLevels:
     return FrameLevels(pyr, coef)
 
 
-def align(B, ref, levels: FrameLevels):
-    """Align a frame, given its :class:`FrameLevels`, to the reference.
+def align(B, ref, levels: FrameLevels, model: str | None = None, finest: int = 0):
+    """Align a frame, given its :class:`FrameLevels`, to the reference (with
+    the reference's configured model, or ``model``; down to level ``finest``).
 
     Returns the frame's state vector on the backend (``backends.base``
     layout): T, Tinv, photometric gain/offset, diagnostics and the accept flag.
@@ -120,7 +137,7 @@ def align(B, ref, levels: FrameLevels):
     state = B.asarray(S.identity_state())
     surface = B.phase_correlation(ref.spectrum, levels.pyramid[ref.pc_level], ref.window)
     B.peak_to_state(surface, state, ref.pc_level)
-    for level, model, iters in schedule(ref):
+    for level, model, iters in schedule(ref, model, finest):
         mid = MODEL_ID[model]
         margin = ref.margin(level)
         for it in range(iters):
@@ -128,6 +145,143 @@ def align(B, ref, levels: FrameLevels):
             B.align_update(sums, state, mid, ref.norm, cfg.damping, cfg.converged_px, it)
     B.align_finalize(state, ref.width, ref.height, cfg.min_corr, cfg.min_overlap)
     return state
+
+
+@dataclass
+class ModelChoice:
+    """The motion model :func:`choose_model` picked, and its evidence.
+
+    ``heldout`` maps each model to its held-out robust residual (mean Huber
+    weighted squared residual over both folds and all selection frames)
+    relative to the lowest of all models; ``map_px`` to the RMS difference
+    (px, over a grid) between its map and the chosen model's; ``level`` is
+    the finest pyramid level the models were fitted on."""
+
+    model: str
+    heldout: dict = field(default_factory=dict)
+    map_px: dict = field(default_factory=dict)
+    frames: int = 0
+    level: int = 0
+    margin: float = 0.0
+    min_px: float = 0.0
+
+    def report(self) -> dict:
+        return {
+            "model": self.model,
+            "frames": self.frames,
+            "level": self.level,
+            "margin": self.margin,
+            "min_px": self.min_px,
+            "heldout_residual": {m: round(v, 6) for m, v in self.heldout.items()},
+            "map_difference_px": {m: round(v, 5) for m, v in self.map_px.items()},
+        }
+
+
+def fold_points(B, ref, finest: int) -> list[dict]:
+    """Two complementary halves of the reference's points at every level >=
+    ``finest``, split by a checkerboard of the point-selection grid's cells:
+    each half is fitted and the other measures, so the reference's own noise
+    (shared by every frame, and spatially correlated through blur and
+    resampling) cannot reward a richer model's overfit."""
+    cell = max(ref.width, ref.height) / ref.config.grid_cells
+    halves = [{}, {}]
+    for level in range(finest, ref.levels):
+        pts = ref.points[level]
+        parity = (B.xp.floor(pts[S.PT_X] / cell) + B.xp.floor(pts[S.PT_Y] / cell)) % 2
+        for k in (0, 1):
+            halves[k][level] = pts[:, parity == k]
+    return halves
+
+
+def _fit_on(B, ref, levels: FrameLevels, model: str, points: dict, finest: int):
+    """:func:`align` restricted to the given points per level, without the
+    final accept decision (the state of the fit)."""
+    cfg = ref.config
+    state = B.asarray(S.identity_state())
+    surface = B.phase_correlation(ref.spectrum, levels.pyramid[ref.pc_level], ref.window)
+    B.peak_to_state(surface, state, ref.pc_level)
+    for level, m, iters in schedule(ref, model, finest):
+        mid = MODEL_ID[m]
+        for it in range(iters):
+            sums = B.align_reduce(levels.coef[level], points[level], state, mid, level, ref.norm, ref.margin(level), it)
+            B.align_update(sums, state, mid, ref.norm, cfg.damping, cfg.converged_px, it)
+    return state
+
+
+def choose_model(B, ref, frames: list[FrameLevels]) -> ModelChoice:
+    """The simplest motion model whose fit is not clearly beaten by a richer one.
+
+    Every model is fitted, coarse to fine down to pyramid level 1 (level 0 on
+    single-level pyramids), to each of ``frames`` on one half of the
+    reference's points (:func:`fold_points`); its robust residual is measured
+    on the other half, then the halves swap.  The Huber scale of that measure
+    is the same for every model (the richest model's fit), so the residuals
+    compare like with like.  Models are tried from the simplest: the first
+    that no richer model clearly beats is chosen, where clearly beating
+    means both a held-out residual lower by more than ``select_margin``
+    (relative) and a map that differs by more than ``select_px`` (RMS over a
+    grid of the frame, averaged over the fits): a real gain in prediction
+    that also matters at the scale of the alignment's accuracy.  A held-out
+    measure does not improve
+    by fitting noise, so richer models win only where the motion has their
+    degrees of freedom (a phone's perspective: homography), and an
+    unnecessary one is not taken for its extra freedom alone (on synthetic
+    rotation + zoom + shift bursts it lowers the error of the map).
+    """
+    cfg = ref.config
+    finest = 1 if ref.levels > 1 else 0
+    halves = fold_points(B, ref, finest)
+    richest = MOTION_MODELS[-1]
+    totals = {m: 0.0 for m in MOTION_MODELS}
+    counts = {m: 0.0 for m in MOTION_MODELS}
+    used = 0
+    maps = []  # per frame and fold: {model: T}
+    for levels in frames:
+        ee, nn = {}, {}
+        for k in (0, 1):
+            states = {m: _fit_on(B, ref, levels, m, halves[k], finest) for m in MOTION_MODELS}
+            maps.append({m: B.asnumpy(st[S.S_T]).reshape(3, 3) for m, st in states.items()})
+            sigma = states[richest][S.S_RMS]
+            for m in MOTION_MODELS:
+                st = states[m]
+                st[S.S_SIGMA] = sigma
+                sums = B.asnumpy(B.align_reduce(levels.coef[finest], halves[1 - k][finest], st, MODEL_ID[m], finest,
+                                                ref.norm, ref.margin(finest), 0))
+                ok = float(B.asnumpy(st[S.S_STATUS])) == S.STATUS_OK and sums[S.SUM_COUNT] > 0
+                if ok and np.isfinite(sums[S.SUM_WEE]):
+                    ee[m] = ee.get(m, 0.0) + float(sums[S.SUM_WEE])
+                    nn[m] = nn.get(m, 0.0) + float(sums[S.SUM_COUNT])
+                else:
+                    ee[m] = float("inf")  # a model that fails on a frame the others fit is not chosen
+                    nn[m] = 1.0
+        if all(ee[m] == float("inf") for m in MOTION_MODELS):
+            continue  # a frame no model fits (a stray frame) says nothing about the motion
+        used += 1
+        for m in MOTION_MODELS:
+            totals[m] += ee[m]
+            counts[m] += nn[m]
+    if used == 0:
+        raise AlignmentError(f"no motion model could be fitted to any of the first {len(frames)} frames "
+                             "(for --motion auto); is this a burst of one static scene?")
+    mean = {m: totals[m] / counts[m] for m in MOTION_MODELS}
+    best = min(mean.values())
+    heldout = {m: (mean[m] / best if best > 0 else 1.0) for m in MOTION_MODELS}
+
+    def map_px(a: str, b: str) -> float:
+        d = [grid_rms_error(t[a], t[b], ref.width, ref.height) for t in maps]
+        d = [v for v in d if np.isfinite(v)]
+        return float(np.sqrt(np.mean(np.square(d)))) if d else float("inf")
+
+    def beats(r: str, m: str) -> bool:
+        return heldout[r] * (1.0 + cfg.select_margin) < heldout[m] and map_px(r, m) > cfg.select_px
+
+    chosen = richest
+    for i, m in enumerate(MOTION_MODELS):
+        if not any(beats(r, m) for r in MOTION_MODELS[i + 1 :]):
+            chosen = m
+            break
+    diffs = {m: map_px(m, chosen) for m in MOTION_MODELS}
+    return ModelChoice(chosen, heldout, diffs, used, finest, cfg.select_margin, cfg.select_px)
 
 
 def align_frame(B, ref, frame):

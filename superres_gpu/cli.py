@@ -19,6 +19,7 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPT = 0, 1, 2, 130
 STAGE_LABELS = {
     "check": "Checking frames",
     "frames": "Aligning + merging",
+    "template": "Template (first merge)",
     "write": "Writing output",
     "render": "Rendering demo burst",
     "cull": "Scoring sharpness",
@@ -139,13 +140,13 @@ def _argtype(check, *args):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .align import DEFAULT_MODEL
+    from .align import DEFAULT_MODEL, MOTION_CHOICES
     from .backends import BACKENDS
     from .cull import DEFAULT_THRESHOLD
     from .geometry import MOTION_MODELS
-    from .options import COMPRESSIONS, FORMATS, MERGES, check_fraction, check_megapixels, check_scale
+    from .options import (COMPRESSIONS, FORMATS, MERGES, TCA_CHOICES, check_fraction, check_megapixels,
+                          check_optics_sigma, check_scale, check_sharpen)
     from .resources import DEFAULT_MAX_MEGAPIXELS
-    from .options import check_optics_sigma, check_sharpen
     from .restore import DEFAULT_OPTICS_SIGMA
 
     p = argparse.ArgumentParser(
@@ -190,9 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument(
         "--motion",
-        choices=MOTION_MODELS,
+        choices=MOTION_CHOICES,
         default=DEFAULT_MODEL,
-        help=f"global motion model (default: {DEFAULT_MODEL})",
+        help=f"global motion model; auto: the simplest the first frames need (default: {DEFAULT_MODEL})",
     )
     r.add_argument(
         "--merge",
@@ -239,6 +240,20 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--gamma", choices=("linear", "srgb"), default="linear",
                    help="raw (DNG) frames are merged in linear light; linear: keep the output linear (default), "
                    "srgb: apply the sRGB curve")
+    r.add_argument(
+        "--tca",
+        choices=TCA_CHOICES,
+        default="off",
+        help="lateral chromatic aberration, estimated on the reference and corrected inside the merge's "
+        "resampling: on, auto (when it moves a channel by more than 0.1 px at a corner) or off (default: off)",
+    )
+    r.add_argument(
+        "--refine",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="align every frame again against a denoised template (a first merge on the frames' grid), then "
+        "merge: closer alignment, about twice the time (default: off)",
+    )
     r.add_argument("--weights-png", metavar="PATH", help="save a picture of where frames were left out (red)")
     r.add_argument("--report", metavar="PATH", help="write a JSON report of every frame")
     r.add_argument("--overwrite", action="store_true", help="replace an existing output/report")
@@ -277,6 +292,17 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--plot", metavar="PATH.png", help="save the sharpness of every frame as a bar chart")
     c.add_argument("--overwrite", action="store_true", help="replace an existing --plot file")
     c.set_defaults(func=cmd_cull)
+
+    t = sub.add_parser(
+        "tca",
+        parents=[common],
+        help="estimate the lateral chromatic aberration of a burst (red and blue against green)",
+        description="Estimate the radial scale of the red and blue images against the green one (lateral "
+        "chromatic aberration) on the first frames of a burst, and the shift it implies at the corners.",
+    )
+    t.add_argument("inputs", nargs="+", metavar="INPUT", help="a folder of frames, or frame files")
+    t.add_argument("--frames", type=int, default=5, metavar="N", help="frames the estimate uses (default 5)")
+    t.set_defaults(func=cmd_tca)
 
     d = sub.add_parser(
         "demo",
@@ -388,6 +414,8 @@ def cmd_run(args, out, err) -> int:
         max_megapixels=args.max_megapixels,
         gamma=args.gamma,
         optics_sigma=args.optics_sigma,
+        refine=args.refine,
+        tca=args.tca,
     )
     t = time.perf_counter()
     with RichProgress(err, enabled=not args.quiet) as prog:
@@ -496,6 +524,27 @@ def cmd_cull(args, out, err) -> int:
         out.print(t)
         n = sum(s.flagged for s in scores)
         out.print(f"{n} of {len(scores)} frames flagged as blurred" + (f"; plot: {args.plot}" if args.plot else ""))
+    return EXIT_OK
+
+
+def cmd_tca(args, out, err) -> int:
+    from .backends import get_backend
+    from .decode import read_frame
+    from .discover import list_inputs
+    from .errors import ConfigError
+    from .tca import estimate
+
+    if args.frames < 1:
+        raise ConfigError(f"--frames must be at least 1 (got {args.frames})")
+    paths = list_inputs(args.inputs)[: args.frames]
+    est = estimate(get_backend(args.backend), [read_frame(p) for p in paths])
+    shift = est.corner_shift_px()
+    out.print(f"lateral chromatic aberration of {est.frames} frames ({est.width}x{est.height}), against green:",
+              markup=False, highlight=False, soft_wrap=True)
+    for name, ch in (("red", est.red), ("blue", est.blue)):
+        out.print(f"  {name:4s} scale {100 * ch.scale:+.4f} %  centre ({ch.cx:.1f}, {ch.cy:.1f})  "
+                  f"rotation {ch.rotation_deg:+.4f} deg  corner shift {shift[name]:.3f} px", markup=False,
+                  highlight=False, soft_wrap=True)
     return EXIT_OK
 
 

@@ -26,6 +26,7 @@ class Accumulator:
         self.max_value = float(max_value)
         self.width, self.height = output_size(width, height, scale)
         self.channels = channels
+        self.channel_maps = None  # (channels, 9) float64: per-channel sampling maps (chromatic aberration)
         xp = B.xp
         self.num = xp.zeros((self.height, self.width, channels), dtype=xp.float32)
         self.den = xp.zeros((self.height, self.width), dtype=xp.float32)
@@ -33,7 +34,8 @@ class Accumulator:
     def add(self, frame, state, weights=None, weight_level: int = 1) -> None:
         """Resample ``frame`` (on the device) with ``state``'s transform and add
         it, with per-pixel ``weights`` on the reference's level ``weight_level``."""
-        self.B.resample_accumulate(frame, state, self.num, self.den, self.scale, self.max_value, weights, weight_level)
+        self.B.resample_accumulate(frame, state, self.num, self.den, self.scale, self.max_value, weights, weight_level,
+                                   self.channel_maps)
 
     def coverage(self) -> np.ndarray:
         """Host copy of the per-pixel frame count."""

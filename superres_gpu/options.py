@@ -11,10 +11,9 @@ import math
 import os
 from dataclasses import dataclass, field
 
-from .align import DEFAULT_MODEL, AlignConfig
+from .align import DEFAULT_MODEL, MOTION_CHOICES, AlignConfig
 from .cull import DEFAULT_THRESHOLD
 from .errors import ConfigError
-from .geometry import MOTION_MODELS
 from .resources import DEFAULT_MAX_MEGAPIXELS
 from .restore import DEFAULT_OPTICS_SIGMA
 
@@ -22,6 +21,7 @@ MIN_SCALE, MAX_SCALE = 1.0, 4.0
 COMPRESSIONS = ("none", "deflate", "lzw", "zstd")
 MERGES = ("robust", "mean", "kernel", "kernel-mean")
 KERNEL_MERGES = ("kernel", "kernel-mean")  # kernel regression (kernelmerge.py); "kernel" with the robust weights
+TCA_CHOICES = ("off", "auto", "on")
 # 16-bit TIFF, 16-bit PNG, 32-bit float TIFF (values in units of the input's full scale)
 FORMATS = ("tiff16", "png16", "tiff32f")
 _FORMAT_OF_SUFFIX = {".png": "png16", ".tif": "tiff16", ".tiff": "tiff16"}
@@ -124,7 +124,7 @@ class PipelineConfig:
     backend: str = "auto"
     reference: str = "first"  # "first", "sharpest" or a path
     mask: str | None = None  # None: mask.png beside the reference if present; "none": no mask
-    motion: str = DEFAULT_MODEL
+    motion: str = DEFAULT_MODEL  # a model of geometry.MOTION_MODELS, or "auto": chosen per burst
     report: str | None = None
     overwrite: bool = False
     compression: str = "none"
@@ -137,6 +137,8 @@ class PipelineConfig:
     gamma: str = "linear"  # tone curve of raw (linear) input's output: "linear" or "srgb"
     sharpen: str | float = "auto"  # "auto", "off" or AMOUNT (restore AMOUNT times as far as auto); see restore.py
     optics_sigma: float = DEFAULT_OPTICS_SIGMA  # lens blur (frame px) the kernel merge's restoration undoes
+    tca: str = "off"  # lateral chromatic aberration: off, auto (correct when it matters), on
+    refine: bool = False  # align again against a denoised template (a first merge), then merge
     decode_threads: int = field(default_factory=lambda: max(2, min(16, os.cpu_count() or 2)))
     prefetch: int = 0  # frames decoded ahead of the one being processed; 0: decode_threads + 1
     align: AlignConfig = field(default_factory=AlignConfig)
@@ -145,13 +147,14 @@ class PipelineConfig:
         if isinstance(self.scale, bool):
             raise ConfigError(f"--scale must be a number (got {self.scale!r})")
         self.scale = check_scale(self.scale)
-        check_choice(self.motion, MOTION_MODELS, "motion model")
+        check_choice(self.motion, MOTION_CHOICES, "motion model")
         check_choice(self.compression, COMPRESSIONS, "compression")
         if not self.inputs:
             raise ConfigError("no input given: name a folder of frames or the frame files")
         check_choice(self.merge, MERGES, "merge")
         self.format = output_format(self.output, self.format)
         check_choice(self.gamma, ("linear", "srgb"), "gamma")
+        check_choice(self.tca, TCA_CHOICES, "--tca value")
         check_fraction(self.cull_threshold, "the cull threshold")
         self.max_megapixels = check_megapixels(self.max_megapixels)
         if self.weights_png and not str(self.weights_png).lower().endswith(".png"):

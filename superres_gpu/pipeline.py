@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, cull
-from .align import align, drop_reason, frame_levels
+from .align import AUTO, ModelChoice, align, choose_model, drop_reason, frame_levels
 from .backends import get_backend, is_device_oom
 from .decode import FrameFeed, read_mask
 from .discover import MASK_NAME, FrameInfo, check_burst, probe, resolve_frames
@@ -47,6 +47,9 @@ from .resources import check_run_memory, run_memory
 from .restore import deconvolve, restoration_strength, sharpen
 from .robust import RobustWeights
 from .state import FrameState
+from .tca import TCAEstimate
+from .tca import estimate as estimate_tca
+from .template import TEMPLATE_SCALE, template_frame
 from .timing import Timings
 
 __all__ = ["PipelineConfig", "RunResult", "run"]
@@ -69,6 +72,11 @@ class Merged:
     backend: str
     peak_gpu_mib: float | None
     restoration: dict | None = None  # the kernel merge's deconvolution: residual noise, lambda
+    motion: str | None = None  # the motion model used
+    motion_choice: ModelChoice | None = None  # its evidence, when chosen by --motion auto
+    template: object = None  # merge_frames(keep_template=True): the template frame, on the backend
+    tca: TCAEstimate | None = None  # the chromatic aberration estimate (--tca auto or on)
+    tca_applied: bool = False
 
 
 def _noop_progress(stage: str, done: int, total: int) -> None:
@@ -128,7 +136,9 @@ def run(cfg: PipelineConfig, progress=None, warn=None) -> RunResult:
             progress("write", 1, 1)
         clock.add("total", clock.total())
         report = build_report(cfg, records, ref_idx, mask_path, merged.backend, clock.seconds, merged.peak_gpu_mib,
-                              merged.restoration)
+                              merged.restoration, merged.motion, merged.motion_choice)
+        report["tca"] = {"option": cfg.tca, "applied": merged.tca_applied,
+                         "estimate": None if merged.tca is None else merged.tca.report()}
         if out_report is not None:
             out_report.write_text(json.dumps(report, indent=1))
         outputs.commit()
@@ -195,21 +205,23 @@ def merge_order(records: list[FrameRecord], ref_idx: int) -> list[int]:
 def merge_with_cpu_fallback(cfg, records, order, mask, progress, warn, clock) -> Merged:
     """:func:`merge_frames`; when the GPU runs out of memory, again on the CPU."""
     try:
-        return merge_frames(cfg, records, order, mask, progress, warn, clock)
+        return merge_burst(cfg, records, order, mask, progress, warn, clock)
     except Exception as e:
         if not is_device_oom(e):
             raise
         reason = str(e)
     warn(f"the GPU ran out of memory ({reason}); starting again on the CPU backend, which is slower")
-    return merge_frames(dataclasses.replace(cfg, backend="numpy"), records, order, mask, progress, warn, clock)
+    return merge_burst(dataclasses.replace(cfg, backend="numpy"), records, order, mask, progress, warn, clock)
 
 
-def process_frame(B, ref: Reference, weights: RobustWeights, acc: Accumulator, frame):
+def process_frame(B, ref: Reference, weights: RobustWeights, acc: Accumulator, frame, levels=None):
     """The per-frame work of the merge, all on the backend's device: align the
     frame to the reference, weigh it, resample it onto the output grid and
-    accumulate.  Returns (state, rejected fraction, (mark after align, mark
-    after the weights)); nothing is read back to the host."""
-    levels = frame_levels(B, ref, frame)
+    accumulate (``levels``: the frame's FrameLevels when already made).
+    Returns (state, rejected fraction, (mark after align, mark after the
+    weights)); nothing is read back to the host."""
+    if levels is None:
+        levels = frame_levels(B, ref, frame)
     state = align(B, ref, levels)
     m1 = B.mark()
     w, rejected = weights.for_frame(levels, state)
@@ -218,39 +230,109 @@ def process_frame(B, ref: Reference, weights: RobustWeights, acc: Accumulator, f
     return state, rejected, (m1, m2)
 
 
-def merge_frames(cfg, records, order, mask, progress, warn, clock) -> Merged:
+def merge_burst(cfg, records, order, mask, progress, warn, clock) -> Merged:
+    """:func:`merge_frames`; with ``cfg.refine``, first a pass that makes the
+    denoised template (:mod:`superres_gpu.template`) the second pass aligns to."""
+    if not cfg.refine:
+        return merge_frames(cfg, records, order, mask, progress, warn, clock)
+    first = Timings()
+    quiet = dataclasses.replace(cfg, scale=TEMPLATE_SCALE, sharpen="off", weights_png=None, merge="robust",
+                                format="tiff16")
+    t = merge_frames(quiet, records, order, mask, lambda stage, done, total: progress("template", done, total),
+                     lambda message: None, first, keep_template=True)
+    clock.add("template", first.total())
+    merged = merge_frames(cfg, records, order, mask, progress, warn, clock, template=t.template, model=t.motion)
+    merged.motion_choice = t.motion_choice
+    return merged
+
+
+def lateral_ca(cfg, frame, B, clock, warn) -> tuple[TCAEstimate | None, bool]:
+    """(estimate, applied) of the reference frame's chromatic aberration (host
+    ``frame``) under ``cfg.tca``; (None, False) when off, or auto on grey frames
+    or where no estimate could be made (with a warning)."""
+    if cfg.tca == "off" or (cfg.tca == "auto" and frame.ndim != 3):
+        return None, False
+    if frame.ndim != 3:
+        raise InputError("--tca on needs colour frames; these are grey")
+    if cfg.merge in KERNEL_MERGES:
+        raise ConfigError("--tca with --merge kernel is not supported yet; use --merge robust or mean with --tca")
+    with clock.stage("tca"):
+        try:
+            est = estimate_tca(B, [frame])
+        except AlignmentError as e:
+            if cfg.tca == "on":
+                raise
+            warn(f"chromatic aberration not corrected: {e.message}")
+            return None, False
+    return est, cfg.tca == "on" or est.matters()
+
+
+def merge_frames(cfg, records, order, mask, progress, warn, clock, template=None, model=None,
+                 keep_template=False) -> Merged:
     """The one pass over the kept frames (``order``, reference first): align,
-    weigh, resample and accumulate each; fills each record's state."""
+    weigh, resample and accumulate each; fills each record's state.
+
+    ``template`` (a frame on the backend) replaces the reference frame as what
+    the others are aligned and weighed against, and ``model`` the configured
+    motion model; ``keep_template`` returns the merge brought back to the
+    reference's grid (``Merged.template``) instead of an image."""
     B = get_backend(cfg.backend)
     ref_info = records[order[0]].info
     n = len(order)
     dev_states, dev_rejected = {}, {}
     marks = []  # per frame: backend marks (start, aligned, weighed, accumulated)
+    choice = None  # motion "auto": the model chosen on the first frames, held back until then
+    held = []
+
+    def finish(i, state, m0, m1, m2):
+        marks.append((m0, m1, m2, B.mark()))
+        dev_states[i] = state
+        if len(marks) >= 3:  # keep at most two frames of work queued ahead of the device
+            B.wait(marks[-3][3])
+        progress("frames", len(marks), n)
+
     infos = [records[i].info for i in order]
     with FrameFeed(infos, cfg.decode_threads, cfg.prefetch, alloc=B.host_frame) as feed:
         for k, (i, (host, decode_s)) in enumerate(zip(order, feed)):
             clock.add("decode", decode_s)
+            if k == 0:  # read on the host before the upload hands its buffer back to the decoders
+                tca_est, tca_used = lateral_ca(cfg, host, B, clock, warn)
             m0 = B.mark()
             frame = B.upload_frame(host)
             del host
             if k == 0:
-                ref = Reference(B, frame, cfg.align, mask)
-                state = ref.state()
+                ref = Reference(B, frame if template is None else template,
+                                cfg.align if model is None else dataclasses.replace(cfg.align, model=model), mask)
                 m1 = B.mark()
                 kind = KernelAccumulator if cfg.merge in KERNEL_MERGES else Accumulator
                 acc = kind(B, ref_info.width, ref_info.height, ref_info.channels, cfg.scale, ref_info.max_value)
+                if tca_used:
+                    acc.channel_maps = tca_est.channel_maps()
                 weights = RobustWeights(B, ref, robust=cfg.merge in ("robust", "kernel"))
                 m2 = B.mark()
-                acc.add(frame, state, None, weights.level)
+                acc.add(frame, ref.state(), None, weights.level)
+                B.frame_done(frame)
+                finish(i, ref.state(), m0, m1, m2)
+                continue
+            if ref.config.model == AUTO and choice is None:
+                levels = frame_levels(B, ref, frame)
+                held.append((i, B.xp.array(frame), levels, m0))  # a copy: the upload buffer is recycled
+                B.frame_done(frame)
+                if len(held) < cfg.align.select_frames and k < n - 1:
+                    continue
+                with clock.stage("motion"):
+                    choice = choose_model(B, ref, [h[2] for h in held])
+                ref.config = dataclasses.replace(cfg.align, model=choice.model)
+                for hi, hframe, hlevels, _ in held:  # their alignment starts now, after the choice
+                    hm0 = B.mark()
+                    state, dev_rejected[hi], (m1, m2) = process_frame(B, ref, weights, acc, hframe, hlevels)
+                    finish(hi, state, hm0, m1, m2)
+                held = []
             else:
                 state, dev_rejected[i], (m1, m2) = process_frame(B, ref, weights, acc, frame)
-            B.frame_done(frame)
-            marks.append((m0, m1, m2, B.mark()))
-            dev_states[i] = state
+                B.frame_done(frame)
+                finish(i, state, m0, m1, m2)
             del frame
-            if k >= 2:  # keep at most two frames of work queued ahead of the device
-                B.wait(marks[k - 2][3])
-            progress("frames", k + 1, n)
     with clock.stage("merge"):
         stacked = B.asnumpy(B.xp.stack([dev_states[i] for i in order]))
         for row, i in zip(stacked, order):
@@ -262,7 +344,7 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock) -> Merged:
         clock.add("weights", B.elapsed(m1, m2))
         clock.add("merge", B.elapsed(m2, m3))
     for i in order[1:]:
-        reason = drop_reason(records[i].state, cfg.align)
+        reason = drop_reason(records[i].state, ref.config)
         if reason:
             warn(f"{records[i].path.name}: dropped, {reason}")
     used = 1 + sum(records[i].used for i in order[1:])
@@ -272,6 +354,10 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock) -> Merged:
             "is this a burst of one static scene?",
             str(records[order[0]].path),
         )
+    if keep_template:
+        mean, _ = acc.take_mean()
+        t = template_frame(B, mean, cfg.scale, ref_info.width, ref_info.height, ref_info.max_value)
+        return Merged(None, None, B.name, B.peak_memory_mib(), None, ref.config.model, choice, t, tca_est, tca_used)
     restoration = None
     if cfg.sharpen != "off":
         amount = 1.0 if cfg.sharpen == "auto" else float(cfg.sharpen)
@@ -289,4 +375,5 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock) -> Merged:
         with clock.stage("merge"):
             image = acc.result()
     picture = weights.picture() if cfg.weights_png else None
-    return Merged(image, picture, B.name, B.peak_memory_mib(), restoration)
+    return Merged(image, picture, B.name, B.peak_memory_mib(), restoration, ref.config.model, choice, None, tca_est,
+                  tca_used)

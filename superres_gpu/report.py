@@ -75,8 +75,14 @@ def frame_entry(r: FrameRecord, is_reference: bool, align_config) -> dict:
 
 
 def build_report(cfg, records: list[FrameRecord], ref_idx: int, mask_path, backend_name: str, timings: dict,
-                 peak_gpu_mib: float | None, restoration: dict | None = None) -> dict:
-    """The report of a run (see the module docstring and the README)."""
+                 peak_gpu_mib: float | None, restoration: dict | None = None, motion: str | None = None,
+                 motion_choice=None) -> dict:
+    """The report of a run (see the module docstring and the README).
+
+    ``restoration`` is what the kernel merge's deconvolution measured;
+    ``motion`` the motion model used (default: the configured one);
+    ``motion_choice`` the :class:`~superres_gpu.align.ModelChoice` behind it
+    when ``--motion auto`` chose it."""
     ref_info = records[ref_idx].info
     frames = [frame_entry(r, i == ref_idx, cfg.align) for i, r in enumerate(records)]
     residuals = [f["residual_rms"] for f in frames if f["used"] and f.get("residual_rms") is not None]
@@ -86,7 +92,9 @@ def build_report(cfg, records: list[FrameRecord], ref_idx: int, mask_path, backe
         "reference": str(records[ref_idx].path),
         "scale": float(cfg.scale),
         "backend": backend_name,
-        "motion": cfg.motion,
+        "motion": motion or cfg.motion,
+        "motion_option": cfg.motion,
+        "motion_selection": None if motion_choice is None else motion_choice.report(),
         "merge": cfg.merge,
         "kernel_sigma": kernel_sigma(cfg.scale) if cfg.merge in KERNEL_MERGES else None,
         "cull": cfg.cull,
@@ -94,6 +102,7 @@ def build_report(cfg, records: list[FrameRecord], ref_idx: int, mask_path, backe
         "sharpen_mode": cfg.sharpen,
         "optics_sigma": float(cfg.optics_sigma) if cfg.merge in KERNEL_MERGES else None,
         "restoration": restoration,
+        "refine": cfg.refine,
         "mask": str(mask_path) if mask_path else None,
         "input_size": [ref_info.width, ref_info.height],
         "output": str(cfg.output) if cfg.output else None,

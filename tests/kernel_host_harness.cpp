@@ -15,8 +15,8 @@ extern "C" {
 
 void h_resample(const void* frame, int is16, int C, int fw, int fh, const double* state, const float* tab,
                 float* num, float* den, int wo, int ho, double a, double b, float maxv, const float* wts, int ww,
-                int wh, int has_w, double winv) {
-#define SR_ARGS fw, fh, state, tab, num, den, wo, X, Y, a, b, maxv, wts, ww, wh, has_w, winv
+                int wh, int has_w, double winv, const double* chmaps, int has_c) {
+#define SR_ARGS fw, fh, state, tab, num, den, wo, X, Y, a, b, maxv, wts, ww, wh, has_w, winv, chmaps, has_c
     for (int Y = 0; Y < ho; ++Y)
         for (int X = 0; X < wo; ++X) {
             if (is16) {

@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from superres_gpu.align import AlignConfig, align_frame, coarse_model, drop_reason, schedule
+from superres_gpu.align import (AlignConfig, align_frame, choose_model, coarse_model, drop_reason, frame_levels,
+                                schedule)
 from superres_gpu.backends import get_backend
 from superres_gpu.geometry import MOTION_MODELS, grid_rms_error
 from superres_gpu.reference import Reference
 from superres_gpu.state import FrameState
-from superres_gpu.synth import draw_chart
+from superres_gpu.errors import ConfigError
+from superres_gpu.synth import CameraSpec, MotionSpec, draw_chart, make_burst, recipe_burst
 from tolerances import TOL
 
 from conftest import real_data
@@ -178,3 +180,34 @@ def test_real_bookshelf_crops_all_align():
         assert st.accepted, drop_reason(st, r.config)
         assert st.corr > TOL["real_min_correlation"][0]
         assert st.rms < TOL["real_max_residual_rms"][0]
+
+
+def _choice(frames):
+    r = Reference(B, frames[0], AlignConfig(model="auto"))
+    return choose_model(B, r, [frame_levels(B, r, f) for f in frames[1:]])
+
+
+def test_auto_motion_picks_similarity_for_rotation_zoom_and_shift():
+    c = _choice(recipe_burst("test-medium", frames=4).frames)
+    assert c.model == "similarity", c.report()
+    assert c.frames == 3 and c.level == 1
+    # the simpler models are clearly beaten: their held-out residual is higher and their map far off
+    assert c.heldout["euclidean"] > 1.0 + c.margin and c.map_px["euclidean"] > c.min_px
+    assert c.map_px["similarity"] == 0.0
+
+
+def test_auto_motion_picks_translation_for_shifts_only():
+    b = make_burst(4, 320, 240, seed=21, motion=MotionSpec(shift_sigma=2.0, rotation_sigma_deg=0.0, zoom_sigma=0.0),
+                   camera=CameraSpec(blur_sigma=0.5, noise_gain=0.004, noise_floor=0.02, jpeg_quality=85))
+    c = _choice(b.frames)
+    assert c.model == "translation", c.report()
+    assert set(c.report()["heldout_residual"]) == set(MOTION_MODELS)
+
+
+def test_auto_motion_must_be_resolved_before_a_frame_is_aligned():
+    img = _scene()
+    r = Reference(B, img, AlignConfig(model="auto"))
+    with pytest.raises(ConfigError, match="auto"):
+        align_frame(B, r, img)
+    with pytest.raises(ConfigError, match="unknown motion model"):
+        AlignConfig(model="perspective").validate()

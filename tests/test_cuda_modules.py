@@ -173,6 +173,7 @@ def checked_gpu_backend():
     G.sm_count = 4
     G._tab = np.asarray(lanczos4_table())
     G._one = np.ones((1, 1), np.float32)
+    G._eye9 = np.tile(np.eye(3).ravel(), (3, 1))
     G._taps = {}
     G._pinned, G._pin_next = [None, None], 0
     checker = LaunchChecker()
@@ -197,6 +198,7 @@ def test_every_launch_matches_its_kernel_signature(checked_gpu_backend, rng):
             G.resample_accumulate(frame, st, num, den, 2.0, 255.0, np.ones((10, 17), np.float32), 1)
             G.kernel_accumulate(frame, st, num, den, 2.0, 255.0, 0.6)
             G.kernel_accumulate(frame, st, num, den, 2.0, 255.0, 0.6, np.ones((10, 17), np.float32), 1)
+            G.resample_accumulate(frame, st, num, den, 2.0, 255.0, None, 1, np.tile(np.eye(3).ravel(), (c, 1)))
             G.normalize_u16(num, den, 257.0)
     img = rng.random((21, 34)).astype(np.float32)
     G.downsample2(img)

@@ -183,6 +183,23 @@ def test_kernel_accumulate(G, rng, dtype, channels, scale, sigma, weighted):
     atol, rtol = tol("gpu_kernel_accumulate")
     np.testing.assert_allclose(G.asnumpy(den_g), den_t, atol=atol, rtol=rtol)
     np.testing.assert_allclose(G.asnumpy(num_g), num_t, atol=atol * maxv, rtol=rtol)
+@pytest.mark.parametrize("channels", [1, 3])
+def test_resample_with_channel_maps(G, rng, channels):
+    h, w = 45, 61
+    host = (rng.random((h, w) + ((3,) if channels == 3 else ())) * 255).astype(np.uint8)
+    st = state_with(random_T(rng), S_GAIN=1.01, S_OFFSET=0.002)
+    cmaps = np.empty((channels, 9))
+    for c in range(channels):
+        k = 1.0 + rng.uniform(-0.01, 0.01)
+        cmaps[c] = [k, 0.0, 25.0 * (1 - k), 0.0, k, 20.0 * (1 - k), 0.0, 0.0, 1.0]
+    wo, ho = output_size(w, h, 2.0)
+    num_t, den_t = np.zeros((ho, wo, channels), np.float32), np.zeros((ho, wo), np.float32)
+    NB.resample_accumulate(host, st, num_t, den_t, 2.0, 255.0, None, 1, cmaps)
+    num_g, den_g = G.asarray(num_t * 0), G.asarray(den_t * 0)
+    G.resample_accumulate(padded(G, host), G.asarray(st), num_g, den_g, 2.0, 255.0, None, 1, cmaps)
+    np.testing.assert_array_equal(G.asnumpy(den_g), den_t)
+    atol, rtol = tol("gpu_resample")
+    np.testing.assert_allclose(G.asnumpy(num_g), num_t, atol=atol, rtol=rtol)
 
 
 def test_weighted_resample_and_robust_weights(G, rng):

@@ -48,7 +48,7 @@ def lib(tmp_path_factory):
     assert res.returncode == 0, res.stderr
     h = ctypes.CDLL(str(out))
     sigs = {
-        "h_resample": [P, I, I, I, I, P, P, P, P, I, I, D, D, F, P, I, I, I, D],
+        "h_resample": [P, I, I, I, I, P, P, P, P, I, I, D, D, F, P, I, I, I, D, P, I],
         "h_kernel_accumulate": [P, I, I, I, I, P, P, P, I, I, D, D, F, P, I, I, I, D, I, F, F],
         "h_robust_residual": [P, I, I, P, I, I, P, I, D, P, P],
         "h_robust_weight": [P, P, P, L, F, D, D, D, P, I, P],
@@ -88,7 +88,8 @@ def random_state(rng, homography=True):
     (np.uint16, 3, (23, 31), 3.0),
     (np.uint16, 1, (16, 17), 1.0),
 ])
-def test_resample_kernel_math(lib, rng, dtype, channels, shape, scale, weighted):
+@pytest.mark.parametrize("chromatic", [False, True])
+def test_resample_kernel_math(lib, rng, dtype, channels, shape, scale, weighted, chromatic):
     h, w = shape
     maxv = 65535.0 if dtype == np.uint16 else 255.0
     frame = (rng.random(shape + ((channels,) if channels == 3 else ())) * maxv).astype(dtype)
@@ -101,13 +102,20 @@ def test_resample_kernel_math(lib, rng, dtype, channels, shape, scale, weighted)
     wmap = rng.random((h // 2, w // 2)).astype(np.float32) if weighted else None
     if weighted:
         wmap[wmap < 0.3] = 0.0  # some pixels rejected outright
-    B.resample_accumulate(frame, st, num_t, den_t, scale, maxv, wmap, 1)
+    cmaps = None
+    if chromatic:  # each channel radially scaled about a centre off the frame's middle
+        cmaps = np.empty((channels, 9))
+        for c in range(channels):
+            k = 1.0 + rng.uniform(-0.01, 0.01)
+            cmaps[c] = [k, 0.0, 0.4 * w * (1 - k), 0.0, k, 0.6 * h * (1 - k), 0.0, 0.0, 1.0]
+    B.resample_accumulate(frame, st, num_t, den_t, scale, maxv, wmap, 1, cmaps)
     num_k, den_k = num0.copy(), den0.copy()
     S_ = output_to_reference(scale)
     wk = wmap if weighted else np.ones((1, 1), np.float32)
+    ck = cmaps if chromatic else np.zeros((1, 9))
     lib.h_resample(ptr(frame), int(dtype == np.uint16), channels, w, h, ptr(st), ptr(np.ascontiguousarray(lanczos4_table())),
                    ptr(num_k), ptr(den_k), wo, ho, S_[0, 0], S_[0, 2], maxv, ptr(wk), wk.shape[1], wk.shape[0],
-                   int(weighted), 0.5)
+                   int(weighted), 0.5, ptr(ck), int(chromatic))
     np.testing.assert_array_equal(den_k, den_t)  # identical positions and coverage
     atol, rtol = tol("lanczos_remap_vs_direct")
     np.testing.assert_allclose(num_k, num_t, atol=atol * maxv * 1.1, rtol=rtol)

@@ -65,6 +65,33 @@ def test_resample_accumulate_equals_direct_lanczos(shape, rng):
     np.testing.assert_allclose(num, ref, atol=atol * 255, rtol=rtol)
 
 
+def test_channel_maps_move_each_channel_against_direct_lanczos(rng):
+    frame = (rng.random((29, 31, 3)) * 255).astype(np.uint8)
+    h, w = 29, 31
+    T = np.array([[1.01, 0.02, 1.3], [-0.015, 0.99, -0.7], [0.0, 0.0, 1.0]])
+    st = transform_state(T)
+    cmaps = np.array([[1.004, 0, 15 * -0.004, 0, 1.004, 14 * -0.004, 0, 0, 1], np.eye(3).ravel(),
+                      [0.996, 0, 15 * 0.004, 0, 0.996, 14 * 0.004, 0, 0, 1]])
+    ho, wo = 2 * h, 2 * w
+    num, den = np.zeros((ho, wo, 3), np.float32), np.zeros((ho, wo), np.float32)
+    B.resample_accumulate(frame, st, num, den, 2.0, 255.0, None, 1, cmaps)
+    plain, pden = np.zeros_like(num), np.zeros_like(den)
+    B.resample_accumulate(frame, st, plain, pden, 2.0, 255.0)
+    np.testing.assert_array_equal(den, pden)  # coverage is that of the unmoved position
+    np.testing.assert_array_equal(num[..., 1], plain[..., 1])  # an identity map changes nothing
+    M = np.linalg.inv(T) @ output_to_reference(2.0)
+    Y, X = np.mgrid[0:ho, 0:wo].astype(np.float64)
+    valid = den > 0
+    for c in (0, 2):
+        Mc = cmaps[c].reshape(3, 3) @ M
+        u = Mc[0, 0] * X + Mc[0, 1] * Y + Mc[0, 2]
+        v = Mc[1, 0] * X + Mc[1, 1] * Y + Mc[1, 2]
+        ref = direct_lanczos(np.ascontiguousarray(frame[..., c]).astype(np.float32), u, v) * valid
+        atol, rtol = tol("lanczos_remap_vs_direct")
+        np.testing.assert_allclose(num[..., c], ref, atol=atol * 255, rtol=rtol)
+    assert not np.array_equal(num[..., 0], plain[..., 0])
+
+
 def test_resample_accumulate_skips_dropped_frames_and_applies_gain(rng):
     frame = (rng.random((20, 24)) * 255).astype(np.uint8)
     st = S.identity_state()

@@ -40,3 +40,71 @@ def test_result_shape_and_report_agree(tmp_path, burst_dir):
     ow, oh = on_disk["output_size"]
     assert res.shape == (oh, ow, 3) == (180, 240, 3)
     assert np.array(on_disk["frames"][0]["transform"]).shape == (3, 3)
+
+
+def test_auto_motion_is_chosen_once_and_reported(tmp_path, burst_dir):
+    from superres_gpu.geometry import MOTION_MODELS
+
+    res = run(PipelineConfig(inputs=[str(burst_dir)], output=str(tmp_path / "o.tif"), backend="numpy"))
+    r = res.report
+    assert r["motion_option"] == "auto" and r["motion"] in MOTION_MODELS
+    sel = r["motion_selection"]
+    assert sel["model"] == r["motion"] and sel["frames"] == 3
+    assert set(sel["heldout_residual"]) == set(MOTION_MODELS) and min(sel["heldout_residual"].values()) == 1.0
+    assert r["timings"]["motion"] > 0
+    assert r["summary"]["used"] == len(r["frames"])
+    res = run(PipelineConfig(inputs=[str(burst_dir)], output=str(tmp_path / "p.tif"), backend="numpy",
+                             motion="affine"))
+    assert res.report["motion"] == res.report["motion_option"] == "affine"
+    assert res.report["motion_selection"] is None and "motion" not in res.report["timings"]
+
+
+def test_refine_aligns_closer_against_the_template(tmp_path):
+    from superres_gpu.geometry import grid_rms_error
+    from superres_gpu.synth import CameraSpec, MotionSpec, make_burst
+    from tolerances import TOL
+
+    b = make_burst(8, 240, 180, 2.0, 4, MotionSpec(shift_sigma=2.0, rotation_sigma_deg=0.0, zoom_sigma=0.0),
+                   CameraSpec(blur_sigma=0.5, noise_gain=0.004, noise_floor=0.02, jpeg_quality=85), seed=4)
+    b.write(tmp_path / "b")
+    err = {}
+    for refine in (False, True):
+        r = run(PipelineConfig(inputs=[str(tmp_path / "b")], output=str(tmp_path / f"o{refine}.tif"),
+                               backend="numpy", refine=refine, cull=False)).report
+        assert r["refine"] is refine and r["summary"]["used"] == 8
+        assert ("template" in r["timings"]) is refine
+        assert r["motion"] == "translation" and r["motion_selection"]["model"] == "translation"
+        e = [grid_rms_error(np.array(f["transform"]), T, 240, 180) for f, T in zip(r["frames"][1:], b.transforms[1:])]
+        err[refine] = float(np.sqrt(np.mean(np.square(e))))
+    assert err[True] < TOL["refine_error_ratio"][0] * err[False], err
+
+
+def test_tca_is_corrected_inside_the_merge(tmp_path):
+    import dataclasses
+
+    import tifffile
+
+    from superres_gpu import synth
+    from superres_gpu.metrics import psnr
+    from tolerances import TOL
+
+    r = synth.RECIPES["test-medium"]
+    result = {}
+    for ca in ((0.0, 0.0), (0.002, -0.002)):
+        b = synth.recipe_burst("test-medium", frames=8,
+                               camera=dataclasses.replace(r.camera, lateral_ca=ca, jpeg_quality=None))
+        d = tmp_path / f"b{ca[0]}"
+        b.write(d)
+        for opt in ("off", "auto"):
+            out = tmp_path / f"o{ca[0]}{opt}.tif"
+            rep = run(PipelineConfig(inputs=[str(d)], output=str(out), backend="numpy", tca=opt, cull=False)).report
+            img = tifffile.imread(out).astype(np.float32) / 65535
+            result[ca[0], opt] = (psnr(img, b.truth_blurred), rep["tca"])
+    assert result[0.0, "off"][1] == {"option": "off", "applied": False, "estimate": None}
+    assert result[0.0, "auto"][1]["applied"] is False  # nothing to correct: the estimate says so
+    assert result[0.002, "auto"][1]["applied"] is True
+    est = result[0.002, "auto"][1]["estimate"]
+    assert est["red"]["scale"] > 0 > est["blue"]["scale"] and est["red"]["corner_shift_px"] > 0.3
+    clean, lost, fixed = result[0.0, "off"][0], result[0.002, "off"][0], result[0.002, "auto"][0]
+    assert clean - lost > 3.0  # what the aberration costs uncorrected
+    assert clean - fixed < TOL["tca_psnr_loss_db"][0], (clean, lost, fixed)

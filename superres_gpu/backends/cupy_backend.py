@@ -50,6 +50,7 @@ class CupyBackend:
         self.device_name = name.decode() if isinstance(name, bytes) else str(name)
         self._tab = cp.asarray(lanczos4_table())
         self._one = cp.ones((1, 1), dtype=cp.float32)  # stands in for an absent weight map / mask
+        self._eye9 = cp.asarray(np.tile(np.eye(3).ravel(), (3, 1)))  # stands in for absent channel maps
         self._taps: dict[bytes, object] = {}
         self.compute_stream = cp.cuda.Stream(non_blocking=True)
         self.upload_stream = cp.cuda.Stream(non_blocking=True)
@@ -294,7 +295,7 @@ class CupyBackend:
 
     # --- kernel 1: fused resample-and-accumulate ---------------------------------
     def resample_accumulate(self, frame, state, num, den, scale: float, max_value: float, weights=None,
-                            weight_level: int = 1) -> None:
+                            weight_level: int = 1, channel_maps=None) -> None:
         frame = self._contig(frame)
         fh, fw = frame.shape[:2]
         c = 1 if frame.ndim == 2 else frame.shape[2]
@@ -310,13 +311,19 @@ class CupyBackend:
         else:
             wmap, has = self._f32(weights, "weights"), 1
         wh, ww = wmap.shape
+        if channel_maps is None:
+            cmaps, has_c = self._eye9, 0
+        else:
+            cmaps, has_c = self._contig(self.cp.asarray(channel_maps, dtype=self.cp.float64)), 1
+            if cmaps.shape != (c, 9):
+                raise ValueError(f"channel_maps must be ({c}, 9) float64, one row-major 3x3 per channel")
         k = self._kernel("resample", f"resample_accumulate<{self._type_name(frame.dtype)}, {c}>")
         k(
             grid_2d(wo, ho),
             BLOCK_2D,
             (frame, np.int32(fw), np.int32(fh), self._state(state), self._tab, num, den, np.int32(wo), np.int32(ho), a, b,
              np.float32(max_value), wmap, np.int32(ww), np.int32(wh), np.int32(has),
-             np.float64(1.0 / 2**weight_level)),
+             np.float64(1.0 / 2**weight_level), cmaps, np.int32(has_c)),
         )
 
     # --- kernel 7: kernel-regression accumulate ------------------------------------

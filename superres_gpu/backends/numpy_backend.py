@@ -372,7 +372,7 @@ class NumpyBackend:
 
     # --- kernel 1: fused resample-and-accumulate ---------------------------------
     def resample_accumulate(self, frame, state, num, den, scale: float, max_value: float, weights=None,
-                            weight_level: int = 1) -> None:
+                            weight_level: int = 1, channel_maps=None) -> None:
         """Add one frame, resampled onto the output grid, to num and den.
 
         For output pixel (X, Y): reference position p = S (X, Y) with S the
@@ -384,6 +384,10 @@ class NumpyBackend:
         bilinearly, see :func:`weight_at`), num += w * value and den += w.
         Nothing is added when ``state[S_ACCEPT]`` is 0.  ``weights`` is a
         float32 map on the reference's pyramid level ``weight_level``.
+        ``channel_maps`` (float64 (C, 9), row-major 3x3 per channel) moves each
+        channel's sampling position: channel c is read at ``Cc (u, v)``
+        (lateral chromatic aberration, see :mod:`superres_gpu.tca`); coverage
+        stays that of (u, v).  Each channel is still interpolated once.
         """
         import cv2
 
@@ -408,8 +412,18 @@ class NumpyBackend:
             valid = (u >= -0.5) & (u <= fw - 0.5) & (v >= -0.5) & (v <= fh - 0.5)
             if not valid.any():
                 continue
-            map1, map2 = _fixed_point_maps(u, v, fw, fh)
-            vals = cv2.remap(src, map1, map2, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REPLICATE)
+            if channel_maps is None:
+                map1, map2 = _fixed_point_maps(u, v, fw, fh)
+                vals = cv2.remap(src, map1, map2, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REPLICATE)
+            else:
+                chans = []
+                for c in range(src.shape[2] if src.ndim == 3 else 1):
+                    uc, vc = _project(compose_map(channel_maps[c].reshape(3, 3), M), X, Y)
+                    map1, map2 = _fixed_point_maps(uc, vc, fw, fh)
+                    plane = src[..., c] if src.ndim == 3 else src
+                    chans.append(cv2.remap(np.ascontiguousarray(plane), map1, map2, cv2.INTER_LANCZOS4,
+                                           borderMode=cv2.BORDER_REPLICATE))
+                vals = np.stack(chans, axis=2) if src.ndim == 3 else chans[0]
             if gain != 1.0 or offset != 0.0:
                 vals *= gain
                 vals += offset
@@ -589,6 +603,16 @@ def _bilinear_axis(X: np.ndarray, a: float, b: float, level: int, n: int):
     f = q - i0
     i0 = i0.astype(np.int64)
     return i0, np.minimum(i0 + 1, n - 1), f
+
+
+def compose_map(C: np.ndarray, M: np.ndarray) -> np.ndarray:
+    """C @ M for 3x3 matrices, elementwise in the CUDA kernel's fixed order
+    (``sr_compose_map``): ((C[r,0] M[0,k] + C[r,1] M[1,k]) + C[r,2] M[2,k])."""
+    out = np.empty((3, 3))
+    for r in range(3):
+        for k in range(3):
+            out[r, k] = (C[r, 0] * M[0, k] + C[r, 1] * M[1, k]) + C[r, 2] * M[2, k]
+    return out
 
 
 def _project(M, X, Y):

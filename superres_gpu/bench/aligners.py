@@ -28,6 +28,9 @@ class Aligner:
     note: str = ""
     unavailable: str | None = None  # reason it cannot run here
     extra: dict = field(default_factory=dict)
+    # aligners that need the whole burst: frames (reference first) -> T per other frame (None: failed);
+    # prepare/align are then unused
+    align_burst: Callable[[list], list] | None = None
 
 
 def _luma(frame) -> np.ndarray:
@@ -53,6 +56,49 @@ def ours(model: str, backend_name: str) -> Aligner:
         return st.T if st.accepted else None
 
     return Aligner(f"superres_gpu {model}", "superres_gpu", B.name, prepare, align)
+
+
+def ours_auto(backend_name: str, refine: bool) -> Aligner:
+    """The pipeline's alignment: ``--motion auto`` (chosen on the first three
+    frames), and with ``refine`` the second alignment against the template
+    made from a robust 2x merge (as ``--refine``)."""
+    import dataclasses
+
+    from ..align import AlignConfig, align, choose_model, frame_levels
+    from ..merge import Accumulator
+    from ..reference import Reference
+    from ..robust import RobustWeights
+    from ..state import FrameState
+    from ..template import TEMPLATE_SCALE, template_frame
+
+    B = get_backend(backend_name)
+
+    def align_burst(frames):
+        first = B.asarray(frames[0])
+        ref = Reference(B, first, AlignConfig(model="auto"))
+        levels = [frame_levels(B, ref, B.asarray(f)) for f in frames[1:]]
+        choice = choose_model(B, ref, levels[: ref.config.select_frames])
+        ref.config = dataclasses.replace(ref.config, model=choice.model)
+        states = [align(B, ref, lv) for lv in levels]
+        if refine:
+            h, w = frames[0].shape[:2]
+            top = float(np.iinfo(frames[0].dtype).max)
+            acc = Accumulator(B, w, h, 1 if frames[0].ndim == 2 else frames[0].shape[2], TEMPLATE_SCALE, top)
+            weights = RobustWeights(B, ref)
+            acc.add(first, ref.state(), None, weights.level)
+            for f, lv, st in zip(frames[1:], levels, states):
+                acc.add(B.asarray(f), st, weights.for_frame(lv, st)[0], weights.level)
+            mean, _ = acc.take_mean()
+            tref = Reference(B, template_frame(B, mean, TEMPLATE_SCALE, w, h, top), ref.config)
+            states = [align(B, tref, lv) for lv in levels]
+        out = []
+        for st in states:
+            fs = FrameState.from_vector(B.asnumpy(st))
+            out.append(fs.T if fs.accepted else None)
+        return out
+
+    name = "superres_gpu auto + template" if refine else "superres_gpu auto"
+    return Aligner(name, "superres_gpu", B.name, None, None, "--refine" if refine else "default", align_burst=align_burst)
 
 
 def cv_phase_correlate() -> Aligner:
@@ -149,6 +195,7 @@ def all_aligners(backends: list[str]) -> list[Aligner]:
     from ..geometry import MOTION_MODELS
 
     out = [ours(m, b) for b in backends for m in MOTION_MODELS]
+    out += [ours_auto(b, refine) for b in backends for refine in (False, True)]
     out += [
         cv_phase_correlate(),
         cv_phase_correlate_iterative(),

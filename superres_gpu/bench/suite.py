@@ -95,12 +95,18 @@ def bench_alignment(sc: Scenario, aligners, bursts: int = 3, seed: int = 21, pro
         errs, fails, t_total, n = [], 0, 0.0, 0
         for burst in data:
             t0 = time.perf_counter()
-            ctx = al.prepare(burst.frames[0])
+            if al.align_burst is not None:
+                try:
+                    ests = al.align_burst(burst.frames)
+                except Exception:
+                    ests = [None] * (len(burst.frames) - 1)
+            else:
+                ctx = al.prepare(burst.frames[0])
             t_total += time.perf_counter() - t0
-            for f, T in zip(burst.frames[1:], burst.transforms[1:]):
+            for j, (f, T) in enumerate(zip(burst.frames[1:], burst.transforms[1:])):
                 t0 = time.perf_counter()
                 try:
-                    est = al.align(ctx, f)
+                    est = ests[j] if al.align_burst is not None else al.align(ctx, f)
                 except Exception:
                     est = None
                 t_total += time.perf_counter() - t0
