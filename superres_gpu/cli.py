@@ -308,6 +308,12 @@ def _dispatch(args, func) -> int:
             raise
         err.print("superres: error: out of memory; try a smaller --scale or fewer frames", markup=False)
         return EXIT_ERROR
+    except OSError as e:  # a system call failed outside the checks: one line, naming the file when known
+        if getattr(args, "debug", False):
+            raise
+        where = f"{e.filename}: " if e.filename else ""
+        err.print(f"superres: error: {where}{e.strerror or e}", markup=False, highlight=False)
+        return EXIT_ERROR
     except Exception as e:  # an unexpected bug: one line unless --debug
         if getattr(args, "debug", False):
             raise

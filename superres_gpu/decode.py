@@ -58,6 +58,8 @@ def apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
 def _jpeg_problem(message: str) -> str:
     """The user's words for a libjpeg error or warning."""
     m = message.strip().rstrip(".")
+    if "(): " in m:  # the TurboJPEG function's name means nothing to the user
+        m = m.split("(): ", 1)[1]
     low = m.lower()
     if "premature end" in low:
         return f"truncated JPEG: the image data ends early ({m})"
