@@ -252,6 +252,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument("--plot", metavar="PATH.png", help="save the sharpness of every frame as a bar chart")
     c.add_argument("--overwrite", action="store_true", help="replace an existing --plot file")
+    c.add_argument(
+        "--max-megapixels",
+        type=_argtype(check_megapixels),
+        default=DEFAULT_MAX_MEGAPIXELS,
+        metavar="MP",
+        help=f"refuse frames larger than this, before decoding them (default {DEFAULT_MAX_MEGAPIXELS:g})",
+    )
     c.set_defaults(func=cmd_cull)
 
     d = sub.add_parser(
@@ -388,7 +395,7 @@ def cmd_cull(args, out, err) -> int:
 
     with RichProgress(err, enabled=not args.quiet) as prog:
         scores, renamed = cull_files(args.inputs, args.threshold, rename=args.rename, plot=args.plot, progress=prog,
-                                     overwrite=args.overwrite)
+                                     overwrite=args.overwrite, max_megapixels=args.max_megapixels)
     if not args.quiet:
         from rich.table import Table
 

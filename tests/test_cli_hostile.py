@@ -356,6 +356,9 @@ def case_list() -> list[Case]:
                                                            ["demo", "--out", str(t / "d")])[2],
         must_name="result.tif", problem="already exists")
     add("demo --out unwritable", lambda t, f: ["demo", "--out", "/proc/superres_demo"], must_name="/proc/superres_demo")
+    add("cull on a JPEG bomb", lambda t, f: (bombs(lambda f: jpeg_claiming(f[0][0], 65000, 65000),
+                                                   ["a.jpg", "b.jpg"])(t, f), ["cull", str(t / "burst")])[1],
+        must_name="a.jpg", problem="--max-megapixels")
     add("cull --plot over an existing file", lambda t, f: (_b(t, f), (t / "p.png").write_bytes(b"mine"),
                                                            ["cull", str(t / "burst"), "--plot", str(t / "p.png")])[2],
         must_name="p.png", problem="already exists")
