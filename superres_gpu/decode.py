@@ -139,7 +139,7 @@ def decode_jpeg(data: bytes, path, grey: bool, half: bool = False) -> np.ndarray
         cmyk = colorspace in ("CMYK", "YCCK")
         kw = {}
         if half:
-            kw = dict(min_factor=2, min_height=(h + 1) // 2, min_width=(w + 1) // 2)
+            kw = {"min_factor": 2, "min_height": (h + 1) // 2, "min_width": (w + 1) // 2}
         target = "CMYK" if cmyk else ("GRAY" if grey else "RGB")
         img = simplejpeg.decode_jpeg(data, colorspace=target, fastdct=False, fastupsample=False, strict=True, **kw)
     except ValueError as e:

@@ -11,7 +11,6 @@ else created and the inputs untouched.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import signal
 import struct
@@ -24,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from exif_util import jpeg_with_exif, tiff_exif, write_image
 
 from superres_gpu import cli
 from superres_gpu.metadata import jpeg_segments
-from exif_util import jpeg_with_exif, tiff_exif, write_image
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = ["--backend", "numpy", "--scale", "1", "--no-sharpen", "--quiet"]
@@ -322,6 +321,9 @@ def case_list() -> list[Case]:
     add("output mode follows the umask", lambda t, f: _run(_b(t, f)[0].parent, "-o", t / "o.tif", "--report",
                                                            t / "r.json", *FAST),
         ok=True, created=("o.tif", "r.json"), subprocess_run=True, mode={"umask": 0o027, "expect": 0o640})
+    add("CMYK JPEG frames", lambda t, f: _pil_burst(t, f, "CMYK"), ok=True, created=("o.tif",))
+    add("progressive JPEG frames", lambda t, f: _pil_burst(t, f, "RGB", progressive=True), ok=True,
+        created=("o.tif",))
     add("trailing data after the end marker", damaged(lambda d, f: d + b"\x00" * 500, "f1.jpg"), ok=True,
         created=("o.tif",))
 
@@ -385,8 +387,21 @@ def _dht_damaged(data: bytes) -> bytes:
     raise AssertionError("no Huffman-table change that the decoder reports")
 
 
+def _pil_burst(t, f, mode, **save):
+    """Frames written by Pillow (matplotlib's dependency): CMYK or progressive JPEG."""
+    from PIL import Image
+
+    d = t / "burst"
+    d.mkdir()
+    for i in range(3):
+        rgb = f[1][i]
+        arr = np.concatenate([255 - rgb, np.zeros_like(rgb[..., :1])], axis=-1) if mode == "CMYK" else rgb
+        Image.fromarray(np.ascontiguousarray(arr), mode).save(d / f"f{i}.jpg", quality=92, **save)
+    return _run(d, "-o", t / "o.tif", *FAST)
+
+
 def _exif_burst(t, f):
-    enc, pix = f
+    _, pix = f
     d = t / "burst"
     d.mkdir()
     for i in range(3):
@@ -432,7 +447,7 @@ def _cli_subprocess(args, tmp, timeout, umask=None, sig=None):
             time.sleep(0.01)  # outputs claimed: the run is under way
         p.send_signal(getattr(signal, sig))
     try:
-        out, err = p.communicate(timeout=timeout)
+        _, err = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         p.kill()
         p.communicate()
@@ -442,7 +457,7 @@ def _cli_subprocess(args, tmp, timeout, umask=None, sig=None):
 
 def _disk_full(monkeypatch, name):
     """Writes to the temporary file of output ``name`` fail as on a full disk (/dev/full)."""
-    import superres_gpu.output as output
+    from superres_gpu import output
 
     real = output._open_tmp
     outputs = {}
