@@ -291,6 +291,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument("--plot", metavar="PATH.png", help="save the sharpness of every frame as a bar chart")
     c.add_argument("--overwrite", action="store_true", help="replace an existing --plot file")
+    c.add_argument(
+        "--max-megapixels",
+        type=_argtype(check_megapixels),
+        default=DEFAULT_MAX_MEGAPIXELS,
+        metavar="MP",
+        help=f"refuse frames larger than this, before decoding them (default {DEFAULT_MAX_MEGAPIXELS:g})",
+    )
     c.set_defaults(func=cmd_cull)
 
     t = sub.add_parser(
@@ -381,6 +388,12 @@ def _dispatch(args, func) -> int:
         if getattr(args, "debug", False):
             raise
         err.print("superres: error: out of memory; try a smaller --scale or fewer frames", markup=False)
+        return EXIT_ERROR
+    except OSError as e:  # a system call failed outside the checks: one line, naming the file when known
+        if getattr(args, "debug", False):
+            raise
+        where = f"{e.filename}: " if e.filename else ""
+        err.print(f"superres: error: {where}{e.strerror or e}", markup=False, highlight=False)
         return EXIT_ERROR
     except Exception as e:  # an unexpected bug: one line unless --debug
         if getattr(args, "debug", False):
@@ -508,7 +521,7 @@ def cmd_cull(args, out, err) -> int:
 
     with RichProgress(err, enabled=not args.quiet) as prog:
         scores, renamed = cull_files(args.inputs, args.threshold, rename=args.rename, plot=args.plot, progress=prog,
-                                     overwrite=args.overwrite)
+                                     overwrite=args.overwrite, max_megapixels=args.max_megapixels)
     if not args.quiet:
         from rich.table import Table
 

@@ -43,6 +43,7 @@ from .decode import cv2_quiet, read_half_luma
 from .discover import SKIP_SUFFIX, FrameInfo, list_inputs, probe
 from .errors import ConfigError, InputError, OutputError
 from .interp import gaussian_taps
+from .resources import DEFAULT_MAX_MEGAPIXELS
 
 DEFAULT_THRESHOLD = 0.75
 MAD_K = 3.5
@@ -258,7 +259,7 @@ def select(scores: list[FrameScore], ref_idx: int, sharpest: bool, cull: bool, w
 
 
 def cull_files(inputs, threshold: float, rename: bool = False, plot=None, threads: int = 4, progress=None,
-               overwrite: bool = False):
+               overwrite: bool = False, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS):
     """The ``superres cull`` command: score and flag a burst, optionally save the
     bar chart to ``plot`` (an existing file only with ``overwrite``, never an
     input) and rename the flagged files to NAME.not_sharp_enough.
@@ -278,7 +279,7 @@ def cull_files(inputs, threshold: float, rename: bool = False, plot=None, thread
     folders = list({p.resolve().parent: None for p in paths})
     plot_out = AtomicOutput(plot, overwrite=overwrite, protect=paths, protect_dirs=folders) if plot else None
     with plot_out if plot_out is not None else nullcontext():
-        infos = [probe(p) for p in paths]
+        infos = [probe(p, max_megapixels) for p in paths]
         scores = flag_blurred(score_burst(infos, threads, progress), threshold)
         if plot_out is not None:
             plot_out.write_bytes(encode_png(score_plot(scores, threshold)))

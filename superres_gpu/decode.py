@@ -12,13 +12,14 @@
 from __future__ import annotations
 
 import os
+import struct
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from .discover import FrameInfo, probe
+from .discover import FrameInfo, probe, tifffile_quiet
 from .errors import InputError
 from .pixels import full_scale
 
@@ -31,8 +32,8 @@ def cv2_quiet():
     import cv2
 
     if not _CV2_QUIET:
-        try:
-            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        try:  # every decode failure becomes our own line naming the file
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
         except AttributeError:  # pragma: no cover - older builds
             pass
         _CV2_QUIET = True
@@ -58,10 +59,67 @@ def apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
 def _jpeg_problem(message: str) -> str:
     """The user's words for a libjpeg error or warning."""
     m = message.strip().rstrip(".")
+    if "(): " in m:  # the TurboJPEG function's name means nothing to the user
+        m = m.split("(): ", 1)[1]
     low = m.lower()
     if "premature end" in low:
         return f"truncated JPEG: the image data ends early ({m})"
     return f"corrupt JPEG data ({m})"
+
+
+def check_png(data: bytes, path) -> None:
+    """Raise InputError naming ``path`` when a PNG's structure is damaged: a chunk
+    CRC that does not match, IHDR not first, no IEND (cut short), image data
+    that does not inflate completely, or rows with an invalid filter byte.
+
+    libpng reports these on stderr in its own words; checked here first, the
+    decoder only sees intact files.
+    """
+    import zlib
+
+    p = str(path)
+    if len(data) < 33 or data[12:16] != b"IHDR":
+        raise InputError("corrupt PNG: the header chunk is not first", p)
+    w, h, depth, ctype, _, _, interlace = struct.unpack(">IIBBBBB", data[16:29])
+    pos, idat, ended = 8, [], False
+    while pos + 12 <= len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        ctype_ = data[pos + 4 : pos + 8]
+        end = pos + 12 + length
+        if end > len(data):
+            break
+        body = data[pos + 8 : pos + 8 + length]
+        (crc,) = struct.unpack(">I", data[end - 4 : end])
+        if zlib.crc32(ctype_ + body) & 0xFFFFFFFF != crc:
+            name = ctype_.decode("latin-1") if ctype_.isalpha() else repr(ctype_)
+            raise InputError(f"corrupt PNG: checksum error in its {name} chunk", p)
+        if ctype_ == b"IDAT":
+            idat.append(body)
+        elif ctype_ == b"IEND":
+            ended = True
+            break
+        pos = end
+    if not ended:
+        raise InputError("truncated PNG: the file ends early", p)
+    if not idat:
+        raise InputError("corrupt PNG: no image data", p)
+    try:
+        z = zlib.decompressobj()
+        raw = b"".join(z.decompress(b) for b in idat) + z.flush()
+    except zlib.error as e:
+        raise InputError(f"corrupt PNG: the image data does not inflate ({e})", p) from None
+    if not z.eof:
+        raise InputError("corrupt PNG: the image data ends early", p)
+    samples = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(ctype)
+    if samples is None or depth not in (1, 2, 4, 8, 16):
+        raise InputError(f"PNG colour type {ctype} with depth {depth} is not valid", p)
+    if interlace == 0:
+        row = (w * samples * depth + 7) // 8 + 1
+        if len(raw) < row * h:
+            raise InputError("corrupt PNG: the image data is shorter than its size", p)
+        filters = np.frombuffer(raw, np.uint8, count=row * h)[::row]
+        if filters.size and int(filters.max()) > 4:
+            raise InputError("corrupt PNG: invalid row filter in the image data", p)
 
 
 def decode_jpeg(data: bytes, path, grey: bool, half: bool = False, out: np.ndarray | None = None) -> np.ndarray:
@@ -143,8 +201,10 @@ def read_frame(info: FrameInfo | str | os.PathLike, alloc=None) -> np.ndarray:
         img = decode_raw(info)
     else:
         cv2 = cv2_quiet()
+        data = _read_bytes(path)
+        check_png(data, path)
         flags = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR | cv2.IMREAD_IGNORE_ORIENTATION
-        img = cv2.imdecode(np.frombuffer(_read_bytes(path), np.uint8), flags)
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
         if img is None:
             raise InputError("corrupt or truncated PNG: cannot decode", str(path))
         if img.ndim == 3 and img.shape[2] < 3:
@@ -171,7 +231,7 @@ def read_frame(info: FrameInfo | str | os.PathLike, alloc=None) -> np.ndarray:
 
 
 def _decode_tiff(path: Path) -> np.ndarray:
-    import tifffile
+    tifffile = tifffile_quiet()
 
     try:
         with tifffile.TiffFile(path) as tf:
@@ -225,6 +285,8 @@ def read_mask(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarray:
         )
     cv2 = cv2_quiet()
     data = _read_bytes(path)
+    if info.format == "png":
+        check_png(data, path)
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise InputError("corrupt mask image: cannot decode", str(path))

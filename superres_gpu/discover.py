@@ -286,8 +286,22 @@ def _tiff_exif(path: Path) -> dict:
         return parse_tiff_exif(mm)
 
 
-def _probe_tiff(path: Path) -> FrameInfo:
+def tifffile_quiet():
+    """tifffile, with its log warnings about damaged files kept off stderr (the
+    error that follows names the file in one line)."""
+    import logging
+
     import tifffile
+
+    log = logging.getLogger("tifffile")
+    if not any(isinstance(h, logging.NullHandler) for h in log.handlers):
+        log.addHandler(logging.NullHandler())
+        log.propagate = False
+    return tifffile
+
+
+def _probe_tiff(path: Path) -> FrameInfo:
+    tifffile = tifffile_quiet()
 
     try:
         with tifffile.TiffFile(path) as tf:

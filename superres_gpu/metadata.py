@@ -14,6 +14,7 @@ with the header probe.
 
 from __future__ import annotations
 
+import math
 import struct
 from datetime import datetime
 from fractions import Fraction
@@ -236,7 +237,7 @@ def _xmp_number(v) -> str | None:
         return f"{v.numerator}/{v.denominator}" if v.denominator else None
     if isinstance(v, int):
         return str(v)
-    if isinstance(v, float) and v == v and abs(v) != float("inf"):
+    if isinstance(v, float) and math.isfinite(v):
         return repr(v)
     return None
 

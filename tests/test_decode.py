@@ -142,3 +142,47 @@ def test_decoding_into_a_given_buffer_gives_the_same_frame(tmp_path, rng, ext, k
     out = read_frame(info, alloc)
     np.testing.assert_array_equal(out, read_frame(info))
     assert len(given) == 1 and out is given[0]
+def test_damaged_png_is_refused_before_decoding(tmp_path, rng):
+    import cv2
+
+    from superres_gpu.decode import check_png
+
+    img = (rng.random((12, 10, 3)) * 255).astype(np.uint8)
+    good = cv2.imencode(".png", img)[1].tobytes()
+    check_png(good, "g.png")
+    idat = good.find(b"IDAT")
+    crc = bytearray(good)
+    crc[idat + 6] ^= 0xFF
+    with pytest.raises(InputError, match=r"b\.png: corrupt PNG: checksum error in its IDAT chunk"):
+        check_png(bytes(crc), "b.png")
+    with pytest.raises(InputError, match="truncated PNG"):
+        check_png(good[: len(good) - 12], "b.png")
+    # a row filter byte of 7, with the chunk's CRC made right: only the data check sees it
+    import struct
+    import zlib
+
+    (length,) = struct.unpack(">I", good[idat - 4 : idat])
+    raw = bytearray(zlib.decompress(good[idat + 4 : idat + 4 + length]))
+    raw[0] = 7
+    body = zlib.compress(bytes(raw))
+    chunk = struct.pack(">I", len(body)) + b"IDAT" + body + struct.pack(">I", zlib.crc32(b"IDAT" + body))
+    bad = good[: idat - 4] + chunk + good[idat + 8 + length :]
+    with pytest.raises(InputError, match="invalid row filter"):
+        check_png(bad, "b.png")
+
+
+def test_jpeg_decoder_warnings_refuse_the_frame(tmp_path, rng):
+    import cv2
+
+    from superres_gpu.decode import decode_jpeg
+
+    img = (rng.random((64, 80, 3)) * 255).astype(np.uint8)
+    data = cv2.imencode(".jpg", img)[1].tobytes()
+    ok = decode_jpeg(data, "g.jpg", grey=False)
+    np.testing.assert_array_equal(ok, cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)[..., ::-1])
+    with pytest.raises(InputError, match=r"t\.jpg: truncated JPEG: the image data ends early"):
+        decode_jpeg(data[: len(data) // 2] + b"\xff\xd9", "t.jpg", grey=False)
+    d = bytearray(data)
+    d[data.find(b"\xff\xda") + 200] ^= 0x55
+    with pytest.raises(InputError, match=r"c\.jpg: corrupt JPEG data \(Corrupt JPEG data"):
+        decode_jpeg(bytes(d), "c.jpg", grey=False)

@@ -91,3 +91,25 @@ def test_capture_datetime_and_xmp():
     xmp = xmp_packet(exif, "tool 1").decode()
     assert 'exif:DateTimeOriginal="2017-01-27T08:58:22"' in xmp and "<rdf:li>60</rdf:li>" in xmp
     assert 'tiff:Make="A&amp;B &quot;cams&quot;"' in xmp and 'xmp:CreatorTool="tool 1"' in xmp
+
+
+def test_non_ascii_and_malformed_tags_are_written_safely(tmp_path, rng):
+    import tifffile
+
+    img = (rng.random((16, 24, 3)) * 255).astype(np.uint8)
+    p = tmp_path / "e.jpg"
+    p.write_bytes(jpeg_with_exif(img, tiff_exif(make="Caméra", model='A<"&>', iso="AUTO")))
+    info = probe(p)
+    assert info.exif["make"] == "Caméra" and info.exif["iso"] == "AUTO"
+    xmp = xmp_packet({**info.exif, "f_number": "f/2", "focal_length": None, "exposure_time": float("nan")}, "t")
+    text = xmp.decode("utf-8")
+    assert 'tiff:Make="Caméra"' in text and 'tiff:Model="A&lt;&quot;&amp;&gt;"' in text
+    for absent in ("ISOSpeedRatings", "FNumber", "FocalLength", "ExposureTime"):
+        assert absent not in text
+    out = AtomicOutput(tmp_path / "out.tif")
+    write_tiff(out, np.zeros((4, 5, 3), np.uint16), exif=info.exif, description="reference IMG_été_1.jpg")
+    out.commit()
+    with tifffile.TiffFile(tmp_path / "out.tif") as tf:
+        tags = {t.name: t.value for t in tf.pages.first.tags.values()}
+    assert "Make" not in tags and tags["Model"] == 'A<"&>'  # ASCII: kept as a baseline tag
+    assert tags["ImageDescription"] == "reference IMG_\\xe9t\\xe9_1.jpg"

@@ -128,3 +128,64 @@ def test_the_three_formats_hold_the_same_result(tmp_path, small_burst):
     inside = (ref > 0) & (ref < 65535)
     assert np.abs(flt * 65535.0 - ref)[inside].max() <= TOL["float_vs_u16_output"][0]
     assert all(is_own_output(tmp_path / n) for n in ("a.tif", "a.png", "f.tif"))
+def test_commit_is_all_or_nothing_when_a_rename_fails(tmp_path, monkeypatch):
+    (tmp_path / "a.tif").write_bytes(b"old A")
+    outs = OutputSet(overwrite=True)
+    a = outs.claim(tmp_path / "a.tif")
+    b = outs.claim(tmp_path / "b.json")
+    a.write_bytes(b"new A")
+    b.write_bytes(b"new B")
+    real = os.replace
+
+    def failing(src, dst):
+        if str(dst).endswith("b.json"):
+            raise OSError(28, "No space left on device")
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing)
+    with pytest.raises(OutputError, match="b.json"):
+        outs.commit()
+    monkeypatch.setattr(os, "replace", real)
+    assert (tmp_path / "a.tif").read_bytes() == b"old A"  # the replaced file is back
+    assert not (tmp_path / "b.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tif"]
+
+
+def test_two_outputs_naming_one_file_are_refused(tmp_path):
+    outs = OutputSet()
+    outs.claim(tmp_path / "o.tif", "-o")
+    with pytest.raises(OutputError, match="--report names a file that is already another output"):
+        outs.claim(tmp_path / "sub" / ".." / "o.tif", "--report")
+    outs.discard()
+
+
+def test_only_own_files_in_a_burst_folder_are_replaced(tmp_path):
+    (tmp_path / "notes.json").write_text("{}")
+    (tmp_path / "old.json").write_text('{\n "tool": "superres_gpu 0.1",\n "frames": []}')
+    with pytest.raises(OutputError, match="never replaced"):
+        AtomicOutput(tmp_path / "notes.json", overwrite=True, protect_dirs=[tmp_path])
+    AtomicOutput(tmp_path / "old.json", overwrite=True, protect_dirs=[tmp_path]).discard()
+    AtomicOutput(tmp_path / "notes.json", overwrite=True, protect_dirs=[tmp_path / "elsewhere"]).discard()
+
+
+def test_temporary_name_does_not_grow_and_mode_follows_umask(tmp_path):
+    name = "a" * 250 + ".tif"
+    old = os.umask(0o027)
+    try:
+        out = AtomicOutput(tmp_path / name)
+    finally:
+        os.umask(old)
+    assert len(out.tmp.name) < 40
+    out.write_bytes(b"x")
+    out.commit()
+    assert (tmp_path / name).stat().st_mode & 0o777 == 0o640
+
+
+def test_write_error_names_the_output(tmp_path, monkeypatch):
+    import superres_gpu.output as output
+
+    out = AtomicOutput(tmp_path / "r.json")
+    monkeypatch.setattr(output, "_open_tmp", lambda p: open("/dev/full", "wb"))
+    with pytest.raises(OutputError, match=r"r\.json: cannot write \(No space left on device\)"):
+        out.write_text("{}")
+    assert not out.tmp.exists()

@@ -116,6 +116,9 @@ TOL = {
     "cull_precision_recall": (0.9, None, "blurred frames (3-6 px of shake) flagged at every noise level"),
     "noise_estimate_rel": (0.15, None, "Immerkaer's estimate on the calm half of a frame, relative to the true sigma"),
     "sharpness_noise_corrected_rel": (0.3, None, "noise-corrected detail energy within 30 % of the clean frame's"),
+    # ---- hostile input ----------------------------------------------------------------------
+    "fuzz_peak_rss_mib": (600.0, 0.0, "peak RSS of the short fuzz run (measured ~100 MiB: 160x120 frames); a claimed "
+                          "size decoded before the guard (a 65000x65000 JPEG: 12 GB) would pass it by far"),
 }
 
 
