@@ -124,9 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser(
         "run",
         parents=[common],
-        help="merge a burst into one high-resolution 16-bit TIFF",
+        help="merge a burst into one high-resolution 16-bit TIFF (or PNG, or float TIFF)",
         description="Align every frame of a burst to the reference and merge them at --scale times "
-        "the resolution into a 16-bit TIFF.",
+        "the resolution into a 16-bit TIFF (or 16-bit PNG, or 32-bit float TIFF).",
     )
     r.add_argument("inputs", nargs="+", metavar="INPUT", help="a folder of frames, or frame files")
     r.add_argument("-o", "--output", required=True, metavar="OUT.tif",

@@ -13,7 +13,8 @@
                            -> resample once onto the output grid,
                               accumulate                               [merge]
           -> normalise -> [sharpen: undo the merge's resampling blur]  [restore]
-          -> 16-bit TIFF + JSON report [+ weights PNG], committed together
+          -> [sRGB curve, raw input] -> 16-bit TIFF/PNG or float TIFF
+             + JSON report [+ weights PNG], committed together
                                                                         [output, report]
 
 The pipeline reports progress through a callback ``progress(stage, done,
