@@ -376,8 +376,13 @@ def cmd_batch(args, out, err) -> int:
     outdir.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
     STAGE_LABELS.setdefault("bursts", "Bursts")
-    with RichProgress(err, enabled=not args.quiet) as prog:
-        results = run_batch(tasks, workers=args.workers, scheduler=args.scheduler, gpu=args.gpu, progress=prog)
+    try:
+        with RichProgress(err, enabled=not args.quiet) as prog:
+            results = run_batch(tasks, workers=args.workers, scheduler=args.scheduler, gpu=args.gpu, progress=prog)
+    except KeyboardInterrupt:  # unlike `run`, the bursts finished so far are kept
+        err.print("superres: interrupted; finished bursts are kept: run the same command again to do the rest",
+                  markup=False)
+        return EXIT_INTERRUPT
     csv_path, json_path = write_results(outdir, results)
     failed = [r for r in results if r.status == "failed"]
     for r in failed:
