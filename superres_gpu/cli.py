@@ -165,9 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser(
         "run",
         parents=[common],
-        help="merge a burst into one high-resolution 16-bit TIFF",
+        help="merge a burst into one high-resolution 16-bit TIFF (or PNG, or float TIFF)",
         description="Align every frame of a burst to the reference and merge them at --scale times "
-        "the resolution into a 16-bit TIFF.",
+        "the resolution into a 16-bit TIFF (or 16-bit PNG, or 32-bit float TIFF).",
     )
     r.add_argument("inputs", nargs="+", metavar="INPUT", help="a folder of frames, or frame files")
     r.add_argument("-o", "--output", required=True, metavar="OUT.tif",
@@ -488,8 +488,13 @@ def cmd_batch(args, out, err) -> int:
     outdir.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
     STAGE_LABELS.setdefault("bursts", "Bursts")
-    with RichProgress(err, enabled=not args.quiet) as prog:
-        results = run_batch(tasks, workers=args.workers, scheduler=args.scheduler, gpu=args.gpu, progress=prog)
+    try:
+        with RichProgress(err, enabled=not args.quiet) as prog:
+            results = run_batch(tasks, workers=args.workers, scheduler=args.scheduler, gpu=args.gpu, progress=prog)
+    except KeyboardInterrupt:  # unlike `run`, the bursts finished so far are kept
+        err.print("superres: interrupted; finished bursts are kept: run the same command again to do the rest",
+                  markup=False)
+        return EXIT_INTERRUPT
     csv_path, json_path = write_results(outdir, results)
     failed = [r for r in results if r.status == "failed"]
     for r in failed:

@@ -14,7 +14,8 @@
                               accumulate                               [merge]
           -> normalise -> [sharpen: undo the merge's resampling blur;
              after the kernel merge, deconvolve optics + pixels + kernel]  [restore]
-          -> 16-bit TIFF + JSON report [+ weights PNG], committed together
+          -> [sRGB curve, raw input] -> 16-bit TIFF/PNG or float TIFF
+             + JSON report [+ weights PNG], committed together
                                                                         [output, report]
 
 The pipeline reports progress through a callback ``progress(stage, done,

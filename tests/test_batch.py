@@ -175,3 +175,12 @@ def test_an_unreachable_scheduler_is_a_clear_error(tmp_path, burst_root):
     with pytest.raises(ConfigError, match="cannot reach the Dask scheduler tcp://127.0.0.1:"):
         batch.run_batch(tasks, scheduler=f"tcp://127.0.0.1:{_free_port()}", connect_timeout=2)
     assert not (tmp_path / "o").exists()
+
+
+def test_an_interrupted_batch_says_the_finished_bursts_are_kept(tmp_path, burst_root, capsys, monkeypatch):
+    def interrupted(*a, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(batch, "run_batch", interrupted)
+    rc = cli.main(["batch", burst_root / "trip", "-o", tmp_path / "o", "-q"])
+    assert rc == cli.EXIT_INTERRUPT and "run the same command again" in capsys.readouterr().err
