@@ -43,7 +43,7 @@ from .options import KERNEL_MERGES, PipelineConfig
 from .output import OutputSet, encode_png, write_tiff
 from .reference import Reference
 from .report import FrameRecord, build_report
-from .restore import deconvolve, restoration_strength, sharpen
+from .restore import deconvolve, residual_noise, restoration_strength, sharpen
 from .robust import RobustWeights
 from .state import FrameState
 from .timing import Timings
@@ -200,6 +200,8 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock) -> Merged:
                 kind = KernelAccumulator if cfg.merge in KERNEL_MERGES else Accumulator
                 acc = kind(B, ref_info.width, ref_info.height, ref_info.channels, cfg.scale, ref_info.max_value)
                 weights = RobustWeights(B, ref, robust=cfg.merge in ("robust", "kernel"))
+                # the deconvolution's strength: the merge's residual noise relative to one frame's
+                ref_noise = residual_noise(B, frame) if cfg.merge in KERNEL_MERGES else None
             else:
                 levels = frame_levels(B, ref, frame)
                 state = align(B, ref, levels)
@@ -241,7 +243,8 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock) -> Merged:
         with clock.stage("restore"):
             mean, covered = acc.take_mean()
             if cfg.merge in KERNEL_MERGES:
-                restoration = deconvolve(B, mean, cfg.scale, acc.sigma, ref_info.max_value, cfg.optics_sigma, amount)
+                restoration = deconvolve(B, mean, cfg.scale, acc.sigma, ref_info.max_value, ref_noise,
+                                         cfg.optics_sigma, amount)
             else:
                 sharpen(B, mean, cfg.scale, used, lam=restoration_strength(used) / amount)
             image = acc.encode(mean, covered)
