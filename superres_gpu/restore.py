@@ -7,6 +7,11 @@ therefore blurred by both, relative to the output's own pixel aperture.
 that blur, regularised by the noise left after merging (:func:`restoration_strength`:
 the more frames, the further it may go); :func:`sharpen` applies it to the
 merged mean per channel, on the backend's device.
+
+After the kernel-regression merge, :func:`deconvolve` goes further: it undoes
+the optics too (a Gaussian of ``--optics-sigma`` frame px), with a strength
+set by the merge's measured residual noise relative to one frame's, and it
+clamps strong edges so that they do not ring.
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ def lanczos4_response(n: int = 512) -> tuple[np.ndarray, np.ndarray]:
 
 
 @lru_cache(maxsize=None)
-def restoration_taps(scale: float, lam: float, kernel_sigma: float | None = None, optics_sigma: float = 0.0) -> np.ndarray:
+def restoration_taps(scale: float, lam: float, kernel_sigma: float | None = None,
+                     optics_sigma: float = 0.0) -> np.ndarray:
     """Odd-length float32 taps (sum 1) that undo, on the output grid, the blur the
     merge itself adds: each frame's pixel aperture (a box one input pixel wide)
     and the Lanczos4 resampling, relative to the output's own pixel aperture.
@@ -42,6 +48,8 @@ def restoration_taps(scale: float, lam: float, kernel_sigma: float | None = None
     With ``kernel_sigma`` (output px) the merge is the kernel regression of
     :mod:`superres_gpu.kernelmerge`: its samples are placed exactly and spread by
     a Gaussian, so G(f) = sinc(s f) exp(-2 pi^2 sigma^2 f^2) / sinc(f) instead.
+    With ``optics_sigma`` (frame px) G also carries the lens's Gaussian blur,
+    exp(-2 pi^2 (optics_sigma s)^2 f^2).
     """
     n = 4096
     fo = np.arange(n // 2 + 1) / n
