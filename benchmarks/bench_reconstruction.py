@@ -32,7 +32,7 @@ from superres_gpu.metrics import psnr
 from superres_gpu.pipeline import PipelineConfig, run
 from superres_gpu.pixels import full_scale
 from superres_gpu.resolution import slanted_edge_mtf, star_resolved_radius
-from superres_gpu.restore import DEFAULT_OPTICS_SIGMA, deconvolve
+from superres_gpu.restore import DEFAULT_OPTICS_SIGMA, deconvolve, residual_noise
 from superres_gpu.synth import RECIPES, chart_features, make_burst
 
 PHOTO = ROOT.parent / "shared" / "data" / "real" / "pixlsus_bookshelf_nexus5x" / "IMG_20170127_085822.jpg"
@@ -75,7 +75,7 @@ def restored_single(burst) -> np.ndarray:
     up = single_frame(burst.frames[0], burst.scale)
     top = float(full_scale(up.dtype))
     img = up.astype(np.float32)
-    deconvolve(B, img, burst.scale, None, top, DEFAULT_OPTICS_SIGMA)
+    deconvolve(B, img, burst.scale, None, top, residual_noise(B, burst.frames[0]), DEFAULT_OPTICS_SIGMA)
     return np.clip(np.rint(img), 0, top).astype(up.dtype)
 
 

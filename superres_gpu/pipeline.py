@@ -45,7 +45,7 @@ from .output import OutputSet, encode_png, write_image
 from .reference import Reference
 from .report import FrameRecord, build_report
 from .resources import check_run_memory, run_memory
-from .restore import deconvolve, restoration_strength, sharpen
+from .restore import deconvolve, residual_noise, restoration_strength, sharpen
 from .robust import RobustWeights
 from .state import FrameState
 from .tca import TCAEstimate
@@ -312,6 +312,8 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock, template=None
                 weights = RobustWeights(B, ref, robust=cfg.merge in ("robust", "kernel"))
                 m2 = B.mark()
                 acc.add(frame, ref.state(), None, weights.level)
+                # the deconvolution's strength: the merge's residual noise relative to one frame's
+                ref_noise = residual_noise(B, frame) if cfg.merge in KERNEL_MERGES else None
                 B.frame_done(frame)
                 finish(i, ref.state(), m0, m1, m2)
                 continue
@@ -365,7 +367,8 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock, template=None
         with clock.stage("restore"):
             mean, covered = acc.take_mean()
             if cfg.merge in KERNEL_MERGES:
-                restoration = deconvolve(B, mean, cfg.scale, acc.sigma, ref_info.max_value, cfg.optics_sigma, amount)
+                restoration = deconvolve(B, mean, cfg.scale, acc.sigma, ref_info.max_value, ref_noise,
+                                         cfg.optics_sigma, amount)
             else:
                 sharpen(B, mean, cfg.scale, used, lam=restoration_strength(used) / amount)
             image = acc.to_float(mean, covered) if cfg.format == "tiff32f" else acc.encode(mean, covered)

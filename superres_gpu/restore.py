@@ -7,6 +7,11 @@ therefore blurred by both, relative to the output's own pixel aperture.
 that blur, regularised by the noise left after merging (:func:`restoration_strength`:
 the more frames, the further it may go); :func:`sharpen` applies it to the
 merged mean per channel, on the backend's device.
+
+After the kernel-regression merge, :func:`deconvolve` goes further: it undoes
+the optics too (a Gaussian of ``--optics-sigma`` frame px), with a strength
+set by the merge's measured residual noise relative to one frame's, and it
+clamps strong edges so that they do not ring.
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ def lanczos4_response(n: int = 512) -> tuple[np.ndarray, np.ndarray]:
 
 
 @lru_cache(maxsize=None)
-def restoration_taps(scale: float, lam: float, kernel_sigma: float | None = None, optics_sigma: float = 0.0) -> np.ndarray:
+def restoration_taps(scale: float, lam: float, kernel_sigma: float | None = None,
+                     optics_sigma: float = 0.0) -> np.ndarray:
     """Odd-length float32 taps (sum 1) that undo, on the output grid, the blur the
     merge itself adds: each frame's pixel aperture (a box one input pixel wide)
     and the Lanczos4 resampling, relative to the output's own pixel aperture.
@@ -42,6 +48,8 @@ def restoration_taps(scale: float, lam: float, kernel_sigma: float | None = None
     With ``kernel_sigma`` (output px) the merge is the kernel regression of
     :mod:`superres_gpu.kernelmerge`: its samples are placed exactly and spread by
     a Gaussian, so G(f) = sinc(s f) exp(-2 pi^2 sigma^2 f^2) / sinc(f) instead.
+    With ``optics_sigma`` (frame px) G also carries the lens's Gaussian blur,
+    exp(-2 pi^2 (optics_sigma s)^2 f^2).
     """
     n = 4096
     fo = np.arange(n // 2 + 1) / n
@@ -86,9 +94,9 @@ def sharpen(B, mean, scale: float, frames_merged: int, kernel_sigma: float | Non
 # ----------------------------------------------------------------------------
 
 DEFAULT_OPTICS_SIGMA = 0.5  # Gaussian sigma of a phone lens's blur, frame px (what the synthetic camera uses)
-NOISE_TO_LAMBDA = 950.0  # Wiener regularisation per unit of (residual noise / full scale)^2 (benchmark: the
-#                          best lambda on the reconstruction chart at 16 and 64 frames)
-MIN_LAMBDA = 0.002  # below this the FIR's ripple and the kernel merge's irregular sampling dominate
+NOISE_TO_LAMBDA = 0.9  # Wiener regularisation per unit of (merged noise / one frame's noise)^2 (benchmark: the
+#                        best lambda on the chart and on a natural photo, 16 and 64 frames: 0.8 to 1.07)
+MIN_LAMBDA = 0.001  # below this the FIR's ripple and the kernel merge's irregular sampling dominate
 STRONG_EDGE = 0.4  # local range (of full scale) from which an edge counts as strong and is clamped
 CLAMP_RADIUS = 2.0  # frame px: the window of the clamp reaches past a blurred step, so it never limits its slope
 OVERSHOOT = 0.04  # ... where a restored pixel may leave the merged image's local range by this fraction of it
@@ -97,12 +105,13 @@ _MAD_TO_SIGMA = 1.0 / (0.6745 * 6.0)  # median |N * noise| = 0.6745 * 6 sigma fo
 
 
 def residual_noise(B, mean) -> float:
-    """Standard deviation of the noise left in a merged image ((H, W, C), any
-    units): Immerkaer's 3x3 second-difference mask (separable: [1, -2, 1] on
+    """Standard deviation of the noise left in a merged image or a frame
+    ((H, W, C) or (H, W), any units): Immerkaer's 3x3 second-difference mask (separable: [1, -2, 1] on
     rows and columns), read robustly as the median of its square over the
     luma so that edges and texture count little.  A host float."""
     xp = B.xp
-    luma = xp.ascontiguousarray(mean.mean(axis=2)) if mean.shape[2] > 1 else xp.ascontiguousarray(mean[..., 0])
+    img = mean.astype(xp.float32) if mean.ndim == 2 else mean.astype(xp.float32).mean(axis=2)
+    luma = xp.ascontiguousarray(img)
     r = B.sepfilter(luma, _SECOND_DIFF)[1:-1, 1:-1]
     r2 = xp.ascontiguousarray(r * r)
     # the median of r^2 over every pixel: robust_noise_level with full coverage and no edge term
@@ -110,12 +119,17 @@ def residual_noise(B, mean) -> float:
     return float(np.sqrt(max(med, 0.0)) * _MAD_TO_SIGMA)
 
 
-def deconvolution_strength(noise: float, max_value: float, amount: float = 1.0) -> float:
+def deconvolution_strength(noise: float, reference_noise: float, amount: float = 1.0) -> float:
     """Wiener regularisation for a merged image whose residual noise is
-    ``noise`` (in units where full scale is ``max_value``); ``amount`` > 1
-    restores further (less regularisation), < 1 less far."""
-    n = noise / max_value
-    return float(max(MIN_LAMBDA, NOISE_TO_LAMBDA * n * n) / max(amount, 1e-6))
+    ``noise`` where one frame (the reference) has ``reference_noise`` (both by
+    :func:`residual_noise`, same units): the squared ratio is the noise power
+    left per unit of the scene's own (brightness and texture cancel out of
+    it), so lambda = NOISE_TO_LAMBDA * ratio^2.  ``amount`` > 1 restores
+    further (less regularisation), < 1 less far."""
+    if not reference_noise > 0.0:
+        raise ValueError("the reference frame's noise must be positive to set the deconvolution's strength")
+    ratio = noise / reference_noise
+    return float(max(MIN_LAMBDA, NOISE_TO_LAMBDA * ratio * ratio) / max(amount, 1e-6))
 
 
 def _local_extrema(xp, img, r: int):
@@ -135,7 +149,7 @@ def _local_extrema(xp, img, r: int):
     return lo, hi
 
 
-def deconvolve(B, mean, scale: float, kernel_sigma: float | None, max_value: float,
+def deconvolve(B, mean, scale: float, kernel_sigma: float | None, max_value: float, reference_noise: float,
                optics_sigma: float = DEFAULT_OPTICS_SIGMA, amount: float = 1.0) -> dict:
     """Restore a kernel-merged mean ``mean`` ((H, W, C) float32 on the backend,
     input value units) in place.
@@ -145,18 +159,19 @@ def deconvolve(B, mean, scale: float, kernel_sigma: float | None, max_value: flo
        px), each frame's pixel aperture and the merge's Gaussian kernel
        (``kernel_sigma`` output px; None: the Lanczos4 resampling of the
        mean merge or of one upscaled frame, for comparison), regularised by the merged image's measured
-       residual noise (:func:`residual_noise`, :func:`deconvolution_strength`):
-       the less noise is left, the further it goes.
+       residual noise relative to one frame's, ``reference_noise``
+       (:func:`residual_noise`, :func:`deconvolution_strength`): the less
+       noise is left, the further it goes.
     2. No halos at strong edges: where the merged image's range over the
        (2 ceil(CLAMP_RADIUS s) + 1)^2 window around a pixel exceeds ``STRONG_EDGE`` of full
        scale, the restored pixel is clamped to that range widened by
        ``OVERSHOOT`` of it, so a step edge rings by at most that much.
 
-    Returns the figures used: ``noise`` (input units), ``lambda``.
+    Returns the figures used: ``noise`` (input units), ``reference_noise``, ``lambda``.
     """
     xp = B.xp
     noise = residual_noise(B, mean)
-    lam = deconvolution_strength(noise, max_value, amount)
+    lam = deconvolution_strength(noise, reference_noise, amount)
     taps = restoration_taps(float(scale), lam, None if kernel_sigma is None else float(kernel_sigma),
                             float(optics_sigma))
     r = int(np.ceil(CLAMP_RADIUS * scale))
@@ -167,4 +182,4 @@ def deconvolve(B, mean, scale: float, kernel_sigma: float | None, max_value: flo
         span = hi - lo
         room = xp.where(span > STRONG_EDGE * max_value, span * OVERSHOOT, max_value)
         mean[..., ch] = xp.minimum(xp.maximum(out, lo - room), hi + room)
-    return {"noise": noise, "lambda": lam}
+    return {"noise": noise, "reference_noise": float(reference_noise), "lambda": lam}

@@ -296,9 +296,9 @@ def test_kernel_merge_restoration_matches_the_cpu(G, rng):
     img = (rng.random((60, 80, 3)) * 40 + 100).astype(np.float32)
     img[:, 40:] += 80.0
     host = img.copy()
-    info_t = deconvolve(NB, host, 2.0, 0.6, 255.0)
+    info_t = deconvolve(NB, host, 2.0, 0.6, 255.0, 5.0)
     dev = G.asarray(img)
-    info_g = deconvolve(G, dev, 2.0, 0.6, 255.0)
+    info_g = deconvolve(G, dev, 2.0, 0.6, 255.0, 5.0)
     assert info_g["noise"] == pytest.approx(info_t["noise"], rel=1e-4)
     atol, rtol = tol("gpu_sepfilter")
     np.testing.assert_allclose(G.asnumpy(dev), host, atol=atol * 255 * 4, rtol=1e-5)

@@ -63,15 +63,18 @@ def test_residual_noise_reads_white_noise_and_ignores_edges(rng):
     assert abs(residual_noise(B, img) / 2.0 - 1.0) < rel
 
 
-def test_deconvolution_strength_follows_the_noise():
-    assert deconvolution_strength(4.0, 255.0) > deconvolution_strength(1.0, 255.0) >= MIN_LAMBDA
-    assert deconvolution_strength(1.0, 255.0, amount=2.0) == pytest.approx(deconvolution_strength(1.0, 255.0) / 2)
-    assert deconvolution_strength(0.0, 255.0) == MIN_LAMBDA
+def test_deconvolution_strength_follows_the_noise_relative_to_one_frame():
+    assert deconvolution_strength(2.0, 8.0) > deconvolution_strength(1.0, 8.0) >= MIN_LAMBDA
+    assert deconvolution_strength(1.0, 8.0) == pytest.approx(deconvolution_strength(0.5, 4.0))  # brightness cancels
+    assert deconvolution_strength(1.0, 8.0, amount=2.0) == pytest.approx(deconvolution_strength(1.0, 8.0) / 2)
+    assert deconvolution_strength(0.0, 8.0) == MIN_LAMBDA
+    with pytest.raises(ValueError):
+        deconvolution_strength(1.0, 0.0)
 
 
 def test_deconvolve_keeps_a_flat_image_flat():
     mean = np.full((40, 50, 3), 90.0, np.float32)
-    info = deconvolve(B, mean, 2.0, 0.6, 255.0)
+    info = deconvolve(B, mean, 2.0, 0.6, 255.0, 3.0)
     assert info["noise"] < 1e-5 and info["lambda"] == MIN_LAMBDA
     atol, rtol = tol("sharpen_flat_float32")
     np.testing.assert_allclose(mean, 90.0, atol=atol * 90, rtol=rtol)
@@ -91,7 +94,7 @@ def test_deconvolve_sharpens_a_step_without_halo(rng, scale):
     img = cv2.GaussianBlur(img, (0, 0), sig)
     img += rng.normal(0, 0.5, img.shape).astype(np.float32)
     before = img.copy()
-    deconvolve(B, img, scale, 0.6, 255.0)
+    deconvolve(B, img, scale, 0.6, 255.0, 2.0)
     row = img[:, :, 0].mean(axis=0)  # the edge's profile: the halo is systematic, the noise averages out
     height = 0.7 * 255
     assert row.max() < 0.85 * 255 + OVERSHOOT * height * 1.25 and row.min() > 0.15 * 255 - OVERSHOOT * height * 1.25
