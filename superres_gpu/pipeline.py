@@ -225,7 +225,7 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock, template=None
     weigh, resample and accumulate each; fills each record's state.
 
     ``template`` (a frame on the backend) replaces the reference frame as what
-    the others are aligned and weighed against, and ``model`` the configured
+    the others are aligned against, and ``model`` the configured
     motion model; ``keep_template`` returns the merge brought back to the
     reference's grid (``Merged.template``) instead of an image."""
     B = get_backend(cfg.backend)
@@ -267,7 +267,11 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock, template=None
                                   ref_info.max_value)
                 if tca_used:
                     acc.channel_maps = tca_est.channel_maps()
-                weights = RobustWeights(B, ref, robust=cfg.merge == "robust")
+                # the robust weights compare frames with the reference frame itself even when they are
+                # aligned to a template: a merge brought back to the frame grid is a little softer than a
+                # frame at edges, where it would have frames left out that only differ from it there
+                wref = ref if template is None else Reference(B, frame, ref.config, mask)
+                weights = RobustWeights(B, wref, robust=cfg.merge == "robust")
                 finish(i, frame, ref.state(), None, m0, m1)
                 continue
             levels = frame_levels(B, ref, frame)
