@@ -274,7 +274,7 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock, template=None
     weigh, resample and accumulate each; fills each record's state.
 
     ``template`` (a frame on the backend) replaces the reference frame as what
-    the others are aligned and weighed against, and ``model`` the configured
+    the others are aligned against, and ``model`` the configured
     motion model; ``keep_template`` returns the merge brought back to the
     reference's grid (``Merged.template``) instead of an image."""
     B = get_backend(cfg.backend)
@@ -309,7 +309,11 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock, template=None
                 acc = kind(B, ref_info.width, ref_info.height, ref_info.channels, cfg.scale, ref_info.max_value)
                 if tca_used:
                     acc.channel_maps = tca_est.channel_maps()
-                weights = RobustWeights(B, ref, robust=cfg.merge in ("robust", "kernel"))
+                # the robust weights compare frames with the reference frame itself even when they are
+                # aligned to a template: a merge brought back to the frame grid is a little softer than a
+                # frame at edges, where it would have frames left out that only differ from it there
+                wref = ref if template is None else Reference(B, frame, ref.config, mask)
+                weights = RobustWeights(B, wref, robust=cfg.merge in ("robust", "kernel"))
                 m2 = B.mark()
                 acc.add(frame, ref.state(), None, weights.level)
                 # the deconvolution's strength: the merge's residual noise relative to one frame's

@@ -241,11 +241,16 @@ def bench_movers(width: int, height: int, frames: int, progress=None) -> dict:
     rows = []
     with tempfile.TemporaryDirectory(prefix="superres_movers_") as tmp:
         b.write(Path(tmp) / "b")
-        results = {}
-        for merge in ("robust", "mean"):
-            out = Path(tmp) / f"{merge}.tif"
-            run(PipelineConfig(inputs=[str(Path(tmp) / "b")], output=str(out), merge=merge, cull=False))
-            results[f"superres run --merge {merge}"] = tifffile.imread(out)
+        results, align_err = {}, {}
+        for merge, refine in (("robust", False), ("mean", False), ("robust", True)):
+            out = Path(tmp) / f"{merge}{refine}.tif"
+            rep = run(PipelineConfig(inputs=[str(Path(tmp) / "b")], output=str(out), merge=merge, cull=False,
+                                     refine=refine)).report
+            name = f"superres run --merge {merge}" + (" --refine" if refine else "")
+            results[name] = tifffile.imread(out)
+            e = [grid_rms_error(np.array(f["transform"]), T, width, height) if f["used"] else math.inf
+                 for f, T in zip(rep["frames"][1:], b.transforms[1:])]
+            align_err[name] = float(np.sqrt(np.mean(np.square(e))))
         results["original scripts' pipeline"] = original_pipeline(b.frames)[0]
         results["one frame (the reference), Lanczos"] = single_frame(b.frames[0])
     for name, img in results.items():
@@ -253,6 +258,7 @@ def bench_movers(width: int, height: int, frames: int, progress=None) -> dict:
             "method": name,
             "psnr_moving": psnr(img, b.truth_blurred, mask=moving),
             "psnr_static": psnr(img, b.truth_blurred, mask=~moving),
+            "align_rms_px": align_err.get(name),  # map error of the frames, ours only
         })
     if progress:
         progress("movers", 1, 1)
