@@ -21,43 +21,12 @@
 //   cut2    float         (3 sigma)^2, output px^2
 //   c2      float         -1 / (2 sigma^2)
 //
-// Per pixel: (u, v) = M (X, Y) with M = Tinv S (resample.cu's sr_output_map and
-// sr_project, repeated here as sr_kr_*) and the inverse Jacobian of M in double;
+// Per pixel: (u, v) = M (X, Y) with M = Tinv S (common.cuh's sr_output_map and
+// sr_project) and the inverse Jacobian of M in double;
 // offsets, weights and sums in float32, in the twin's order: each visited sample
 // inside the frame with d2 = |J^-1 (kx - fu, ky - fv)|^2 < cut2 weighs
 // k = expf(d2 c2); num += w (gain sum k value + offset sum k), den += w sum k.
 #include "common.cuh"
-
-// resample.cu's output map, projection and bilinear weight, under this family's
-// names (each family compiles alone; the host harness links them together).
-SR_HD void sr_kr_output_map(const double* Ti, double a, double b, double* M) {
-    for (int r = 0; r < 3; ++r) {
-        M[r * 3 + 0] = sr_mul(Ti[r * 3 + 0], a);
-        M[r * 3 + 1] = sr_mul(Ti[r * 3 + 1], a);
-        M[r * 3 + 2] = sr_add(sr_add(sr_mul(Ti[r * 3 + 0], b), sr_mul(Ti[r * 3 + 1], b)), Ti[r * 3 + 2]);
-    }
-}
-
-SR_HD void sr_kr_weight_axis(double X, double a, double b, double winv, int n, int* i0, int* i1, double* f) {
-    double q = ((X * a + b) + 0.5) * winv - 0.5;
-    q = q < 0.0 ? 0.0 : (q > n - 1.0 ? n - 1.0 : q);
-    double fl = floor(q);
-    *i0 = (int)fl;
-    *i1 = *i0 + 1 < n ? *i0 + 1 : n - 1;
-    *f = q - fl;
-}
-
-SR_HD float sr_kr_weight_at(const float* weights, int ww, int wh, double winv, int X, int Y, double a, double b) {
-    int x0, x1, y0, y1;
-    double fx, fy;
-    sr_kr_weight_axis((double)X, a, b, winv, ww, &x0, &x1, &fx);
-    sr_kr_weight_axis((double)Y, a, b, winv, wh, &y0, &y1, &fy);
-    const float* r0 = weights + (long long)y0 * ww;
-    const float* r1 = weights + (long long)y1 * ww;
-    double c0 = (1.0 - fy) * (double)r0[x0] + fy * (double)r1[x0];
-    double c1 = (1.0 - fy) * (double)r0[x1] + fy * (double)r1[x1];
-    return (float)((1.0 - fx) * c0 + fx * c1);
-}
 
 template <typename T, int C>
 SR_HD void sr_kernel_accumulate_at(const T* frame, int fw, int fh, const double* state, float* num, float* den,
@@ -66,7 +35,7 @@ SR_HD void sr_kernel_accumulate_at(const T* frame, int fw, int fh, const double*
                                    float cut2, float c2) {
     if (state[SR_S_ACCEPT] == 0.0) return;
     double M[9];
-    sr_kr_output_map(state + SR_S_TINV, a, b, M);
+    sr_output_map(state + SR_S_TINV, a, b, M);
     double Xd = (double)X, Yd = (double)Y;
     double wq = sr_add(sr_mul(M[6], Xd), sr_add(sr_mul(M[7], Yd), M[8]));
     double u = sr_div(sr_add(sr_mul(M[0], Xd), sr_add(sr_mul(M[1], Yd), M[2])), wq);
@@ -114,7 +83,7 @@ SR_HD void sr_kernel_accumulate_at(const T* frame, int fw, int fh, const double*
         acc[ch] = g + o;
     }
     if (has_weights) {
-        float wt = sr_kr_weight_at(weights, ww, wh, winv, X, Y, a, b);
+        float wt = sr_weight_at(weights, ww, wh, winv, X, Y, a, b);
         for (int ch = 0; ch < C; ++ch) acc[ch] *= wt;
         ksum *= wt;
     }

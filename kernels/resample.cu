@@ -36,23 +36,6 @@
 // Room to grow: a local displacement field enters through an extra array.
 #include "common.cuh"
 
-// M = Tinv * S for S = [[a, 0, b], [0, a, b], [0, 0, 1]], elementwise as the twin.
-SR_HD void sr_output_map(const double* Ti, double a, double b, double* M) {
-    for (int r = 0; r < 3; ++r) {
-        M[r * 3 + 0] = sr_mul(Ti[r * 3 + 0], a);
-        M[r * 3 + 1] = sr_mul(Ti[r * 3 + 1], a);
-        M[r * 3 + 2] = sr_add(sr_add(sr_mul(Ti[r * 3 + 0], b), sr_mul(Ti[r * 3 + 1], b)), Ti[r * 3 + 2]);
-    }
-}
-
-// Frame position of output pixel (X, Y): u = (M00 X + (M01 Y + M02)) / (M20 X + (M21 Y + M22)).
-SR_HD void sr_project(const double* M, double X, double Y, double* u, double* v) {
-    double wq = sr_add(sr_mul(M[6], X), sr_add(sr_mul(M[7], Y), M[8]));
-    *u = sr_div(sr_add(sr_mul(M[0], X), sr_add(sr_mul(M[1], Y), M[2])), wq);
-    *v = sr_div(sr_add(sr_mul(M[3], X), sr_add(sr_mul(M[4], Y), M[5])), wq);
-}
-
-// Mc = C M for 3x3 matrices: ((C[r,0] M[0,k] + C[r,1] M[1,k]) + C[r,2] M[2,k]).
 SR_HD void sr_compose_map(const double* Cm, const double* M, double* out) {
     for (int r = 0; r < 3; ++r)
         for (int k = 0; k < 3; ++k)
@@ -109,29 +92,6 @@ SR_HD bool sr_resample_pixel(const T* frame, int fw, int fh, const double* M, co
     }
     for (int ch = 0; ch < C; ++ch) out[ch] = sum[ch];
     return true;
-}
-
-// Bilinear weight at output pixel (X, Y) (numpy_backend._bilinear_axis).
-SR_HD void sr_weight_axis(double X, double a, double b, double winv, int n, int* i0, int* i1, double* f) {
-    double q = ((X * a + b) + 0.5) * winv - 0.5;
-    q = q < 0.0 ? 0.0 : (q > n - 1.0 ? n - 1.0 : q);
-    double fl = floor(q);
-    *i0 = (int)fl;
-    *i1 = *i0 + 1 < n ? *i0 + 1 : n - 1;
-    *f = q - fl;
-}
-
-SR_HD float sr_weight_at(const float* weights, int ww, int wh, double winv, int X, int Y, double a, double b) {
-    int x0, x1, y0, y1;
-    double fx, fy;
-    sr_weight_axis((double)X, a, b, winv, ww, &x0, &x1, &fx);
-    sr_weight_axis((double)Y, a, b, winv, wh, &y0, &y1, &fy);
-    const float* r0 = weights + (long long)y0 * ww;
-    const float* r1 = weights + (long long)y1 * ww;
-    // the two rows mixed first, then the two columns (the twin's order)
-    double c0 = (1.0 - fy) * (double)r0[x0] + fy * (double)r1[x0];
-    double c1 = (1.0 - fy) * (double)r0[x1] + fy * (double)r1[x1];
-    return (float)((1.0 - fx) * c0 + fx * c1);
 }
 
 // The whole work of one thread: output pixel (X, Y).
