@@ -108,6 +108,19 @@ def check_optics_sigma(value, option: str = "--optics-sigma") -> float:
     return v
 
 
+def check_compression(value) -> str:
+    """A TIFF compression this installation can write: deflate is built in,
+    LZW and Zstandard need the ``imagecodecs`` package (the ``codecs`` extra)."""
+    check_choice(value, COMPRESSIONS, "compression")
+    if value in ("lzw", "zstd"):
+        import importlib.util
+
+        if importlib.util.find_spec("imagecodecs") is None:
+            raise ConfigError(f"--compression {value} needs the imagecodecs package: "
+                              "pip install 'superres_gpu[codecs]' (or use --compression deflate)")
+    return value
+
+
 def check_choice(value, choices, what: str) -> str:
     if value not in choices:
         raise ConfigError(f"unknown {what} {value!r}; choose one of {', '.join(choices)}")
@@ -148,7 +161,7 @@ class PipelineConfig:
             raise ConfigError(f"--scale must be a number (got {self.scale!r})")
         self.scale = check_scale(self.scale)
         check_choice(self.motion, MOTION_CHOICES, "motion model")
-        check_choice(self.compression, COMPRESSIONS, "compression")
+        check_compression(self.compression)
         if not self.inputs:
             raise ConfigError("no input given: name a folder of frames or the frame files")
         check_choice(self.merge, MERGES, "merge")

@@ -189,3 +189,27 @@ def test_write_error_names_the_output(tmp_path, monkeypatch):
     with pytest.raises(OutputError, match=r"r\.json: cannot write \(No space left on device\)"):
         out.write_text("{}")
     assert not out.tmp.exists()
+
+
+@pytest.mark.parametrize("compression", ["none", "deflate", "lzw", "zstd"])
+def test_every_compression_writes_the_same_pixels(tmp_path, small_burst, compression):
+    import tifffile
+
+    from superres_gpu import superresolve
+
+    img, rep = superresolve(small_burst.frames[:3], output=tmp_path / f"{compression}.tif", compression=compression,
+                            backend="numpy", cull=False)
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / f"{compression}.tif"), img)
+
+
+def test_a_compression_whose_codec_is_missing_is_a_clear_error(monkeypatch):
+    import importlib.util
+
+    from superres_gpu.errors import ConfigError
+    from superres_gpu.options import check_compression
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "imagecodecs" else real(name, *a))
+    with pytest.raises(ConfigError, match=r"--compression lzw needs the imagecodecs package.*codecs"):
+        check_compression("lzw")
+    assert check_compression("deflate") == "deflate"
