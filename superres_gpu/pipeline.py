@@ -46,7 +46,7 @@ from .reference import Reference
 from .report import FrameRecord, build_report
 from .resources import check_run_memory, run_memory
 from .restore import deconvolve, residual_noise, restoration_strength, sharpen
-from .robust import RobustWeights
+from .robust import NoiseModel, RobustWeights
 from .state import FrameState
 from .tca import TCAEstimate
 from .tca import estimate as estimate_tca
@@ -78,6 +78,7 @@ class Merged:
     template: object = None  # merge_frames(keep_template=True): the template frame, on the backend
     tca: TCAEstimate | None = None  # the chromatic aberration estimate (--tca auto or on)
     tca_applied: bool = False
+    robust_noise: str | None = None  # what the robust weights divided by: "noise profile" or "measured"
 
 
 def _noop_progress(stage: str, done: int, total: int) -> None:
@@ -140,6 +141,7 @@ def run(cfg: PipelineConfig, progress=None, warn=None) -> RunResult:
                               merged.restoration, merged.motion, merged.motion_choice)
         report["tca"] = {"option": cfg.tca, "applied": merged.tca_applied,
                          "estimate": None if merged.tca is None else merged.tca.report()}
+        report["robust_noise"] = merged.robust_noise
         if out_report is not None:
             out_report.write_text(json.dumps(report, indent=1))
         outputs.commit()
@@ -313,7 +315,8 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock, template=None
                 # aligned to a template: a merge brought back to the frame grid is a little softer than a
                 # frame at edges, where it would have frames left out that only differ from it there
                 wref = ref if template is None else Reference(B, frame, ref.config, mask)
-                weights = RobustWeights(B, wref, robust=cfg.merge in ("robust", "kernel"))
+                weights = RobustWeights(B, wref, robust=cfg.merge in ("robust", "kernel"),
+                                        noise=NoiseModel.from_raw(getattr(ref_info, "raw", None)))
                 m2 = B.mark()
                 acc.add(frame, ref.state(), None, weights.level)
                 # the deconvolution's strength: the merge's residual noise relative to one frame's
@@ -384,4 +387,4 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock, template=None
             image = acc.result()
     picture = weights.picture() if cfg.weights_png else None
     return Merged(image, picture, B.name, B.peak_memory_mib(), restoration, ref.config.model, choice, None, tca_est,
-                  tca_used)
+                  tca_used, weights.noise_source)

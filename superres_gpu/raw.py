@@ -8,8 +8,9 @@ runs in linear light and the output stays linear unless ``--gamma srgb``
 asks for the sRGB curve (:func:`encode_srgb`).
 
 The report records each burst's black and white levels, the camera white
-balance and, when the DNG carries one, its NoiseProfile (per colour plane,
-variance = S * x + O for x in [0, 1]).
+balance, the CFA and colour matrix and, when the DNG carries one, its
+NoiseProfile (per colour plane, variance = S * x + O for x in [0, 1]), which
+the robust weights then use (:class:`superres_gpu.robust.NoiseModel`).
 """
 
 from __future__ import annotations
@@ -79,6 +80,8 @@ def probe_raw(path: Path) -> RawFrame:
             "white_level": int(raw.white_level),
             "camera_white_balance": [round(float(v), 6) for v in raw.camera_whitebalance],
             "cfa_pattern": raw.color_desc.decode("ascii", "replace"),
+            "cfa_repeat": [int(v) for v in np.shape(raw.raw_pattern)] if raw.raw_pattern is not None else None,
+            "color_matrix": [[round(float(v), 6) for v in row[:3]] for row in raw.color_matrix[:3]],
             "noise_profile": noise_profile(path),
             "linear": True,
         }
@@ -96,8 +99,10 @@ def _postprocess(info: FrameInfo, half: bool) -> np.ndarray:
     rawpy = _rawpy(info.path)
     with _imread(info.path) as raw:
         try:
+            # adjust_maximum_thr=0: LibRaw would otherwise take a frame's own brightest sample as its white
+            # level when that is above 75 % of the file's, brightening that frame alone (and its noise)
             return raw.postprocess(gamma=(1, 1), no_auto_bright=True, output_bps=16, use_camera_wb=True,
-                                   output_color=rawpy.ColorSpace.sRGB, half_size=half)
+                                   output_color=rawpy.ColorSpace.sRGB, half_size=half, adjust_maximum_thr=0.0)
         except Exception as e:
             raise InputError(f"cannot decode raw file ({e})", str(info.path)) from None
 

@@ -30,11 +30,19 @@ def mosaic(rgb_linear: np.ndarray, white_balance=(2.0, 1.0, 1.5)) -> np.ndarray:
 
 
 def write_dng(path, rgb_linear: np.ndarray, white_balance=(2.0, 1.0, 1.5), black: int = 256, white: int = 16383,
-              noise_profile=(2e-4, 1e-6), orientation: int = 1, make: str = "Acme", model: str = "Synth"):
-    """Write a linear RGB scene ((H, W, 3) in [0, 1], H and W even) as a DNG."""
+              noise_profile=(2e-4, 1e-6), orientation: int = 1, make: str = "Acme", model: str = "Synth",
+              noise_seed: int | None = None):
+    """Write a linear RGB scene ((H, W, 3) in [0, 1], H and W even) as a DNG.
+
+    With ``noise_seed``, every raw sample x gets Gaussian noise of the variance
+    the file's NoiseProfile states, S x + O (x in [0, 1] of the white level)."""
     import tifffile
 
-    data = np.clip(np.rint(black + mosaic(rgb_linear, white_balance) * (white - black)), 0, 65535).astype(np.uint16)
+    cfa = mosaic(rgb_linear, white_balance)
+    if noise_seed is not None:
+        S, O = noise_profile
+        cfa = cfa + np.random.default_rng(noise_seed).standard_normal(cfa.shape) * np.sqrt(S * np.maximum(cfa, 0) + O)
+    data = np.clip(np.rint(black + cfa * (white - black)), 0, 65535).astype(np.uint16)
     tags = [
         (50706, "B", 4, (1, 4, 0, 0), True),  # DNGVersion
         (50707, "B", 4, (1, 1, 0, 0), True),  # DNGBackwardVersion

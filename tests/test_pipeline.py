@@ -22,6 +22,7 @@ def test_timings_are_attributed_to_the_stage_that_spent_them(tmp_path, burst_dir
                              sharpen=False, cull=False, merge="mean"))
     t = res.report["timings"]
     assert "restore" not in t and "cull" not in t and "merge" in t
+    assert res.report["robust_noise"] is None  # the plain mean divides by nothing
 
 
 def test_the_reference_goes_first_and_culled_frames_are_left_out(tmp_path):
@@ -40,6 +41,7 @@ def test_result_shape_and_report_agree(tmp_path, burst_dir):
     ow, oh = on_disk["output_size"]
     assert res.shape == (oh, ow, 3) == (180, 240, 3)
     assert np.array(on_disk["frames"][0]["transform"]).shape == (3, 3)
+    assert on_disk["robust_noise"] == "measured"  # no noise profile outside raw files
 
 
 def test_auto_motion_is_chosen_once_and_reported(tmp_path, burst_dir):

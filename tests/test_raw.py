@@ -74,6 +74,7 @@ def test_a_dng_burst_merges_in_linear_light_and_srgb_is_the_curve_of_it(tmp_path
     linear, report = superresolve(dng_burst, output=tmp_path / "lin.tif", backend="numpy")
     assert report["summary"]["used"] == 8 and report["gamma"] == "linear"
     assert report["raw"]["white_level"] == 16383 and report["raw"]["noise_profile"] is not None
+    assert report["robust_noise"] == "noise profile"
     srgb, report = superresolve(dng_burst, output=tmp_path / "srgb.tif", backend="numpy", gamma="srgb")
     np.testing.assert_array_equal(srgb, encode_srgb(linear))
     assert srgb.mean() > linear.mean()  # the curve lifts the mid-tones
@@ -92,3 +93,21 @@ def test_srgb_curve_known_values():
 
     x = np.array([0.0, 0.0031308, 0.18, 1.0], np.float32)
     np.testing.assert_allclose(encode_srgb(x), [0.0, 0.04045, 0.46135, 1.0], atol=TOL["srgb_curve_float32"][0])
+
+
+def test_bright_frames_keep_the_files_white_level(tmp_path):
+    """LibRaw's default takes a frame's own brightest sample as its white level
+    when that is above 75 % of the file's; the decode keeps the file's, so a
+    bright flat scene comes back at its linear value (and a burst's frames at
+    one scale, which the noise profile's units assume)."""
+    p = write_dng(tmp_path / "bright.dng", np.full((32, 32, 3), 0.85), white_balance=(1.0, 1.0, 1.0))
+    img = read_frame(probe(p))
+    np.testing.assert_allclose(img.reshape(-1, 3).mean(0) / 65535.0, [0.85] * 3, atol=TOL["dng_flat_roundtrip"][0])
+
+
+def test_dng_without_noise_profile_gives_no_noise_model(tmp_path):
+    from superres_gpu.robust import NoiseModel
+
+    info = probe(write_dng(tmp_path / "n.dng", np.full((32, 32, 3), 0.3), noise_profile=None))
+    assert info.raw["noise_profile"] is None and NoiseModel.from_raw(info.raw) is None
+    assert NoiseModel.from_raw(probe(write_dng(tmp_path / "p.dng", np.full((32, 32, 3), 0.3))).raw) is not None

@@ -96,3 +96,165 @@ def test_weights_png_and_rejection_in_the_report(tmp_path):
     pic = cv2.imread(str(png))
     assert pic.shape[:2] == (96, 128)
     assert (pic[..., 2].astype(int) - pic[..., 1] > 100).sum() > 200  # red where the mover was rejected
+
+
+# ---- raw frames: the DNG noise profile instead of the burst-wide level --------------------------------------
+
+def _two_tone_scene(h=128, w=192, dark_thirds=2):
+    """Linear scene: the left ``dark_thirds`` thirds dark (0.01), the rest bright
+    (0.8), flat apart from a gentle ramp, so that edges explain nothing."""
+    y, x = np.mgrid[0:h, 0:w]
+    v = np.where(x < dark_thirds * w // 3, 0.01, 0.8) * (1.0 + 0.1 * y / h)
+    return np.repeat(v[..., None], 3, axis=2)
+
+
+def _raw_weights(tmp_path, frames, profile=(2e-4, 1e-6), use_profile=True):
+    """Per-frame (weights, d^2 / c, expected) of DNG frames written from the
+    linear ``frames`` with noise drawn from ``profile``, against the first
+    frame, all at identity alignment (the frames are static)."""
+    from dng_util import write_dng
+
+    from superres_gpu.align import frame_levels
+    from superres_gpu.backends import get_backend
+    from superres_gpu.decode import read_frame
+    from superres_gpu.discover import probe
+    from superres_gpu.options import AlignConfig
+    from superres_gpu.reference import Reference
+    from superres_gpu.robust import NoiseModel, RobustWeights
+
+    B = get_backend("numpy")
+    tmp_path.mkdir(exist_ok=True)
+    infos = [probe(write_dng(tmp_path / f"f{k}.dng", f, noise_profile=profile, noise_seed=k))
+             for k, f in enumerate(frames)]
+    model = NoiseModel.from_raw(infos[0].raw) if use_profile else None
+    hosts = [read_frame(i) for i in infos]
+    ref = Reference(B, B.upload_frame(hosts[0]), AlignConfig(), None)
+    weights = RobustWeights(B, ref, noise=model)
+    out = []
+    for host in hosts[1:]:
+        w, _ = weights.for_frame(frame_levels(B, ref, B.upload_frame(host)), ref.state())
+        out.append(w)
+    return out, weights
+
+
+def _regions(shape, dark_thirds=2):
+    h, w = shape
+    dark = (slice(8, h - 8), slice(8, dark_thirds * w // 3 - 8))
+    bright = (slice(8, h - 8), slice(dark_thirds * w // 3 + 8, w - 8))
+    return dark, bright
+
+
+def test_noise_profile_maps_to_the_level_residual_variance(tmp_path):
+    """The model's expected (frame - reference) variance at level 1 is what
+    flat static DNG frames with noise drawn from the profile show, dark and bright."""
+    pytest.importorskip("rawpy", reason="the raw extra (rawpy) is not installed")
+    from superres_gpu.backends import get_backend
+    from superres_gpu.decode import read_frame
+    from superres_gpu.discover import probe
+
+    scene = _two_tone_scene()
+    _, weights = _raw_weights(tmp_path, [scene, scene])
+    B = get_backend("numpy")
+    a, b = (B.downsample2(B.luma(read_frame(probe(tmp_path / f"f{k}.dng")))) for k in (0, 1))
+    measured, expected = (a - b) ** 2, weights.noise2
+    for reg in _regions(a.shape):
+        ratio = measured[reg].mean() / expected[reg].mean()
+        assert abs(ratio - 1.0) < TOL["raw_noise_model_ratio"][0], f"measured / modelled variance {ratio:.3f}"
+
+
+def test_noise_profile_keeps_static_bright_detail_and_still_rejects_a_mover(tmp_path):
+    """Mostly dark frame: the burst-wide median is the shadows' noise, so static
+    bright content looks like motion to the measured level; with the profile
+    neither region of the static scene is left out, and a faint mover in the
+    shadows still is."""
+    pytest.importorskip("rawpy", reason="the raw extra (rawpy) is not installed")
+    scene = _two_tone_scene()
+    mover = scene.copy()
+    box = (slice(40, 80), slice(40, 80))  # level-0 px, in the dark part
+    mover[box] += 0.01  # one stop over the shadows: faint, but ~14 sigma of their level-1 noise
+    frames = [scene, scene, scene, mover]
+    rej = {}
+    for use in (False, True):
+        ws, weights = _raw_weights(tmp_path / str(use), frames, use_profile=use)
+        assert weights.noise_source == ("noise profile" if use else "measured")
+        dark, bright = _regions(ws[0].shape)
+        static = ws[:2]
+        rej[use] = {name: float(np.mean([1.0 - w[reg] for w in static])) for name, reg in
+                    (("dark", dark), ("bright", bright))}
+        inner = (slice(40 // 2 + 3, 80 // 2 - 3), slice(40 // 2 + 3, 80 // 2 - 3))
+        rej[use]["mover"] = float(np.mean(1.0 - ws[2][inner]))
+    assert rej[False]["bright"] > TOL["raw_static_rejection"][0] * 4, rej  # the failure the profile fixes
+    for name in ("dark", "bright"):
+        assert rej[True][name] <= TOL["raw_static_rejection"][0], (name, rej)
+        assert rej[True][name] <= rej[False][name] + 1e-6, (name, rej)
+    assert rej[True]["mover"] >= TOL["raw_mover_rejection"][0], rej
+
+
+def test_noise_profile_sees_faint_motion_in_the_shadows_of_a_bright_frame(tmp_path):
+    """Mostly bright frame: the burst-wide median is the highlights' noise, so
+    the shadows look noisier than they are and a faint mover there passes as
+    noise; the profile knows the shadows' own level and leaves it out."""
+    pytest.importorskip("rawpy", reason="the raw extra (rawpy) is not installed")
+    scene = _two_tone_scene(dark_thirds=1)
+    mover = scene.copy()
+    box = (slice(40, 80), slice(24, 52))  # level-0 px: in the dark third, inside the weights' margin, off the edge
+    mover[box] += 0.01
+    rej = {}
+    for use in (False, True):
+        ws, _ = _raw_weights(tmp_path / str(use), [scene, scene, mover], use_profile=use)
+        dark, bright = _regions(ws[0].shape, dark_thirds=1)
+        inner = (slice(40 // 2 + 3, 80 // 2 - 3), slice(24 // 2 + 3, 52 // 2 - 3))
+        rej[use] = {"mover": float(np.mean(1.0 - ws[1][inner])),
+                    "static": max(float(np.mean(1.0 - ws[0][reg])) for reg in (dark, bright))}
+    assert rej[False]["mover"] < 0.5, rej  # the failure the profile fixes
+    assert rej[True]["mover"] >= TOL["raw_mover_rejection"][0], rej
+    assert rej[True]["static"] <= TOL["raw_static_rejection"][0], rej
+
+
+def test_noise_model_figures():
+    """The level factor from the [1, 3, 3, 1]/8 taps, the Bayer mapping, and what
+    carries no usable profile."""
+    from superres_gpu.robust import NoiseModel
+
+    assert NoiseModel.level_factor(1) == pytest.approx((20 / 64) ** 2)
+    raw = {"noise_profile": [[2e-4, 1e-6]] * 3, "cfa_pattern": "RGBG", "cfa_repeat": [2, 2],
+           "camera_white_balance": [1.0, 1.0, 1.0, 0.0], "color_matrix": np.eye(3).tolist()}
+    m = NoiseModel.from_raw(raw)
+    w = np.array([0.299, 0.587, 0.114])
+    p = np.array([0.25, 0.5, 0.25])
+    assert m.slope == pytest.approx(2e-4 * np.sum(w * w / p)) and m.floor == pytest.approx(1e-6 * np.sum(w * w / p))
+    assert NoiseModel.from_raw({**raw, "noise_profile": None}) is None
+    assert NoiseModel.from_raw({**raw, "cfa_repeat": [6, 6]}) is None  # X-Trans: not a Bayer CFA
+    assert NoiseModel.from_raw(None) is None
+    with pytest.raises(ValueError, match="level 1"):
+        m.variance(np.zeros((2, 2), np.float32), 0)
+
+
+@pytest.mark.gpu
+def test_noise_profile_weights_agree_on_both_backends(tmp_path):
+    pytest.importorskip("rawpy", reason="the raw extra (rawpy) is not installed")
+    from conftest import require_gpu
+
+    require_gpu()
+    from dng_util import write_dng
+
+    from superres_gpu.align import frame_levels
+    from superres_gpu.backends import get_backend
+    from superres_gpu.decode import read_frame
+    from superres_gpu.discover import probe
+    from superres_gpu.options import AlignConfig
+    from superres_gpu.reference import Reference
+    from superres_gpu.robust import NoiseModel, RobustWeights
+
+    scene = _two_tone_scene()
+    infos = [probe(write_dng(tmp_path / f"f{k}.dng", scene, noise_seed=k)) for k in range(2)]
+    hosts = [read_frame(i) for i in infos]
+    model = NoiseModel.from_raw(infos[0].raw)
+    out = []
+    for name in ("numpy", "cupy"):
+        B = get_backend(name)
+        ref = Reference(B, B.upload_frame(hosts[0]), AlignConfig(), None)
+        weights = RobustWeights(B, ref, noise=model)
+        w, _ = weights.for_frame(frame_levels(B, ref, B.upload_frame(hosts[1])), ref.state())
+        out.append(B.asnumpy(w))
+    np.testing.assert_allclose(out[1], out[0], atol=TOL["gpu_robust_weight"][0])

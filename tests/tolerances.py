@@ -106,6 +106,10 @@ TOL = {
     "mean_ghost_db": (1.0, None, "passers-by averaged into the plain mean cost at least 1 dB where they moved"),
     "robust_vs_reference_db": (0.5, None, "where things moved, the robust merge is no worse than the reference alone"),
     "robust_static_db": (0.2, None, "where nothing moved, robust and plain mean agree"),
+    "raw_noise_model_ratio": (0.2, None, "the DNG noise model's level-1 residual variance vs flat frames' (measured "
+                              "within ~10 %: demosaicing is modelled by each plane's site density only)"),
+    "raw_static_rejection": (0.02, None, "static content with the noise profile: next to nothing left out"),
+    "raw_mover_rejection": (0.9, None, "a one-stop mover in the shadows, inside its box: left out almost entirely"),
     "mover_rejected_fraction": (0.04, None, "a 70x60 passer-by covers ~8 % of a 256x192 frame: at least half is rejected"),
     "kernel_vs_lanczos_sharp_db": (0.1, None, "test-medium (12 frames, true motion), both deconvolved for optics, "
                                    "pixels and their own merge kernel (lam 0.01): the kernel merge is ahead; "
