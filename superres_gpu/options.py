@@ -27,12 +27,16 @@ FORMATS = ("tiff16", "png16", "tiff32f")
 _FORMAT_OF_SUFFIX = {".png": "png16", ".tif": "tiff16", ".tiff": "tiff16"}
 
 
-def check_scale(value, option: str = "--scale") -> float:
-    """The output scale as a float in [MIN_SCALE, MAX_SCALE]."""
+def _number(value, option: str) -> float:
     try:
-        v = float(value)
+        return float(value)
     except (TypeError, ValueError):
         raise ConfigError(f"{option} must be a number (got {value!r})") from None
+
+
+def check_scale(value, option: str = "--scale") -> float:
+    """The output scale as a float in [MIN_SCALE, MAX_SCALE]."""
+    v = _number(value, option)
     if not (MIN_SCALE <= v <= MAX_SCALE):
         raise ConfigError(f"{option} must be between {MIN_SCALE:g} and {MAX_SCALE:g} (got {value})")
     return v
@@ -40,10 +44,7 @@ def check_scale(value, option: str = "--scale") -> float:
 
 def check_fraction(value, option: str) -> float:
     """A number strictly between 0 and 1 (the cull threshold)."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{option} must be a number (got {value!r})") from None
+    v = _number(value, option)
     if not (0.0 < v < 1.0):
         raise ConfigError(f"{option} must be between 0 and 1 (got {value})")
     return v
@@ -51,10 +52,7 @@ def check_fraction(value, option: str) -> float:
 
 def check_megapixels(value, option: str = "--max-megapixels") -> float:
     """A positive frame-size limit in megapixels."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{option} must be a number (got {value!r})") from None
+    v = _number(value, option)
     if not (v > 0 and v < float("inf")):
         raise ConfigError(f"{option} must be a positive number (got {value})")
     return v
@@ -99,10 +97,7 @@ def check_sharpen(value, option: str = "--sharpen"):
 
 def check_optics_sigma(value, option: str = "--optics-sigma") -> float:
     """The lens blur's Gaussian sigma in frame px, 0 to 3."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{option} must be a number (got {value!r})") from None
+    v = _number(value, option)
     if not (0.0 <= v <= 3.0):
         raise ConfigError(f"{option} must be between 0 and 3 frame pixels (got {value})")
     return v
