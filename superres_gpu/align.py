@@ -126,24 +126,29 @@ def frame_levels(B, ref, frame) -> FrameLevels:
     return FrameLevels(pyr, coef)
 
 
-def align(B, ref, levels: FrameLevels, model: str | None = None, finest: int = 0):
+def align(B, ref, levels: FrameLevels, model: str | None = None, finest: int = 0, points: dict | None = None,
+          finalize: bool = True):
     """Align a frame, given its :class:`FrameLevels`, to the reference (with
-    the reference's configured model, or ``model``; down to level ``finest``).
+    the reference's configured model, or ``model``; down to level ``finest``;
+    on the reference's points, or ``points`` per level).
 
     Returns the frame's state vector on the backend (``backends.base``
-    layout): T, Tinv, photometric gain/offset, diagnostics and the accept flag.
+    layout): T, Tinv, photometric gain/offset, diagnostics and, unless
+    ``finalize`` is False, the accept flag.
     """
     cfg = ref.config
+    points = ref.points if points is None else points
     state = B.asarray(S.identity_state())
     surface = B.phase_correlation(ref.spectrum, levels.pyramid[ref.pc_level], ref.window)
     B.peak_to_state(surface, state, ref.pc_level)
-    for level, model, iters in schedule(ref, model, finest):
-        mid = MODEL_ID[model]
+    for level, m, iters in schedule(ref, model, finest):
+        mid = MODEL_ID[m]
         margin = ref.margin(level)
         for it in range(iters):
-            sums = B.align_reduce(levels.coef[level], ref.points[level], state, mid, level, ref.norm, margin, it)
+            sums = B.align_reduce(levels.coef[level], points[level], state, mid, level, ref.norm, margin, it)
             B.align_update(sums, state, mid, ref.norm, cfg.damping, cfg.converged_px, it)
-    B.align_finalize(state, ref.width, ref.height, cfg.min_corr, cfg.min_overlap)
+    if finalize:
+        B.align_finalize(state, ref.width, ref.height, cfg.min_corr, cfg.min_overlap)
     return state
 
 
@@ -193,21 +198,6 @@ def fold_points(B, ref, finest: int) -> list[dict]:
     return halves
 
 
-def _fit_on(B, ref, levels: FrameLevels, model: str, points: dict, finest: int):
-    """:func:`align` restricted to the given points per level, without the
-    final accept decision (the state of the fit)."""
-    cfg = ref.config
-    state = B.asarray(S.identity_state())
-    surface = B.phase_correlation(ref.spectrum, levels.pyramid[ref.pc_level], ref.window)
-    B.peak_to_state(surface, state, ref.pc_level)
-    for level, m, iters in schedule(ref, model, finest):
-        mid = MODEL_ID[m]
-        for it in range(iters):
-            sums = B.align_reduce(levels.coef[level], points[level], state, mid, level, ref.norm, ref.margin(level), it)
-            B.align_update(sums, state, mid, ref.norm, cfg.damping, cfg.converged_px, it)
-    return state
-
-
 def choose_model(B, ref, frames: list[FrameLevels]) -> ModelChoice:
     """The simplest motion model whose fit is not clearly beaten by a richer one.
 
@@ -239,7 +229,7 @@ def choose_model(B, ref, frames: list[FrameLevels]) -> ModelChoice:
     for levels in frames:
         ee, nn = {}, {}
         for k in (0, 1):
-            states = {m: _fit_on(B, ref, levels, m, halves[k], finest) for m in MOTION_MODELS}
+            states = {m: align(B, ref, levels, m, finest, halves[k], finalize=False) for m in MOTION_MODELS}
             maps.append({m: B.asnumpy(st[S.S_T]).reshape(3, 3) for m, st in states.items()})
             sigma = states[richest][S.S_RMS]
             for m in MOTION_MODELS:
