@@ -43,16 +43,26 @@ SR_HD void sr_compose_map(const double* Cm, const double* M, double* out) {
                                     sr_mul(Cm[r * 3 + 2], M[6 + k]));
 }
 
-// One channel at frame position (u, v): the same taps and weights as sr_resample_pixel.
-template <typename T, int C>
-SR_HD float sr_sample_channel(const T* frame, int fw, int fh, double u, double v, const float* tab, int ch) {
+// The 8x8 Lanczos4 taps at frame position (u, v): u clamped to [-64, fw + 64], rounded to
+// 1/32 px; the first tap (ix, iy) and the two axes' weight rows of the table.
+SR_HD void sr_lanczos_taps(double u, double v, int fw, int fh, const float* tab, int* ix, int* iy, const float** wx,
+                           const float** wy) {
     double uc = u < -64.0 ? -64.0 : (u > fw + 64.0 ? fw + 64.0 : u);
     double vc = v < -64.0 ? -64.0 : (v > fh + 64.0 ? fh + 64.0 : v);
     int xq = sr_rint(uc * SR_TAB_SIZE);
     int yq = sr_rint(vc * SR_TAB_SIZE);
-    int ix = (xq >> SR_TAB_BITS) - 3, iy = (yq >> SR_TAB_BITS) - 3;
-    const float* wx = tab + (xq & (SR_TAB_SIZE - 1)) * 8;
-    const float* wy = tab + (yq & (SR_TAB_SIZE - 1)) * 8;
+    *ix = (xq >> SR_TAB_BITS) - 3;
+    *iy = (yq >> SR_TAB_BITS) - 3;
+    *wx = tab + (xq & (SR_TAB_SIZE - 1)) * 8;
+    *wy = tab + (yq & (SR_TAB_SIZE - 1)) * 8;
+}
+
+// One channel at frame position (u, v): the same taps and weights as sr_resample_pixel.
+template <typename T, int C>
+SR_HD float sr_sample_channel(const T* frame, int fw, int fh, double u, double v, const float* tab, int ch) {
+    int ix, iy;
+    const float *wx, *wy;
+    sr_lanczos_taps(u, v, fw, fh, tab, &ix, &iy, &wx, &wy);
     float sum = 0.0f;
     for (int r = 0; r < 8; ++r) {
         const T* row = frame + (long long)sr_clampi(iy + r, 0, fh - 1) * fw * C;
@@ -70,13 +80,9 @@ SR_HD bool sr_resample_pixel(const T* frame, int fw, int fh, const double* M, co
     double u, v;
     sr_project(M, (double)X, (double)Y, &u, &v);
     if (!(u >= -0.5 && u <= fw - 0.5 && v >= -0.5 && v <= fh - 0.5)) return false;
-    double uc = u < -64.0 ? -64.0 : (u > fw + 64.0 ? fw + 64.0 : u);
-    double vc = v < -64.0 ? -64.0 : (v > fh + 64.0 ? fh + 64.0 : v);
-    int xq = sr_rint(uc * SR_TAB_SIZE);
-    int yq = sr_rint(vc * SR_TAB_SIZE);
-    int ix = (xq >> SR_TAB_BITS) - 3, iy = (yq >> SR_TAB_BITS) - 3;
-    const float* wx = tab + (xq & (SR_TAB_SIZE - 1)) * 8;
-    const float* wy = tab + (yq & (SR_TAB_SIZE - 1)) * 8;
+    int ix, iy;
+    const float *wx, *wy;
+    sr_lanczos_taps(u, v, fw, fh, tab, &ix, &iy, &wx, &wy);
     int cols[8];
     for (int c = 0; c < 8; ++c) cols[c] = sr_clampi(ix + c, 0, fw - 1) * C;
     float sum[C];

@@ -170,6 +170,21 @@ class CupyBackend:
             raise TypeError(f"{what} must be float32 on the device, not {a.dtype}")
         return self._contig(a)
 
+    def _accumulate_args(self, frame, num, den, weights):
+        """The checked arguments both merge kernels share: (frame, fw, fh,
+        channels, wo, ho, weight map, its width and height, has_weights)."""
+        frame = self._contig(frame)
+        fh, fw = frame.shape[:2]
+        c = 1 if frame.ndim == 2 else frame.shape[2]
+        ho, wo = den.shape
+        if num.shape != (ho, wo, c) or not (num.flags.c_contiguous and den.flags.c_contiguous):
+            raise ValueError("num must be a contiguous (ho, wo, channels) float32 array matching den")
+        if num.dtype != np.float32 or den.dtype != np.float32:
+            raise TypeError(f"num and den must be float32, not {num.dtype} and {den.dtype}")
+        wmap, has = (self._one, 0) if weights is None else (self._f32(weights, "weights"), 1)
+        wh, ww = wmap.shape
+        return frame, fw, fh, c, wo, ho, wmap, ww, wh, has
+
     @staticmethod
     def _state(st):
         """The state vector itself (kernels update it in place: never a copy)."""
@@ -296,21 +311,9 @@ class CupyBackend:
     # --- kernel 1: fused resample-and-accumulate ---------------------------------
     def resample_accumulate(self, frame, state, num, den, scale: float, max_value: float, weights=None,
                             weight_level: int = 1, channel_maps=None) -> None:
-        frame = self._contig(frame)
-        fh, fw = frame.shape[:2]
-        c = 1 if frame.ndim == 2 else frame.shape[2]
-        ho, wo = den.shape
-        if num.shape != (ho, wo, c) or not (num.flags.c_contiguous and den.flags.c_contiguous):
-            raise ValueError("num must be a contiguous (ho, wo, channels) float32 array matching den")
-        if num.dtype != np.float32 or den.dtype != np.float32:
-            raise TypeError(f"num and den must be float32, not {num.dtype} and {den.dtype}")
+        frame, fw, fh, c, wo, ho, wmap, ww, wh, has = self._accumulate_args(frame, num, den, weights)
         a = np.float64(1.0 / scale)
         b = np.float64(0.5 / scale - 0.5)
-        if weights is None:
-            wmap, has = self._one, 0
-        else:
-            wmap, has = self._f32(weights, "weights"), 1
-        wh, ww = wmap.shape
         if channel_maps is None:
             cmaps, has_c = self._eye9, 0
         else:
@@ -331,17 +334,7 @@ class CupyBackend:
                           weights=None, weight_level: int = 1) -> None:
         from .numpy_backend import kernel_taps
 
-        frame = self._contig(frame)
-        fh, fw = frame.shape[:2]
-        c = 1 if frame.ndim == 2 else frame.shape[2]
-        ho, wo = den.shape
-        if num.shape != (ho, wo, c) or not (num.flags.c_contiguous and den.flags.c_contiguous):
-            raise ValueError("num must be a contiguous (ho, wo, channels) float32 array matching den")
-        if weights is None:
-            wmap, has = self._one, 0
-        else:
-            wmap, has = self._contig(weights), 1
-        wh, ww = wmap.shape
+        frame, fw, fh, c, wo, ho, wmap, ww, wh, has = self._accumulate_args(frame, num, den, weights)
         k = self._kernel("kernelreg", f"kernel_accumulate<{self._type_name(frame.dtype)}, {c}>")
         k(
             grid_2d(wo, ho),
