@@ -386,8 +386,13 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock, template=None
         with clock.stage("restore"):
             mean, covered = acc.take_mean()
             if cfg.merge in KERNEL_MERGES:
+                predicted = weights.profile_noise(ref_info.max_value)  # a raw file's noise profile, if any
+                noise = None
+                if predicted is not None:
+                    noise, ref_noise = predicted
                 restoration = deconvolve(B, mean, cfg.scale, acc.sigma, ref_info.max_value, ref_noise,
-                                         cfg.optics_sigma, amount)
+                                         cfg.optics_sigma, amount, noise=noise)
+                restoration["noise_source"] = "measured" if predicted is None else "noise profile"
             else:
                 sharpen(B, mean, cfg.scale, used, lam=restoration_strength(used) / amount)
             image = acc.to_float(mean, covered) if cfg.format == "tiff32f" else acc.encode(mean, covered)

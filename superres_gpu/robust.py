@@ -180,6 +180,8 @@ class RobustWeights:
         self.rejected_max = xp.zeros((h, w), dtype=xp.float32)  # the most any one frame lost
         self.ref_noise = noise_variance(B, self.ref_img)
         self.zero = xp.zeros((h, w), dtype=xp.float32)
+        self.noise_model = noise if self.noise2 is not None else None
+        self.kept = xp.ones((h, w), dtype=xp.float32)  # per pixel: the frames merged there (the reference: 1)
 
     def residual(self, levels, state):
         """(d^2, coverage) of an aligned frame against the reference on the
@@ -247,8 +249,35 @@ class RobustWeights:
             w = 1.0 - self.mask
         lost = (1.0 - w) * cov
         xp.maximum(self.rejected_max, lost, out=self.rejected_max)
+        self.kept += w * (state[S.S_ACCEPT] != 0.0)  # w is 1 past the residual's margin, where it is merged in full
         frac = lost.sum() / xp.maximum(cov.sum(), 1.0)
         return w, frac
+
+    def profile_noise(self, max_value: float) -> tuple[float, float] | None:
+        """(merged, one frame's) noise standard deviation that the noise profile
+        predicts, in input value units (``max_value`` = full scale), or None
+        without a profile.
+
+        One frame's is the median over the reference of the profile's luma
+        variance at each pixel (level 1, brought back to its white-noise
+        equivalent at level 0); the merged image's divides each pixel's
+        variance by the merge's effective frame count there, the robust
+        weights' sum over the merged frames (the reference counts 1), before
+        the median: where frames were left out (what moved) more of a frame's
+        noise is left, as much as the profile says that pixel's brightness
+        carries.  Medians, as :func:`~superres_gpu.restore.residual_noise`
+        reads the typical level, not the frame's borders where fewer frames
+        reach.  Host floats (one read after the burst)."""
+        if self.noise_model is None:
+            return None
+        B, xp = self.B, self.B.xp
+        var = self.noise_model.variance(self.ref_img, self.level) / np.float32(
+            self.noise_model.level_factor(self.level))
+        every = xp.ones_like(var)
+        one = float(B.asnumpy(B.robust_noise_level(var, every, self.zero, 0.0)))
+        merged = float(B.asnumpy(B.robust_noise_level(var / xp.maximum(self.kept, np.float32(1.0)), every,
+                                                      self.zero, 0.0)))
+        return float(np.sqrt(merged) * max_value), float(np.sqrt(one) * max_value)
 
     def picture(self) -> np.ndarray:
         """8-bit RGB picture: the reference in grey, red where a frame was left out

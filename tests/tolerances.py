@@ -113,6 +113,10 @@ TOL = {
                               "within ~10 %: demosaicing is modelled by each plane's site density only)"),
     "raw_static_rejection": (0.02, None, "static content with the noise profile: next to nothing left out"),
     "raw_mover_rejection": (0.9, None, "a one-stop mover in the shadows, inside its box: left out almost entirely"),
+    "profile_noise_count": (0.0, 0.05, "static frames: the robust weights keep every pixel of every frame (a few "
+                            "per mille left out by chance), so the merged/one-frame median is 1/sqrt(N)"),
+    "profile_noise_scaling": (0.05, None, "the profile's variance S x + O scaled tenfold: its square root, "
+                              "exactly sqrt(10) but for the medians over slightly different kept counts"),
     "disagreement_genuine": (1.0, None, "frames of one scene that differ by noise and motion: the disagreement "
                              "(lower quartile of residual over noise and edge allowance) measured 0.1-0.34 on "
                              "synthetic JPEG and DNG bursts; 1.0 is where noise alone would put it"),
