@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, cull
-from .align import AUTO, ModelChoice, align, choose_model, drop_reason, frame_levels
+from .align import AUTO, ModelChoice, align, choose_model, frame_levels
 from .backends import get_backend, is_device_oom
 from .backends.base import STATUS_DISAGREES
 from .decode import FrameFeed, read_mask

@@ -14,10 +14,10 @@ import numpy as np
 
 from . import __version__
 from .align import drop_reason
+from .backends import base as S
 from .discover import FrameInfo
 from .geometry import decompose, output_size
 from .kernelmerge import kernel_sigma
-from .backends import base as S
 from .options import KERNEL_MERGES
 from .robust import DISAGREE_LIMIT
 from .state import FrameState

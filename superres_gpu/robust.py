@@ -167,15 +167,14 @@ class RobustWeights:
         self.noise2 = None  # the model's expected local residual variance, when it applies
         gx, gy = B.gradient(self.ref_img)
         self.g = B.sepfilter(gx * gx + gy * gy, self.taps)  # the local gradient energy
-        if robust:
-            if noise is not None and self.level >= 1:
-                # the local mean of d^2 over the same window as e: the mean of the pixels' variances
-                var = B.sepfilter(noise.variance(self.ref_img, self.level), self.taps)
-                self.noise2 = xp.maximum(var * np.float32(2.0), np.float32(1e-12))
-                # r2 = (e / c) / (noise2 + beta g) = (e / noise2 / c) / (1 + beta g / noise2): the
-                # per-pixel level enters robust_weight through e and g, with a unit scale
-                self.g_unit = self.g / self.noise2
-                self.unit = xp.ones((), dtype=xp.float32)
+        if robust and noise is not None and self.level >= 1:
+            # the local mean of d^2 over the same window as e: the mean of the pixels' variances
+            var = B.sepfilter(noise.variance(self.ref_img, self.level), self.taps)
+            self.noise2 = xp.maximum(var * np.float32(2.0), np.float32(1e-12))
+            # r2 = (e / c) / (noise2 + beta g) = (e / noise2 / c) / (1 + beta g / noise2): the
+            # per-pixel level enters robust_weight through e and g, with a unit scale
+            self.g_unit = self.g / self.noise2
+            self.unit = xp.ones((), dtype=xp.float32)
         self.noise_source = None if not robust else ("noise profile" if self.noise2 is not None else "measured")
         self.rejected_max = xp.zeros((h, w), dtype=xp.float32)  # the most any one frame lost
         self.ref_noise = noise_variance(B, self.ref_img)

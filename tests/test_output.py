@@ -225,7 +225,7 @@ def test_png_output_carries_the_reference_exif(tmp_path, small_burst):
     from PIL import Image
 
     from superres_gpu import cli
-    from superres_gpu.metadata import png_chunks, png_exif_block, parse_tiff_exif
+    from superres_gpu.metadata import parse_tiff_exif, png_chunks, png_exif_block
 
     d = tmp_path / "burst"
     d.mkdir()

@@ -120,12 +120,11 @@ def test_the_kernel_merge_restoration_follows_a_dng_noise_profile(tmp_path, leve
     restoration's noise is the profile's prediction at the scene's brightness
     divided by the frames merged, and its strength follows it."""
     pytest.importorskip("rawpy", reason="the raw extra (rawpy) is not installed")
+    import cv2
     from dng_util import write_dng
 
     from superres_gpu import superresolve
     from superres_gpu.restore import profile_strength
-
-    import cv2
 
     texture = cv2.GaussianBlur(np.random.default_rng(3).standard_normal((96, 128)), (0, 0), 2.0)
     scene = level * (1.0 + 1.5 * texture)  # smooth, aperiodic detail: one alignment, no ambiguity
