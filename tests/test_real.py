@@ -86,9 +86,11 @@ def test_mdsp_sequences_align_and_merge(tmp_path, seq):
                      "--backend", "numpy", "--no-cull"]) == 0
     r = json.loads(rep.read_text())
     # `disk` ends with frames of a much coarser, blocky video (another zoom): the
-    # last may be dropped as implausible; every other frame of every sequence aligns
+    # last may be dropped (its content disagrees with the reference: 7.4 against
+    # the limit 4); every other frame of every sequence aligns and is kept
     assert r["summary"]["dropped"] <= (1 if seq == "disk" else 0), [f["reason"] for f in r["frames"] if not f["used"]]
-    # the content check drops none of them: the highest, `disk`'s frames from the coarser video, read up to 2.74
+    # and the kept frames are clear of the content check's limit: the highest, `disk`'s other frames
+    # from the coarser video, read up to 2.74
     kept = [f["disagreement"] for f in r["frames"][1:] if f["used"]]
     assert max(kept) < DISAGREE_LIMIT / TOL["real_disagreement_margin"][0]
     assert r["summary"]["residual_rms_median"] < TOL["mdsp_residual_rms"][0]
