@@ -75,7 +75,9 @@ def alignment_by_format(seeds, folder: Path) -> dict:
     from superres_gpu.geometry import grid_rms_error
     from superres_gpu.synth import CameraSpec, recipe_burst
 
-    errors = {"png": [], "heic": [], "dng": []}
+    # "png1": the green channel alone as a grey PNG, one noisy sample per pixel as in a raw CFA (the
+    # RGB PNG carries three): what a raw frame's information allows
+    errors = {"png": [], "heic": [], "dng": [], "png1": []}
     for seed in seeds:
         burst = recipe_burst("test-medium", seed=seed, camera=CameraSpec(blur_sigma=0.5, noise_gain=0.002,
                                                                           noise_floor=0.008, jpeg_quality=None,
@@ -87,6 +89,7 @@ def alignment_by_format(seeds, folder: Path) -> dict:
         for k, f16 in enumerate(burst.frames):
             f8 = np.rint(f16 / 257.0).astype(np.uint8)
             cv2.imwrite(str(dirs["png"] / f"f{k:02d}.png"), f8[..., ::-1])  # untagged: an input, not our output
+            cv2.imwrite(str(dirs["png1"] / f"f{k:02d}.png"), np.ascontiguousarray(f8[..., 1]))
             pillow_heif.from_bytes(mode="RGB", size=(w, h), data=f8.tobytes()).save(dirs["heic"] / f"f{k:02d}.heic",
                                                                                      quality=90)
             write_dng(dirs["dng"] / f"f{k:02d}.dng", f16 / 65535.0)
@@ -133,7 +136,8 @@ def main(argv=None) -> int:
         f"{resumed['partial_left']} extra or partial outputs left.",
         "",
         "Alignment error by input format (test-medium scene, seeds 5-7, same frames written as 8-bit PNG, "
-        "HEIC quality 90 and 16-bit linear DNG; mean grid RMS error of the frame transforms vs truth):",
+        "HEIC quality 90 and 16-bit linear DNG, and the green channel alone as a grey PNG (png1: one noisy "
+        "sample per pixel, as a raw CFA has); mean grid RMS error of the frame transforms vs truth):",
         "",
         "| format | mean error px | frames | vs PNG |",
         "|---|---|---|---|",

@@ -5,7 +5,11 @@ PNG) whose middle frame is a mutant of a good frame: bytes of its header or
 its data changed, cut short, bytes inserted, a range zeroed, or its claimed
 size changed.  The CLI runs in this process, and each outcome is counted:
 
-* ``ok``: the run succeeded (a mutation the decoder cannot tell from data);
+* ``ok``: the run succeeded with the mutant merged (a mutation the decoder
+  cannot tell from data, whose picture agrees with the others within noise);
+* ``dropped_content``: the run succeeded without the mutant, dropped because
+  its content disagrees with the reference; ``dropped_other``: dropped for
+  another reason (it could not be aligned);
 * ``refused``: exit 1 with one line naming the mutant;
 * ``refused_other``: exit 1 with one line naming another file (the
   reference: the mutant could not be aligned, so the burst had too few
@@ -134,7 +138,12 @@ def run_case(work: Path, frames: list[bytes], mutant: bytes, ext: str, limit_s: 
     if "Traceback" in text:
         return "traceback"
     if rc == 0:
-        return "ok" if set(after) - set(before) == {"o.tif", "r.json"} else "leftover"
+        if set(after) - set(before) != {"o.tif", "r.json"}:
+            return "leftover"
+        mutant = json.loads((work / "r.json").read_text())["frames"][1]
+        if mutant["used"]:
+            return "ok"
+        return "dropped_content" if mutant["reason"].startswith("content disagrees") else "dropped_other"
     lines = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("warning:")]
     if any(k in before and after.get(k) != before[k] for k in before):
         return "changed"

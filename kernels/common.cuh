@@ -45,6 +45,7 @@
 #define SR_STATUS_IMPLAUSIBLE 3
 #define SR_STATUS_LOW_CORR 4
 #define SR_STATUS_LOW_OVERLAP 5
+#define SR_STATUS_DISAGREES 6
 
 // ---- alignment reduction vector layout ----------------------------------------
 #define SR_SUMS_LEN 64

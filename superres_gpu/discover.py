@@ -26,7 +26,10 @@ from .metadata import PNG_SIGNATURE, jpeg_exif_block, jpeg_segments, parse_tiff_
 from .pixels import full_scale
 from .resources import DEFAULT_MAX_MEGAPIXELS, check_frame_pixels
 
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".heic", ".heif", ".hif", ".dng"}
+# raw formats LibRaw reads (it identifies a file by its content; the name routes it to rawpy)
+RAW_EXTS = {".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".orf", ".rw2", ".raf",
+            ".pef", ".srw", ".rwl", ".3fr", ".fff", ".iiq", ".erf", ".kdc", ".dcr", ".mrw", ".mos", ".mef", ".x3f"}
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".heic", ".heif", ".hif"} | RAW_EXTS
 SKIP_SUFFIX = ".not_sharp_enough"
 MASK_NAME = "mask.png"
 SOFTWARE = f"superres_gpu {__version__}"
@@ -222,7 +225,7 @@ def _probe(path: Path) -> FrameInfo:
         raise InputError(f"cannot read file ({e.strerror})", str(path)) from None
     if size == 0:
         raise InputError("file is empty", str(path))
-    if path.suffix.lower() == ".dng":  # a TIFF structure, but raw CFA data for LibRaw
+    if path.suffix.lower() in RAW_EXTS:  # DNG, NEF, CR2...: often a TIFF structure, but raw CFA data for LibRaw
         from .raw import probe_raw
 
         return probe_raw(path)

@@ -261,6 +261,78 @@ def ascii_text(v) -> str | None:
     return None
 
 
+def _rational(v) -> tuple[int, int] | None:
+    """An unsigned EXIF RATIONAL (numerator, denominator) of a number, or None."""
+    if isinstance(v, bool) or not isinstance(v, (Fraction, int, float)):
+        return None
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    f = Fraction(v).limit_denominator(1_000_000)
+    if f < 0 or f.numerator > 0xFFFFFFFF:
+        return None
+    return f.numerator, f.denominator
+
+
+def _ifd(entries: list, start: int, next_ifd: int = 0) -> tuple[bytes, bytes]:
+    """(directory, its data area) of a little-endian classic TIFF IFD written at
+    byte ``start``; ``entries`` are (tag, type, count, value bytes), sorted."""
+    dir_len = 2 + 12 * len(entries) + 4
+    data = b""
+    out = struct.pack("<H", len(entries))
+    for tag, ftype, count, value in entries:
+        if len(value) <= 4:
+            out += struct.pack("<HHI", tag, ftype, count) + value.ljust(4, b"\x00")
+        else:
+            out += struct.pack("<HHII", tag, ftype, count, start + dir_len + len(data))
+            data += value + (b"\x00" if len(value) % 2 else b"")  # values start on a word boundary
+    return out + struct.pack("<I", next_ifd), data
+
+
+def exif_block(exif: dict, software: str) -> bytes:
+    """A TIFF-structured EXIF block (what a PNG ``eXIf`` chunk or a JPEG's APP1
+    holds) with the capture metadata :func:`parse_tiff_exif` reads: make and
+    model (7-bit ASCII only; other text is left to the XMP packet), orientation
+    1 (the output is upright), the capture date (as DateTime and
+    DateTimeOriginal), exposure time, f-number, ISO and focal length, plus
+    ``software``.  A tag whose value is not of its kind is left out."""
+
+    def ascii(tag, v):
+        text = ascii_text(v)
+        return None if text is None else (tag, 2, len(text) + 1, text.encode("ascii") + b"\x00")
+
+    def rational(tag, v):
+        r = _rational(v)
+        return None if r is None else (tag, 5, 1, struct.pack("<II", *r))
+
+    when = capture_datetime(exif)
+    stamp = None if when is None else when.strftime(_EXIF_DATE)
+    iso = exif.get("iso")
+    iso_ok = isinstance(iso, int) and not isinstance(iso, bool) and 0 < iso <= 0xFFFF
+    sub = [e for e in (
+        rational(0x829A, exif.get("exposure_time")),
+        rational(0x829D, exif.get("f_number")),
+        (0x8827, 3, 1, struct.pack("<H", iso)) if iso_ok else None,
+        ascii(0x9003, stamp),
+        rational(0x920A, exif.get("focal_length")),
+    ) if e is not None]
+    ifd0 = [e for e in (
+        ascii(0x010F, exif.get("make")),
+        ascii(0x0110, exif.get("model")),
+        (0x0112, 3, 1, struct.pack("<H", 1)),
+        ascii(0x0131, software),
+        ascii(0x0132, stamp),
+    ) if e is not None]
+    if not sub:
+        head, data = _ifd(ifd0, 8)
+        return b"II*\x00" + struct.pack("<I", 8) + head + data
+    n0 = len(ifd0) + 1  # with the EXIF sub-IFD pointer
+    size0 = 2 + 12 * n0 + 4 + sum(len(v) + len(v) % 2 for _, _, _, v in ifd0 if len(v) > 4)
+    pointer = (_EXIF_IFD_POINTER, 4, 1, struct.pack("<I", 8 + size0))
+    head0, data0 = _ifd(sorted(ifd0 + [pointer]), 8)
+    head1, data1 = _ifd(sub, 8 + size0)
+    return b"II*\x00" + struct.pack("<I", 8) + head0 + data0 + head1 + data1
+
+
 def xmp_packet(exif: dict, creator: str) -> bytes:
     """An XMP packet with the capture metadata (make, model, date, exposure time,
     f-number, focal length, ISO) and ``creator`` as the creator tool.

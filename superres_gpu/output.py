@@ -21,7 +21,7 @@ import numpy as np
 
 from .discover import SOFTWARE, SOFTWARE_KEY
 from .errors import OutputError
-from .metadata import ascii_text, capture_datetime, xmp_packet
+from .metadata import ascii_text, capture_datetime, exif_block, xmp_packet
 
 
 class _DiscardOnError:
@@ -269,8 +269,16 @@ def write_tiff(
         raise
 
 
-def encode_png(image: np.ndarray) -> bytes:
-    """PNG bytes of an RGB/grey uint8/uint16 image with a Software tEXt chunk."""
+def _png_chunk(ctype: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + ctype + body + struct.pack(">I", zlib.crc32(ctype + body) & 0xFFFFFFFF)
+
+
+def encode_png(image: np.ndarray, exif: dict | None = None) -> bytes:
+    """PNG bytes of an RGB/grey uint8/uint16 image with a Software tEXt chunk;
+    with ``exif`` (the reference's capture metadata), also an ``eXIf`` chunk
+    (:func:`~superres_gpu.metadata.exif_block`) and the XMP packet the TIFF
+    output carries, in an iTXt chunk (UTF-8: any text), both before the image
+    data as the PNG specification asks."""
     from .decode import cv2_quiet
 
     cv2 = cv2_quiet()
@@ -279,11 +287,13 @@ def encode_png(image: np.ndarray) -> bytes:
     if not ok:
         raise ValueError("PNG encoding failed")
     data = buf.tobytes()
-    body = SOFTWARE_KEY + b"\x00" + SOFTWARE.encode("ascii")
-    chunk = struct.pack(">I", len(body)) + b"tEXt" + body
-    chunk += struct.pack(">I", zlib.crc32(b"tEXt" + body) & 0xFFFFFFFF)
+    chunks = _png_chunk(b"tEXt", SOFTWARE_KEY + b"\x00" + SOFTWARE.encode("ascii"))
+    if exif is not None:
+        chunks += _png_chunk(b"eXIf", exif_block(exif, SOFTWARE))
+        # iTXt: keyword, NUL, compression flag and method (none), empty language tag and translated keyword
+        chunks += _png_chunk(b"iTXt", b"XML:com.adobe.xmp\x00\x00\x00\x00\x00" + xmp_packet(exif, SOFTWARE))
     ihdr_end = 8 + 12 + 13  # signature + IHDR chunk
-    return data[:ihdr_end] + chunk + data[ihdr_end:]
+    return data[:ihdr_end] + chunks + data[ihdr_end:]
 
 
 def write_image(out: AtomicOutput, image: np.ndarray, fmt: str, exif: dict | None = None,
@@ -292,7 +302,7 @@ def write_image(out: AtomicOutput, image: np.ndarray, fmt: str, exif: dict | Non
     (one of :data:`superres_gpu.options.FORMATS`; ``tiff32f`` expects float32)."""
     if fmt == "png16":
         try:
-            out.tmp.write_bytes(encode_png(image))
+            out.tmp.write_bytes(encode_png(image, exif=exif or {}))
         except BaseException:
             out.discard()
             raise

@@ -33,8 +33,9 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, cull
-from .align import AUTO, ModelChoice, align, choose_model, drop_reason, frame_levels
+from .align import AUTO, ModelChoice, align, choose_model, frame_levels
 from .backends import get_backend, is_device_oom
+from .backends.base import STATUS_DISAGREES
 from .decode import FrameFeed, read_mask
 from .discover import MASK_NAME, FrameInfo, check_burst, probe, resolve_frames
 from .errors import AlignmentError, ConfigError, InputError
@@ -220,17 +221,21 @@ def merge_with_cpu_fallback(cfg, records, order, mask, progress, warn, clock) ->
 def process_frame(B, ref: Reference, weights: RobustWeights, acc: Accumulator, frame, levels=None):
     """The per-frame work of the merge, all on the backend's device: align the
     frame to the reference, weigh it, resample it onto the output grid and
-    accumulate (``levels``: the frame's FrameLevels when already made).
-    Returns (state, rejected fraction, (mark after align, mark after the
-    weights)); nothing is read back to the host."""
+    accumulate (``levels``: the frame's FrameLevels when already made); a
+    frame whose content disagrees with the reference is dropped
+    (:meth:`RobustWeights.check`).  Returns (state, rejected fraction,
+    disagreement, (mark after align, mark after the weights)); nothing is
+    read back to the host."""
     if levels is None:
         levels = frame_levels(B, ref, frame)
     state = align(B, ref, levels)
     m1 = B.mark()
-    w, rejected = weights.for_frame(levels, state)
+    residual = weights.residual(levels, state)
+    disagreement = weights.check(levels, state, residual)
+    w, rejected = weights.for_frame(levels, state, residual)
     m2 = B.mark()
     acc.add(frame, state, w, weights.level)
-    return state, rejected, (m1, m2)
+    return state, rejected, disagreement, (m1, m2)
 
 
 def merge_burst(cfg, records, order, mask, progress, warn, clock) -> Merged:
@@ -282,7 +287,7 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock, template=None
     B = get_backend(cfg.backend)
     ref_info = records[order[0]].info
     n = len(order)
-    dev_states, dev_rejected = {}, {}
+    dev_states, dev_rejected, dev_disagree = {}, {}, {}
     marks = []  # per frame: backend marks (start, aligned, weighed, accumulated)
     choice = None  # motion "auto": the model chosen on the first frames, held back until then
     held = []
@@ -335,11 +340,12 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock, template=None
                 ref.config = dataclasses.replace(cfg.align, model=choice.model)
                 for hi, hframe, hlevels, _ in held:  # their alignment starts now, after the choice
                     hm0 = B.mark()
-                    state, dev_rejected[hi], (m1, m2) = process_frame(B, ref, weights, acc, hframe, hlevels)
+                    state, dev_rejected[hi], dev_disagree[hi], (m1, m2) = process_frame(B, ref, weights, acc, hframe,
+                                                                                        hlevels)
                     finish(hi, state, hm0, m1, m2)
                 held = []
             else:
-                state, dev_rejected[i], (m1, m2) = process_frame(B, ref, weights, acc, frame)
+                state, dev_rejected[i], dev_disagree[i], (m1, m2) = process_frame(B, ref, weights, acc, frame)
                 B.frame_done(frame)
                 finish(i, state, m0, m1, m2)
             del frame
@@ -349,21 +355,27 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock, template=None
             records[i].state = FrameState.from_vector(row)
         for i, v in dev_rejected.items():
             records[i].rejected = None if v is None else float(B.asnumpy(v))
+        for i, v in dev_disagree.items():
+            records[i].disagreement = float(B.asnumpy(v))
     for m0, m1, m2, m3 in marks:
         clock.add("align", B.elapsed(m0, m1))
         clock.add("weights", B.elapsed(m1, m2))
         clock.add("merge", B.elapsed(m2, m3))
-    for i in order[1:]:
-        reason = drop_reason(records[i].state, ref.config)
-        if reason:
-            warn(f"{records[i].path.name}: dropped, {reason}")
     used = 1 + sum(records[i].used for i in order[1:])
+    if used == 1 and all(records[i].state.status == STATUS_DISAGREES for i in order[1:]):
+        raise InputError(f"the content of every one of the {n - 1} other frames disagrees with the reference "
+                         "beyond what noise explains; is the reference damaged, or not of this scene?",
+                         str(records[order[0]].path))
     if used == 1:
         raise AlignmentError(
             f"none of the {n - 1} other frames could be aligned to the reference; "
             "is this a burst of one static scene?",
             str(records[order[0]].path),
         )
+    for i in order[1:]:  # after the checks above: a failed run prints one line
+        reason = records[i].drop_reason(ref.config)
+        if reason:
+            warn(f"{records[i].path.name}: dropped, {reason}")
     if keep_template:
         mean, _ = acc.take_mean()
         t = template_frame(B, mean, cfg.scale, ref_info.width, ref_info.height, ref_info.max_value)
@@ -374,8 +386,13 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock, template=None
         with clock.stage("restore"):
             mean, covered = acc.take_mean()
             if cfg.merge in KERNEL_MERGES:
+                predicted = weights.profile_noise(ref_info.max_value)  # a raw file's noise profile, if any
+                noise = None
+                if predicted is not None:
+                    noise, ref_noise = predicted
                 restoration = deconvolve(B, mean, cfg.scale, acc.sigma, ref_info.max_value, ref_noise,
-                                         cfg.optics_sigma, amount)
+                                         cfg.optics_sigma, amount, noise=noise)
+                restoration["noise_source"] = "measured" if predicted is None else "noise profile"
             else:
                 sharpen(B, mean, cfg.scale, used, lam=restoration_strength(used) / amount)
             image = acc.to_float(mean, covered) if cfg.format == "tiff32f" else acc.encode(mean, covered)

@@ -1,4 +1,6 @@
-"""Raw frames (DNG; other formats LibRaw reads too), through rawpy (extra ``raw``).
+"""Raw frames (DNG, and the other formats LibRaw reads: CR2, CR3, NEF, ARW,
+ORF, RW2, RAF, PEF, SRW... see ``discover.RAW_EXTS``), through rawpy (extra
+``raw``).
 
 Raw frames are decoded to linear light: 16 bits, the camera's white balance,
 no auto-brightening, no tone curve, the linear sRGB primaries, demosaiced
@@ -23,7 +25,6 @@ import numpy as np
 from .discover import FrameInfo
 from .errors import InputError
 
-RAW_EXTS = {".dng"}
 GAMMAS = ("linear", "srgb")
 NOISE_PROFILE_TAG = 51041
 
@@ -39,7 +40,8 @@ def _rawpy(path):
     try:
         import rawpy
     except ImportError:
-        raise InputError("raw (DNG) input needs rawpy: pip install 'superres_gpu[raw]'", str(path)) from None
+        kind = Path(path).suffix.lstrip(".").upper() or "raw"
+        raise InputError(f"raw ({kind}) input needs rawpy: pip install 'superres_gpu[raw]'", str(path)) from None
     return rawpy
 
 

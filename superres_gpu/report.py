@@ -14,10 +14,12 @@ import numpy as np
 
 from . import __version__
 from .align import drop_reason
+from .backends import base as S
 from .discover import FrameInfo
 from .geometry import decompose, output_size
 from .kernelmerge import kernel_sigma
 from .options import KERNEL_MERGES
+from .robust import DISAGREE_LIMIT
 from .state import FrameState
 
 
@@ -31,10 +33,20 @@ class FrameRecord:
     state: FrameState | None = None  # alignment state when processed
     rejected: float | None = None  # fraction of its covered pixels the robust merge left out
     culled: bool = False
+    disagreement: float | None = None  # RobustWeights.check: residual over what noise explains (~1)
 
     @property
     def used(self) -> bool:
         return bool(self.state is not None and self.state.accepted)
+
+    def drop_reason(self, align_config) -> str | None:
+        """Why the merge left the processed frame out (None if it was used)."""
+        if self.state is None or self.state.accepted:
+            return None
+        if self.state.status == S.STATUS_DISAGREES:
+            return (f"content disagrees with the reference: residual {self.disagreement:.1f} times what "
+                    f"noise explains (limit {DISAGREE_LIMIT:g})")
+        return drop_reason(self.state, align_config)
 
 
 def frame_entry(r: FrameRecord, is_reference: bool, align_config) -> dict:
@@ -57,7 +69,7 @@ def frame_entry(r: FrameRecord, is_reference: bool, align_config) -> dict:
         other = not is_reference
         entry.update(
             {
-                "reason": None if r.used else drop_reason(st, align_config),
+                "reason": r.drop_reason(align_config),
                 "transform": [[float(v) for v in row] for row in st.T],
                 "shift_px": [round(d["dx"], 4), round(d["dy"], 4)],
                 "rotation_deg": round(d["rotation_deg"], 5),
@@ -69,6 +81,7 @@ def frame_entry(r: FrameRecord, is_reference: bool, align_config) -> dict:
                 "gain": st.gain,
                 "offset": st.offset,
                 "rejected_fraction": r.rejected,
+                "disagreement": None if r.disagreement is None else round(r.disagreement, 4),
             }
         )
     return entry

@@ -96,6 +96,9 @@ def sharpen(B, mean, scale: float, frames_merged: int, kernel_sigma: float | Non
 DEFAULT_OPTICS_SIGMA = 0.5  # Gaussian sigma of a phone lens's blur, frame px (what the synthetic camera uses)
 NOISE_TO_LAMBDA = 0.9  # Wiener regularisation per unit of (merged noise / one frame's noise)^2 (benchmark: the
 #                        best lambda on the chart and on a natural photo, 16 and 64 frames: 0.8 to 1.07)
+PROFILE_NOISE_TO_LAMBDA = 0.7  # Wiener regularisation per unit of the merged noise sigma (fraction of full scale)
+#                                known from a noise profile (benchmark: best lambda over three noise levels of
+#                                synthetic DNG bursts, 0.65 to 1.0 times it)
 MIN_LAMBDA = 0.001  # below this the FIR's ripple and the kernel merge's irregular sampling dominate
 STRONG_EDGE = 0.4  # local range (of full scale) from which an edge counts as strong and is clamped
 CLAMP_RADIUS = 2.0  # frame px: the window of the clamp reaches past a blurred step, so it never limits its slope
@@ -149,8 +152,17 @@ def _local_extrema(xp, img, r: int):
     return lo, hi
 
 
+def profile_strength(noise: float, amount: float = 1.0) -> float:
+    """Wiener regularisation for a merged image whose noise standard deviation
+    is known in absolute terms (``noise``, fraction of full scale; from a raw
+    file's noise profile): lambda = PROFILE_NOISE_TO_LAMBDA * noise.  Unlike
+    a ratio to one frame's noise it follows how noisy the result really is
+    (the best lambda grows with the noise: synthetic DNG bursts, RESULTS.md)."""
+    return float(max(MIN_LAMBDA, PROFILE_NOISE_TO_LAMBDA * noise) / max(amount, 1e-6))
+
+
 def deconvolve(B, mean, scale: float, kernel_sigma: float | None, max_value: float, reference_noise: float,
-               optics_sigma: float = DEFAULT_OPTICS_SIGMA, amount: float = 1.0) -> dict:
+               optics_sigma: float = DEFAULT_OPTICS_SIGMA, amount: float = 1.0, noise: float | None = None) -> dict:
     """Restore a kernel-merged mean ``mean`` ((H, W, C) float32 on the backend,
     input value units) in place.
 
@@ -167,11 +179,22 @@ def deconvolve(B, mean, scale: float, kernel_sigma: float | None, max_value: flo
        scale, the restored pixel is clamped to that range widened by
        ``OVERSHOOT`` of it, so a step edge rings by at most that much.
 
+    ``noise`` is the merged image's noise standard deviation (input units)
+    where it is known, from a raw file's noise profile
+    (:meth:`RobustWeights.profile_noise
+    <superres_gpu.robust.RobustWeights.profile_noise>`): the strength then
+    follows it (:func:`profile_strength`); None measures the noise and
+    compares it with ``reference_noise``.
+
     Returns the figures used: ``noise`` (input units), ``reference_noise``, ``lambda``.
     """
     xp = B.xp
-    noise = residual_noise(B, mean)
-    lam = deconvolution_strength(noise, reference_noise, amount)
+    if noise is None:
+        noise = residual_noise(B, mean)
+        lam = deconvolution_strength(noise, reference_noise, amount)
+    else:
+        noise = float(noise)
+        lam = profile_strength(noise / max_value, amount)
     taps = restoration_taps(float(scale), lam, None if kernel_sigma is None else float(kernel_sigma),
                             float(optics_sigma))
     r = int(np.ceil(CLAMP_RADIUS * scale))

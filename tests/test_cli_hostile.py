@@ -11,6 +11,7 @@ else created and the inputs untouched.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import struct
@@ -324,6 +325,13 @@ def case_list() -> list[Case]:
     add("CMYK JPEG frames", lambda t, f: _pil_burst(t, f, "CMYK"), ok=True, created=("o.tif",))
     add("progressive JPEG frames", lambda t, f: _pil_burst(t, f, "RGB", progressive=True), ok=True,
         created=("o.tif",))
+    add("JPEG quantisation table changed: decodes cleanly to another picture", lambda t, f: (
+        write_burst(t / "burst", f), (t / "burst" / "f1.jpg").write_bytes(dqt_changed(f[0][1])),
+        _run(t / "burst", "-o", t / "o.tif", "--report", t / "r.json", *FAST))[2], ok=True,
+        created=("o.tif", "r.json"), extra=_check_dropped_f1)
+    add("the reference decodes cleanly to another picture", lambda t, f: (
+        write_burst(t / "burst", f), (t / "burst" / "f0.jpg").write_bytes(dqt_changed(f[0][0])),
+        _run(t / "burst", "-o", t / "o.tif", *FAST))[2], must_name="f0.jpg", problem="reference damaged")
     add("trailing data after the end marker", damaged(lambda d, f: d + b"\x00" * 500, "f1.jpg"), ok=True,
         created=("o.tif",))
 
@@ -385,6 +393,29 @@ def _dht_damaged(data: bytes) -> bytes:
                 except InputError:
                     return bytes(d)
     raise AssertionError("no Huffman-table change that the decoder reports")
+
+
+def dqt_changed(data: bytes) -> bytes:
+    """One changed byte in the luma quantisation table (its first AC step
+    raised by 64): the file decodes without a warning, to a picture whose
+    horizontal detail is wrong in every block, that still aligns."""
+    from superres_gpu.decode import decode_jpeg
+
+    for marker, pos, _ in jpeg_segments(data):
+        if marker == 0xDB:
+            d = bytearray(data)
+            d[pos + 6] ^= 0x40
+            decode_jpeg(bytes(d), "probe", grey=False)  # raises if the decoder notices
+            return bytes(d)
+    raise AssertionError("no quantisation table")
+
+
+def _check_dropped_f1(t, err):
+    frames = {Path(f["path"]).name: f for f in json.loads((t / "r.json").read_text())["frames"]}
+    assert not frames["f1.jpg"]["used"] and frames["f1.jpg"]["reason"].startswith("content disagrees"), frames
+    assert frames["f0.jpg"]["used"] and frames["f2.jpg"]["used"]
+    lines = [ln for ln in err.splitlines() if "f1.jpg" in ln]
+    assert len(lines) == 1 and "content disagrees" in lines[0], err
 
 
 def _pil_burst(t, f, mode, **save):

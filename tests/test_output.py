@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -213,3 +214,47 @@ def test_a_compression_whose_codec_is_missing_is_a_clear_error(monkeypatch):
     with pytest.raises(ConfigError, match=r"--compression lzw needs the imagecodecs package.*codecs"):
         check_compression("lzw")
     assert check_compression("deflate") == "deflate"
+
+
+def test_png_output_carries_the_reference_exif(tmp_path, small_burst):
+    """``-o out.png`` carries the capture metadata in an eXIf chunk (read back by
+    Pillow and by our reader) and the XMP packet in iTXt, as the TIFF does."""
+    import io
+
+    from exif_util import jpeg_with_exif, tiff_exif
+    from PIL import Image
+
+    from superres_gpu import cli
+    from superres_gpu.metadata import parse_tiff_exif, png_chunks, png_exif_block
+
+    d = tmp_path / "burst"
+    d.mkdir()
+    for i in range(3):
+        make = "Acme" if i == 0 else "Other"
+        (d / f"f{i}.jpg").write_bytes(jpeg_with_exif(small_burst.frames[i], tiff_exif(
+            make=make, model="Zoom 5", exposure=(1, 125), iso=400, datetime_original="2026:11:30 10:11:12",
+            fnumber=(18, 10))))
+    out = tmp_path / "o.png"
+    assert cli.main(["run", str(d), "-o", str(out), "--backend", "numpy", "--scale", "1", "--quiet"]) == 0
+    data = out.read_bytes()
+    before_image = [c[0] for c in png_chunks(data)]  # the chunks before the image data
+    assert b"eXIf" in before_image and b"iTXt" in before_image
+    ours = parse_tiff_exif(png_exif_block(data))
+    assert ours["make"] == "Acme" and ours["model"] == "Zoom 5" and ours["iso"] == 400
+    assert ours["exposure_time"] == Fraction(1, 125) and ours["f_number"] == Fraction(9, 5)
+    assert ours["datetime_original"] == "2026:11:30 10:11:12" and ours["orientation"] == 1
+    with Image.open(io.BytesIO(data)) as im:
+        ex = im.getexif()
+        assert ex[271] == "Acme" and ex[272] == "Zoom 5" and ex[274] == 1
+        sub = ex.get_ifd(0x8769)
+        assert sub[0x8827] == 400 and float(sub[0x829A]) == 1 / 125 and sub[0x9003] == "2026:11:30 10:11:12"
+    assert b'tiff:Make="Acme"' in data  # the XMP packet
+
+
+def test_exif_block_leaves_out_what_it_cannot_encode():
+    from superres_gpu.metadata import exif_block, parse_tiff_exif
+
+    got = parse_tiff_exif(exif_block({"make": "Caméra", "model": "M", "iso": "AUTO", "exposure_time": -1.0,
+                                      "f_number": float("nan")}, "sw"))
+    assert got == {"model": "M", "orientation": 1}  # non-ASCII make and malformed values left out
+    assert parse_tiff_exif(exif_block({}, "sw")) == {"orientation": 1}

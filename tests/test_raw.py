@@ -3,6 +3,7 @@ the levels in the report, a burst merged in linear light, --gamma srgb."""
 
 from __future__ import annotations
 
+import json
 import sys
 
 import numpy as np
@@ -41,6 +42,37 @@ def test_missing_rawpy_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "rawpy", None)
     with pytest.raises(InputError, match=r"a\.dng: raw \(DNG\) input needs rawpy: pip install 'superres_gpu\[raw\]'"):
         probe(p)
+    q = tmp_path / "b.cr2"
+    q.write_bytes(p.read_bytes())
+    with pytest.raises(InputError, match=r"b\.cr2: raw \(CR2\) input needs rawpy: pip install 'superres_gpu\[raw\]'"):
+        probe(q)
+
+
+def test_other_raw_extensions_go_to_libraw(tmp_path, small_burst_frames_linear):
+    """A burst of .nef/.cr2/.arw/.raf files is listed, probed and decoded
+    through rawpy.  LibRaw identifies a file by its content, not its name, and
+    the tests cannot carry real camera files: these are valid DNGs written
+    under other raw extensions, which proves the routing (the name reaches
+    LibRaw), not LibRaw's support of each camera format."""
+    from superres_gpu import cli
+    from superres_gpu.discover import list_inputs
+
+    d = tmp_path / "burst"
+    d.mkdir()
+    exts = [".nef", ".cr2", ".arw", ".raf"]
+    for k, f in enumerate(small_burst_frames_linear[:4]):
+        write_dng(d / f"f{k}{exts[k]}", f)
+    files = list_inputs([d])
+    assert [p.suffix for p in files] == exts
+    info = probe(files[1])
+    assert info.format == "raw" and info.raw["white_level"] == 16383 and info.raw["noise_profile"] is not None
+    direct = read_frame(probe(write_dng(tmp_path / "same.dng", small_burst_frames_linear[1])))
+    np.testing.assert_array_equal(read_frame(info), direct)  # decoded exactly as the DNG it is
+    rep = tmp_path / "r.json"
+    assert cli.main(["run", str(d), "-o", str(tmp_path / "o.tif"), "--report", str(rep), "--quiet",
+                     "--backend", "numpy", "--scale", "1"]) == 0
+    r = json.loads(rep.read_text())
+    assert r["summary"]["used"] == 4 and r["raw"]["linear"] and r["robust_noise"] == "noise profile"
 
 
 def test_corrupt_dng_is_one_clear_error(tmp_path):

@@ -77,6 +77,8 @@ def test_bookshelf_centre_crops_merge(tmp_path):
 def test_mdsp_sequences_align_and_merge(tmp_path, seq):
     import tifffile
 
+    from superres_gpu.robust import DISAGREE_LIMIT
+
     folder = real_data("mdsp_milanfar", seq)
     out, rep = tmp_path / "o.tif", tmp_path / "r.json"
     # --no-cull: this test is about alignment and merging of every frame
@@ -84,8 +86,13 @@ def test_mdsp_sequences_align_and_merge(tmp_path, seq):
                      "--backend", "numpy", "--no-cull"]) == 0
     r = json.loads(rep.read_text())
     # `disk` ends with frames of a much coarser, blocky video (another zoom): the
-    # last may be dropped as implausible; every other frame of every sequence aligns
+    # last may be dropped (its content disagrees with the reference: 7.4 against
+    # the limit 4); every other frame of every sequence aligns and is kept
     assert r["summary"]["dropped"] <= (1 if seq == "disk" else 0), [f["reason"] for f in r["frames"] if not f["used"]]
+    # and the kept frames are clear of the content check's limit: the highest, `disk`'s other frames
+    # from the coarser video, read up to 2.74
+    kept = [f["disagreement"] for f in r["frames"][1:] if f["used"]]
+    assert max(kept) < DISAGREE_LIMIT / TOL["real_disagreement_margin"][0]
     assert r["summary"]["residual_rms_median"] < TOL["mdsp_residual_rms"][0]
     res = tifffile.imread(out)
     ref = read_frame(sorted(folder.glob("*.png"))[0])
@@ -96,6 +103,21 @@ def test_mdsp_sequences_align_and_merge(tmp_path, seq):
     # (hence ~24 dB), and phase correlation at this size is too coarse to check
     # the grid to a fraction of a pixel (the bookshelf test does that)
     assert p > TOL["mdsp_consistency_db"][0]
+
+
+def test_bookshelf_full_frames_keep_every_frame(tmp_path):
+    """The phone burst at full size (up to 63 px of motion, perspective, JPEG
+    noise reduction): no frame's content is taken for different."""
+    from superres_gpu.robust import DISAGREE_LIMIT
+
+    folder = real_data("pixlsus_bookshelf_nexus5x")
+    rep = tmp_path / "r.json"
+    assert cli.main(["run", str(folder), "-o", str(tmp_path / "o.tif"), "--report", str(rep), "--quiet",
+                     "--backend", "numpy", "--scale", "1", "--no-sharpen", "--no-cull"]) == 0
+    r = json.loads(rep.read_text())
+    assert r["summary"]["used"] == 10, [f["reason"] for f in r["frames"]]
+    # measured at most 2.13: the limit keeps a margin
+    assert max(f["disagreement"] for f in r["frames"][1:]) < DISAGREE_LIMIT / TOL["real_disagreement_margin"][0]
 
 
 def test_bookshelf_nothing_sharp_is_flagged():

@@ -100,3 +100,49 @@ def test_deconvolve_sharpens_a_step_without_halo(rng, scale):
     assert row.max() < 0.85 * 255 + OVERSHOOT * height * 1.25 and row.min() > 0.15 * 255 - OVERSHOOT * height * 1.25
     slope = lambda r: np.abs(np.diff(r)).max()
     assert slope(row) > 1.2 * slope(before[:, :, 0].mean(axis=0))
+
+
+def test_a_known_noise_level_sets_the_strength():
+    from superres_gpu.restore import PROFILE_NOISE_TO_LAMBDA, profile_strength
+
+    B = get_backend("numpy")
+    mean = np.full((40, 40, 3), 100.0, np.float32)
+    info = deconvolve(B, mean, 2.0, 0.6, 255.0, 3.0, noise=2.55)
+    assert info["noise"] == 2.55 and info["lambda"] == pytest.approx(profile_strength(0.01))
+    assert profile_strength(0.01) == pytest.approx(PROFILE_NOISE_TO_LAMBDA * 0.01)
+    assert profile_strength(0.02) > profile_strength(0.01) and profile_strength(0.0) == MIN_LAMBDA
+    assert profile_strength(0.02, amount=2.0) == pytest.approx(profile_strength(0.01))
+
+
+@pytest.mark.parametrize("level", [0.1, 0.6])
+def test_the_kernel_merge_restoration_follows_a_dng_noise_profile(tmp_path, level):
+    """Static synthetic DNG frames with noise drawn from their NoiseProfile: the
+    restoration's noise is the profile's prediction at the scene's brightness
+    divided by the frames merged, and its strength follows it."""
+    pytest.importorskip("rawpy", reason="the raw extra (rawpy) is not installed")
+    import cv2
+    from dng_util import write_dng
+
+    from superres_gpu import superresolve
+    from superres_gpu.restore import profile_strength
+
+    texture = cv2.GaussianBlur(np.random.default_rng(3).standard_normal((96, 128)), (0, 0), 2.0)
+    scene = level * (1.0 + 1.5 * texture)  # smooth, aperiodic detail: one alignment, no ambiguity
+    scene = np.repeat(np.clip(scene, 0.0, 1.0)[..., None], 3, axis=2)
+    runs = {}
+    for name, profile in (("low", (2e-4, 1e-6)), ("high", (2e-3, 1e-5))):
+        d = tmp_path / name
+        d.mkdir()
+        for k in range(6):
+            write_dng(d / f"f{k}.dng", scene, noise_profile=profile, noise_seed=k)
+        _, rep = superresolve(d, backend="numpy", merge="kernel", cull=False)
+        r = rep["restoration"]
+        assert rep["summary"]["used"] == 6 and r["noise_source"] == "noise profile"
+        # nothing moved: every pixel has all 6 frames, so the merge keeps 1/sqrt(6) of one frame's noise
+        assert r["noise"] * np.sqrt(6) == pytest.approx(r["reference_noise"], rel=TOL["profile_noise_count"][1])
+        assert r["lambda"] == pytest.approx(profile_strength(r["noise"] / 65535.0))
+        runs[name] = r
+    # signal-dependent: ten times the slope (and the floor) gives about sqrt(10) times the noise
+    ratio = runs["high"]["noise"] / runs["low"]["noise"]
+    assert abs(ratio / np.sqrt(10.0) - 1.0) < TOL["profile_noise_scaling"][0], ratio
+    assert runs["high"]["lambda"] > runs["low"]["lambda"]

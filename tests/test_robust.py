@@ -258,3 +258,70 @@ def test_noise_profile_weights_agree_on_both_backends(tmp_path):
         w, _ = weights.for_frame(frame_levels(B, ref, B.upload_frame(hosts[1])), ref.state())
         out.append(B.asnumpy(w))
     np.testing.assert_allclose(out[1], out[0], atol=TOL["gpu_robust_weight"][0])
+
+
+def _aligned(B, ref, host):
+    from superres_gpu.align import align, frame_levels
+
+    levels = frame_levels(B, ref, B.upload_frame(host))
+    return levels, align(B, ref, levels)
+
+
+def test_noise_variance_reads_the_noise_of_a_textured_frame(rng):
+    from superres_gpu.backends import get_backend
+    from superres_gpu.cull import estimate_noise
+    from superres_gpu.robust import noise_variance
+
+    B = get_backend("numpy")
+    y, x = np.mgrid[0:240, 0:320]
+    scene = (0.5 + 0.3 * np.sin(x / 7.0) * np.cos(y / 11.0)).astype(np.float32)
+    scene[:, 160:] = 0.4 + 0.1 * y[:, 160:] / 240.0  # a calm half
+    for sigma in (0.005, 0.02):
+        img = (scene + rng.standard_normal(scene.shape) * sigma).astype(np.float32)
+        got = float(np.sqrt(noise_variance(B, img)))
+        assert abs(got / sigma - 1) < TOL["noise_estimate_rel"][0], (got, sigma)
+        np.testing.assert_allclose(got, estimate_noise(img), rtol=TOL["noise_variance_vs_frame_estimator"][1])
+
+
+def test_check_keeps_frames_of_the_scene_and_drops_a_frame_of_other_content(small_burst):
+    from superres_gpu.align import AlignConfig
+    from superres_gpu.backends import base as S
+    from superres_gpu.backends import get_backend
+    from superres_gpu.reference import Reference
+    from superres_gpu.robust import DISAGREE_LIMIT, RobustWeights
+
+    B = get_backend("numpy")
+    frames = small_burst.frames
+    ref = Reference(B, B.upload_frame(frames[0]), AlignConfig(), None)
+    weights = RobustWeights(B, ref)
+    for host in frames[1:]:
+        levels, state = _aligned(B, ref, host)
+        q = float(weights.check(levels, state, weights.residual(levels, state)))
+        assert q < TOL["disagreement_genuine"][0] and state[S.S_ACCEPT] == 1.0, q
+    # the same frame with its detail inverted within 8x8 blocks (the blocks' means kept, as a
+    # damaged JPEG table's may be): it still aligns, but differs from the reference almost everywhere
+    changed = frames[1].astype(np.float64)
+    mean = changed.reshape(15, 8, 20, 8, 3).mean(axis=(1, 3), keepdims=True)
+    changed = mean - (changed.reshape(15, 8, 20, 8, 3) - mean)
+    changed = np.clip(changed.reshape(frames[1].shape), 0, np.iinfo(frames[1].dtype).max).astype(frames[1].dtype)
+    levels, state = _aligned(B, ref, changed)
+    assert state[S.S_ACCEPT] == 1.0  # aligned
+    q = float(weights.check(levels, state, weights.residual(levels, state)))
+    assert q > DISAGREE_LIMIT
+    assert state[S.S_ACCEPT] == 0.0 and state[S.S_STATUS] == S.STATUS_DISAGREES
+
+
+def test_check_leaves_a_frame_alignment_dropped_as_it_was(small_burst):
+    from superres_gpu.align import AlignConfig
+    from superres_gpu.backends import base as S
+    from superres_gpu.backends import get_backend
+    from superres_gpu.reference import Reference
+    from superres_gpu.robust import RobustWeights
+
+    B = get_backend("numpy")
+    ref = Reference(B, B.upload_frame(small_burst.frames[0]), AlignConfig(), None)
+    weights = RobustWeights(B, ref)
+    levels, state = _aligned(B, ref, small_burst.frames[1])
+    state[S.S_ACCEPT], state[S.S_STATUS] = 0.0, S.STATUS_LOW_CORR
+    weights.check(levels, state, weights.residual(levels, state))
+    assert state[S.S_STATUS] == S.STATUS_LOW_CORR

@@ -92,6 +92,9 @@ TOL = {
     "real_consistency_db": (30.0, None, "the merge area-downsampled to the reference grid against the reference"),
     "real_grid_shift_px": (0.1, None, "phase correlation of the downsampled merge vs the reference: the grid convention"),
     "mdsp_residual_rms": (0.03, None, "median RMS luma residual of the small aliased MDSP videos after alignment"),
+    "real_disagreement_margin": (1.4, None, "the content check's limit over the highest disagreement a real frame "
+                                 "may read: measured 2.74 (MDSP disk, frames from a coarser video) and 2.13 (the "
+                                 "phone burst) against the limit 4"),
     "mdsp_consistency_db": (20.0, None, "the merge removes those videos' own aliasing and noise, so it does not reproduce them"),
     # ---- merge quality on synthetic bursts -----------------------------------------------------------
     "backend_parity_psnr_db": (60.0, None, "the two backends' images agree to > 60 dB"),
@@ -110,6 +113,13 @@ TOL = {
                               "within ~10 %: demosaicing is modelled by each plane's site density only)"),
     "raw_static_rejection": (0.02, None, "static content with the noise profile: next to nothing left out"),
     "raw_mover_rejection": (0.9, None, "a one-stop mover in the shadows, inside its box: left out almost entirely"),
+    "profile_noise_count": (0.0, 0.05, "static frames: the robust weights keep every pixel of every frame (a few "
+                            "per mille left out by chance), so the merged/one-frame median is 1/sqrt(N)"),
+    "profile_noise_scaling": (0.05, None, "the profile's variance S x + O scaled tenfold: its square root, "
+                              "exactly sqrt(10) but for the medians over slightly different kept counts"),
+    "disagreement_genuine": (1.0, None, "frames of one scene that differ by noise and motion: the disagreement "
+                             "(lower quartile of residual over noise and edge allowance) measured 0.1-0.34 on "
+                             "synthetic JPEG and DNG bursts; 1.0 is where noise alone would put it"),
     "mover_rejected_fraction": (0.04, None, "a 70x60 passer-by covers ~8 % of a 256x192 frame: at least half is rejected"),
     "kernel_vs_lanczos_sharp_db": (0.1, None, "test-medium (12 frames, true motion), both deconvolved for optics, "
                                    "pixels and their own merge kernel (lam 0.01): the kernel merge is ahead; "
@@ -121,6 +131,9 @@ TOL = {
     # ---- culling ----------------------------------------------------------------------------------------
     "cull_precision_recall": (0.9, None, "blurred frames (3-6 px of shake) flagged at every noise level"),
     "noise_estimate_rel": (0.15, None, "Immerkaer's estimate on the calm half of a frame, relative to the true sigma"),
+    "noise_variance_vs_frame_estimator": (0.0, 0.02, "robust.noise_variance (the backend's median over every k-th "
+                                          "pixel, central-difference activity) vs cull.estimate_noise (full median, "
+                                          "Sobel activity) on the same image: relative, in sigma"),
     "sharpness_noise_corrected_rel": (0.3, None, "noise-corrected detail energy within 30 % of the clean frame's"),
     # ---- hostile input ----------------------------------------------------------------------
     "fuzz_peak_rss_mib": (600.0, 0.0, "peak RSS of the short fuzz run (measured ~100 MiB: 160x120 frames); a claimed "

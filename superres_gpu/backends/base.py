@@ -50,6 +50,7 @@ STATUS_NONFINITE = 2  # the solve produced NaN/inf
 STATUS_IMPLAUSIBLE = 3  # flip, wild zoom or perspective: diverged
 STATUS_LOW_CORR = 4
 STATUS_LOW_OVERLAP = 5
+STATUS_DISAGREES = 6  # aligned, but its content differs from the reference beyond what noise explains
 
 # Alignment reduction vector (``align_reduce`` -> ``align_update``).
 SUMS_LEN = 64
