@@ -31,6 +31,7 @@ class FrameRecord:
     state: FrameState | None = None  # alignment state when processed
     rejected: float | None = None  # fraction of its covered pixels the robust merge left out
     culled: bool = False
+    local: dict | None = None  # the local refinement's figures (local.frame_report), when estimated
 
     @property
     def used(self) -> bool:
@@ -69,6 +70,7 @@ def frame_entry(r: FrameRecord, is_reference: bool, align_config) -> dict:
                 "gain": st.gain,
                 "offset": st.offset,
                 "rejected_fraction": r.rejected,
+                "local": r.local,
             }
         )
     return entry

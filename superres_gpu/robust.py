@@ -151,14 +151,16 @@ class RobustWeights:
         self.noise_source = None if not robust else ("noise profile" if self.noise2 is not None else "measured")
         self.rejected_max = xp.zeros((h, w), dtype=xp.float32)  # the most any one frame lost
 
-    def for_frame(self, levels, state):
+    def for_frame(self, levels, state, field=None, field_cell: float = 0.0):
         """(weights on the level grid or None, device scalar: fraction of the
         frame's covered pixels left out) for one aligned frame with
-        :class:`~superres_gpu.align.FrameLevels` ``levels``."""
+        :class:`~superres_gpu.align.FrameLevels` ``levels`` (compared where
+        its local displacement ``field`` puts it, when given)."""
         B, xp = self.B, self.B.xp
         if not self.active:
             return None, None
-        d2, cov = B.robust_residual(levels.coef[self.level], self.ref_img, state, self.level, self.margin)
+        d2, cov = B.robust_residual(levels.coef[self.level], self.ref_img, state, self.level, self.margin, field,
+                                    field_cell)
         if self.robust:
             e = B.sepfilter(d2, self.taps)
             c = B.sepfilter(cov, self.taps)
