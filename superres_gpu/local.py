@@ -75,11 +75,11 @@ STATS = ("applied", "accepted", "nodes", "rms_px", "max_px", "residual_before", 
 class LocalConfig:
     """Tuning of the local refinement; the defaults are what the benchmark measured."""
 
-    level: int = 1  # pyramid level the field is solved on (0 where the pyramid has one level)
+    level: int = 0  # pyramid level the field is solved on
     cells: tuple = (32, 48, 64)  # candidate node spacings (level-0 px): tiles of 64, 96, 128 px
     target_sd: float = 0.04  # px: median predicted node uncertainty the spacing is chosen for
     iters: int = 4  # Gauss-Newton steps of the field
-    max_sd: float = 0.1  # px: a node less certain than this is rejected (too little texture)
+    max_sd: float = 0.2  # px: a node less certain than this is rejected (too little texture)
     outlier_sd: float = 3.0  # a node this many sd from its neighbours' median ...
     outlier_px: float = 0.3  # ... and at least this far (px) is rejected (disagrees)
     min_accept: float = 0.25  # fraction of nodes that must be accepted for a field at all
@@ -87,9 +87,10 @@ class LocalConfig:
     auto_px: float = 0.02  # ... and the field's RMS (px) above which it is applied
     min_cover: float = 0.1  # fraction of a node's hat the frame must cover
     smooth_sd: float = 0.0  # px: floor of the uncertainty the robust smoothing assumes
+    smooth: float = 1.0  # strength of the robust smoothing: the node uncertainty it takes as noise, in sd
     fill_passes: int = 8  # 3x3 averaging passes that fill rejected nodes from accepted ones
     huber_k: float = 2.0  # Huber threshold in units of the residual's RMS
-    blur: float = 1.0  # Gaussian sigma (level px) on the residual and the reference: aliased detail out
+    blur: float = 0.0  # Gaussian sigma (level px) on the residual and the reference, beyond level 0's prefilter
 
     def validate(self) -> None:
         if not self.cells or any(not (c >= 4) for c in self.cells):
@@ -167,10 +168,16 @@ class LocalRefiner:
         # tiles towards false matches (zone plates, fine bars): the fit sees both sides blurred
         self.taps = gaussian_taps(cfg.blur) if cfg.blur > 0 else None
         gx, gy = B.gradient(self._blur(self.ref_img))
+        # the residual is filtered noise (level 0: the alignment prefilter; coarser levels: the
+        # pyramid's [1, 3, 3, 1] filter, about 0.43 level px): neighbouring pixels are not
+        # independent, and a least-squares fit's variance grows by about the noise's
+        # correlation area 4 pi sigma^2 (at least 1)
+        pre = ref.config.prefilter if self.level == 0 else 0.43
+        self.corr_area = max(1.0, 4.0 * math.pi * (pre**2 + cfg.blur**2))
         self.gx, self.gy = gx, gy
         m = ref.masks[self.level]
         self.keep = None if m is None else B.asarray(1.0 - np.ascontiguousarray(m[:h, :w], dtype=np.float32))
-        self.noise = noise_sigma(B, self.ref_img)
+        self.noise = noise_sigma(B, ref.pyramid[self.level])  # before any prefilter: white
         self.cell, self.predicted_sd = self.choose_cell()
         self.gw = int(math.ceil(ref.width / self.cell))
         self.gh = int(math.ceil(ref.height / self.cell))
@@ -221,6 +228,8 @@ class LocalRefiner:
             gw, gh = int(math.ceil(self.ref.width / cell)), int(math.ceil(self.ref.height / cell))
             Ax = B.asarray(hat_matrix(w, self.level, cell, gw))
             Ay = B.asarray(hat_matrix(h, self.level, cell, gh))
+            # the unfiltered noise of two frames against the filtered gradients: the filter's
+            # variance reduction and the correlation area cancel
             hxx, hxy, hyy = (B.asnumpy(self.nodes(g, Ay, Ax)).astype(np.float64) for g in g2)
             lam = 0.5 * (hxx + hyy) - np.sqrt(0.25 * (hxx - hyy) ** 2 + hxy**2)
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -268,7 +277,7 @@ class LocalRefiner:
         n_after = self.nodes(cov)
         lam = f32(0.5) * (hxx + hyy) - xp.sqrt(f32(0.25) * (hxx - hyy) ** 2 + hxy * hxy)
         var = after / xp.maximum(n_after, f32(1e-6))
-        sd = xp.sqrt(f32(TENT_VARIANCE) * var / xp.maximum(lam, f32(1e-20))) * scale
+        sd = xp.sqrt(f32(TENT_VARIANCE * self.corr_area) * var / xp.maximum(lam, f32(1e-20))) * scale
         full = f32((self.cell / float(2**self.level)) ** 2)  # a whole hat's sum of weights
         accepted = (lam > 0) & (sd <= f32(cfg.max_sd)) & (after <= before * f32(1.001)) \
             & (n_after >= f32(cfg.min_cover) * full)
@@ -306,7 +315,7 @@ class LocalRefiner:
         den = _conv3(c, xp)
         mean = num / xp.maximum(den, f32(1e-12))[..., None]
         diff2 = ((mean - D) ** 2).sum(axis=2)
-        s2 = xp.maximum(sd, xp.float32(self.config.smooth_sd)) ** 2
+        s2 = (xp.maximum(sd, xp.float32(self.config.smooth_sd)) * xp.float32(self.config.smooth)) ** 2
         alpha = s2 / (s2 + diff2 + f32(1e-12))
         smooth = D + alpha[..., None] * (mean - D)
         known = accepted
