@@ -50,8 +50,9 @@ predicted median node uncertainty is within ``target_sd``.
 ``--local auto`` applies the field to a frame only when it is significant:
 the accepted vectors' mean (|D| / sd)^2 over both components above
 ``auto_chi2`` (about 1 for pure noise) and the field's RMS above
-``auto_px``; ``on`` applies it whenever enough nodes are accepted
-(``min_accept``).  Everything stays on the backend's device; each frame's
+``auto_px``; when none of the burst's first ``probe_frames`` frames is,
+the rest are not refined at all (a static burst pays for three frames).
+``on`` applies it whenever enough nodes are accepted (``min_accept``).  Everything stays on the backend's device; each frame's
 figures (:data:`STATS`) are read back after the burst.
 """
 
@@ -90,6 +91,7 @@ class LocalConfig:
     smooth: float = 1.0  # strength of the robust smoothing: the node uncertainty it takes as noise, in sd
     fill_passes: int = 8  # 3x3 averaging passes that fill rejected nodes from accepted ones
     huber_k: float = 2.0  # Huber threshold in units of the residual's RMS
+    probe_frames: int = 3  # --local auto: with none of the first frames significant, the rest are not refined
     blur: float = 0.0  # Gaussian sigma (level px) on the residual and the reference, beyond level 0's prefilter
 
     def validate(self) -> None:
@@ -185,6 +187,8 @@ class LocalRefiner:
         self.Ay = B.asarray(hat_matrix(h, self.level, self.cell, self.gh))
         self.gxx, self.gxy, self.gyy = gx * gx, gx * gy, gy * gy
         self.zero = xp.zeros((self.gh, self.gw, 2), dtype=xp.float32)
+        self.probed = []  # auto: the first frames' figures, until the burst-level decision
+        self.stopped = False  # auto: no local motion in the first frames, the rest are not refined
 
     def _blur(self, img):
         return img if self.taps is None else self.B.sepfilter(img, self.taps)
@@ -205,7 +209,8 @@ class LocalRefiner:
 
     def report(self) -> dict:
         """The report's burst-level figures of the refinement."""
-        return {"active": True, "level": self.level, "node_spacing_px": self.cell, "tile_px": 2 * self.cell,
+        return {"active": True, "stopped_after": self.config.probe_frames if self.stopped else None,
+                "level": self.level, "node_spacing_px": self.cell, "tile_px": 2 * self.cell,
                 "nodes": [self.gw, self.gh], "predicted_sd_px": round(self.predicted_sd, 5),
                 "noise": round(self.noise, 6)}
 
@@ -241,9 +246,23 @@ class LocalRefiner:
                 break
         return best
 
-    def refine(self, levels, state) -> LocalResult:
+    def refine(self, levels, state) -> LocalResult | None:
         """The field of one aligned frame (:class:`~superres_gpu.align.FrameLevels`
-        ``levels``, state vector ``state``), already zero where it is not applied."""
+        ``levels``, state vector ``state``), already zero where it is not applied;
+        None once ``auto`` found no local motion in the burst's first
+        ``probe_frames`` frames (read back once, after them)."""
+        if self.stopped:
+            return None
+        res = self._refine(levels, state)
+        if self.option == "auto" and self.probed is not None:
+            self.probed.append(res.stats)
+            if len(self.probed) >= self.config.probe_frames:
+                applied = self.B.asnumpy(self.B.xp.stack(self.probed))[:, STATS.index("applied")]
+                self.stopped = not applied.any()
+                self.probed = None
+        return res
+
+    def _refine(self, levels, state) -> LocalResult:
         B, cfg = self.B, self.config
         xp = B.xp
         f32 = xp.float32

@@ -233,8 +233,8 @@ def process_frame(B, ref: Reference, weights: RobustWeights, acc: Accumulator, f
         levels = frame_levels(B, ref, frame)
     state = align(B, ref, levels)
     field, cell, figures = None, 0.0, None
-    if local is not None:
-        res = local.refine(levels, state)
+    res = None if local is None else local.refine(levels, state)
+    if res is not None:
         field, cell, figures = res.field, res.cell, res.stats
     m1 = B.mark()
     w, rejected = weights.for_frame(levels, state, field, cell)
@@ -367,9 +367,10 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock, template=None
             records[i].state = FrameState.from_vector(row)
         for i, v in dev_rejected.items():
             records[i].rejected = None if v is None else float(B.asnumpy(v))
-        if local is not None and dev_local:
-            figures = B.asnumpy(B.xp.stack([dev_local[i] for i in order[1:]]))
-            for row, i in zip(figures, order[1:]):
+        refined = [i for i in order[1:] if dev_local.get(i) is not None]
+        if refined:
+            figures = B.asnumpy(B.xp.stack([dev_local[i] for i in refined]))
+            for row, i in zip(figures, refined):
                 records[i].local = local_frame_report(row)
     for m0, m1, m2, m3 in marks:
         clock.add("align", B.elapsed(m0, m1))

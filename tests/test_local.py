@@ -136,6 +136,15 @@ def test_local_in_the_pipeline_and_its_report():
     assert psnr(on, burst.truth_blurred, 8) > psnr(off, burst.truth_blurred, 8) - TOL["local_static_db"][0]
 
 
+def test_auto_stops_refining_a_static_burst_after_its_first_frames():
+    burst = recipe_burst("test-small", frames=6)
+    _, rep = superresolve(burst.frames, 2.0, backend="numpy")  # --local auto is the default
+    assert rep["local"]["option"] == "auto" and rep["local"]["stopped_after"] == 3
+    probed = [f["local"] for f in rep["frames"][1:4]]
+    assert all(p is not None and not p["applied"] for p in probed)
+    assert all(f["local"] is None for f in rep["frames"][4:])
+
+
 def test_local_on_is_refused_with_the_kernel_merge_and_auto_is_off_there():
     burst = recipe_burst("test-small", frames=3)
     with pytest.raises(ConfigError, match="--local on with --merge kernel"):
