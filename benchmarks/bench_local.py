@@ -64,11 +64,14 @@ def map_errors(burst, model: str, option: str = "on") -> dict:
 
         ut, vt = true_frame_positions(burst, i, gx, gy)
         ug, vg = proj(gx, gy)
-        dx, dy = field_at(res.field, 1.0 / res.cell, gx, gy)
+        if res is None:  # auto stopped refining this burst: the global model alone
+            dx = dy = 0.0
+        else:
+            dx, dy = field_at(res.field, 1.0 / res.cell, gx, gy)
+            applied += frame_report(res.stats)["applied"]
         ul, vl = proj(gx + dx, gy + dy)
         eg.append(np.mean((ug - ut) ** 2 + (vg - vt) ** 2))
         el.append(np.mean((ul - ut) ** 2 + (vl - vt) ** 2))
-        applied += frame_report(res.stats)["applied"]
     return {"global_px": float(np.sqrt(np.mean(eg))), "local_px": float(np.sqrt(np.mean(el))),
             "applied": applied, "frames": len(burst.frames) - 1, "tile_px": 2 * lr.cell}
 
