@@ -17,9 +17,12 @@ The field
     reference coordinates on top of the global model, a rotating camera
     leaves no square pattern.
 
-Estimation (per frame, on the pyramid level ``level``, 1 by default)
-    Inverse-compositional Gauss-Newton for the nodes' translations, all
-    tiles at once: the frame is warped by the global model plus the current
+Estimation (per frame, on the pyramid level ``level``, 0 by default)
+    First each tile of the frame warped by the global model is phase
+    correlated with the reference's tile (``B.tile_phase_shifts``); where the
+    peak is clear and the shift beyond Gauss-Newton's reach (``pc_min_px``),
+    the tile starts from it, elsewhere from 0.  Then inverse-compositional
+    Gauss-Newton for the nodes' translations, all tiles at once: the frame is warped by the global model plus the current
     field (``B.warp_residual``, the signed residual e = gain s + offset - ref),
     and each node is moved by -H^-1 sum(phi g e), where phi is the node's hat,
     g the reference's gradient and H = sum(phi g g^T) its structure tensor
@@ -91,6 +94,9 @@ class LocalConfig:
     smooth: float = 1.0  # strength of the robust smoothing: the node uncertainty it takes as noise, in sd
     fill_passes: int = 8  # 3x3 averaging passes that fill rejected nodes from accepted ones
     huber_k: float = 2.0  # Huber threshold in units of the residual's RMS
+    pc: bool = True  # phase correlation of every tile first (local shifts beyond Gauss-Newton's reach)
+    pc_peak: float = 0.2  # ... a tile's correlation peak must reach this to start from its shift ...
+    pc_min_px: float = 1.5  # ... and the shift be at least this large (level px); Gauss-Newton starts smaller ones at 0
     probe_frames: int = 3  # --local auto: with none of the first frames significant, the rest are not refined
     blur: float = 0.0  # Gaussian sigma (level px) on the residual and the reference, beyond level 0's prefilter
 
@@ -187,6 +193,17 @@ class LocalRefiner:
         self.Ay = B.asarray(hat_matrix(h, self.level, self.cell, self.gh))
         self.gxx, self.gxy, self.gyy = gx * gx, gx * gy, gy * gy
         self.zero = xp.zeros((self.gh, self.gw, 2), dtype=xp.float32)
+        # phase-correlation tiles: twice the node spacing, centred on the nodes, kept inside the frame
+        cl = self.cell / float(2**self.level)
+        self.tile = int(2 * round(cl))
+        self.pc = cfg.pc and 8 <= self.tile <= min(h, w)
+        if self.pc:
+            def starts(n_nodes, n_px):
+                c = (np.arange(n_nodes) + 0.5) * cl - 0.5
+                return np.clip(np.rint(c + 0.5 - self.tile / 2.0), 0, n_px - self.tile).astype(np.int64)
+
+            self.tile_x = B.asarray(starts(self.gw, w))
+            self.tile_y = B.asarray(starts(self.gh, h))
         self.probed = []  # auto: the first frames' figures, until the burst-level decision
         self.stopped = False  # auto: no local motion in the first frames, the rest are not refined
 
@@ -273,6 +290,15 @@ class LocalRefiner:
         e, cov = self._residual(coef, state, None)
         n = self.nodes(cov)
         before = self.nodes(e * e * cov)
+        if self.pc:
+            # the frame warped by the global model against the reference, tile by tile: where W(x) ~
+            # R(x + s), the frame is read at p + D with D = -s
+            warped = e if self.taps is None else B.warp_residual(coef, self.ref_img, state, self.level,
+                                                                 self.margin)[0]
+            sh = B.tile_phase_shifts(self.ref_img, warped + self.ref_img, self.tile_x, self.tile_y, self.tile)
+            big = (sh[..., 2] >= f32(cfg.pc_peak)) & ((sh[..., 0] ** 2 + sh[..., 1] ** 2) >= f32(cfg.pc_min_px**2))
+            D = xp.where(big[..., None], sh[..., :2] * (f32(-1.0) * scale), f32(0.0)).astype(f32)
+            e, cov = self._residual(coef, state, D)
         sigma = xp.sqrt((e * e * cov).sum() / xp.maximum(cov.sum(), 1.0)).astype(f32)
         thr = xp.maximum(sigma * f32(cfg.huber_k), f32(1e-6))
         for it in range(cfg.iters + 1):

@@ -369,3 +369,13 @@ def test_local_refinement_agrees_across_backends(G):
     atol, _ = tol("gpu_local_field")
     np.testing.assert_allclose(out[1][0], out[0][0], atol=atol)
     assert out[1][1]["applied"] == out[0][1]["applied"]
+
+
+def test_tile_phase_shifts(G, rng):
+    ref = rng.random((90, 130)).astype(np.float32)
+    img = np.roll(ref, (2, -3), axis=(0, 1)) + rng.normal(0, 0.05, ref.shape).astype(np.float32)
+    x0, y0 = np.array([3, 40, 66]), np.array([5, 26])
+    want = NB.tile_phase_shifts(ref, img, x0, y0, 64)
+    got = G.tile_phase_shifts(padded(G, ref), padded(G, img), G.asarray(x0), G.asarray(y0), 64)
+    atol, _ = tol("gpu_tile_phase_shifts")
+    np.testing.assert_allclose(G.asnumpy(got), want, atol=atol)

@@ -81,6 +81,19 @@ def test_a_constant_shift_is_recovered_by_every_textured_node():
     assert fig["residual_after"] < 0.5 * fig["residual_before"]
 
 
+def test_a_large_local_shift_is_found_by_the_tiles_phase_correlation():
+    T1 = np.array([[1, 0, 6.3], [0, 1, 4.1], [0, 0, 1.0]])
+    burst = make_burst(2, 256, 192, 2.0, 4, MotionSpec(0, 0, 0), CameraSpec(noise_gain=0, noise_floor=0.0005,
+                                                                             jpeg_quality=None),
+                       seed=3, transforms=[np.eye(3), T1])
+    ref = Reference(B, burst.frames[0], AlignConfig(model="translation"))
+    lr = LocalRefiner(B, ref, "on", LocalConfig(cells=(32,)))
+    res = lr.refine(frame_levels(B, ref, burst.frames[1]), S.identity_state())
+    inner = res.field[1:-1, 1:-1].reshape(-1, 2)
+    np.testing.assert_allclose(np.median(inner, axis=0), [-6.3, -4.1], atol=TOL["local_large_shift_px"][0])
+    assert frame_report(res.stats)["applied"]
+
+
 def test_rolling_shutter_wobble_is_followed():
     burst = make_burst(4, 384, 288, 2.0, 4, MotionSpec(shift_sigma=2.0, rotation_sigma_deg=0.2, zoom_sigma=0.001,
                                                        rolling_shutter_px=0.3), MID, seed=5)

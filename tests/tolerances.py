@@ -64,6 +64,8 @@ TOL = {
     "gpu_local_field": (2e-3, None, "the refinement on both backends: float32 hat sums (matrix products, other "
                         "summation orders) and FMA in the residuals; a node's vector moves by far less than its "
                         "uncertainty (~0.03 px)"),
+    "gpu_tile_phase_shifts": (1e-4, None, "cuFFT vs NumPy's FFT in complex64 on 64x64 tiles: the surface "
+                              "differs by ~1e-6, the parabola's vertex by far less than 1e-4 px"),
     "gpu_robust_residual": (1e-9, 1e-5, "float64 B-spline sample with FMA; the square rounded to float32"),
     "gpu_robust_weight": (1e-6, 0.0, "float64 ratio from float32 inputs, clipped and rounded to float32"),
     "gpu_normalize": (1, 0, "float32 division then rint: a value within 1 ulp of .5 may round the other way (1 code)"),
@@ -125,6 +127,10 @@ TOL = {
     "field_constant_vs_matrix": (2e-3, 0.0, "a constant field vs the same shift folded into Tinv: positions agree to "
                                  "~1e-12 px but are rounded to 1/32 px independently, so a few pixels take a "
                                  "neighbouring Lanczos phase (|weight change| * 255 / 32 per such pixel, rare)"),
+    "tile_phase_shift_px": (0.25, None, "a 64 px tile's parabolic peak fit at a fraction of 0.3-0.4 px: biased "
+                            "towards the integer by up to ~0.2 px (measured 0.18); Gauss-Newton refines it"),
+    "local_large_shift_px": (0.1, None, "a noise-free 6.3, 4.1 px shift, beyond Gauss-Newton's reach from 0: "
+                             "phase correlation starts the tiles, the median interior node lands within 0.1 px"),
     "local_constant_shift_px": (0.02, None, "a noise-free PNG pair shifted by (0.5, -0.25) px: every interior node "
                                 "recovers it (measured within 0.005)"),
     "local_rolling_gain": (0.6, None, "rolling-shutter wobble (sigma 0.3 px): the dense map error with the field is "

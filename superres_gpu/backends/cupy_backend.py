@@ -380,6 +380,11 @@ class CupyBackend:
         )
         return d, cov
 
+    def tile_phase_shifts(self, ref_img, img, x0, y0, size: int):
+        from .numpy_backend import tile_phase_shifts
+
+        return tile_phase_shifts(self.cp, self._f32(ref_img), self._f32(img), x0, y0, size)
+
     def field_median3(self, field, ok):
         cp = self.cp
         gh, gw = ok.shape

@@ -315,6 +315,20 @@ class NumpyBackend:
         (:mod:`superres_gpu.local`) solves for its displacement field from."""
         return _level_residual(coef, ref_img, state, level, margin, field, field_cell)
 
+    def tile_phase_shifts(self, ref_img, img, x0, y0, size: int):
+        """Phase correlation of square tiles: for tile (i, j), the ``size`` x
+        ``size`` windows of ``ref_img`` and ``img`` (float32, same shape) at
+        columns ``x0[j]`` and rows ``y0[i]`` onwards (int arrays; the tiles lie
+        inside).  Each tile's mean is removed and a Hann window applied; the
+        normalised cross-power spectrum (zero where its magnitude is <= 1e-20
+        and at the mean) is inverted and its peak fitted by a parabola per
+        axis (cyclic neighbours; a non-maximum keeps the integer peak; the
+        fraction within +-0.5).  Returns float32 (gh, gw, 3): the offset
+        (sx, sy) for which img(x) ~ ref_img(x + s), wrapped to [-size/2,
+        size/2), and the peak height.  Tiles are processed in groups of rows
+        (bounded memory)."""
+        return tile_phase_shifts(np, ref_img, img, x0, y0, size)
+
     def field_median3(self, field, ok):
         """Per node of a (gh, gw, 2) field: the median of each component over
         the accepted nodes (``ok`` > 0) of its 3x3 neighbourhood, itself
@@ -618,6 +632,56 @@ def compose_map(C: np.ndarray, M: np.ndarray) -> np.ndarray:
     for r in range(3):
         for k in range(3):
             out[r, k] = (C[r, 0] * M[0, k] + C[r, 1] * M[1, k]) + C[r, 2] * M[2, k]
+    return out
+
+
+def tile_phase_shifts(xp, ref_img, img, x0, y0, size: int):
+    """:meth:`NumpyBackend.tile_phase_shifts` written once for NumPy and CuPy (``xp``)."""
+    gh, gw = int(y0.shape[0]), int(x0.shape[0])
+    t = int(size)
+    k = xp.arange(t)
+    win1 = (0.5 - 0.5 * xp.cos(2.0 * math.pi * (k + 0.5) / t)).astype(xp.float32)
+    win = win1[:, None] * win1[None, :]
+    cols = xp.asarray(x0)[:, None] + k[None, :]  # (gw, t)
+    out = xp.empty((gh, gw, 3), dtype=xp.float32)
+    group = max(1, (1 << 22) // max(1, gw * t * t))
+    for r0 in range(0, gh, group):
+        r1 = min(gh, r0 + group)
+        rows = xp.asarray(y0[r0:r1])[:, None] + k[None, :]  # (g, t)
+        idx = (rows[:, None, :, None], cols[None, :, None, :])
+        spectra = []
+        for im in (ref_img, img):
+            tiles = im[idx].astype(xp.float32)  # (g, gw, t, t)
+            tiles = tiles - tiles.mean(axis=(2, 3), keepdims=True)
+            spectra.append(xp.fft.fft2(tiles * win, axes=(2, 3)).astype(xp.complex64))
+        cross = spectra[0] * xp.conj(spectra[1])
+        mag = xp.abs(cross)
+        ok = mag > xp.float32(1e-20)
+        cross = xp.where(ok, cross / xp.where(ok, mag, xp.float32(1.0)), xp.complex64(0))
+        cross[..., 0, 0] = 0
+        surf = xp.fft.ifft2(cross, axes=(2, 3)).real.astype(xp.float32)
+        flat = surf.reshape(surf.shape[0], gw, t * t)
+        best = xp.argmax(flat, axis=2)
+        py, px = best // t, best % t
+        peak = xp.take_along_axis(flat, best[..., None], axis=2)[..., 0]
+
+        def at(dy, dx):
+            j = ((py + dy) % t) * t + (px + dx) % t
+            return xp.take_along_axis(flat, j[..., None], axis=2)[..., 0].astype(xp.float64)
+
+        def vertex(m, z, p):
+            den = m - 2.0 * z + p
+            off = xp.where(den < 0.0, 0.5 * (m - p) / xp.where(den < 0.0, den, -1.0), 0.0)
+            return xp.clip(off, -0.5, 0.5)
+
+        z = peak.astype(xp.float64)
+        sx = px + vertex(at(0, -1), z, at(0, 1))
+        sy = py + vertex(at(-1, 0), z, at(1, 0))
+        sx = xp.where(sx >= t / 2.0, sx - t, sx)
+        sy = xp.where(sy >= t / 2.0, sy - t, sy)
+        out[r0:r1, :, 0] = sx
+        out[r0:r1, :, 1] = sy
+        out[r0:r1, :, 2] = peak
     return out
 
 
