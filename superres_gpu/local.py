@@ -69,7 +69,7 @@ import numpy as np
 from .backends import base as S
 from .errors import ConfigError
 from .interp import gaussian_taps
-from .options import KERNEL_MERGES, LOCAL_CHOICES  # noqa: F401  (LOCAL_CHOICES: what --local accepts)
+from .options import LOCAL_CHOICES  # noqa: F401  (what --local accepts)
 
 TENT_VARIANCE = 4.0 / 9.0  # sum(phi^2) / sum(phi) of a 2-D bilinear hat: the LS variance factor
 STATS = ("applied", "accepted", "nodes", "rms_px", "max_px", "residual_before", "residual_after", "chi2")
@@ -108,9 +108,8 @@ class LocalConfig:
 
 
 def active(cfg) -> bool:
-    """Whether a run estimates local fields (``--local auto`` is off with the kernel
-    merge, which does not apply a field yet; ``on`` is refused there by the options)."""
-    return cfg.local != "off" and cfg.merge not in KERNEL_MERGES
+    """Whether a run estimates local fields."""
+    return cfg.local != "off"
 
 
 def hat_matrix(n_pixels: int, level: int, cell: float, nodes: int) -> np.ndarray:

@@ -167,9 +167,6 @@ class PipelineConfig:
         check_choice(self.gamma, ("linear", "srgb"), "gamma")
         check_choice(self.tca, TCA_CHOICES, "--tca value")
         check_choice(self.local, LOCAL_CHOICES, "--local value")
-        if self.local == "on" and self.merge in KERNEL_MERGES:
-            raise ConfigError("--local on with --merge kernel is not supported yet; use --merge robust or mean "
-                              "with --local")
         check_fraction(self.cull_threshold, "the cull threshold")
         self.max_megapixels = check_megapixels(self.max_megapixels)
         if self.weights_png and not str(self.weights_png).lower().endswith(".png"):

@@ -239,10 +239,7 @@ def process_frame(B, ref: Reference, weights: RobustWeights, acc: Accumulator, f
     m1 = B.mark()
     w, rejected = weights.for_frame(levels, state, field, cell)
     m2 = B.mark()
-    if field is None:  # the kernel merge takes no field (local refinement is off there)
-        acc.add(frame, state, w, weights.level)
-    else:
-        acc.add(frame, state, w, weights.level, field, cell)
+    acc.add(frame, state, w, weights.level, field, cell)
     return state, rejected, (m1, m2), figures
 
 

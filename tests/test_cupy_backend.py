@@ -331,6 +331,21 @@ def test_resample_with_a_local_field(G, rng, channels, chromatic):
     np.testing.assert_array_equal(G.asnumpy(denz), G.asnumpy(den0))
 
 
+def test_kernel_accumulate_with_a_local_field(G, rng):
+    h, w = 45, 61
+    host = (rng.random((h, w, 3)) * 255).astype(np.uint8)
+    st = state_with(random_T(rng), S_GAIN=0.97, S_OFFSET=0.01)
+    field = rng.normal(0, 0.7, (5, 7, 2)).astype(np.float32)
+    wo, ho = output_size(w, h, 2.0)
+    num_t, den_t = np.zeros((ho, wo, 3), np.float32), np.zeros((ho, wo), np.float32)
+    NB.kernel_accumulate(host, st, num_t, den_t, 2.0, 255.0, 0.6, None, 1, field, 9.5)
+    num_g, den_g = G.asarray(num_t * 0), G.asarray(den_t * 0)
+    G.kernel_accumulate(padded(G, host), G.asarray(st), num_g, den_g, 2.0, 255.0, 0.6, None, 1, padded(G, field), 9.5)
+    atol, rtol = tol("gpu_kernel_accumulate")
+    np.testing.assert_allclose(G.asnumpy(den_g), den_t, atol=atol, rtol=rtol)
+    np.testing.assert_allclose(G.asnumpy(num_g), num_t, atol=atol * 255.0, rtol=rtol)
+
+
 @pytest.mark.parametrize("level", [0, 1])
 def test_residuals_with_a_local_field_and_the_field_median(G, rng, level):
     h, w = 37, 53

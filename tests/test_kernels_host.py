@@ -49,7 +49,7 @@ def lib(tmp_path_factory):
     h = ctypes.CDLL(str(out))
     sigs = {
         "h_resample": [P, I, I, I, I, P, P, P, P, I, I, D, D, F, P, I, I, I, D, P, I, P, I, I, D, I],
-        "h_kernel_accumulate": [P, I, I, I, I, P, P, P, I, I, D, D, F, P, I, I, I, D, I, F, F],
+        "h_kernel_accumulate": [P, I, I, I, I, P, P, P, I, I, D, D, F, P, I, I, I, D, I, F, F, P, I, I, D, I],
         "h_robust_residual": [P, I, I, P, I, I, P, I, D, P, I, I, D, I, P, P],
         "h_warp_residual": [P, I, I, P, I, I, P, I, D, P, I, I, D, I, P, P],
         "h_field_at": [P, I, I, D, P, P, L, P, P],
@@ -141,7 +141,8 @@ def test_resample_kernel_math(lib, rng, dtype, channels, shape, scale, weighted,
     (np.uint16, 3, (23, 31), 3.0, 0.9),
     (np.uint16, 1, (16, 17), 1.0, 0.5),
 ])
-def test_kernel_accumulate_math(lib, rng, dtype, channels, shape, scale, sigma, weighted):
+@pytest.mark.parametrize("local", [False, True])
+def test_kernel_accumulate_math(lib, rng, dtype, channels, shape, scale, sigma, weighted, local):
     h, w = shape
     maxv = 65535.0 if dtype == np.uint16 else 255.0
     frame = (rng.random(shape + ((channels,) if channels == 3 else ())) * maxv).astype(dtype)
@@ -154,14 +155,17 @@ def test_kernel_accumulate_math(lib, rng, dtype, channels, shape, scale, sigma, 
     wmap = rng.random((h // 2, w // 2)).astype(np.float32) if weighted else None
     if weighted:
         wmap[wmap < 0.3] = 0.0
-    B.kernel_accumulate(frame, st, num_t, den_t, scale, maxv, sigma, wmap, 1)
+    field = random_field(rng, w, h, 6.0) if local else None
+    fk = field if local else np.zeros((1, 1, 2), np.float32)
+    B.kernel_accumulate(frame, st, num_t, den_t, scale, maxv, sigma, wmap, 1, field, 6.0)
     num_k, den_k = num0.copy(), den0.copy()
     S_ = output_to_reference(scale)
     wk = wmap if weighted else np.ones((1, 1), np.float32)
     lib.h_kernel_accumulate(ptr(frame), int(dtype == np.uint16), channels, w, h, ptr(st), ptr(num_k), ptr(den_k),
                             wo, ho, S_[0, 0], S_[0, 2], maxv, ptr(wk), wk.shape[1], wk.shape[0], int(weighted), 0.5,
                             kernel_taps(scale, sigma), np.float32((3.0 * sigma) ** 2),
-                            np.float32(-1.0 / (2.0 * sigma * sigma)))
+                            np.float32(-1.0 / (2.0 * sigma * sigma)), ptr(fk), fk.shape[1], fk.shape[0], 1.0 / 6.0,
+                            int(local))
     assert np.any(den_k != den0)
     atol, rtol = tol("host_kernel_accumulate")
     np.testing.assert_allclose(den_k, den_t, atol=atol, rtol=rtol)

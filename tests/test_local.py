@@ -158,11 +158,11 @@ def test_auto_stops_refining_a_static_burst_after_its_first_frames():
     assert all(f["local"] is None for f in rep["frames"][4:])
 
 
-def test_local_on_is_refused_with_the_kernel_merge_and_auto_is_off_there():
+def test_local_with_the_kernel_merge():
     burst = recipe_burst("test-small", frames=3)
-    with pytest.raises(ConfigError, match="--local on with --merge kernel"):
-        superresolve(burst.frames, 2.0, backend="numpy", local="on", merge="kernel")
-    _, rep = superresolve(burst.frames, 2.0, backend="numpy", local="auto", merge="kernel", sharpen="off")
-    assert rep["local"] == {"option": "auto", "active": False}
+    off, _ = superresolve(burst.frames, 2.0, backend="numpy", local="off", merge="kernel")
+    on, rep = superresolve(burst.frames, 2.0, backend="numpy", local="on", merge="kernel")
+    assert rep["local"]["active"] and all(f["local"]["applied"] for f in rep["frames"][1:])
+    assert psnr(on, burst.truth_blurred, 8) > psnr(off, burst.truth_blurred, 8) - TOL["local_static_db"][0]
     with pytest.raises(ConfigError, match="--local value"):
         superresolve(burst.frames, 2.0, backend="numpy", local="sometimes")

@@ -419,6 +419,12 @@ def test_a_zero_field_gives_exactly_the_result_without_one(rng, chromatic):
     B.resample_accumulate(frame, st, num1, den1, 2.0, 255.0, wmap, 1, cmaps, np.zeros((5, 7, 2), np.float32), 9.0)
     np.testing.assert_array_equal(num1, num0)
     np.testing.assert_array_equal(den1, den0)
+    num2, den2 = np.zeros_like(num0), np.zeros_like(den0)
+    B.kernel_accumulate(frame, st, num2, den2, 2.0, 255.0, 0.6, wmap, 1)
+    num3, den3 = np.zeros_like(num0), np.zeros_like(den0)
+    B.kernel_accumulate(frame, st, num3, den3, 2.0, 255.0, 0.6, wmap, 1, np.zeros((5, 7, 2), np.float32), 9.0)
+    np.testing.assert_array_equal(num3, num2)
+    np.testing.assert_array_equal(den3, den2)
     coef, ref = rng.random((20, 28)).astype(np.float32), rng.random((20, 28)).astype(np.float32)
     for method in (B.robust_residual, B.warp_residual):
         a = method(coef, ref, st, 1, 2.0)

@@ -460,7 +460,7 @@ class NumpyBackend:
 
     # --- kernel 7: kernel-regression accumulate ------------------------------------
     def kernel_accumulate(self, frame, state, num, den, scale: float, max_value: float, sigma: float,
-                          weights=None, weight_level: int = 1) -> None:
+                          weights=None, weight_level: int = 1, field=None, field_cell: float = 0.0) -> None:
         """Add one frame's native samples to num and den with a Gaussian kernel
         centred at each sample's exact position on the output grid (a gather).
 
@@ -478,7 +478,9 @@ class NumpyBackend:
         robust weight w (1, or ``weights`` sampled bilinearly at the output pixel,
         as in :meth:`resample_accumulate`): num += w (gain A + offset * ``max_value``
         Ks) and den += w Ks.  ``sigma`` is in output pixels.  Nothing is added
-        when ``state[S_ACCEPT]`` is 0.
+        when ``state[S_ACCEPT]`` is 0.  A local displacement ``field`` moves
+        (X, Y) first, as in :meth:`resample_accumulate` (:func:`field_output`);
+        J is then M's at the moved position (the field's gradient neglected).
         """
         if state[S.S_ACCEPT] == 0.0:
             return
@@ -502,9 +504,10 @@ class NumpyBackend:
         for y_start in range(0, ho, rows_per):
             y_end = min(ho, y_start + rows_per)
             Y = np.arange(y_start, y_end, dtype=np.float64)[:, None]
-            wq = M[2, 0] * X + (M[2, 1] * Y + M[2, 2])
-            u = (M[0, 0] * X + (M[0, 1] * Y + M[0, 2])) / wq
-            v = (M[1, 0] * X + (M[1, 1] * Y + M[1, 2])) / wq
+            Xd, Yd = (X, Y) if field is None else field_output(field, 1.0 / field_cell, a, b, X, Y)
+            wq = M[2, 0] * Xd + (M[2, 1] * Yd + M[2, 2])
+            u = (M[0, 0] * Xd + (M[0, 1] * Yd + M[0, 2])) / wq
+            v = (M[1, 0] * Xd + (M[1, 1] * Yd + M[1, 2])) / wq
             j00 = (M[0, 0] - u * M[2, 0]) / wq
             j01 = (M[0, 1] - u * M[2, 1]) / wq
             j10 = (M[1, 0] - v * M[2, 0]) / wq
