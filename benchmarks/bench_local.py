@@ -14,7 +14,8 @@ in from the border) of where the global model, or the global model plus the
 field, reads the frame, against where the frame truly shows that position
 (:func:`superres_gpu.synth.true_frame_positions`), in frame pixels.  PSNR:
 ``superres run`` (robust merge, restoration on) against the optics-blurred
-truth at 2x, 8 px border left out.  Time per frame: the whole run's wall time
+truth at 2x, 8 px border left out (``psnr_sharp``: against the sharp truth, what the kernel merge's
+deconvolution aims at).  Time per frame: the whole run's wall time
 over the frames merged, CPU backend, same run for every option.
 
     python -m benchmarks.bench_local [--frames 12] [--json out.json]
@@ -81,7 +82,8 @@ def run_psnr(burst, mask=None, **opts) -> dict:
     img, rep = superresolve(burst.frames, 2.0, backend="numpy", cull=False, **opts)
     dt = time.perf_counter() - t
     used = rep["summary"]["used"]
-    out = {"psnr": psnr(img, burst.truth_blurred, 8), "s_per_frame": dt / used, "motion": rep["motion"],
+    out = {"psnr": psnr(img, burst.truth_blurred, 8), "psnr_sharp": psnr(img, burst.truth, 8),
+           "s_per_frame": dt / used, "motion": rep["motion"],
            "applied": sum(bool(f.get("local") and f["local"]["applied"]) for f in rep["frames"])}
     if mask is not None:
         out["psnr_moving"] = psnr(img, burst.truth_blurred, mask=mask)
@@ -118,6 +120,9 @@ def main(argv=None) -> int:
     for name, burst in (("rolling shutter", rolling), ("same scene, no wobble", still),
                         ("static (shifts, low noise)", static)):
         rows[name] = {opt: run_psnr(burst, local=opt) for opt in ("off", "on", "auto")}
+    rows["rolling shutter"]["kernel merge, off"] = run_psnr(rolling, local="off", merge="kernel")
+    rows["rolling shutter"]["kernel merge, on"] = run_psnr(rolling, local="on", merge="kernel")
+    rows["same scene, no wobble"]["kernel merge, off"] = run_psnr(still, local="off", merge="kernel")
     ca = recipe_burst("test-medium", camera=CameraSpec(blur_sigma=0.5, noise_gain=0.002, noise_floor=0.008,
                                                        jpeg_quality=None, lateral_ca=(0.002, -0.002)))
     rows["aberration (PNG, +-0.2 %)"] = {"off": run_psnr(ca, local="off"), "on": run_psnr(ca, local="on"),
