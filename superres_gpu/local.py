@@ -22,8 +22,9 @@ Estimation (per frame, on the pyramid level ``level``, 0 by default)
     correlated with the reference's tile (``B.tile_phase_shifts``); where the
     peak is clear and the shift beyond Gauss-Newton's reach (``pc_min_px``),
     the tile starts from it, elsewhere from 0.  Then inverse-compositional
-    Gauss-Newton for the nodes' translations, all tiles at once: the frame is warped by the global model plus the current
-    field (``B.warp_residual``, the signed residual e = gain s + offset - ref),
+    Gauss-Newton for the nodes' translations, all tiles at once: the frame
+    is warped by the global model plus the current field (``B.warp_residual``,
+    the signed residual e = gain s + offset - ref),
     and each node is moved by -H^-1 sum(phi g e), where phi is the node's hat,
     g the reference's gradient and H = sum(phi g g^T) its structure tensor
     over the tile (Huber weights on e: what moved counts less).  For a
@@ -33,10 +34,12 @@ Estimation (per frame, on the pyramid level ``level``, 0 by default)
     holds (a few iterations for smooth fields).
 
 Confidence, per node
-    * texture: the uncertainty sd = sqrt(4/9 sigma^2 / lambda_min) (px, where
-      lambda_min is the smaller eigenvalue of H, sigma^2 the node's residual
-      variance after the fit and 4/9 the hat's variance factor) must be at most
-      ``max_sd``: flat tiles are rejected;
+    * texture: the uncertainty sd = sqrt(4/9 A sigma^2 / lambda_min) (px,
+      where lambda_min is the smaller eigenvalue of H, sigma^2 the node's
+      residual variance after the fit, 4/9 the hat's variance factor and A
+      the correlation area of the filtered noise, 4 pi sigma_f^2 for the
+      level's prefilter sigma_f) must be at most ``max_sd``: flat tiles are
+      rejected;
     * agreement: the residual must not have risen, and the vector must lie
       within max(``outlier_sd`` sd, ``outlier_px``) of the median of its
       accepted 3x3 neighbours (``B.field_median3``).
@@ -55,8 +58,10 @@ the accepted vectors' mean (|D| / sd)^2 over both components above
 ``auto_chi2`` (about 1 for pure noise) and the field's RMS above
 ``auto_px``; when none of the burst's first ``probe_frames`` frames is,
 the rest are not refined at all (a static burst pays for three frames).
-``on`` applies it whenever enough nodes are accepted (``min_accept``).  Everything stays on the backend's device; each frame's
-figures (:data:`STATS`) are read back after the burst.
+``on`` applies it whenever enough nodes are accepted (``min_accept``).
+Everything stays on the backend's device; each frame's figures
+(:data:`STATS`) are read back after the burst (and, under ``auto``, once
+after the first frames).
 """
 
 from __future__ import annotations
@@ -69,7 +74,6 @@ import numpy as np
 from .backends import base as S
 from .errors import ConfigError
 from .interp import gaussian_taps
-from .options import LOCAL_CHOICES  # noqa: F401  (what --local accepts)
 
 TENT_VARIANCE = 4.0 / 9.0  # sum(phi^2) / sum(phi) of a 2-D bilinear hat: the LS variance factor
 STATS = ("applied", "accepted", "nodes", "rms_px", "max_px", "residual_before", "residual_after", "chi2")

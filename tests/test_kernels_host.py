@@ -351,7 +351,8 @@ def test_field_sampling_math(lib, rng):
     np.testing.assert_array_equal(dy_k, dy_t)
     j, i = 3, 2  # node (i, j): exactly its value
     nx, ny = field_at(field, 1 / 6.5, (j + 0.5) * 6.5 - 0.5, (i + 0.5) * 6.5 - 0.5)
-    assert float(nx) == pytest.approx(field[i, j, 0], abs=1e-12) and float(ny) == pytest.approx(field[i, j, 1], abs=1e-12)
+    assert float(nx) == pytest.approx(field[i, j, 0], abs=1e-12)
+    assert float(ny) == pytest.approx(field[i, j, 1], abs=1e-12)
     far, _ = field_at(field, 1 / 6.5, -100.0, -100.0)  # beyond the corner node: its value
     assert float(far) == field[0, 0, 0]
     S_ = output_to_reference(1.7)
