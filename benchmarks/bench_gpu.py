@@ -107,7 +107,7 @@ def device_timing(G, paths: list[Path], scale: float, frames: int, passes: int) 
     for _ in range(passes):
         for d in devs[1:]:
             m0 = G.mark()
-            _, _, _, (m1, m2) = process_frame(G, ref, weights, acc, d)
+            _, _, _, (m1, m2), _ = process_frame(G, ref, weights, acc, d)
             marks.append((m0, m1, m2, G.mark()))
             n += 1
     host_s = time.perf_counter() - t0

@@ -244,6 +244,51 @@ SR_HD float sr_weight_at(const float* weights, int ww, int wh, double winv, int 
     return (float)((1.0 - fx) * c0 + fx * c1);
 }
 
+// ---- the local displacement field (superres_gpu/local.py) ----------------------------
+// A coarse field (gh, gw, 2) float32 of displacements (dx, dy) in reference pixels, added to a
+// reference position before it is projected into the frame: a frame is read at Tinv (p + D(p)).
+// Node (i, j) sits at reference position ((j + 0.5) cell - 0.5, (i + 0.5) cell - 0.5), finv =
+// 1 / cell; D is bilinear between nodes and constant beyond the outer ones (clamped), so the
+// field has no seams.  All in double through sr_mul/sr_add, in the twin's order
+// (numpy_backend.field_at): the shifted position is rounded to 1/32 px afterwards.
+SR_HD void sr_field_axis(double p, double finv, int n, int* i0, int* i1, double* f) {
+    double q = sr_add(sr_mul(sr_add(p, 0.5), finv), -0.5);
+    q = q < 0.0 ? 0.0 : (q > n - 1.0 ? n - 1.0 : q);
+    double fl = floor(q);
+    *i0 = (int)fl;
+    *i1 = *i0 + 1 < n ? *i0 + 1 : n - 1;
+    *f = sr_add(q, -fl);
+}
+
+SR_HD void sr_field_at(const float* field, int gw, int gh, double finv, double px, double py, double* dx,
+                       double* dy) {
+    int x0, x1, y0, y1;
+    double fx, fy;
+    sr_field_axis(px, finv, gw, &x0, &x1, &fx);
+    sr_field_axis(py, finv, gh, &y0, &y1, &fy);
+    const float* r0 = field + (long long)y0 * gw * 2;
+    const float* r1 = field + (long long)y1 * gw * 2;
+    double gy = sr_add(1.0, -fy), gx = sr_add(1.0, -fx);
+    for (int k = 0; k < 2; ++k) {  // the two rows mixed first, then the two columns
+        double c0 = sr_add(sr_mul(gy, (double)r0[x0 * 2 + k]), sr_mul(fy, (double)r1[x0 * 2 + k]));
+        double c1 = sr_add(sr_mul(gy, (double)r0[x1 * 2 + k]), sr_mul(fy, (double)r1[x1 * 2 + k]));
+        double d = sr_add(sr_mul(gx, c0), sr_mul(fx, c1));
+        if (k == 0) *dx = d;
+        else *dy = d;
+    }
+}
+
+// Output pixel (X, Y) moved by the field: (X, Y) + D(p) / a at p = (aX + b, aY + b), so that
+// projecting it with M = Tinv S reads the frame at Tinv (p + D(p)); a zero field leaves X, Y
+// exactly as they were.
+SR_HD void sr_field_output(const float* field, int gw, int gh, double finv, double a, double b, int X, int Y,
+                           double* Xd, double* Yd) {
+    double dx, dy;
+    sr_field_at(field, gw, gh, finv, sr_add(sr_mul((double)X, a), b), sr_add(sr_mul((double)Y, a), b), &dx, &dy);
+    *Xd = sr_add((double)X, sr_div(dx, a));
+    *Yd = sr_add((double)Y, sr_div(dy, a));
+}
+
 // ---- device-only helpers ----------------------------------------------------------
 #if defined(SR_DEVICE)
 __device__ __forceinline__ double sr_warp_sum(double v) {

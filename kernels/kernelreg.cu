@@ -20,9 +20,13 @@
 //   K       int           taps per axis: floor(u) + 1 - K .. floor(u) + K (numpy_backend.kernel_taps)
 //   cut2    float         (3 sigma)^2, output px^2
 //   c2      float         -1 / (2 sigma^2)
+//   field   const float*  (gh, gw, 2) local displacement field (reference px), read when has_field != 0
+//   finv    double        1 / the field's cell size (common.cuh's sr_field_at)
 //
 // Per pixel: (u, v) = M (X, Y) with M = Tinv S (common.cuh's sr_output_map and
-// sr_project) and the inverse Jacobian of M in double;
+// sr_project) and the inverse Jacobian of M in double; with a local field the output
+// position first moves by it (sr_field_output: the frame is read at Tinv (p + D(p))), the
+// Jacobian is M's there (the field's own gradient is neglected);
 // offsets, weights and sums in float32, in the twin's order: each visited sample
 // inside the frame with d2 = |J^-1 (kx - fu, ky - fv)|^2 < cut2 weighs
 // k = expf(d2 c2); num += w (gain sum k value + offset sum k), den += w sum k.
@@ -32,11 +36,13 @@ template <typename T, int C>
 SR_HD void sr_kernel_accumulate_at(const T* frame, int fw, int fh, const double* state, float* num, float* den,
                                    int wo, int X, int Y, double a, double b, float max_value,
                                    const float* weights, int ww, int wh, int has_weights, double winv, int K,
-                                   float cut2, float c2) {
+                                   float cut2, float c2, const float* field, int gw, int gh, double finv,
+                                   int has_field) {
     if (state[SR_S_ACCEPT] == 0.0) return;
     double M[9];
     sr_output_map(state + SR_S_TINV, a, b, M);
     double Xd = (double)X, Yd = (double)Y;
+    if (has_field) sr_field_output(field, gw, gh, finv, a, b, X, Y, &Xd, &Yd);
     double wq = sr_add(sr_mul(M[6], Xd), sr_add(sr_mul(M[7], Yd), M[8]));
     double u = sr_div(sr_add(sr_mul(M[0], Xd), sr_add(sr_mul(M[1], Yd), M[2])), wq);
     double v = sr_div(sr_add(sr_mul(M[3], Xd), sr_add(sr_mul(M[4], Yd), M[5])), wq);
@@ -97,11 +103,12 @@ template <typename T, int C>
 __global__ void kernel_accumulate(const T* __restrict__ frame, int fw, int fh, const double* __restrict__ state,
                                   float* __restrict__ num, float* __restrict__ den, int wo, int ho, double a, double b,
                                   float max_value, const float* __restrict__ weights, int ww, int wh, int has_weights,
-                                  double winv, int K, float cut2, float c2) {
+                                  double winv, int K, float cut2, float c2, const float* __restrict__ field,
+                                  int gw, int gh, double finv, int has_field) {
     int X = blockIdx.x * blockDim.x + threadIdx.x;
     int Y = blockIdx.y * blockDim.y + threadIdx.y;
     if (X >= wo || Y >= ho) return;
     sr_kernel_accumulate_at<T, C>(frame, fw, fh, state, num, den, wo, X, Y, a, b, max_value, weights, ww, wh,
-                                  has_weights, winv, K, cut2, c2);
+                                  has_weights, winv, K, cut2, c2, field, gw, gh, finv, has_field);
 }
 #endif

@@ -22,6 +22,9 @@
 //   chmaps  const double* (C, 9) per-channel 3x3 maps, row-major, read when has_chmaps != 0:
 //                         channel c is sampled at Cc (u, v) (lateral chromatic aberration);
 //                         coverage stays that of (u, v)
+//   field   const float*  (gh, gw, 2) local displacement field in reference pixels, read when
+//                         has_field != 0 (superres_gpu/local.py; sr_field_at in common.cuh)
+//   finv    double        1 / the field's cell size (reference pixels between nodes)
 //   A covered pixel adds w * value to num and w to den, w sampled bilinearly from
 //   `weights` at q = ((aX + b) + 0.5) * winv - 0.5 (clamped to the map), or w = 1.
 //
@@ -33,7 +36,10 @@
 // + 4, clamped to the frame (replicated border); 2-D weight tab[fy][r] * tab[fx][c].
 // Per-channel maps: Mc = Cc M elementwise in a fixed order (sr_compose_map, the
 // twin's compose_map); each channel is then interpolated once at its own position.
-// Room to grow: a local displacement field enters through an extra array.
+// Local field: the output pixel's reference position p moves to p + D(p) (D bilinear on
+// the field's nodes, sampled at p) before M projects it, i.e. (u, v) = Tinv (p + D(p)), for
+// coverage, every channel and its map alike; the robust weight stays sampled at p (it
+// belongs to the reference's pixel).  A zero field gives exactly the positions without one.
 #include "common.cuh"
 
 SR_HD void sr_compose_map(const double* Cm, const double* M, double* out) {
@@ -75,10 +81,10 @@ SR_HD float sr_sample_channel(const T* frame, int fw, int fh, double u, double v
 
 // Resample one output pixel; returns false when the frame does not cover it.
 template <typename T, int C>
-SR_HD bool sr_resample_pixel(const T* frame, int fw, int fh, const double* M, const float* tab, int X, int Y,
-                             float* out) {
+SR_HD bool sr_resample_pixel(const T* frame, int fw, int fh, const double* M, const float* tab, double X,
+                             double Y, float* out) {
     double u, v;
-    sr_project(M, (double)X, (double)Y, &u, &v);
+    sr_project(M, X, Y, &u, &v);
     if (!(u >= -0.5 && u <= fw - 0.5 && v >= -0.5 && v <= fh - 0.5)) return false;
     int ix, iy;
     const float *wx, *wy;
@@ -105,24 +111,27 @@ template <typename T, int C>
 SR_HD void sr_resample_accumulate_at(const T* frame, int fw, int fh, const double* state, const float* tab,
                                      float* num, float* den, int wo, int X, int Y, double a, double b,
                                      float max_value, const float* weights, int ww, int wh, int has_weights,
-                                     double winv, const double* chmaps, int has_chmaps) {
+                                     double winv, const double* chmaps, int has_chmaps, const float* field,
+                                     int gw, int gh, double finv, int has_field) {
     if (state[SR_S_ACCEPT] == 0.0) return;
     float wt = has_weights ? sr_weight_at(weights, ww, wh, winv, X, Y, a, b) : 1.0f;
     if (!(wt > 0.0f)) return;
     double M[9];
     sr_output_map(state + SR_S_TINV, a, b, M);
+    double Xd = (double)X, Yd = (double)Y;
+    if (has_field) sr_field_output(field, gw, gh, finv, a, b, X, Y, &Xd, &Yd);
     float val[C];
     if (has_chmaps) {
         double u, v;
-        sr_project(M, (double)X, (double)Y, &u, &v);
+        sr_project(M, Xd, Yd, &u, &v);
         if (!(u >= -0.5 && u <= fw - 0.5 && v >= -0.5 && v <= fh - 0.5)) return;
         for (int ch = 0; ch < C; ++ch) {
             double Mc[9], uc, vc;
             sr_compose_map(chmaps + ch * 9, M, Mc);
-            sr_project(Mc, (double)X, (double)Y, &uc, &vc);
+            sr_project(Mc, Xd, Yd, &uc, &vc);
             val[ch] = sr_sample_channel<T, C>(frame, fw, fh, uc, vc, tab, ch);
         }
-    } else if (!sr_resample_pixel<T, C>(frame, fw, fh, M, tab, X, Y, val)) {
+    } else if (!sr_resample_pixel<T, C>(frame, fw, fh, M, tab, Xd, Yd, val)) {
         return;
     }
     float gain = (float)state[SR_S_GAIN];
@@ -138,11 +147,12 @@ __global__ void resample_accumulate(const T* __restrict__ frame, int fw, int fh,
                                     const float* __restrict__ tab, float* __restrict__ num, float* __restrict__ den,
                                     int wo, int ho, double a, double b, float max_value,
                                     const float* __restrict__ weights, int ww, int wh, int has_weights, double winv,
-                                    const double* __restrict__ chmaps, int has_chmaps) {
+                                    const double* __restrict__ chmaps, int has_chmaps,
+                                    const float* __restrict__ field, int gw, int gh, double finv, int has_field) {
     int X = blockIdx.x * blockDim.x + threadIdx.x;
     int Y = blockIdx.y * blockDim.y + threadIdx.y;
     if (X >= wo || Y >= ho) return;
     sr_resample_accumulate_at<T, C>(frame, fw, fh, state, tab, num, den, wo, X, Y, a, b, max_value, weights, ww,
-                                    wh, has_weights, winv, chmaps, has_chmaps);
+                                    wh, has_weights, winv, chmaps, has_chmaps, field, gw, gh, finv, has_field);
 }
 #endif

@@ -145,8 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .backends import BACKENDS
     from .cull import DEFAULT_THRESHOLD
     from .geometry import MOTION_MODELS
-    from .options import (COMPRESSIONS, FORMATS, MERGES, TCA_CHOICES, check_fraction, check_megapixels,
-                          check_optics_sigma, check_scale, check_sharpen)
+    from .options import (COMPRESSIONS, DEFAULT_LOCAL, FORMATS, LOCAL_CHOICES, MERGES, TCA_CHOICES, check_fraction,
+                          check_megapixels, check_optics_sigma, check_scale, check_sharpen)
     from .resources import DEFAULT_MAX_MEGAPIXELS
     from .restore import DEFAULT_OPTICS_SIGMA
 
@@ -247,6 +247,14 @@ def build_parser() -> argparse.ArgumentParser:
         default="off",
         help="lateral chromatic aberration, estimated on the reference and corrected inside the merge's "
         "resampling: on, auto (when it moves a channel by more than 0.1 px at a corner) or off (default: off)",
+    )
+    r.add_argument(
+        "--local",
+        choices=LOCAL_CHOICES,
+        default=DEFAULT_LOCAL,
+        help="local refinement after the global motion model: a smooth displacement field per frame from "
+        "overlapping tiles (rolling-shutter wobble, parallax), applied inside the merge's resampling: on, auto "
+        f"(where the field is significant against its uncertainty) or off (default: {DEFAULT_LOCAL})",
     )
     r.add_argument(
         "--refine",
@@ -430,6 +438,7 @@ def cmd_run(args, out, err) -> int:
         optics_sigma=args.optics_sigma,
         refine=args.refine,
         tca=args.tca,
+        local=args.local,
     )
     t = time.perf_counter()
     with RichProgress(err, enabled=not args.quiet) as prog:

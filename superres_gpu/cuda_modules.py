@@ -41,7 +41,7 @@ KERNELS: dict[str, tuple[str, ...]] = {
     "phasecorr": ("window_complex", "cross_power", "peak_fit"),
     "align": ("align_reduce_partial", "align_sum_partials", "align_update", "align_finalize"),
     "normalize": ("normalize_u16<1>", "normalize_u16<3>"),
-    "robust": ("robust_residual", "robust_weight"),
+    "robust": ("robust_residual", "warp_residual", "robust_weight"),
     "kernelreg": (
         "kernel_accumulate<unsigned char, 1>",
         "kernel_accumulate<unsigned char, 3>",

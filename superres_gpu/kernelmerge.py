@@ -48,11 +48,12 @@ class KernelAccumulator(Accumulator):
         if not self.sigma > 0.0:
             raise ValueError("the kernel's sigma must be positive")
 
-    def add(self, frame, state, weights=None, weight_level: int = 1) -> None:
+    def add(self, frame, state, weights=None, weight_level: int = 1, field=None, field_cell: float = 0.0) -> None:
         """Add ``frame``'s samples (on the device) at ``state``'s transform, with
-        per-pixel ``weights`` on the reference's level ``weight_level``."""
+        per-pixel ``weights`` on the reference's level ``weight_level`` (and a
+        local displacement ``field``: :mod:`superres_gpu.local`)."""
         self.B.kernel_accumulate(frame, state, self.num, self.den, self.scale, self.max_value, self.sigma, weights,
-                                 weight_level)
+                                 weight_level, field, field_cell)
 
     def coverage(self) -> np.ndarray:
         """Host copy of the per-pixel kernel weight (the sum over frames)."""

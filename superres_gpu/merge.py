@@ -31,11 +31,13 @@ class Accumulator:
         self.num = xp.zeros((self.height, self.width, channels), dtype=xp.float32)
         self.den = xp.zeros((self.height, self.width), dtype=xp.float32)
 
-    def add(self, frame, state, weights=None, weight_level: int = 1) -> None:
+    def add(self, frame, state, weights=None, weight_level: int = 1, field=None, field_cell: float = 0.0) -> None:
         """Resample ``frame`` (on the device) with ``state``'s transform and add
-        it, with per-pixel ``weights`` on the reference's level ``weight_level``."""
+        it, with per-pixel ``weights`` on the reference's level ``weight_level``
+        (and a local displacement ``field``, nodes ``field_cell`` px apart:
+        :mod:`superres_gpu.local`)."""
         self.B.resample_accumulate(frame, state, self.num, self.den, self.scale, self.max_value, weights, weight_level,
-                                   self.channel_maps)
+                                   self.channel_maps, field, field_cell)
 
     def coverage(self) -> np.ndarray:
         """Host copy of the per-pixel frame count."""

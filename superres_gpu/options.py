@@ -22,6 +22,8 @@ COMPRESSIONS = ("none", "deflate", "lzw", "zstd")
 MERGES = ("robust", "mean", "kernel", "kernel-mean")
 KERNEL_MERGES = ("kernel", "kernel-mean")  # kernel regression (kernelmerge.py); "kernel" with the robust weights
 TCA_CHOICES = ("off", "auto", "on")
+LOCAL_CHOICES = ("off", "auto", "on")  # local refinement (superres_gpu/local.py)
+DEFAULT_LOCAL = "auto"  # the benchmark: static bursts lose nothing, the estimate stops after three frames
 # 16-bit TIFF, 16-bit PNG, 32-bit float TIFF (values in units of the input's full scale)
 FORMATS = ("tiff16", "png16", "tiff32f")
 _FORMAT_OF_SUFFIX = {".png": "png16", ".tif": "tiff16", ".tiff": "tiff16"}
@@ -146,6 +148,7 @@ class PipelineConfig:
     sharpen: str | float = "auto"  # "auto", "off" or AMOUNT (restore AMOUNT times as far as auto); see restore.py
     optics_sigma: float = DEFAULT_OPTICS_SIGMA  # lens blur (frame px) the kernel merge's restoration undoes
     tca: str = "off"  # lateral chromatic aberration: off, auto (correct when it matters), on
+    local: str = DEFAULT_LOCAL  # local displacement field after the global model: off, auto (when significant), on
     refine: bool = False  # align again against a denoised template (a first merge), then merge
     decode_threads: int = field(default_factory=lambda: max(2, min(16, os.cpu_count() or 2)))
     prefetch: int = 0  # frames decoded ahead of the one being processed; 0: decode_threads + 1
@@ -163,6 +166,7 @@ class PipelineConfig:
         self.format = output_format(self.output, self.format)
         check_choice(self.gamma, ("linear", "srgb"), "gamma")
         check_choice(self.tca, TCA_CHOICES, "--tca value")
+        check_choice(self.local, LOCAL_CHOICES, "--local value")
         check_fraction(self.cull_threshold, "the cull threshold")
         self.max_megapixels = check_megapixels(self.max_megapixels)
         if self.weights_png and not str(self.weights_png).lower().endswith(".png"):

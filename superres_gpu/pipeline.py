@@ -40,6 +40,9 @@ from .decode import FrameFeed, read_mask
 from .discover import MASK_NAME, FrameInfo, check_burst, probe, resolve_frames
 from .errors import AlignmentError, ConfigError, InputError
 from .kernelmerge import KernelAccumulator
+from .local import LocalRefiner
+from .local import active as local_active
+from .local import frame_report as local_frame_report
 from .merge import Accumulator
 from .options import KERNEL_MERGES, PipelineConfig
 from .output import OutputSet, encode_png, write_image
@@ -80,6 +83,7 @@ class Merged:
     tca: TCAEstimate | None = None  # the chromatic aberration estimate (--tca auto or on)
     tca_applied: bool = False
     robust_noise: str | None = None  # what the robust weights divided by: "noise profile" or "measured"
+    local: dict | None = None  # the local refinement's burst figures (node spacing, level), when estimated
 
 
 def _noop_progress(stage: str, done: int, total: int) -> None:
@@ -143,6 +147,7 @@ def run(cfg: PipelineConfig, progress=None, warn=None) -> RunResult:
         report["tca"] = {"option": cfg.tca, "applied": merged.tca_applied,
                          "estimate": None if merged.tca is None else merged.tca.report()}
         report["robust_noise"] = merged.robust_noise
+        report["local"] = {"option": cfg.local, **(merged.local or {"active": False})}
         if out_report is not None:
             out_report.write_text(json.dumps(report, indent=1))
         outputs.commit()
@@ -218,24 +223,29 @@ def merge_with_cpu_fallback(cfg, records, order, mask, progress, warn, clock) ->
     return merge_burst(dataclasses.replace(cfg, backend="numpy"), records, order, mask, progress, warn, clock)
 
 
-def process_frame(B, ref: Reference, weights: RobustWeights, acc: Accumulator, frame, levels=None):
+def process_frame(B, ref: Reference, weights: RobustWeights, acc: Accumulator, frame, levels=None, local=None):
     """The per-frame work of the merge, all on the backend's device: align the
-    frame to the reference, weigh it, resample it onto the output grid and
+    frame to the reference (and, with a ``local`` :class:`LocalRefiner`, its
+    displacement field), weigh it, resample it onto the output grid and
     accumulate (``levels``: the frame's FrameLevels when already made); a
     frame whose content disagrees with the reference is dropped
     (:meth:`RobustWeights.check`).  Returns (state, rejected fraction,
-    disagreement, (mark after align, mark after the weights)); nothing is
-    read back to the host."""
+    disagreement, (mark after align, mark after the weights), the local
+    figures or None); nothing is read back to the host."""
     if levels is None:
         levels = frame_levels(B, ref, frame)
     state = align(B, ref, levels)
+    field, cell, figures = None, 0.0, None
+    res = None if local is None else local.refine(levels, state)
+    if res is not None:
+        field, cell, figures = res.field, res.cell, res.stats
     m1 = B.mark()
-    residual = weights.residual(levels, state)
+    residual = weights.residual(levels, state, field, cell)
     disagreement = weights.check(levels, state, residual)
     w, rejected = weights.for_frame(levels, state, residual)
     m2 = B.mark()
-    acc.add(frame, state, w, weights.level)
-    return state, rejected, disagreement, (m1, m2)
+    acc.add(frame, state, w, weights.level, field, cell)
+    return state, rejected, disagreement, (m1, m2), figures
 
 
 def merge_burst(cfg, records, order, mask, progress, warn, clock) -> Merged:
@@ -287,7 +297,8 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock, template=None
     B = get_backend(cfg.backend)
     ref_info = records[order[0]].info
     n = len(order)
-    dev_states, dev_rejected, dev_disagree = {}, {}, {}
+    dev_states, dev_rejected, dev_disagree, dev_local = {}, {}, {}, {}
+    local = None
     marks = []  # per frame: backend marks (start, aligned, weighed, accumulated)
     choice = None  # motion "auto": the model chosen on the first frames, held back until then
     held = []
@@ -322,6 +333,8 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock, template=None
                 wref = ref if template is None else Reference(B, frame, ref.config, mask)
                 weights = RobustWeights(B, wref, robust=cfg.merge in ("robust", "kernel"),
                                         noise=NoiseModel.from_raw(getattr(ref_info, "raw", None)))
+                if local_active(cfg):
+                    local = LocalRefiner(B, ref, cfg.local)
                 m2 = B.mark()
                 acc.add(frame, ref.state(), None, weights.level)
                 # the deconvolution's strength: the merge's residual noise relative to one frame's
@@ -340,12 +353,13 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock, template=None
                 ref.config = dataclasses.replace(cfg.align, model=choice.model)
                 for hi, hframe, hlevels, _ in held:  # their alignment starts now, after the choice
                     hm0 = B.mark()
-                    state, dev_rejected[hi], dev_disagree[hi], (m1, m2) = process_frame(B, ref, weights, acc, hframe,
-                                                                                        hlevels)
+                    state, dev_rejected[hi], dev_disagree[hi], (m1, m2), dev_local[hi] = process_frame(
+                        B, ref, weights, acc, hframe, hlevels, local)
                     finish(hi, state, hm0, m1, m2)
                 held = []
             else:
-                state, dev_rejected[i], dev_disagree[i], (m1, m2) = process_frame(B, ref, weights, acc, frame)
+                state, dev_rejected[i], dev_disagree[i], (m1, m2), dev_local[i] = process_frame(
+                    B, ref, weights, acc, frame, local=local)
                 B.frame_done(frame)
                 finish(i, state, m0, m1, m2)
             del frame
@@ -357,6 +371,11 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock, template=None
             records[i].rejected = None if v is None else float(B.asnumpy(v))
         for i, v in dev_disagree.items():
             records[i].disagreement = float(B.asnumpy(v))
+        refined = [i for i in order[1:] if dev_local.get(i) is not None]
+        if refined:
+            figures = B.asnumpy(B.xp.stack([dev_local[i] for i in refined]))
+            for row, i in zip(figures, refined):
+                records[i].local = local_frame_report(row)
     for m0, m1, m2, m3 in marks:
         clock.add("align", B.elapsed(m0, m1))
         clock.add("weights", B.elapsed(m1, m2))
@@ -404,4 +423,4 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock, template=None
             image = acc.result()
     picture = weights.picture() if cfg.weights_png else None
     return Merged(image, picture, B.name, B.peak_memory_mib(), restoration, ref.config.model, choice, None, tca_est,
-                  tca_used, weights.noise_source)
+                  tca_used, weights.noise_source, None if local is None else local.report())

@@ -34,6 +34,7 @@ class FrameRecord:
     rejected: float | None = None  # fraction of its covered pixels the robust merge left out
     culled: bool = False
     disagreement: float | None = None  # RobustWeights.check: residual over what noise explains (~1)
+    local: dict | None = None  # the local refinement's figures (local.frame_report), when estimated
 
     @property
     def used(self) -> bool:
@@ -82,6 +83,7 @@ def frame_entry(r: FrameRecord, is_reference: bool, align_config) -> dict:
                 "offset": st.offset,
                 "rejected_fraction": r.rejected,
                 "disagreement": None if r.disagreement is None else round(r.disagreement, 4),
+                "local": r.local,
             }
         )
     return entry

@@ -182,11 +182,13 @@ class RobustWeights:
         self.noise_model = noise if self.noise2 is not None else None
         self.kept = xp.ones((h, w), dtype=xp.float32)  # per pixel: the frames merged there (the reference: 1)
 
-    def residual(self, levels, state):
+    def residual(self, levels, state, field=None, field_cell: float = 0.0):
         """(d^2, coverage) of an aligned frame against the reference on the
-        weights' level grid (``B.robust_residual``), for :meth:`check` and
+        weights' level grid (``B.robust_residual``; compared where its local
+        displacement ``field`` puts it, when given), for :meth:`check` and
         :meth:`for_frame`."""
-        return self.B.robust_residual(levels.coef[self.level], self.ref_img, state, self.level, self.margin)
+        return self.B.robust_residual(levels.coef[self.level], self.ref_img, state, self.level, self.margin, field,
+                                      field_cell)
 
     def check(self, levels, state, residual):
         """The frame's disagreement with the reference; a frame whose content

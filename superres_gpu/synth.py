@@ -583,3 +583,20 @@ def mover_mask(burst: SyntheticBurst, scale: float | None = None) -> np.ndarray:
         pts = np.stack([(rx + 0.5) * s - 0.5, (ry + 0.5) * s - 0.5], axis=1)
         cv2.fillConvexPoly(mask, np.round(pts * 16).astype(np.int32), 1, cv2.LINE_8, shift=4)
     return mask.astype(bool)
+
+
+def true_frame_positions(burst: SyntheticBurst, i: int, px, py):
+    """(u, v): where frame ``i`` of ``burst`` truly shows the reference's
+    positions (px, py), rolling-shutter wobble included: frame pixel (x, y)
+    shows what the still frame shows at (x + w(y), y), w(y) = amp sin(3 pi y /
+    height + phase), so u = T^-1 p - (w(v), 0) with v = (T^-1 p)_y."""
+    Ti = np.linalg.inv(np.asarray(burst.transforms[i], np.float64))
+    px, py = np.broadcast_arrays(np.asarray(px, np.float64), np.asarray(py, np.float64))
+    wq = Ti[2, 0] * px + Ti[2, 1] * py + Ti[2, 2]
+    u = (Ti[0, 0] * px + Ti[0, 1] * py + Ti[0, 2]) / wq
+    v = (Ti[1, 0] * px + Ti[1, 1] * py + Ti[1, 2]) / wq
+    roll = burst.rolling_shutter[i] if i < len(burst.rolling_shutter) else None
+    if roll is not None:
+        amp, phase = roll
+        u = u - amp * np.sin(2 * np.pi * v / burst.params["height"] * 1.5 + phase)
+    return u, v

@@ -15,8 +15,10 @@ extern "C" {
 
 void h_resample(const void* frame, int is16, int C, int fw, int fh, const double* state, const float* tab,
                 float* num, float* den, int wo, int ho, double a, double b, float maxv, const float* wts, int ww,
-                int wh, int has_w, double winv, const double* chmaps, int has_c) {
-#define SR_ARGS fw, fh, state, tab, num, den, wo, X, Y, a, b, maxv, wts, ww, wh, has_w, winv, chmaps, has_c
+                int wh, int has_w, double winv, const double* chmaps, int has_c, const float* field, int gw, int gh,
+                double finv, int has_f) {
+#define SR_ARGS fw, fh, state, tab, num, den, wo, X, Y, a, b, maxv, wts, ww, wh, has_w, winv, chmaps, has_c, field, gw, \
+                gh, finv, has_f
     for (int Y = 0; Y < ho; ++Y)
         for (int X = 0; X < wo; ++X) {
             if (is16) {
@@ -32,8 +34,10 @@ void h_resample(const void* frame, int is16, int C, int fw, int fh, const double
 
 void h_kernel_accumulate(const void* frame, int is16, int C, int fw, int fh, const double* state, float* num,
                          float* den, int wo, int ho, double a, double b, float maxv, const float* wts, int ww, int wh,
-                         int has_w, double winv, int K, float cut2, float c2) {
-#define SR_ARGS fw, fh, state, num, den, wo, X, Y, a, b, maxv, wts, ww, wh, has_w, winv, K, cut2, c2
+                         int has_w, double winv, int K, float cut2, float c2, const float* field, int gw, int gh,
+                         double finv, int has_f) {
+#define SR_ARGS fw, fh, state, num, den, wo, X, Y, a, b, maxv, wts, ww, wh, has_w, winv, K, cut2, c2, field, gw, gh, \
+                finv, has_f
     for (int Y = 0; Y < ho; ++Y)
         for (int X = 0; X < wo; ++X) {
             if (is16) {
@@ -48,9 +52,32 @@ void h_kernel_accumulate(const void* frame, int is16, int C, int fw, int fh, con
 }
 
 void h_robust_residual(const float* coef, int cw, int ch, const float* ref, int w, int h, const double* state,
-                       int level, double margin, float* d2, float* cov) {
+                       int level, double margin, const float* field, int gw, int gh, double finv, int has_f, float* d2,
+                       float* cov) {
     for (int y = 0; y < h; ++y)
-        for (int x = 0; x < w; ++x) sr_robust_residual_at(coef, cw, ch, ref, w, state, level, margin, x, y, d2, cov);
+        for (int x = 0; x < w; ++x)
+            sr_robust_residual_at(coef, cw, ch, ref, w, state, level, margin, x, y, field, gw, gh, finv, has_f, d2, cov);
+}
+
+void h_warp_residual(const float* coef, int cw, int ch, const float* ref, int w, int h, const double* state,
+                     int level, double margin, const float* field, int gw, int gh, double finv, int has_f, float* e,
+                     float* cov) {
+    for (int y = 0; y < h; ++y)
+        for (int x = 0; x < w; ++x)
+            sr_warp_residual_at(coef, cw, ch, ref, w, state, level, margin, x, y, field, gw, gh, finv, has_f, e, cov);
+}
+
+// The field at n reference positions, and output pixels moved by it.
+void h_field_at(const float* field, int gw, int gh, double finv, const double* px, const double* py, long long n,
+                double* dx, double* dy) {
+    for (long long i = 0; i < n; ++i) sr_field_at(field, gw, gh, finv, px[i], py[i], dx + i, dy + i);
+}
+
+void h_field_output(const float* field, int gw, int gh, double finv, double a, double b, int wo, int ho, double* Xd,
+                    double* Yd) {
+    for (int Y = 0; Y < ho; ++Y)
+        for (int X = 0; X < wo; ++X)
+            sr_field_output(field, gw, gh, finv, a, b, X, Y, Xd + (long long)Y * wo + X, Yd + (long long)Y * wo + X);
 }
 
 void h_robust_weight(const float* e, const float* c, const float* g, long long n, float scale2, double beta,

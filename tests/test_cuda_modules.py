@@ -174,6 +174,7 @@ def checked_gpu_backend():
     G._tab = np.asarray(lanczos4_table())
     G._one = np.ones((1, 1), np.float32)
     G._eye9 = np.tile(np.eye(3).ravel(), (3, 1))
+    G._field0 = np.zeros((1, 1, 2), np.float32)
     G._taps = {}
     G._pinned, G._pin_next = [None, None], 0
     checker = LaunchChecker()
@@ -187,6 +188,7 @@ def test_every_launch_matches_its_kernel_signature(checked_gpu_backend, rng):
     backend launches: the mistakes that would otherwise only show on a GPU."""
     G, checker = checked_gpu_backend
     st = transform_state(np.array([[1.0, 0.01, 0.5], [-0.01, 1.0, -0.3], [0, 0, 1.0]]))
+    field = (rng.random((3, 5, 2)) - 0.5).astype(np.float32)
     for dtype in (np.uint8, np.uint16):
         for shape in ((21, 34), (21, 34, 3)):
             frame = (rng.random(shape) * 200).astype(dtype)
@@ -198,7 +200,11 @@ def test_every_launch_matches_its_kernel_signature(checked_gpu_backend, rng):
             G.resample_accumulate(frame, st, num, den, 2.0, 255.0, np.ones((10, 17), np.float32), 1)
             G.kernel_accumulate(frame, st, num, den, 2.0, 255.0, 0.6)
             G.kernel_accumulate(frame, st, num, den, 2.0, 255.0, 0.6, np.ones((10, 17), np.float32), 1)
+            G.kernel_accumulate(frame, st, num, den, 2.0, 255.0, 0.6, None, 1, field, 8.0)
             G.resample_accumulate(frame, st, num, den, 2.0, 255.0, None, 1, np.tile(np.eye(3).ravel(), (c, 1)))
+            G.resample_accumulate(frame, st, num, den, 2.0, 255.0, np.ones((10, 17), np.float32), 1, None, field, 8.0)
+            G.resample_accumulate(frame, st, num, den, 2.0, 255.0, None, 1, np.tile(np.eye(3).ravel(), (c, 1)), field,
+                                  8.0)
             G.normalize_u16(num, den, 257.0)
     img = rng.random((21, 34)).astype(np.float32)
     G.downsample2(img)
@@ -213,6 +219,9 @@ def test_every_launch_matches_its_kernel_signature(checked_gpu_backend, rng):
     G.align_update(sums, st, MODEL_ID["homography"], (16.5, 10.0, 17.0), 1e-6, 1e-4, 1)
     G.align_finalize(st, 68, 42, 0.3, 0.5)
     d2, cov = G.robust_residual(img, img, st, 1, 2.0)
+    G.robust_residual(img, img, st, 1, 2.0, field, 8.0)
+    G.warp_residual(img, img, st, 1, 2.0)
+    G.warp_residual(img, img, st, 0, 2.0, field, 8.0)
     G.robust_weight(d2, cov, img, np.float32(1e-3), 0.125, 3.0, 6.0, None)
     G.robust_weight(d2, cov, img, np.float32(1e-3), 0.125, 3.0, 6.0, (img > 0.5).astype(np.float32))
     every = {(f, n) for f, names in KERNELS.items() for n in names}

@@ -302,3 +302,95 @@ def test_kernel_merge_restoration_matches_the_cpu(G, rng):
     assert info_g["noise"] == pytest.approx(info_t["noise"], rel=1e-4)
     atol, rtol = tol("gpu_sepfilter")
     np.testing.assert_allclose(G.asnumpy(dev), host, atol=atol * 255 * 4, rtol=1e-5)
+
+
+@pytest.mark.parametrize("channels,chromatic", [(1, False), (3, False), (3, True)])
+def test_resample_with_a_local_field(G, rng, channels, chromatic):
+    """The field moves each output pixel's reference position exactly as the twin does
+    (same coverage), and a zero field changes nothing."""
+    h, w = 45, 61
+    host = (rng.random((h, w) + ((3,) if channels == 3 else ())) * 255).astype(np.uint8)
+    st = state_with(random_T(rng), S_GAIN=1.01, S_OFFSET=0.002)
+    field = rng.normal(0, 0.7, (5, 7, 2)).astype(np.float32)
+    cmaps = np.tile([1.002, 0, -0.05, 0, 1.002, -0.04, 0, 0, 1.0], (channels, 1)) if chromatic else None
+    wo, ho = output_size(w, h, 2.0)
+    num_t, den_t = np.zeros((ho, wo, channels), np.float32), np.zeros((ho, wo), np.float32)
+    NB.resample_accumulate(host, st, num_t, den_t, 2.0, 255.0, None, 1, cmaps, field, 9.5)
+    num_g, den_g = G.asarray(num_t * 0), G.asarray(den_t * 0)
+    G.resample_accumulate(padded(G, host), G.asarray(st), num_g, den_g, 2.0, 255.0, None, 1, cmaps,
+                          padded(G, field), 9.5)
+    np.testing.assert_array_equal(G.asnumpy(den_g), den_t)
+    atol, rtol = tol("gpu_resample")
+    np.testing.assert_allclose(G.asnumpy(num_g), num_t, atol=atol, rtol=rtol)
+    num0, den0 = G.asarray(num_t * 0), G.asarray(den_t * 0)
+    G.resample_accumulate(padded(G, host), G.asarray(st), num0, den0, 2.0, 255.0, None, 1, cmaps)
+    numz, denz = G.asarray(num_t * 0), G.asarray(den_t * 0)
+    G.resample_accumulate(padded(G, host), G.asarray(st), numz, denz, 2.0, 255.0, None, 1, cmaps,
+                          G.cp.zeros((5, 7, 2), G.cp.float32), 9.5)
+    np.testing.assert_array_equal(G.asnumpy(numz), G.asnumpy(num0))
+    np.testing.assert_array_equal(G.asnumpy(denz), G.asnumpy(den0))
+
+
+def test_kernel_accumulate_with_a_local_field(G, rng):
+    h, w = 45, 61
+    host = (rng.random((h, w, 3)) * 255).astype(np.uint8)
+    st = state_with(random_T(rng), S_GAIN=0.97, S_OFFSET=0.01)
+    field = rng.normal(0, 0.7, (5, 7, 2)).astype(np.float32)
+    wo, ho = output_size(w, h, 2.0)
+    num_t, den_t = np.zeros((ho, wo, 3), np.float32), np.zeros((ho, wo), np.float32)
+    NB.kernel_accumulate(host, st, num_t, den_t, 2.0, 255.0, 0.6, None, 1, field, 9.5)
+    num_g, den_g = G.asarray(num_t * 0), G.asarray(den_t * 0)
+    G.kernel_accumulate(padded(G, host), G.asarray(st), num_g, den_g, 2.0, 255.0, 0.6, None, 1, padded(G, field), 9.5)
+    atol, rtol = tol("gpu_kernel_accumulate")
+    np.testing.assert_allclose(G.asnumpy(den_g), den_t, atol=atol, rtol=rtol)
+    np.testing.assert_allclose(G.asnumpy(num_g), num_t, atol=atol * 255.0, rtol=rtol)
+
+
+@pytest.mark.parametrize("level", [0, 1])
+def test_residuals_with_a_local_field_and_the_field_median(G, rng, level):
+    h, w = 37, 53
+    ref = rng.random((h, w)).astype(np.float32)
+    coef = rng.random((h, w)).astype(np.float32)
+    st = state_with(random_T(rng), S_GAIN=1.02, S_OFFSET=-0.01)
+    field = rng.normal(0, 0.7, (4, 6, 2)).astype(np.float32)
+    for name in ("robust_residual", "warp_residual"):
+        d_t, cov_t = getattr(NB, name)(coef, ref, st, level, 2.0, field, 12.0 * 2**level)
+        d_g, cov_g = getattr(G, name)(padded(G, coef), padded(G, ref), G.asarray(st), level, 2.0, padded(G, field),
+                                      12.0 * 2**level)
+        np.testing.assert_array_equal(G.asnumpy(cov_g), cov_t)
+        atol, rtol = tol("gpu_robust_residual")
+        np.testing.assert_allclose(G.asnumpy(d_g), d_t, atol=atol, rtol=rtol)
+    ok = (rng.random((4, 6)) > 0.3).astype(np.float32)
+    np.testing.assert_array_equal(G.asnumpy(G.field_median3(G.asarray(field), G.asarray(ok))),
+                                  NB.field_median3(field, ok))
+
+
+def test_local_refinement_agrees_across_backends(G):
+    """The whole per-frame refinement (the same arithmetic in float32 on both
+    sides, matrix products summed in other orders) on a rolling-shutter pair."""
+    from superres_gpu.align import AlignConfig, align, frame_levels
+    from superres_gpu.local import LocalRefiner, frame_report
+    from superres_gpu.reference import Reference
+    from superres_gpu.synth import CameraSpec, MotionSpec, make_burst
+
+    burst = make_burst(2, 256, 192, 2.0, 4, MotionSpec(2.0, 0.2, 0.001, rolling_shutter_px=0.4),
+                       CameraSpec(jpeg_quality=None), seed=9)
+    out = []
+    for be in (NB, G):
+        ref = Reference(be, be.asarray(burst.frames[0]), AlignConfig(model="similarity"))
+        lv = frame_levels(be, ref, be.asarray(burst.frames[1]))
+        res = LocalRefiner(be, ref, "on").refine(lv, align(be, ref, lv))
+        out.append((be.asnumpy(res.field), frame_report(be.asnumpy(res.stats))))
+    atol, _ = tol("gpu_local_field")
+    np.testing.assert_allclose(out[1][0], out[0][0], atol=atol)
+    assert out[1][1]["applied"] == out[0][1]["applied"]
+
+
+def test_tile_phase_shifts(G, rng):
+    ref = rng.random((90, 130)).astype(np.float32)
+    img = np.roll(ref, (2, -3), axis=(0, 1)) + rng.normal(0, 0.05, ref.shape).astype(np.float32)
+    x0, y0 = np.array([3, 40, 66]), np.array([5, 26])
+    want = NB.tile_phase_shifts(ref, img, x0, y0, 64)
+    got = G.tile_phase_shifts(padded(G, ref), padded(G, img), G.asarray(x0), G.asarray(y0), 64)
+    atol, _ = tol("gpu_tile_phase_shifts")
+    np.testing.assert_allclose(G.asnumpy(got), want, atol=atol)

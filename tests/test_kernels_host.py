@@ -48,9 +48,12 @@ def lib(tmp_path_factory):
     assert res.returncode == 0, res.stderr
     h = ctypes.CDLL(str(out))
     sigs = {
-        "h_resample": [P, I, I, I, I, P, P, P, P, I, I, D, D, F, P, I, I, I, D, P, I],
-        "h_kernel_accumulate": [P, I, I, I, I, P, P, P, I, I, D, D, F, P, I, I, I, D, I, F, F],
-        "h_robust_residual": [P, I, I, P, I, I, P, I, D, P, P],
+        "h_resample": [P, I, I, I, I, P, P, P, P, I, I, D, D, F, P, I, I, I, D, P, I, P, I, I, D, I],
+        "h_kernel_accumulate": [P, I, I, I, I, P, P, P, I, I, D, D, F, P, I, I, I, D, I, F, F, P, I, I, D, I],
+        "h_robust_residual": [P, I, I, P, I, I, P, I, D, P, I, I, D, I, P, P],
+        "h_warp_residual": [P, I, I, P, I, I, P, I, D, P, I, I, D, I, P, P],
+        "h_field_at": [P, I, I, D, P, P, L, P, P],
+        "h_field_output": [P, I, I, D, D, D, I, I, P, P],
         "h_robust_weight": [P, P, P, L, F, D, D, D, P, I, P],
         "h_luma": [P, I, I, I, I, F, P],
         "h_downsample2": [P, I, I, P],
@@ -74,6 +77,12 @@ def ptr(a: np.ndarray):
     return a.ctypes.data
 
 
+def random_field(rng, w, h, cell):
+    """A displacement field (reference px) on nodes ``cell`` px apart over a w x h frame."""
+    gw, gh = int(np.ceil(w / cell)), int(np.ceil(h / cell))
+    return rng.normal(0, 0.7, (gh, gw, 2)).astype(np.float32)
+
+
 def random_state(rng, homography=True):
     a = rng.normal(0, 0.01)
     T = np.array([[np.cos(a) * 1.01, -np.sin(a), rng.normal(0, 2)], [np.sin(a), np.cos(a) * 0.995, rng.normal(0, 2)],
@@ -89,7 +98,8 @@ def random_state(rng, homography=True):
     (np.uint16, 1, (16, 17), 1.0),
 ])
 @pytest.mark.parametrize("chromatic", [False, True])
-def test_resample_kernel_math(lib, rng, dtype, channels, shape, scale, weighted, chromatic):
+@pytest.mark.parametrize("local", [False, True])
+def test_resample_kernel_math(lib, rng, dtype, channels, shape, scale, weighted, chromatic, local):
     h, w = shape
     maxv = 65535.0 if dtype == np.uint16 else 255.0
     frame = (rng.random(shape + ((channels,) if channels == 3 else ())) * maxv).astype(dtype)
@@ -108,14 +118,17 @@ def test_resample_kernel_math(lib, rng, dtype, channels, shape, scale, weighted,
         for c in range(channels):
             k = 1.0 + rng.uniform(-0.01, 0.01)
             cmaps[c] = [k, 0.0, 0.4 * w * (1 - k), 0.0, k, 0.6 * h * (1 - k), 0.0, 0.0, 1.0]
-    B.resample_accumulate(frame, st, num_t, den_t, scale, maxv, wmap, 1, cmaps)
+    field = random_field(rng, w, h, 7.0) if local else None
+    B.resample_accumulate(frame, st, num_t, den_t, scale, maxv, wmap, 1, cmaps, field, 7.0)
     num_k, den_k = num0.copy(), den0.copy()
+    fk = field if local else np.zeros((1, 1, 2), np.float32)
     S_ = output_to_reference(scale)
     wk = wmap if weighted else np.ones((1, 1), np.float32)
     ck = cmaps if chromatic else np.zeros((1, 9))
     lib.h_resample(ptr(frame), int(dtype == np.uint16), channels, w, h, ptr(st), ptr(np.ascontiguousarray(lanczos4_table())),
                    ptr(num_k), ptr(den_k), wo, ho, S_[0, 0], S_[0, 2], maxv, ptr(wk), wk.shape[1], wk.shape[0],
-                   int(weighted), 0.5, ptr(ck), int(chromatic))
+                   int(weighted), 0.5, ptr(ck), int(chromatic), ptr(fk), fk.shape[1], fk.shape[0], 1.0 / 7.0,
+                   int(local))
     np.testing.assert_array_equal(den_k, den_t)  # identical positions and coverage
     atol, rtol = tol("lanczos_remap_vs_direct")
     np.testing.assert_allclose(num_k, num_t, atol=atol * maxv * 1.1, rtol=rtol)
@@ -128,7 +141,8 @@ def test_resample_kernel_math(lib, rng, dtype, channels, shape, scale, weighted,
     (np.uint16, 3, (23, 31), 3.0, 0.9),
     (np.uint16, 1, (16, 17), 1.0, 0.5),
 ])
-def test_kernel_accumulate_math(lib, rng, dtype, channels, shape, scale, sigma, weighted):
+@pytest.mark.parametrize("local", [False, True])
+def test_kernel_accumulate_math(lib, rng, dtype, channels, shape, scale, sigma, weighted, local):
     h, w = shape
     maxv = 65535.0 if dtype == np.uint16 else 255.0
     frame = (rng.random(shape + ((channels,) if channels == 3 else ())) * maxv).astype(dtype)
@@ -141,14 +155,17 @@ def test_kernel_accumulate_math(lib, rng, dtype, channels, shape, scale, sigma, 
     wmap = rng.random((h // 2, w // 2)).astype(np.float32) if weighted else None
     if weighted:
         wmap[wmap < 0.3] = 0.0
-    B.kernel_accumulate(frame, st, num_t, den_t, scale, maxv, sigma, wmap, 1)
+    field = random_field(rng, w, h, 6.0) if local else None
+    fk = field if local else np.zeros((1, 1, 2), np.float32)
+    B.kernel_accumulate(frame, st, num_t, den_t, scale, maxv, sigma, wmap, 1, field, 6.0)
     num_k, den_k = num0.copy(), den0.copy()
     S_ = output_to_reference(scale)
     wk = wmap if weighted else np.ones((1, 1), np.float32)
     lib.h_kernel_accumulate(ptr(frame), int(dtype == np.uint16), channels, w, h, ptr(st), ptr(num_k), ptr(den_k),
                             wo, ho, S_[0, 0], S_[0, 2], maxv, ptr(wk), wk.shape[1], wk.shape[0], int(weighted), 0.5,
                             kernel_taps(scale, sigma), np.float32((3.0 * sigma) ** 2),
-                            np.float32(-1.0 / (2.0 * sigma * sigma)))
+                            np.float32(-1.0 / (2.0 * sigma * sigma)), ptr(fk), fk.shape[1], fk.shape[0], 1.0 / 6.0,
+                            int(local))
     assert np.any(den_k != den0)
     atol, rtol = tol("host_kernel_accumulate")
     np.testing.assert_allclose(den_k, den_t, atol=atol, rtol=rtol)
@@ -265,20 +282,32 @@ def test_align_update_failure_paths_match(lib, rng):
     assert a[S.S_STATUS] == S.STATUS_IMPLAUSIBLE and a[S.S_ACCEPT] == 0
 
 
+@pytest.mark.parametrize("local", [False, True])
 @pytest.mark.parametrize("level", [0, 1])
-def test_robust_kernel_math(lib, rng, level):
+def test_robust_kernel_math(lib, rng, level, local):
     h, w = 31, 45
     ref = rng.random((h, w)).astype(np.float32)
     coef = rng.random((h, w)).astype(np.float32)
     st = random_state(rng)
     st[S.S_GAIN], st[S.S_OFFSET] = 1.02, -0.01
-    d2_t, cov_t = B.robust_residual(coef, ref, st, level, 2.0)
+    field = random_field(rng, w * 2**level, h * 2**level, 9.0) if local else None
+    fk = field if local else np.zeros((1, 1, 2), np.float32)
+    fargs = (ptr(fk), fk.shape[1], fk.shape[0], 1.0 / 9.0, int(local))
+    d2_t, cov_t = B.robust_residual(coef, ref, st, level, 2.0, field, 9.0)
     d2_k, cov_k = np.empty_like(ref), np.empty_like(ref)
-    lib.h_robust_residual(ptr(coef), w, h, ptr(ref), w, h, ptr(st), level, 2.0, ptr(d2_k), ptr(cov_k))
+    lib.h_robust_residual(ptr(coef), w, h, ptr(ref), w, h, ptr(st), level, 2.0, *fargs, ptr(d2_k), ptr(cov_k))
     np.testing.assert_array_equal(cov_k, cov_t)
     assert 0.2 < cov_t.mean() < 1.0
     atol, rtol = tol("host_robust_residual")
     np.testing.assert_allclose(d2_k, d2_t, atol=atol, rtol=rtol)
+    e_t, cov_t2 = B.warp_residual(coef, ref, st, level, 2.0, field, 9.0)
+    e_k, cov_k2 = np.empty_like(ref), np.empty_like(ref)
+    lib.h_warp_residual(ptr(coef), w, h, ptr(ref), w, h, ptr(st), level, 2.0, *fargs, ptr(e_k), ptr(cov_k2))
+    np.testing.assert_array_equal(cov_k2, cov_t)
+    np.testing.assert_array_equal(cov_t2, cov_t)
+    np.testing.assert_allclose(e_k, e_t, atol=atol, rtol=rtol)
+    np.testing.assert_allclose(e_t * e_t, d2_t, rtol=1e-5, atol=1e-7)
+    assert (e_t < 0).any() and (e_t > 0).any()  # signed
     e = rng.random((h, w)).astype(np.float32) * 0.01
     e[:5] = 1.0  # a mover: far more residual than noise explains
     c = rng.random((h, w)).astype(np.float32)
@@ -303,3 +332,34 @@ def test_normalize_kernel_math(lib, rng, channels):
     lib.h_normalize(ptr(num), ptr(den), 63, channels, np.float32(257.0), ptr(out))
     expect = B.normalize_u16(num, den, 257.0)
     np.testing.assert_array_equal(out.reshape(expect.shape), expect)
+
+
+def test_field_sampling_math(lib, rng):
+    """The field's bilinear sample and the moved output coordinates: bit-identical
+    to the twin's (positions are rounded to 1/32 px afterwards), clamped beyond
+    the outer nodes, exact at the nodes."""
+    from superres_gpu.backends.numpy_backend import field_at, field_output
+
+    field = random_field(rng, 53, 37, 6.5)
+    gh, gw = field.shape[:2]
+    px = rng.uniform(-10, 63, 500)
+    py = rng.uniform(-10, 47, 500)
+    dx_k, dy_k = np.empty(500), np.empty(500)
+    lib.h_field_at(ptr(field), gw, gh, 1 / 6.5, ptr(px), ptr(py), 500, ptr(dx_k), ptr(dy_k))
+    dx_t, dy_t = field_at(field, 1 / 6.5, px, py)
+    np.testing.assert_array_equal(dx_k, dx_t)
+    np.testing.assert_array_equal(dy_k, dy_t)
+    j, i = 3, 2  # node (i, j): exactly its value
+    nx, ny = field_at(field, 1 / 6.5, (j + 0.5) * 6.5 - 0.5, (i + 0.5) * 6.5 - 0.5)
+    assert float(nx) == pytest.approx(field[i, j, 0], abs=1e-12)
+    assert float(ny) == pytest.approx(field[i, j, 1], abs=1e-12)
+    far, _ = field_at(field, 1 / 6.5, -100.0, -100.0)  # beyond the corner node: its value
+    assert float(far) == field[0, 0, 0]
+    S_ = output_to_reference(1.7)
+    wo, ho = output_size(53, 37, 1.7)
+    Xd_k, Yd_k = np.empty((ho, wo)), np.empty((ho, wo))
+    lib.h_field_output(ptr(field), gw, gh, 1 / 6.5, S_[0, 0], S_[0, 2], wo, ho, ptr(Xd_k), ptr(Yd_k))
+    Xd_t, Yd_t = field_output(field, 1 / 6.5, S_[0, 0], S_[0, 2], np.arange(wo, dtype=np.float64),
+                              np.arange(ho, dtype=np.float64)[:, None])
+    np.testing.assert_array_equal(Xd_k, Xd_t)
+    np.testing.assert_array_equal(Yd_k, Yd_t)

@@ -394,3 +394,96 @@ def test_kernel_accumulate_applies_gain_weights_and_skips_dropped_frames(rng):
     st[S.S_ACCEPT] = 0.0
     B.kernel_accumulate(frame, st, num1, den1, 2.0, 255.0, 0.6)
     np.testing.assert_allclose(den, 0.5 * den1, rtol=1e-6)
+
+
+# ---- the local displacement field in the merge and the residuals -------------------------------------
+
+
+def _field_case(rng, channels=3):
+    h, w = 41, 57
+    frame = (rng.random((h, w, channels) if channels == 3 else (h, w)) * 255).astype(np.uint8)
+    T = np.array([[math.cos(0.01), -math.sin(0.01), 1.3], [math.sin(0.01), math.cos(0.01), -0.7], [0, 0, 1.0]])
+    st = transform_state(T)
+    st[S.S_GAIN], st[S.S_OFFSET] = 1.03, -0.01
+    return frame, st
+
+
+@pytest.mark.parametrize("chromatic", [False, True])
+def test_a_zero_field_gives_exactly_the_result_without_one(rng, chromatic):
+    frame, st = _field_case(rng)
+    wmap = rng.random((20, 28)).astype(np.float32)
+    cmaps = np.tile([1.001, 0, -0.02, 0, 1.001, -0.02, 0, 0, 1.0], (3, 1)) if chromatic else None
+    num0, den0 = np.zeros((82, 114, 3), np.float32), np.zeros((82, 114), np.float32)
+    B.resample_accumulate(frame, st, num0, den0, 2.0, 255.0, wmap, 1, cmaps)
+    num1, den1 = np.zeros_like(num0), np.zeros_like(den0)
+    B.resample_accumulate(frame, st, num1, den1, 2.0, 255.0, wmap, 1, cmaps, np.zeros((5, 7, 2), np.float32), 9.0)
+    np.testing.assert_array_equal(num1, num0)
+    np.testing.assert_array_equal(den1, den0)
+    num2, den2 = np.zeros_like(num0), np.zeros_like(den0)
+    B.kernel_accumulate(frame, st, num2, den2, 2.0, 255.0, 0.6, wmap, 1)
+    num3, den3 = np.zeros_like(num0), np.zeros_like(den0)
+    B.kernel_accumulate(frame, st, num3, den3, 2.0, 255.0, 0.6, wmap, 1, np.zeros((5, 7, 2), np.float32), 9.0)
+    np.testing.assert_array_equal(num3, num2)
+    np.testing.assert_array_equal(den3, den2)
+    coef, ref = rng.random((20, 28)).astype(np.float32), rng.random((20, 28)).astype(np.float32)
+    for method in (B.robust_residual, B.warp_residual):
+        a = method(coef, ref, st, 1, 2.0)
+        b = method(coef, ref, st, 1, 2.0, np.zeros((3, 4, 2), np.float32), 16.0)
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])
+
+
+def test_a_constant_field_is_a_shift_in_reference_coordinates(rng):
+    """Reading at Tinv (p + D) for a constant D is the transform Tinv T_D: the
+    field lives in the reference's coordinates, whatever the frame's rotation."""
+    frame, st = _field_case(rng, channels=1)
+    D = np.array([0.37, -0.61])
+    field = np.tile(D.astype(np.float32), (4, 6, 1))
+    num_f, den_f = np.zeros((82, 114, 1), np.float32), np.zeros((82, 114), np.float32)
+    B.resample_accumulate(frame, st, num_f, den_f, 2.0, 255.0, None, 1, None, field, 10.0)
+    Ti = st[S.S_TINV].reshape(3, 3) @ np.array([[1, 0, D[0]], [0, 1, D[1]], [0, 0, 1.0]])
+    st2 = transform_state(np.linalg.inv(Ti))
+    st2[S.S_GAIN], st2[S.S_OFFSET] = st[S.S_GAIN], st[S.S_OFFSET]
+    num_m, den_m = np.zeros_like(num_f), np.zeros_like(den_f)
+    B.resample_accumulate(frame, st2, num_m, den_m, 2.0, 255.0)
+    same = den_f == den_m
+    assert same.mean() > 0.99  # coverage: only pixels at the very border may differ
+    atol, _ = tol("field_constant_vs_matrix")
+    close = np.abs(num_f - num_m)[same] <= atol * 255.0
+    assert close.mean() > 0.99
+    assert np.abs(num_f - num_m)[same].max() < 255.0 / 32.0 * 2
+    coef, ref = rng.random((20, 28)).astype(np.float32), rng.random((20, 28)).astype(np.float32)
+    e_f, c_f = B.warp_residual(coef, ref, st, 1, 2.0, field, 10.0)
+    e_m, c_m = B.warp_residual(coef, ref, st2, 1, 2.0)
+    np.testing.assert_array_equal(c_f, c_m)
+    np.testing.assert_allclose(e_f, e_m, atol=1e-5)
+
+
+def test_field_median3_takes_accepted_neighbours_only():
+    field = np.zeros((3, 4, 2), np.float32)
+    field[..., 0] = np.arange(12).reshape(3, 4)
+    ok = np.ones((3, 4), np.float32)
+    ok[1, 1] = 0  # left out of every median, its own included
+    med = B.field_median3(field, ok)
+    assert med[0, 0, 0] == np.median([0, 1, 4])
+    assert med[1, 1, 0] == np.median([0, 1, 2, 4, 6, 8, 9, 10])
+    none = B.field_median3(field, np.zeros_like(ok))
+    assert np.isnan(none).all()
+
+
+def test_tile_phase_shifts_find_each_tiles_offset(rng):
+    """img(x) = ref(x + s) with s = (2.3, -1.6) everywhere: every tile finds s
+    (the parabolic peak fit is biased by up to ~0.2 px at these fractions)."""
+    import cv2
+
+    ref = cv2.GaussianBlur(rng.random((200, 260)).astype(np.float32), (0, 0), 1.5)
+    M = np.float32([[1, 0, 2.3], [0, 1, -1.6]])
+    img = cv2.warpAffine(ref, M, (260, 200), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
+                         borderMode=cv2.BORDER_REFLECT)
+    out = B.tile_phase_shifts(ref, img, np.array([20, 84, 148]), np.array([20, 100]), 64)
+    assert out.shape == (2, 3, 3) and out.dtype == np.float32
+    np.testing.assert_allclose(out[..., 0], 2.3, atol=TOL["tile_phase_shift_px"][0])
+    np.testing.assert_allclose(out[..., 1], -1.6, atol=TOL["tile_phase_shift_px"][0])
+    assert (out[..., 2] > 0.5).all()
+    same = B.tile_phase_shifts(ref, ref, np.array([20]), np.array([20]), 64)
+    np.testing.assert_allclose(same[0, 0, :2], 0.0, atol=1e-6)

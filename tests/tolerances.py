@@ -61,6 +61,11 @@ TOL = {
     "gpu_kernel_accumulate": (2e-6, 2e-6, "float32 offsets and sums of up to 16 taps that nvcc may contract to FMA, "
                               "expf (device ulp error 2)"),
     "gpu_weight_bilinear": (1e-6, 0.0, "bilinear weight in float64 from float32 maps, rounded to float32 once"),
+    "gpu_local_field": (2e-3, None, "the refinement on both backends: float32 hat sums (matrix products, other "
+                        "summation orders) and FMA in the residuals; a node's vector moves by far less than its "
+                        "uncertainty (~0.03 px)"),
+    "gpu_tile_phase_shifts": (1e-4, None, "cuFFT vs NumPy's FFT in complex64 on 64x64 tiles: the surface "
+                              "differs by ~1e-6, the parabola's vertex by far less than 1e-4 px"),
     "gpu_robust_residual": (1e-9, 1e-5, "float64 B-spline sample with FMA; the square rounded to float32"),
     "gpu_robust_weight": (1e-6, 0.0, "float64 ratio from float32 inputs, clipped and rounded to float32"),
     "gpu_normalize": (1, 0, "float32 division then rint: a value within 1 ulp of .5 may round the other way (1 code)"),
@@ -128,6 +133,21 @@ TOL = {
                                 "one frame upscaled, vs the sharp scene; measured 1.66 dB"),
     "demo_kernel_star_px": (2.0, None, "the demo's 8-frame --merge kernel resolves the Siemens star further in than "
                             "one frame upscaled: measured 20.0 against 25.4 px (the output's Nyquist limit is 11.5)"),
+    # ---- local refinement -------------------------------------------------------------------------------
+    "field_constant_vs_matrix": (2e-3, 0.0, "a constant field vs the same shift folded into Tinv: positions agree to "
+                                 "~1e-12 px but are rounded to 1/32 px independently, so a few pixels take a "
+                                 "neighbouring Lanczos phase (|weight change| * 255 / 32 per such pixel, rare)"),
+    "tile_phase_shift_px": (0.25, None, "a 64 px tile's parabolic peak fit at a fraction of 0.3-0.4 px: biased "
+                            "towards the integer by up to ~0.2 px (measured 0.18); Gauss-Newton refines it"),
+    "local_large_shift_px": (0.1, None, "a noise-free 6.3, 4.1 px shift, beyond Gauss-Newton's reach from 0: "
+                             "phase correlation starts the tiles, the median interior node lands within 0.1 px"),
+    "local_constant_shift_px": (0.02, None, "a noise-free PNG pair shifted by (0.5, -0.25) px: every interior node "
+                                "recovers it (measured within 0.005)"),
+    "local_rolling_gain": (0.6, None, "rolling-shutter wobble (sigma 0.3 px): the dense map error with the field is "
+                           "below 0.6 of the global model's (measured 0.2-0.3 on the benchmark frames)"),
+    "local_static_significance": (4.0, None, "frames with no local motion: the accepted vectors' mean (|D| / sd)^2 "
+                                  "stays near 1 (measured 1.1-1.4), below --local auto's threshold"),
+    "local_static_db": (0.1, None, "--local on on a static burst costs at most 0.1 dB (measured 0.02)"),
     # ---- culling ----------------------------------------------------------------------------------------
     "cull_precision_recall": (0.9, None, "blurred frames (3-6 px of shake) flagged at every noise level"),
     "noise_estimate_rel": (0.15, None, "Immerkaer's estimate on the calm half of a frame, relative to the true sigma"),

@@ -51,6 +51,7 @@ class CupyBackend:
         self._tab = cp.asarray(lanczos4_table())
         self._one = cp.ones((1, 1), dtype=cp.float32)  # stands in for an absent weight map / mask
         self._eye9 = cp.asarray(np.tile(np.eye(3).ravel(), (3, 1)))  # stands in for absent channel maps
+        self._field0 = cp.zeros((1, 1, 2), dtype=cp.float32)  # stands in for an absent displacement field
         self._taps: dict[bytes, object] = {}
         self.compute_stream = cp.cuda.Stream(non_blocking=True)
         self.upload_stream = cp.cuda.Stream(non_blocking=True)
@@ -310,7 +311,7 @@ class CupyBackend:
 
     # --- kernel 1: fused resample-and-accumulate ---------------------------------
     def resample_accumulate(self, frame, state, num, den, scale: float, max_value: float, weights=None,
-                            weight_level: int = 1, channel_maps=None) -> None:
+                            weight_level: int = 1, channel_maps=None, field=None, field_cell: float = 0.0) -> None:
         frame, fw, fh, c, wo, ho, wmap, ww, wh, has = self._accumulate_args(frame, num, den, weights)
         a = np.float64(1.0 / scale)
         b = np.float64(0.5 / scale - 0.5)
@@ -320,21 +321,34 @@ class CupyBackend:
             cmaps, has_c = self._contig(self.cp.asarray(channel_maps, dtype=self.cp.float64)), 1
             if cmaps.shape != (c, 9):
                 raise ValueError(f"channel_maps must be ({c}, 9) float64, one row-major 3x3 per channel")
+        fmap, gw, gh, finv, has_f = self._field_args(field, field_cell)
         k = self._kernel("resample", f"resample_accumulate<{self._type_name(frame.dtype)}, {c}>")
         k(
             grid_2d(wo, ho),
             BLOCK_2D,
             (frame, np.int32(fw), np.int32(fh), self._state(state), self._tab, num, den, np.int32(wo), np.int32(ho), a, b,
              np.float32(max_value), wmap, np.int32(ww), np.int32(wh), np.int32(has),
-             np.float64(1.0 / 2**weight_level), cmaps, np.int32(has_c)),
+             np.float64(1.0 / 2**weight_level), cmaps, np.int32(has_c), fmap, gw, gh, finv, has_f),
         )
+
+    def _field_args(self, field, field_cell):
+        """(field, gw, gh, 1 / cell, has_field) for the kernels' local-field arguments."""
+        if field is None:
+            return self._field0, np.int32(1), np.int32(1), np.float64(1.0), np.int32(0)
+        field = self._f32(field, "field")
+        if field.ndim != 3 or field.shape[2] != 2:
+            raise ValueError(f"a displacement field is (gh, gw, 2) float32, not {field.shape}")
+        if not field_cell > 0:
+            raise ValueError(f"the field's cell size must be positive, not {field_cell}")
+        return field, np.int32(field.shape[1]), np.int32(field.shape[0]), np.float64(1.0 / field_cell), np.int32(1)
 
     # --- kernel 7: kernel-regression accumulate ------------------------------------
     def kernel_accumulate(self, frame, state, num, den, scale: float, max_value: float, sigma: float,
-                          weights=None, weight_level: int = 1) -> None:
+                          weights=None, weight_level: int = 1, field=None, field_cell: float = 0.0) -> None:
         from .numpy_backend import kernel_taps
 
         frame, fw, fh, c, wo, ho, wmap, ww, wh, has = self._accumulate_args(frame, num, den, weights)
+        fmap, gw, gh, finv, has_f = self._field_args(field, field_cell)
         k = self._kernel("kernelreg", f"kernel_accumulate<{self._type_name(frame.dtype)}, {c}>")
         k(
             grid_2d(wo, ho),
@@ -342,23 +356,43 @@ class CupyBackend:
             (frame, np.int32(fw), np.int32(fh), state, num, den, np.int32(wo), np.int32(ho),
              np.float64(1.0 / scale), np.float64(0.5 / scale - 0.5), np.float32(max_value), wmap, np.int32(ww),
              np.int32(wh), np.int32(has), np.float64(1.0 / 2**weight_level), np.int32(kernel_taps(scale, sigma)),
-             np.float32((3.0 * sigma) ** 2), np.float32(-1.0 / (2.0 * sigma * sigma))),
+             np.float32((3.0 * sigma) ** 2), np.float32(-1.0 / (2.0 * sigma * sigma)), fmap, gw, gh, finv, has_f),
         )
 
     # --- kernel 6: robust merge weights ----------------------------------------------
-    def robust_residual(self, coef, ref_img, state, level: int, margin: float):
+    def robust_residual(self, coef, ref_img, state, level: int, margin: float, field=None, field_cell: float = 0.0):
+        return self._level_residual("robust_residual", coef, ref_img, state, level, margin, field, field_cell)
+
+    def warp_residual(self, coef, ref_img, state, level: int, margin: float, field=None, field_cell: float = 0.0):
+        return self._level_residual("warp_residual", coef, ref_img, state, level, margin, field, field_cell)
+
+    def _level_residual(self, name, coef, ref_img, state, level, margin, field, field_cell):
         cp = self.cp
         coef, ref_img = self._f32(coef), self._f32(ref_img)
         h, w = ref_img.shape
         ch, cw = coef.shape
-        d2 = cp.empty((h, w), dtype=cp.float32)
+        d = cp.empty((h, w), dtype=cp.float32)
         cov = cp.empty((h, w), dtype=cp.float32)
-        self._kernel("robust", "robust_residual")(
+        fmap, gw, gh, finv, has_f = self._field_args(field, field_cell)
+        self._kernel("robust", name)(
             grid_2d(w, h), BLOCK_2D,
             (coef, np.int32(cw), np.int32(ch), ref_img, np.int32(w), np.int32(h), self._state(state), np.int32(level),
-             np.float64(margin), d2, cov),
+             np.float64(margin), fmap, gw, gh, finv, has_f, d, cov),
         )
-        return d2, cov
+        return d, cov
+
+    def tile_phase_shifts(self, ref_img, img, x0, y0, size: int):
+        from .numpy_backend import tile_phase_shifts
+
+        return tile_phase_shifts(self.cp, self._f32(ref_img), self._f32(img), x0, y0, size)
+
+    def field_median3(self, field, ok):
+        cp = self.cp
+        gh, gw = ok.shape
+        f = cp.where((ok > 0)[..., None], field.astype(cp.float32), cp.float32(cp.nan))
+        p = cp.pad(f, ((1, 1), (1, 1), (0, 0)), constant_values=cp.nan)
+        stack = cp.stack([p[i : i + gh, j : j + gw] for i in range(3) for j in range(3)])
+        return cp.nanmedian(stack, axis=0).astype(cp.float32)
 
     def select_points(self, score, count: int, cells: int):
         from ..reference import select_points

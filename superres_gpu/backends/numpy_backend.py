@@ -296,36 +296,51 @@ class NumpyBackend:
         align_finalize_math(state, width, height, min_corr, min_overlap)
 
     # --- kernel 6: robust merge weights ----------------------------------------------
-    def robust_residual(self, coef, ref_img, state, level: int, margin: float):
+    def robust_residual(self, coef, ref_img, state, level: int, margin: float, field=None, field_cell: float = 0.0):
         """Squared residual and coverage of a frame on the reference's level grid.
 
         For each pixel (x, y) of ``ref_img`` (the reference's level-``level``
-        luma): its level-0 position 2^L (x + 0.5) - 0.5 is mapped into the
-        frame by Tinv and back to level coordinates; where that lies at least
-        ``margin`` px inside, the frame (cubic B-spline coefficients ``coef``)
-        is sampled there and d = gain * s + offset - ref; returns float32
-        (d^2, coverage) maps, both 0 where the frame does not cover.
+        luma): its level-0 position p = 2^L (x + 0.5) - 0.5 (moved to p + D(p)
+        by a local displacement ``field``, see :func:`field_at`, when given) is
+        mapped into the frame by Tinv and back to level coordinates; where that
+        lies at least ``margin`` px inside, the frame (cubic B-spline
+        coefficients ``coef``) is sampled there and d = gain * s + offset - ref;
+        returns float32 (d^2, coverage) maps, both 0 where the frame does not cover.
         """
-        h, w = ref_img.shape
-        f = float(2**level)
-        Ti = state[S.S_TINV].reshape(3, 3)
-        ch, cw = coef.shape
-        d2 = np.zeros((h, w), np.float32)
-        cov = np.zeros((h, w), np.float32)
-        x0 = f * (np.arange(w, dtype=np.float64) + 0.5) - 0.5
-        rows = max(1, _STRIP_PIXELS // max(w, 1))
-        for r0 in range(0, h, rows):  # strips: bounded temporaries on large frames
-            r1 = min(h, r0 + rows)
-            y0 = (f * (np.arange(r0, r1, dtype=np.float64) + 0.5) - 0.5)[:, None]
-            wq = Ti[2, 0] * x0 + Ti[2, 1] * y0 + Ti[2, 2]
-            u = ((Ti[0, 0] * x0 + Ti[0, 1] * y0 + Ti[0, 2]) / wq + 0.5) / f - 0.5
-            v = ((Ti[1, 0] * x0 + Ti[1, 1] * y0 + Ti[1, 2]) / wq + 0.5) / f - 0.5
-            ok = (u >= margin) & (u <= cw - 1.0 - margin) & (v >= margin) & (v <= ch - 1.0 - margin)
-            s = sample_bspline(coef, u[ok], v[ok])
-            d = state[S.S_GAIN] * s + state[S.S_OFFSET] - ref_img[r0:r1][ok].astype(np.float64)
-            d2[r0:r1][ok] = (d * d).astype(np.float32)
-            cov[r0:r1][ok] = 1.0
-        return d2, cov
+        return _level_residual(coef, ref_img, state, level, margin, field, field_cell, square=True)
+
+    def warp_residual(self, coef, ref_img, state, level: int, margin: float, field=None, field_cell: float = 0.0):
+        """(e, coverage): the signed residual d of :meth:`robust_residual`
+        (float32, 0 where the frame does not cover), what the local refinement
+        (:mod:`superres_gpu.local`) solves for its displacement field from."""
+        return _level_residual(coef, ref_img, state, level, margin, field, field_cell)
+
+    def tile_phase_shifts(self, ref_img, img, x0, y0, size: int):
+        """Phase correlation of square tiles: for tile (i, j), the ``size`` x
+        ``size`` windows of ``ref_img`` and ``img`` (float32, same shape) at
+        columns ``x0[j]`` and rows ``y0[i]`` onwards (int arrays; the tiles lie
+        inside).  Each tile's mean is removed and a Hann window applied; the
+        normalised cross-power spectrum (zero where its magnitude is <= 1e-20
+        and at the mean) is inverted and its peak fitted by a parabola per
+        axis (cyclic neighbours; a non-maximum keeps the integer peak; the
+        fraction within +-0.5).  Returns float32 (gh, gw, 3): the offset
+        (sx, sy) for which img(x) ~ ref_img(x + s), wrapped to [-size/2,
+        size/2), and the peak height.  Tiles are processed in groups of rows
+        (bounded memory)."""
+        return tile_phase_shifts(np, ref_img, img, x0, y0, size)
+
+    def field_median3(self, field, ok):
+        """Per node of a (gh, gw, 2) field: the median of each component over
+        the accepted nodes (``ok`` > 0) of its 3x3 neighbourhood, itself
+        included (NaN where none is accepted); float32.  Even counts take the
+        mean of the two middle values (``np.nanmedian``)."""
+        gh, gw = ok.shape
+        f = np.where((ok > 0)[..., None], field.astype(np.float32), np.float32(np.nan))
+        p = np.pad(f, ((1, 1), (1, 1), (0, 0)), constant_values=np.nan)
+        stack = np.stack([p[i : i + gh, j : j + gw] for i in range(3) for j in range(3)])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmedian(stack, axis=0).astype(np.float32)
 
     def select_points(self, score, count: int, cells: int):
         """(ys, xs) of the reference's informative points: up to ``count``
@@ -372,7 +387,7 @@ class NumpyBackend:
 
     # --- kernel 1: fused resample-and-accumulate ---------------------------------
     def resample_accumulate(self, frame, state, num, den, scale: float, max_value: float, weights=None,
-                            weight_level: int = 1, channel_maps=None) -> None:
+                            weight_level: int = 1, channel_maps=None, field=None, field_cell: float = 0.0) -> None:
         """Add one frame, resampled onto the output grid, to num and den.
 
         For output pixel (X, Y): reference position p = S (X, Y) with S the
@@ -388,6 +403,10 @@ class NumpyBackend:
         channel's sampling position: channel c is read at ``Cc (u, v)``
         (lateral chromatic aberration, see :mod:`superres_gpu.tca`); coverage
         stays that of (u, v).  Each channel is still interpolated once.
+        ``field`` (float32 (gh, gw, 2), reference px; node spacing
+        ``field_cell``) is a local displacement field: the output pixel's
+        reference position p is read at Tinv (p + D(p)) (:func:`field_output`),
+        for coverage and every channel; the weight stays sampled at p.
         """
         import cv2
 
@@ -408,7 +427,8 @@ class NumpyBackend:
         for y_start in range(0, ho, rows_per):
             y_end = min(ho, y_start + rows_per)
             Y = np.arange(y_start, y_end, dtype=np.float64)[:, None]
-            u, v = _project(M, X, Y)
+            Xd, Yd = (X, Y) if field is None else field_output(field, 1.0 / field_cell, a, b, X, Y)
+            u, v = _project(M, Xd, Yd)
             valid = (u >= -0.5) & (u <= fw - 0.5) & (v >= -0.5) & (v <= fh - 0.5)
             if not valid.any():
                 continue
@@ -418,7 +438,7 @@ class NumpyBackend:
             else:
                 chans = []
                 for c in range(src.shape[2] if src.ndim == 3 else 1):
-                    uc, vc = _project(compose_map(channel_maps[c].reshape(3, 3), M), X, Y)
+                    uc, vc = _project(compose_map(channel_maps[c].reshape(3, 3), M), Xd, Yd)
                     map1, map2 = _fixed_point_maps(uc, vc, fw, fh)
                     plane = src[..., c] if src.ndim == 3 else src
                     chans.append(cv2.remap(np.ascontiguousarray(plane), map1, map2, cv2.INTER_LANCZOS4,
@@ -440,7 +460,7 @@ class NumpyBackend:
 
     # --- kernel 7: kernel-regression accumulate ------------------------------------
     def kernel_accumulate(self, frame, state, num, den, scale: float, max_value: float, sigma: float,
-                          weights=None, weight_level: int = 1) -> None:
+                          weights=None, weight_level: int = 1, field=None, field_cell: float = 0.0) -> None:
         """Add one frame's native samples to num and den with a Gaussian kernel
         centred at each sample's exact position on the output grid (a gather).
 
@@ -458,7 +478,9 @@ class NumpyBackend:
         robust weight w (1, or ``weights`` sampled bilinearly at the output pixel,
         as in :meth:`resample_accumulate`): num += w (gain A + offset * ``max_value``
         Ks) and den += w Ks.  ``sigma`` is in output pixels.  Nothing is added
-        when ``state[S_ACCEPT]`` is 0.
+        when ``state[S_ACCEPT]`` is 0.  A local displacement ``field`` moves
+        (X, Y) first, as in :meth:`resample_accumulate` (:func:`field_output`);
+        J is then M's at the moved position (the field's gradient neglected).
         """
         if state[S.S_ACCEPT] == 0.0:
             return
@@ -482,9 +504,10 @@ class NumpyBackend:
         for y_start in range(0, ho, rows_per):
             y_end = min(ho, y_start + rows_per)
             Y = np.arange(y_start, y_end, dtype=np.float64)[:, None]
-            wq = M[2, 0] * X + (M[2, 1] * Y + M[2, 2])
-            u = (M[0, 0] * X + (M[0, 1] * Y + M[0, 2])) / wq
-            v = (M[1, 0] * X + (M[1, 1] * Y + M[1, 2])) / wq
+            Xd, Yd = (X, Y) if field is None else field_output(field, 1.0 / field_cell, a, b, X, Y)
+            wq = M[2, 0] * Xd + (M[2, 1] * Yd + M[2, 2])
+            u = (M[0, 0] * Xd + (M[0, 1] * Yd + M[0, 2])) / wq
+            v = (M[1, 0] * Xd + (M[1, 1] * Yd + M[1, 2])) / wq
             j00 = (M[0, 0] - u * M[2, 0]) / wq
             j01 = (M[0, 1] - u * M[2, 1]) / wq
             j10 = (M[1, 0] - v * M[2, 0]) / wq
@@ -613,6 +636,125 @@ def compose_map(C: np.ndarray, M: np.ndarray) -> np.ndarray:
         for k in range(3):
             out[r, k] = (C[r, 0] * M[0, k] + C[r, 1] * M[1, k]) + C[r, 2] * M[2, k]
     return out
+
+
+def tile_phase_shifts(xp, ref_img, img, x0, y0, size: int):
+    """:meth:`NumpyBackend.tile_phase_shifts` written once for NumPy and CuPy (``xp``)."""
+    gh, gw = int(y0.shape[0]), int(x0.shape[0])
+    t = int(size)
+    k = xp.arange(t)
+    win1 = (0.5 - 0.5 * xp.cos(2.0 * math.pi * (k + 0.5) / t)).astype(xp.float32)
+    win = win1[:, None] * win1[None, :]
+    cols = xp.asarray(x0)[:, None] + k[None, :]  # (gw, t)
+    out = xp.empty((gh, gw, 3), dtype=xp.float32)
+    group = max(1, (1 << 22) // max(1, gw * t * t))
+    for r0 in range(0, gh, group):
+        r1 = min(gh, r0 + group)
+        rows = xp.asarray(y0[r0:r1])[:, None] + k[None, :]  # (g, t)
+        idx = (rows[:, None, :, None], cols[None, :, None, :])
+        spectra = []
+        for im in (ref_img, img):
+            tiles = im[idx].astype(xp.float32)  # (g, gw, t, t)
+            tiles = tiles - tiles.mean(axis=(2, 3), keepdims=True)
+            spectra.append(xp.fft.fft2(tiles * win, axes=(2, 3)).astype(xp.complex64))
+        cross = spectra[0] * xp.conj(spectra[1])
+        mag = xp.abs(cross)
+        ok = mag > xp.float32(1e-20)
+        cross = xp.where(ok, cross / xp.where(ok, mag, xp.float32(1.0)), xp.complex64(0))
+        cross[..., 0, 0] = 0
+        surf = xp.fft.ifft2(cross, axes=(2, 3)).real.astype(xp.float32)
+        flat = surf.reshape(surf.shape[0], gw, t * t)
+        best = xp.argmax(flat, axis=2)
+        py, px = best // t, best % t
+        peak = xp.take_along_axis(flat, best[..., None], axis=2)[..., 0]
+
+        def at(dy, dx):
+            j = ((py + dy) % t) * t + (px + dx) % t
+            return xp.take_along_axis(flat, j[..., None], axis=2)[..., 0].astype(xp.float64)
+
+        def vertex(m, z, p):
+            den = m - 2.0 * z + p
+            off = xp.where(den < 0.0, 0.5 * (m - p) / xp.where(den < 0.0, den, -1.0), 0.0)
+            return xp.clip(off, -0.5, 0.5)
+
+        z = peak.astype(xp.float64)
+        sx = px + vertex(at(0, -1), z, at(0, 1))
+        sy = py + vertex(at(-1, 0), z, at(1, 0))
+        sx = xp.where(sx >= t / 2.0, sx - t, sx)
+        sy = xp.where(sy >= t / 2.0, sy - t, sy)
+        out[r0:r1, :, 0] = sx
+        out[r0:r1, :, 1] = sy
+        out[r0:r1, :, 2] = peak
+    return out
+
+
+def _field_axis(p, finv: float, n: int):
+    """Node indices and fraction of reference positions p on a field axis of
+    n nodes (``sr_field_axis``): q = (p + 0.5) finv - 0.5, clamped to [0, n-1]."""
+    q = (p + 0.5) * finv - 0.5
+    q = np.minimum(np.maximum(q, 0.0), n - 1.0)
+    i0 = np.floor(q)
+    f = q - i0
+    i0 = i0.astype(np.int64)
+    return i0, np.minimum(i0 + 1, n - 1), f
+
+
+def field_at(field: np.ndarray, finv: float, px, py):
+    """(dx, dy), float64: the displacement field (gh, gw, 2) bilinear at
+    reference positions (px, py) (broadcast together), node (i, j) at
+    ((j + 0.5) / finv - 0.5, (i + 0.5) / finv - 0.5), clamped beyond the outer
+    nodes; the two rows mixed first, then the columns (``sr_field_at``)."""
+    gh, gw = field.shape[:2]
+    px, py = np.broadcast_arrays(np.asarray(px, np.float64), np.asarray(py, np.float64))
+    x0, x1, fx = _field_axis(px, finv, gw)
+    y0, y1, fy = _field_axis(py, finv, gh)
+    gy, gx = 1.0 - fy, 1.0 - fx
+    out = []
+    for k in (0, 1):
+        f = field[..., k]
+        c0 = gy * f[y0, x0].astype(np.float64) + fy * f[y1, x0].astype(np.float64)
+        c1 = gy * f[y0, x1].astype(np.float64) + fy * f[y1, x1].astype(np.float64)
+        out.append(gx * c0 + fx * c1)
+    return out[0], out[1]
+
+
+def field_output(field: np.ndarray, finv: float, a: float, b: float, X, Y):
+    """Output coordinates (X, Y) moved by the field sampled at their reference
+    position p = (a X + b, a Y + b): (X + dx / a, Y + dy / a), so that the
+    output map reads the frame at Tinv (p + D(p)) (``sr_field_output``)."""
+    X, Y = np.broadcast_arrays(np.asarray(X, np.float64), np.asarray(Y, np.float64))
+    dx, dy = field_at(field, finv, X * a + b, Y * a + b)
+    return X + dx / a, Y + dy / a
+
+
+def _level_residual(coef, ref_img, state, level: int, margin: float, field=None, field_cell: float = 0.0,
+                    square: bool = False):
+    """(d, coverage) float32 of :meth:`NumpyBackend.warp_residual` (``square``:
+    d^2, squared in float64, of :meth:`NumpyBackend.robust_residual`)."""
+    h, w = ref_img.shape
+    f = float(2**level)
+    Ti = state[S.S_TINV].reshape(3, 3)
+    ch, cw = coef.shape
+    d_out = np.zeros((h, w), np.float32)
+    cov = np.zeros((h, w), np.float32)
+    xs = f * (np.arange(w, dtype=np.float64) + 0.5) - 0.5
+    rows = max(1, _STRIP_PIXELS // max(w, 1))
+    for r0 in range(0, h, rows):  # strips: bounded temporaries on large frames
+        r1 = min(h, r0 + rows)
+        ys = (f * (np.arange(r0, r1, dtype=np.float64) + 0.5) - 0.5)[:, None]
+        x0, y0 = xs, ys
+        if field is not None:
+            dx, dy = field_at(field, 1.0 / field_cell, xs, ys)
+            x0, y0 = xs + dx, ys + dy
+        wq = Ti[2, 0] * x0 + Ti[2, 1] * y0 + Ti[2, 2]
+        u = ((Ti[0, 0] * x0 + Ti[0, 1] * y0 + Ti[0, 2]) / wq + 0.5) / f - 0.5
+        v = ((Ti[1, 0] * x0 + Ti[1, 1] * y0 + Ti[1, 2]) / wq + 0.5) / f - 0.5
+        ok = (u >= margin) & (u <= cw - 1.0 - margin) & (v >= margin) & (v <= ch - 1.0 - margin)
+        s = sample_bspline(coef, u[ok], v[ok])
+        d = state[S.S_GAIN] * s + state[S.S_OFFSET] - ref_img[r0:r1][ok].astype(np.float64)
+        d_out[r0:r1][ok] = (d * d if square else d).astype(np.float32)
+        cov[r0:r1][ok] = 1.0
+    return d_out, cov
 
 
 def _project(M, X, Y):
