@@ -91,21 +91,27 @@ def kernel_shape(B, luma, scale: float, noise: float):
     tyy = B.sepfilter(xp.ascontiguousarray(gy * gy), taps)
     del gx, gy
     half = 0.5 * (txx - tyy)
+    theta = 0.5 * xp.arctan2(txy, half)  # e1 = (cos, sin): the gradient's direction, the eigenvector of l1
     diff = xp.sqrt(half * half + txy * txy)  # (l1 - l2) / 2
+    del half, txy
     tr = 0.5 * (txx + tyy)  # (l1 + l2) / 2
-    l1 = tr + diff
-    aniso = 1.0 + xp.sqrt(diff / xp.maximum(tr, 1e-20))
+    del txx, tyy
+    aniso = diff / xp.maximum(tr, 1e-20)
+    aniso = 1.0 + xp.sqrt(aniso)
     grad_noise2 = max(float(noise), 1e-6) ** 2 * 0.5  # E[gx^2] for white noise and central differences
-    snr = xp.sqrt(l1 / grad_noise2)
+    snr = xp.sqrt((tr + diff) / grad_noise2)  # sqrt(l1) over the noise's gradient
+    del tr, diff
     detail = xp.clip((snr - SNR_LOW) / (SNR_HIGH - SNR_LOW), 0.0, 1.0)
+    del snr
     sigma = KERNEL_SIGMA_FRAME_PX * s
     flat = FLAT_SIGMA_FRAME_PX * s
     along = detail * (sigma * (1.0 + STRETCH * (aniso - 1.0))) + (1.0 - detail) * flat
     across = detail * (sigma / (1.0 + SHRINK * (aniso - 1.0))) + (1.0 - detail) * flat
-    # e1 = (c, n): the gradient's direction, the eigenvector of l1
-    theta = 0.5 * xp.arctan2(2.0 * txy, txx - tyy)
-    c, n = xp.cos(theta), xp.sin(theta)
+    del detail, aniso
     ia, ic = 1.0 / (along * along), 1.0 / (across * across)
+    del along, across
+    c, n = xp.cos(theta), xp.sin(theta)
+    del theta
     out = xp.empty((3,) + luma.shape, dtype=xp.float32)
     out[0] = -0.5 * (c * c * ic + n * n * ia)
     out[1] = -(c * n * (ic - ia))

@@ -24,6 +24,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from .backends.numpy_backend import NOISE_SAMPLES
 from .interp import gaussian_taps
 
 @lru_cache(maxsize=None)
@@ -179,13 +180,18 @@ def noise_floor(B, luma, g2, max_value: float):
     by the smallest ratio of the two levels over the bins (the flattest bin:
     the ratio that noise alone has, set by how the merge correlated it)."""
     xp = B.xp
-    n = luma.size
     top = float(max_value)
     r = B.sepfilter(luma, _SECOND_DIFF)
-    r2 = xp.ascontiguousarray(r * r)
+    # the levels are medians over bins: every k-th pixel is plenty, and keeps the bins' masks small
+    step = max(1, luma.size // (16 * NOISE_SAMPLES))
+    r2 = xp.ascontiguousarray((r * r).ravel()[::step])
     del r
-    idx = xp.clip((luma * (NOISE_BINS / top)).astype(xp.int32), 0, NOISE_BINS - 1)
-    counts = B.asnumpy(xp.bincount(idx.ravel(), minlength=NOISE_BINS)).astype(np.float64)
+    g2 = xp.ascontiguousarray(g2.ravel()[::step])
+    lum = luma.ravel()[::step]
+    n = lum.size
+    idx = xp.clip((lum * (NOISE_BINS / top)).astype(xp.int32), 0, NOISE_BINS - 1)
+    del lum
+    counts = B.asnumpy(xp.bincount(idx, minlength=NOISE_BINS)).astype(np.float64)
     zero = xp.zeros_like(g2)
     centres, levels, ratios, weights = [], [], [], []
     for k in range(NOISE_BINS):
@@ -201,6 +207,7 @@ def noise_floor(B, luma, g2, max_value: float):
     if not levels:  # no bin is populated enough: one level for the whole image
         grad = float(B.asnumpy(B.robust_noise_level(g2, xp.ones_like(g2), zero, 0.0))) / _CHI2_2_MEDIAN
         return xp.full(luma.shape, grad, dtype=xp.float32)
+    del r2, g2, idx, zero
     a, b = fit_noise_line(np.array(centres), np.array(levels), np.array(weights))
     kappa = min(ratios)
     return (kappa * (a + b * luma)).astype(xp.float32)
@@ -243,7 +250,12 @@ def detail_mask(B, mean, scale: float, max_value: float):
     del gx, gy
     energy = B.sepfilter(g2, gaussian_taps(DETAIL_SIGMA_FRAME_PX * scale))
     floor = noise_floor(B, luma, g2, max_value)
-    ratio = xp.sqrt(xp.maximum(energy, 0.0) / xp.maximum(floor, 1e-20))
+    del g2, luma
+    energy = xp.maximum(energy, 0.0)
+    energy /= xp.maximum(floor, 1e-20)
+    del floor
+    ratio = xp.sqrt(energy)
+    del energy
     return xp.clip((ratio - DETAIL_LOW) / (DETAIL_HIGH - DETAIL_LOW), 0.0, 1.0).astype(xp.float32)
 
 
