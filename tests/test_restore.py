@@ -149,3 +149,26 @@ def test_restoration_keeps_flat_patches_flat_and_edges_without_halo(step_burst_d
     overshoot = max(esf.max() - hi, lo - esf.min()) / (hi - lo)
     assert overshoot < TOL["restored_step_overshoot"][0], overshoot
     assert e_after.mtf50 > e_before.mtf50
+
+
+def test_frame_grid_noise_reads_alike_at_every_scale(small_burst):
+    """The merge's residual noise read on the frames' grid is the same at 2x and
+    4x (on the output grid it reads several times less at 4x: the noise is
+    band-limited to the frames' Nyquist frequency), so the deconvolution's
+    strength does not depend on the scale."""
+    from superres_gpu.kernelmerge import KernelAccumulator
+    from superres_gpu.restore import frame_grid_noise
+    from superres_gpu.state import transform_state
+
+    b = small_burst
+    w, h = b.params["width"], b.params["height"]
+    read = {}
+    for scale in (2.0, 4.0):
+        acc = KernelAccumulator(B, w, h, 3, scale, 255.0)
+        for f, T in zip(b.frames, b.transforms):
+            acc.add(f, transform_state(np.asarray(T, np.float64)))
+        mean, _ = acc.take_mean()
+        read[scale] = (frame_grid_noise(B, mean, scale), residual_noise(B, mean))
+    rel, _ = tol("frame_grid_noise_rel")
+    assert abs(read[4.0][0] / read[2.0][0] - 1.0) < rel, read
+    assert read[4.0][1] < 0.5 * read[2.0][1]  # what the output grid reads instead
