@@ -8,11 +8,14 @@ PSNR against the sharp scene and against the scene through the optics, SSIM
 against the sharp scene, and on the chart the ISO 12233 slanted-edge MTF50 and
 MTF at the output's Nyquist frequency (cycles per output px) and the Siemens
 star's resolved radius (output px; smaller is better), plus the merge stage's
-seconds per frame.  The natural scene is a crop of the first frame of
-``../shared/data/real/pixlsus_bookshelf_nexus5x`` (or ``--photo``), skipped
-when absent.
+seconds per frame.  The natural scenes are the first frame of
+``../shared/data/real/pixlsus_bookshelf_nexus5x`` (or ``--photo``): the whole
+photo, and its lower right quarter (larger flat areas, a box with print),
+skipped when absent.  The summary compares the kernel merge with the robust
+merge (sharpen auto) by scene and frame count, and the MTF50 at 32 frames
+(when counted) with one frame's.
 
-    python -m benchmarks.bench_reconstruction [--counts 4 16 64] [--size 256 192] [--markdown out.md]
+    python -m benchmarks.bench_reconstruction [--counts 4 16 32 64] [--size 256 192] [--markdown out.md]
 """
 
 from __future__ import annotations
@@ -36,19 +39,31 @@ from superres_gpu.restore import DEFAULT_OPTICS_SIGMA, deconvolve, residual_nois
 from superres_gpu.synth import RECIPES, chart_features, make_burst
 
 PHOTO = ROOT.parent / "shared" / "data" / "real" / "pixlsus_bookshelf_nexus5x" / "IMG_20170127_085822.jpg"
+ROBUST = "robust, sharpen auto"
+KERNEL = "kernel + deconvolution (--merge kernel)"
 RUNS = {  # method -> superres run options
-    "today's default (robust, sharpen auto)": dict(merge="robust"),
+    ROBUST: dict(merge="robust"),
     "robust, no restoration": dict(merge="robust", sharpen="off"),
     "kernel, no restoration": dict(merge="kernel", sharpen="off"),
-    "kernel + deconvolution (--merge kernel)": dict(merge="kernel"),
+    "kernel isotropic, no restoration": dict(merge="kernel", kernel_shape="isotropic", sharpen="off"),
+    "kernel isotropic + deconvolution": dict(merge="kernel", kernel_shape="isotropic"),
+    KERNEL: dict(merge="kernel"),
 }
+SCENES = {  # name -> region of the photo (fractions x0, y0, x1, y1)
+    "natural photo": (0.0, 0.0, 1.0, 1.0),
+    "natural photo, lower right": (0.5, 0.5, 1.0, 1.0),
+}
+ONE_RESTORED = "one frame, Lanczos + deconvolution"
 
 
-def load_photo(path: Path, width: int, height: int) -> np.ndarray:
-    """The photo's central crop at the frames' aspect, float32 RGB in [0, 1]."""
+def load_photo(path: Path, width: int, height: int, region=(0.0, 0.0, 1.0, 1.0)) -> np.ndarray:
+    """The central crop at the frames' aspect of the photo's ``region``
+    (fractions x0, y0, x1, y1), float32 RGB in [0, 1]."""
     from superres_gpu.decode import read_frame
 
     img = read_frame(path).astype(np.float32) / 255.0
+    H, W = img.shape[:2]
+    img = img[int(region[1] * H) : int(region[3] * H), int(region[0] * W) : int(region[2] * W)]
     h, w = img.shape[:2]
     ch = min(h, int(w * height / width))
     cw = int(ch * width / height)
@@ -86,7 +101,7 @@ def bench_scene(name, burst, counts, progress=None) -> list[dict]:
     features = chart_features(w, h, burst.scale) if name == "chart" else None
     rows = []
     for method, img in (("one frame, Lanczos", single_frame(burst.frames[0], burst.scale)),
-                        ("one frame, Lanczos + deconvolution", restored_single(burst))):
+                        (ONE_RESTORED, restored_single(burst))):
         rows.append({"scene": name, "frames": 1, "method": method, **measure(img, burst, features)})
     with tempfile.TemporaryDirectory(prefix="superres_kernel_") as tmp:
         tmp = Path(tmp)
@@ -122,17 +137,41 @@ def markdown(rows, env, size) -> str:
                 cells += [f"{r['mtf50']:.3f}", f"{r['mtf_nyquist']:.3f}", f"{r['star_radius']:.1f}"]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
-    robust = [r["merge_s_per_frame"] for r in rows if r["method"].startswith("robust, no")]
-    kernel = [r["merge_s_per_frame"] for r in rows if r["method"].startswith("kernel, no")]
-    if robust and kernel:
-        lines.append(f"Merge stage, kernel / Lanczos (robust), seconds per frame, median over the runs: "
-                     f"{np.median(kernel) / np.median(robust):.2f}x.")
+    lines += summary(rows)
     return "\n".join(lines)
+
+
+def summary(rows) -> list[str]:
+    """The targets' figures: the kernel merge against the robust merge by scene
+    and frame count, MTF50 at 32 frames against one restored frame, the merge
+    stage's cost per frame against the Lanczos merge's."""
+    get = {(r["scene"], r["frames"], r["method"]): r for r in rows}
+    out = ["PSNR against the sharp scene, `--merge kernel` minus robust (sharpen auto), dB:", ""]
+    counts = sorted({r["frames"] for r in rows if r["frames"] > 1})
+    out += ["| scene | " + " | ".join(f"{n} frames" for n in counts) + " |", "|---|" + "---|" * len(counts)]
+    for scene in dict.fromkeys(r["scene"] for r in rows):
+        cells = []
+        for n in counts:
+            k, rb = get.get((scene, n, KERNEL)), get.get((scene, n, ROBUST))
+            cells.append(f"{k['psnr'] - rb['psnr']:+.2f}" if k and rb else "")
+        out.append(f"| {scene} | " + " | ".join(cells) + " |")
+    out.append("")
+    one, k32 = get.get(("chart", 1, ONE_RESTORED)), get.get(("chart", 32, KERNEL))
+    if one and k32:
+        out.append(f"MTF50 at 32 frames, `--merge kernel` / one frame Lanczos + deconvolution: "
+                   f"{k32['mtf50']:.3f} / {one['mtf50']:.3f} = {k32['mtf50'] / one['mtf50']:.2f}x.")
+    robust = [r["merge_s_per_frame"] for r in rows if r["method"] == "robust, no restoration"]
+    for label, method in (("anisotropic", "kernel, no restoration"), ("isotropic", "kernel isotropic, no restoration")):
+        kernel = [r["merge_s_per_frame"] for r in rows if r["method"] == method]
+        if robust and kernel:
+            out.append(f"Merge stage, kernel ({label}) / Lanczos (robust), seconds per frame, median over the runs: "
+                       f"{np.median(kernel) / np.median(robust):.2f}x.")
+    return out
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.bench_reconstruction", description=__doc__.split("\n\n")[0])
-    p.add_argument("--counts", type=int, nargs="+", default=[4, 16, 64])
+    p.add_argument("--counts", type=int, nargs="+", default=[4, 16, 32, 64])
     p.add_argument("--size", type=int, nargs=2, default=[256, 192], metavar=("W", "H"))
     p.add_argument("--photo", type=Path, default=PHOTO)
     p.add_argument("--markdown", metavar="PATH")
@@ -143,7 +182,8 @@ def main(argv=None) -> int:
     say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     rows = bench_scene("chart", make_burst(**kw), a.counts, say)
     if a.photo.is_file():
-        rows += bench_scene("natural photo", make_burst(**kw, scene=load_photo(a.photo, *a.size)), a.counts, say)
+        for name, region in SCENES.items():
+            rows += bench_scene(name, make_burst(**kw, scene=load_photo(a.photo, *a.size, region)), a.counts, say)
     else:
         say(f"no natural photo at {a.photo}: chart only")
     emit_markdown(markdown(rows, environment(), a.size), a.markdown)

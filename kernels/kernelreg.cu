@@ -18,27 +18,53 @@
 //                         read when has_weights != 0 (bilinear, as resample.cu)
 //   winv    double        1 / 2^L
 //   K       int           taps per axis: floor(u) + 1 - K .. floor(u) + K (numpy_backend.kernel_taps)
-//   cut2    float         (3 sigma)^2, output px^2
-//   c2      float         -1 / (2 sigma^2)
+//   c2      float         -1 / (2 sigma^2): the isotropic kernel's exponent per output px^2
+//   shape   const float*  (3, sh, sw) the anisotropic kernel: exponent coefficients (qa, qb, qc) per
+//                         reference pixel (level 0; kernelmerge.kernel_shape), read when has_shape != 0,
+//                         bilinear at the output pixel as the weights; else (qa, qb, qc) = (c2, 0, c2)
+//   sw, sh  int           the shape map's width and height (the reference frame's size)
 //   field   const float*  (gh, gw, 2) local displacement field (reference px), read when has_field != 0
 //   finv    double        1 / the field's cell size (common.cuh's sr_field_at)
 //
 // Per pixel: (u, v) = M (X, Y) with M = Tinv S (common.cuh's sr_output_map and
 // sr_project) and the inverse Jacobian of M in double; with a local field the output
 // position first moves by it (sr_field_output: the frame is read at Tinv (p + D(p))), the
-// Jacobian is M's there (the field's own gradient is neglected);
-// offsets, weights and sums in float32, in the twin's order: each visited sample
-// inside the frame with d2 = |J^-1 (kx - fu, ky - fv)|^2 < cut2 weighs
-// k = expf(d2 c2); num += w (gain sum k value + offset sum k), den += w sum k.
+// Jacobian is M's there (the field's own gradient is neglected).  A sample's offset on the
+// output grid, d = J^-1 (du, dv) with (du, dv) = (kx - fu, ky - fv), enters the
+// exponent e = qa dX^2 + qb dX dY + qc dY^2 = pa du^2 + pb du dv + pc dv^2, the
+// coefficients (pa, pb, pc) = J^-T Q J^-1 formed once per pixel in double
+// (sr_kernel_form); per sample in float32, in the twin's order,
+// e = (pa du + pb dv) du + (pc dv) dv, and a sample inside the frame with
+// e > SR_KERNEL_EMIN (three standard deviations out) weighs k = expf(e);
+// num += w (gain sum k value + offset sum k), den += w sum k.
 #include "common.cuh"
+
+#define SR_KERNEL_EMIN (-4.5f)  // the exponent three standard deviations out: -3^2 / 2
+
+// (pa, pb, pc): the exponent's coefficients in frame offsets (du, dv) for those
+// (qa, qb, qc) in output offsets d = Jinv (du, dv), Jinv = [[i00, i01], [i10, i11]].
+SR_HD void sr_kernel_form(float qa, float qb, float qc, double i00, double i01, double i10, double i11,
+                          float* pa, float* pb, float* pc) {
+    double a = qa, b = qb, c = qc;
+    *pa = (float)((a * i00 * i00 + b * i00 * i10) + c * i10 * i10);
+    *pb = (float)((2.0 * a * i00 * i01 + b * (i00 * i11 + i01 * i10)) + 2.0 * c * i10 * i11);
+    *pc = (float)((a * i01 * i01 + b * i01 * i11) + c * i11 * i11);
+}
 
 template <typename T, int C>
 SR_HD void sr_kernel_accumulate_at(const T* frame, int fw, int fh, const double* state, float* num, float* den,
                                    int wo, int X, int Y, double a, double b, float max_value,
                                    const float* weights, int ww, int wh, int has_weights, double winv, int K,
-                                   float cut2, float c2, const float* field, int gw, int gh, double finv,
-                                   int has_field) {
+                                   float c2, const float* shape, int sw, int sh, int has_shape,
+                                   const float* field, int gw, int gh, double finv, int has_field) {
     if (state[SR_S_ACCEPT] == 0.0) return;
+    float qa = c2, qb = 0.0f, qc = c2;
+    if (has_shape) {
+        long long plane = (long long)sw * sh;
+        qa = sr_weight_at(shape, sw, sh, 1.0, X, Y, a, b);
+        qb = sr_weight_at(shape + plane, sw, sh, 1.0, X, Y, a, b);
+        qc = sr_weight_at(shape + 2 * plane, sw, sh, 1.0, X, Y, a, b);
+    }
     double M[9];
     sr_output_map(state + SR_S_TINV, a, b, M);
     double Xd = (double)X, Yd = (double)Y;
@@ -49,8 +75,9 @@ SR_HD void sr_kernel_accumulate_at(const T* frame, int fw, int fh, const double*
     double j00 = sr_div(M[0] - sr_mul(u, M[6]), wq), j01 = sr_div(M[1] - sr_mul(u, M[7]), wq);
     double j10 = sr_div(M[3] - sr_mul(v, M[6]), wq), j11 = sr_div(M[4] - sr_mul(v, M[7]), wq);
     double det = sr_mul(j00, j11) - sr_mul(j01, j10);
-    float i00 = (float)sr_div(j11, det), i01 = (float)sr_div(-j01, det);
-    float i10 = (float)sr_div(-j10, det), i11 = (float)sr_div(j00, det);
+    float pa, pb, pc;
+    sr_kernel_form(qa, qb, qc, sr_div(j11, det), sr_div(-j01, det), sr_div(-j10, det), sr_div(j00, det), &pa, &pb,
+                   &pc);
     double fl_u = floor(u), fl_v = floor(v);
     float fu = (float)(u - fl_u), fv = (float)(v - fl_v);
     long long iu = (long long)fl_u, iv = (long long)fl_v;
@@ -60,19 +87,18 @@ SR_HD void sr_kernel_accumulate_at(const T* frame, int fw, int fh, const double*
     for (int ky = 1 - K; ky <= K; ++ky) {
         long long jj = iv + ky;
         float dv = (float)ky - fv;
-        float b0 = i01 * dv, b1 = i11 * dv;
+        float hb = pb * dv;
+        float hc = pc * dv;
+        hc = hc * dv;
         for (int kx = 1 - K; kx <= K; ++kx) {
             long long ii = iu + kx;
             float du = (float)kx - fu;
-            float dX = i00 * du;
-            dX = dX + b0;
-            float dY = i10 * du;
-            dY = dY + b1;
-            float d2 = dX * dX;
-            float dy2 = dY * dY;
-            d2 = d2 + dy2;
-            if (!(d2 < cut2) || ii < 0 || ii >= fw || jj < 0 || jj >= fh) continue;
-            float k = expf(d2 * c2);
+            float e = pa * du;
+            e = e + hb;
+            e = e * du;
+            e = e + hc;
+            if (!(e > SR_KERNEL_EMIN) || ii < 0 || ii >= fw || jj < 0 || jj >= fh) continue;
+            float k = expf(e);
             const T* px = frame + (jj * fw + ii) * C;
             for (int ch = 0; ch < C; ++ch) {
                 float p = (float)px[ch] * k;
@@ -103,12 +129,14 @@ template <typename T, int C>
 __global__ void kernel_accumulate(const T* __restrict__ frame, int fw, int fh, const double* __restrict__ state,
                                   float* __restrict__ num, float* __restrict__ den, int wo, int ho, double a, double b,
                                   float max_value, const float* __restrict__ weights, int ww, int wh, int has_weights,
-                                  double winv, int K, float cut2, float c2, const float* __restrict__ field,
-                                  int gw, int gh, double finv, int has_field) {
+                                  double winv, int K, float c2, const float* __restrict__ shape, int sw, int sh,
+                                  int has_shape, const float* __restrict__ field, int gw, int gh, double finv,
+                                  int has_field) {
     int X = blockIdx.x * blockDim.x + threadIdx.x;
     int Y = blockIdx.y * blockDim.y + threadIdx.y;
     if (X >= wo || Y >= ho) return;
     sr_kernel_accumulate_at<T, C>(frame, fw, fh, state, num, den, wo, X, Y, a, b, max_value, weights, ww, wh,
-                                  has_weights, winv, K, cut2, c2, field, gw, gh, finv, has_field);
+                                  has_weights, winv, K, c2, shape, sw, sh, has_shape, field, gw, gh, finv,
+                                  has_field);
 }
 #endif

@@ -145,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .backends import BACKENDS
     from .cull import DEFAULT_THRESHOLD
     from .geometry import MOTION_MODELS
+    from .kernelmerge import KERNEL_SHAPES
     from .options import (COMPRESSIONS, DEFAULT_LOCAL, FORMATS, LOCAL_CHOICES, MERGES, TCA_CHOICES, check_fraction,
                           check_megapixels, check_optics_sigma, check_scale, check_sharpen)
     from .resources import DEFAULT_MAX_MEGAPIXELS
@@ -203,6 +204,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="robust: leave out, per pixel, what moved between frames (no ghosts); mean: plain average; "
         "kernel: place every frame's samples where they fell on the output grid (kernel regression), "
         "with the robust weights; kernel-mean: the same without them (default: robust)",
+    )
+    r.add_argument(
+        "--kernel-shape",
+        choices=KERNEL_SHAPES,
+        default="anisotropic",
+        help="the kernel merge's kernel: anisotropic (stretched along the reference's edges, narrow across them, "
+        "round where it is flat) or isotropic (default: anisotropic)",
     )
     r.add_argument(
         "--cull",
@@ -429,6 +437,7 @@ def cmd_run(args, out, err) -> int:
         overwrite=args.overwrite,
         compression=args.compression,
         merge=args.merge,
+        kernel_shape=args.kernel_shape,
         cull=args.cull,
         cull_threshold=args.cull_threshold,
         weights_png=args.weights_png,

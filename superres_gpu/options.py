@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from .align import DEFAULT_MODEL, MOTION_CHOICES, AlignConfig
 from .cull import DEFAULT_THRESHOLD
 from .errors import ConfigError
+from .kernelmerge import KERNEL_SHAPES
 from .resources import DEFAULT_MAX_MEGAPIXELS
 from .restore import DEFAULT_OPTICS_SIGMA
 
@@ -139,6 +140,7 @@ class PipelineConfig:
     overwrite: bool = False
     compression: str = "none"
     merge: str = "robust"  # "robust" (per-pixel rejection of what moved), "mean", "kernel" or "kernel-mean"
+    kernel_shape: str = "anisotropic"  # the kernel merge's kernel: steered by the reference's edges, or isotropic
     cull: bool = True  # leave out frames blurred relative to the rest of the burst
     cull_threshold: float = DEFAULT_THRESHOLD
     weights_png: str | None = None  # picture of where frames were left out
@@ -163,6 +165,7 @@ class PipelineConfig:
         if not self.inputs:
             raise ConfigError("no input given: name a folder of frames or the frame files")
         check_choice(self.merge, MERGES, "merge")
+        check_choice(self.kernel_shape, KERNEL_SHAPES, "kernel shape")
         self.format = output_format(self.output, self.format)
         check_choice(self.gamma, ("linear", "srgb"), "gamma")
         check_choice(self.tca, TCA_CHOICES, "--tca value")

@@ -335,10 +335,12 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock, template=None
                                         noise=NoiseModel.from_raw(getattr(ref_info, "raw", None)))
                 if local_active(cfg):
                     local = LocalRefiner(B, ref, cfg.local)
-                m2 = B.mark()
-                acc.add(frame, ref.state(), None, weights.level)
                 # the deconvolution's strength: the merge's residual noise relative to one frame's
                 ref_noise = residual_noise(B, frame) if cfg.merge in KERNEL_MERGES else None
+                if cfg.merge in KERNEL_MERGES and cfg.kernel_shape == "anisotropic":
+                    acc.steer(wref.pyramid[0], ref_noise / ref_info.max_value)
+                m2 = B.mark()
+                acc.add(frame, ref.state(), None, weights.level)
                 B.frame_done(frame)
                 finish(i, ref.state(), m0, m1, m2)
                 continue

@@ -112,6 +112,7 @@ def build_report(cfg, records: list[FrameRecord], ref_idx: int, mask_path, backe
         "motion_selection": None if motion_choice is None else motion_choice.report(),
         "merge": cfg.merge,
         "kernel_sigma": kernel_sigma(cfg.scale) if cfg.merge in KERNEL_MERGES else None,
+        "kernel_shape": getattr(cfg, "kernel_shape", None) if cfg.merge in KERNEL_MERGES else None,
         "cull": cfg.cull,
         "sharpen": cfg.sharpen != "off",
         "sharpen_mode": cfg.sharpen,

@@ -11,7 +11,10 @@ merged mean per channel, on the backend's device.
 After the kernel-regression merge, :func:`deconvolve` goes further: it undoes
 the optics too (a Gaussian of ``--optics-sigma`` frame px), with a strength
 set by the merge's measured residual noise relative to one frame's, and it
-clamps strong edges so that they do not ring.
+clamps strong edges so that they do not ring.  It acts only where the
+merge holds detail above its own noise (:func:`detail_mask`, against a
+brightness-dependent :func:`noise_floor`); flat areas are smoothed a little
+instead.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ import math
 from functools import lru_cache
 
 import numpy as np
+
+from .backends.numpy_backend import NOISE_SAMPLES
+from .interp import gaussian_taps
 
 @lru_cache(maxsize=None)
 def lanczos4_response(n: int = 512) -> tuple[np.ndarray, np.ndarray]:
@@ -94,8 +100,9 @@ def sharpen(B, mean, scale: float, frames_merged: int, kernel_sigma: float | Non
 # ----------------------------------------------------------------------------
 
 DEFAULT_OPTICS_SIGMA = 0.5  # Gaussian sigma of a phone lens's blur, frame px (what the synthetic camera uses)
-NOISE_TO_LAMBDA = 0.9  # Wiener regularisation per unit of (merged noise / one frame's noise)^2 (benchmark: the
-#                        best lambda on the chart and on a natural photo, 16 and 64 frames: 0.8 to 1.07)
+NOISE_TO_LAMBDA = 1.2  # Wiener regularisation per unit of (merged noise on the frames' grid / one frame's noise)^2
+#                        (benchmark: the best lambda on the chart and on a natural photo at 2x, 16 and 64 frames,
+#                        0.8 to 1.07 with the noise read on the output grid, which at 2x reads 1.3x less power)
 PROFILE_NOISE_TO_LAMBDA = 0.7  # Wiener regularisation per unit of the merged noise sigma (fraction of full scale)
 #                                known from a noise profile (benchmark: best lambda over three noise levels of
 #                                synthetic DNG bursts, 0.65 to 1.0 times it)
@@ -103,6 +110,16 @@ MIN_LAMBDA = 0.001  # below this the FIR's ripple and the kernel merge's irregul
 STRONG_EDGE = 0.4  # local range (of full scale) from which an edge counts as strong and is clamped
 CLAMP_RADIUS = 2.0  # frame px: the window of the clamp reaches past a blurred step, so it never limits its slope
 OVERSHOOT = 0.04  # ... where a restored pixel may leave the merged image's local range by this fraction of it
+DETAIL_SIGMA_FRAME_PX = 1.0  # window (frame px) of the local energy that tells detail from flat areas
+DETAIL_LOW, DETAIL_HIGH = 1.3, 2.0  # sqrt(local gradient energy / the noise's): below LOW nothing is restored (noise
+#                                      alone reads 1 +- 0.2 in this window), above HIGH fully (benchmark: lower costs
+#                                      a flat patch its flatness, higher the chart and the photo up to 0.15 dB)
+FLAT_SMOOTH_FRAME_PX = 0.25  # flat areas are smoothed by a Gaussian this wide (frame px) instead of restored
+NOISE_BINS = 8  # brightness bins of the noise floor
+MIN_BIN_FRACTION = 0.01  # ... each to hold at least this fraction of the pixels
+FLOOR_OUTLIER = 2.0  # a bin's level above this times the fitted line is left out of the fit
+_CHI2_1_MEDIAN = 0.4549  # median of chi-square(1) over its mean: Immerkaer's r^2 of Gaussian noise
+_CHI2_2_MEDIAN = math.log(2.0)  # median of chi-square(2) over its mean: gx^2 + gy^2 of Gaussian noise
 _SECOND_DIFF = np.array([1.0, -2.0, 1.0], np.float32)
 _MAD_TO_SIGMA = 1.0 / (0.6745 * 6.0)  # median |N * noise| = 0.6745 * 6 sigma for N = [1,-2,1] x [1,-2,1]
 
@@ -120,6 +137,26 @@ def residual_noise(B, mean) -> float:
     # the median of r^2 over every pixel: robust_noise_level with full coverage and no edge term
     med = float(B.asnumpy(B.robust_noise_level(r2, xp.ones_like(r2), xp.zeros_like(r2), 0.0)))
     return float(np.sqrt(max(med, 0.0)) * _MAD_TO_SIGMA)
+
+
+def frame_grid_noise(B, mean, scale: float) -> float:
+    """:func:`residual_noise` of a merged image read on the frames' grid: its
+    channel mean blurred by a Gaussian of 0.5 frame px and sampled at the
+    reference pixels' centres (nearest output pixel).  On the output grid the
+    merge's noise is band-limited to about the frames' Nyquist frequency, so
+    the second difference reads less of it the larger the scale (at 4x about
+    a seventh of what it reads at 2x); on the frames' grid it reads the same
+    at every scale from 1.5 to 4."""
+    xp = B.xp
+    luma = xp.ascontiguousarray(mean.mean(axis=2) if mean.ndim == 3 else mean, dtype=xp.float32)
+    if scale == 1.0:
+        return residual_noise(B, luma)
+    h, w = luma.shape
+    blurred = B.sepfilter(luma, gaussian_taps(0.5 * scale))
+    del luma
+    cols = xp.asarray(np.clip(np.floor((np.arange(int(round(w / scale))) + 0.5) * scale), 0, w - 1).astype(np.int64))
+    rows = xp.asarray(np.clip(np.floor((np.arange(int(round(h / scale))) + 0.5) * scale), 0, h - 1).astype(np.int64))
+    return residual_noise(B, xp.ascontiguousarray(xp.take(xp.take(blurred, rows, axis=0), cols, axis=1)))
 
 
 def deconvolution_strength(noise: float, reference_noise: float, amount: float = 1.0) -> float:
@@ -161,6 +198,100 @@ def profile_strength(noise: float, amount: float = 1.0) -> float:
     return float(max(MIN_LAMBDA, PROFILE_NOISE_TO_LAMBDA * noise) / max(amount, 1e-6))
 
 
+def noise_floor(B, luma, g2, max_value: float):
+    """The local mean of the squared gradient ``g2`` (gx^2 + gy^2) that noise
+    alone gives at each pixel ((H, W) float32 on the backend), as a function
+    of brightness: noise power grows with the signal (shot noise), so it is
+    modelled as a + b ``luma`` (a, b >= 0).
+
+    ``luma``'s range 0..``max_value`` is cut into :data:`NOISE_BINS` bins;
+    each bin holding at least :data:`MIN_BIN_FRACTION` of the pixels gives two
+    robust levels: the median of Immerkaer's squared residual (as
+    :func:`residual_noise`; it sees little of edges and smooth texture) and
+    the median of ``g2`` (which sees texture too).  The line is fitted to the
+    Immerkaer levels (:func:`fit_noise_line`), and scaled to gradient energy
+    by the smallest ratio of the two levels over the bins (the flattest bin:
+    the ratio that noise alone has, set by how the merge correlated it)."""
+    xp = B.xp
+    top = float(max_value)
+    r = B.sepfilter(luma, _SECOND_DIFF)
+    # the levels are medians over bins: every k-th pixel is plenty, and keeps the bins' masks small
+    step = max(1, luma.size // (16 * NOISE_SAMPLES))
+    r2 = xp.ascontiguousarray((r * r).ravel()[::step])
+    del r
+    g2 = xp.ascontiguousarray(g2.ravel()[::step])
+    lum = luma.ravel()[::step]
+    n = lum.size
+    idx = xp.clip((lum * (NOISE_BINS / top)).astype(xp.int32), 0, NOISE_BINS - 1)
+    del lum
+    counts = B.asnumpy(xp.bincount(idx, minlength=NOISE_BINS)).astype(np.float64)
+    zero = xp.zeros_like(g2)
+    centres, levels, ratios, weights = [], [], [], []
+    for k in range(NOISE_BINS):
+        if counts[k] < MIN_BIN_FRACTION * n:
+            continue
+        inside = (idx == k).astype(xp.float32)
+        imm = float(B.asnumpy(B.robust_noise_level(r2, inside, zero, 0.0))) / _CHI2_1_MEDIAN
+        grad = float(B.asnumpy(B.robust_noise_level(g2, inside, zero, 0.0))) / _CHI2_2_MEDIAN
+        centres.append((k + 0.5) * top / NOISE_BINS)
+        levels.append(imm)
+        ratios.append(grad / max(imm, 1e-30))
+        weights.append(counts[k])
+    if not levels:  # no bin is populated enough: one level for the whole image
+        grad = float(B.asnumpy(B.robust_noise_level(g2, xp.ones_like(g2), zero, 0.0))) / _CHI2_2_MEDIAN
+        return xp.full(luma.shape, grad, dtype=xp.float32)
+    del r2, g2, idx, zero
+    a, b = fit_noise_line(np.array(centres), np.array(levels), np.array(weights))
+    kappa = min(ratios)
+    return (kappa * (a + b * luma)).astype(xp.float32)
+
+
+def fit_noise_line(x: np.ndarray, level: np.ndarray, weight: np.ndarray) -> tuple[float, float]:
+    """(a, b), a, b >= 0: the weighted least-squares line level ~ a + b x,
+    refitted without the points above :data:`FLOOR_OUTLIER` times it until
+    none is left out (at most three times)."""
+    keep = np.ones(x.size, bool)
+    a, b = float(np.average(level, weights=weight)), 0.0
+    for _ in range(4):
+        xs, ls, ws = x[keep], level[keep], weight[keep]
+        a, b = float(np.average(ls, weights=ws)), 0.0
+        if xs.size >= 2 and np.ptp(xs) > 0:
+            b_fit, a_fit = np.polyfit(xs, ls, 1, w=np.sqrt(ws))
+            if b_fit >= 0.0 and a_fit >= 0.0:
+                a, b = float(a_fit), float(b_fit)
+            elif b_fit >= 0.0:  # through the origin
+                a, b = 0.0, float(np.sum(ws * xs * ls) / np.sum(ws * xs * xs))
+        new = keep & (level <= FLOOR_OUTLIER * (a + b * x))
+        if new.sum() == keep.sum() or not new.any():
+            break
+        keep = new
+    return a, b
+
+
+def detail_mask(B, mean, scale: float, max_value: float):
+    """Where the restoration may act: (H, W) float32 on the backend, 0 in flat
+    areas, 1 on edges and texture.  The merged ``mean``'s local gradient
+    energy (central differences of its channel mean, gx^2 + gy^2, smoothed by
+    a Gaussian of :data:`DETAIL_SIGMA_FRAME_PX` frame px) against what noise
+    alone gives there (:func:`noise_floor`, brightness-dependent): the square
+    root of their ratio ramps from :data:`DETAIL_LOW` (pure noise reads about
+    1) to :data:`DETAIL_HIGH`."""
+    xp = B.xp
+    luma = xp.ascontiguousarray(mean.mean(axis=2) if mean.ndim == 3 else mean, dtype=xp.float32)
+    gx, gy = B.gradient(luma)
+    g2 = xp.ascontiguousarray(gx * gx + gy * gy)
+    del gx, gy
+    energy = B.sepfilter(g2, gaussian_taps(DETAIL_SIGMA_FRAME_PX * scale))
+    floor = noise_floor(B, luma, g2, max_value)
+    del g2, luma
+    energy = xp.maximum(energy, 0.0)
+    energy /= xp.maximum(floor, 1e-20)
+    del floor
+    ratio = xp.sqrt(energy)
+    del energy
+    return xp.clip((ratio - DETAIL_LOW) / (DETAIL_HIGH - DETAIL_LOW), 0.0, 1.0).astype(xp.float32)
+
+
 def deconvolve(B, mean, scale: float, kernel_sigma: float | None, max_value: float, reference_noise: float,
                optics_sigma: float = DEFAULT_OPTICS_SIGMA, amount: float = 1.0, noise: float | None = None) -> dict:
     """Restore a kernel-merged mean ``mean`` ((H, W, C) float32 on the backend,
@@ -171,10 +302,16 @@ def deconvolve(B, mean, scale: float, kernel_sigma: float | None, max_value: flo
        px), each frame's pixel aperture and the merge's Gaussian kernel
        (``kernel_sigma`` output px; None: the Lanczos4 resampling of the
        mean merge or of one upscaled frame, for comparison), regularised by the merged image's measured
-       residual noise relative to one frame's, ``reference_noise``
-       (:func:`residual_noise`, :func:`deconvolution_strength`): the less
-       noise is left, the further it goes.
-    2. No halos at strong edges: where the merged image's range over the
+       residual noise on the frames' grid (:func:`frame_grid_noise`) relative
+       to one frame's, ``reference_noise`` (:func:`residual_noise`,
+       :func:`deconvolution_strength`): the less noise is left, the further
+       it goes, alike at every scale.
+    2. Only where there is detail to restore: :func:`detail_mask` blends the
+       restored image with the merge smoothed by a Gaussian of
+       :data:`FLAT_SMOOTH_FRAME_PX` frame px, so that a flat area's noise is
+       lowered instead of sharpened into texture (a flat patch comes out no
+       noisier than the merge).
+    3. No halos at strong edges: where the merged image's range over the
        (2 ceil(CLAMP_RADIUS s) + 1)^2 window around a pixel exceeds ``STRONG_EDGE`` of full
        scale, the restored pixel is clamped to that range widened by
        ``OVERSHOOT`` of it, so a step edge rings by at most that much.
@@ -183,26 +320,33 @@ def deconvolve(B, mean, scale: float, kernel_sigma: float | None, max_value: flo
     where it is known, from a raw file's noise profile
     (:meth:`RobustWeights.profile_noise
     <superres_gpu.robust.RobustWeights.profile_noise>`): the strength then
-    follows it (:func:`profile_strength`); None measures the noise and
-    compares it with ``reference_noise``.
+    follows it (:func:`profile_strength`); None measures the noise on the
+    frames' grid (:func:`frame_grid_noise`) and compares it with
+    ``reference_noise``.
 
-    Returns the figures used: ``noise`` (input units), ``reference_noise``, ``lambda``.
+    Returns the figures used: ``noise`` (input units, on the frames' grid), ``reference_noise``,
+    ``lambda``, ``detail`` (the fraction of the image restored, the mean of the mask).
     """
     xp = B.xp
     if noise is None:
-        noise = residual_noise(B, mean)
+        noise = frame_grid_noise(B, mean, scale)
         lam = deconvolution_strength(noise, reference_noise, amount)
     else:
         noise = float(noise)
         lam = profile_strength(noise / max_value, amount)
     taps = restoration_taps(float(scale), lam, None if kernel_sigma is None else float(kernel_sigma),
                             float(optics_sigma))
+    mask = detail_mask(B, mean, scale, max_value)
+    smooth = gaussian_taps(FLAT_SMOOTH_FRAME_PX * scale) if FLAT_SMOOTH_FRAME_PX > 0 else None
     r = int(np.ceil(CLAMP_RADIUS * scale))
     for ch in range(mean.shape[2]):
         plane = xp.ascontiguousarray(mean[..., ch])
         out = B.sepfilter(plane, taps)
+        flat = B.sepfilter(plane, smooth) if smooth is not None else plane
+        out = flat + mask * (out - flat)
         lo, hi = _local_extrema(xp, plane, r)
         span = hi - lo
         room = xp.where(span > STRONG_EDGE * max_value, span * OVERSHOOT, max_value)
         mean[..., ch] = xp.minimum(xp.maximum(out, lo - room), hi + room)
-    return {"noise": noise, "reference_noise": float(reference_noise), "lambda": lam}
+    return {"noise": noise, "reference_noise": float(reference_noise), "lambda": lam,
+            "detail": float(B.asnumpy(mask.mean()))}

@@ -200,7 +200,8 @@ def test_every_launch_matches_its_kernel_signature(checked_gpu_backend, rng):
             G.resample_accumulate(frame, st, num, den, 2.0, 255.0, np.ones((10, 17), np.float32), 1)
             G.kernel_accumulate(frame, st, num, den, 2.0, 255.0, 0.6)
             G.kernel_accumulate(frame, st, num, den, 2.0, 255.0, 0.6, np.ones((10, 17), np.float32), 1)
-            G.kernel_accumulate(frame, st, num, den, 2.0, 255.0, 0.6, None, 1, field, 8.0)
+            G.kernel_accumulate(frame, st, num, den, 2.0, 255.0, 0.6, None, 1, field=field, field_cell=8.0)
+            G.kernel_accumulate(frame, st, num, den, 2.0, 255.0, 0.9, None, 1, np.full((3, 21, 34), -0.5, np.float32))
             G.resample_accumulate(frame, st, num, den, 2.0, 255.0, None, 1, np.tile(np.eye(3).ravel(), (c, 1)))
             G.resample_accumulate(frame, st, num, den, 2.0, 255.0, np.ones((10, 17), np.float32), 1, None, field, 8.0)
             G.resample_accumulate(frame, st, num, den, 2.0, 255.0, None, 1, np.tile(np.eye(3).ravel(), (c, 1)), field,

@@ -16,6 +16,7 @@ from superres_gpu.backends import base as S
 from superres_gpu.backends import get_backend
 from superres_gpu.geometry import MODEL_ID, MOTION_MODELS, grid_rms_error, output_size
 from superres_gpu.interp import alignment_taps, bspline_prefilter_taps
+from superres_gpu.kernelmerge import kernel_reach, kernel_shape
 from superres_gpu.metrics import psnr
 from superres_gpu.state import transform_state as state_with
 from tolerances import TOL, tol
@@ -163,10 +164,11 @@ def test_resample_accumulate(G, rng, shape, dtype, channels, scale):
     np.testing.assert_array_equal(G.asnumpy(den_g), den_t)
 
 
+@pytest.mark.parametrize("anisotropic", [False, True])
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("dtype,channels,scale,sigma", [(np.uint8, 3, 2.0, 0.6), (np.uint16, 1, 1.5, 0.45),
                                                         (np.uint8, 1, 3.0, 0.9), (np.uint16, 3, 1.0, 0.5)])
-def test_kernel_accumulate(G, rng, dtype, channels, scale, sigma, weighted):
+def test_kernel_accumulate(G, rng, dtype, channels, scale, sigma, weighted, anisotropic):
     h, w = 45, 61
     maxv = float(np.iinfo(dtype).max)
     host = (rng.random((h, w) + ((3,) if channels == 3 else ())) * maxv).astype(dtype)
@@ -176,10 +178,14 @@ def test_kernel_accumulate(G, rng, dtype, channels, scale, sigma, weighted):
     num0 = (rng.random((ho, wo, channels)) * maxv).astype(np.float32)
     den0 = rng.random((ho, wo)).astype(np.float32)
     num_t, den_t = num0.copy(), den0.copy()
-    NB.kernel_accumulate(host, st, num_t, den_t, scale, maxv, sigma, wmap, 1)
+    smap = None
+    if anisotropic:  # the map kernel_shape makes from a textured luma
+        smap = kernel_shape(NB, NB.luma(host), scale, 0.01)
+        sigma = kernel_reach(scale)
+    NB.kernel_accumulate(host, st, num_t, den_t, scale, maxv, sigma, wmap, 1, smap)
     num_g, den_g = G.asarray(num0), G.asarray(den0)
     G.kernel_accumulate(padded(G, host), G.asarray(st), num_g, den_g, scale, maxv, sigma,
-                        None if wmap is None else padded(G, wmap), 1)
+                        None if wmap is None else padded(G, wmap), 1, None if smap is None else G.asarray(smap))
     atol, rtol = tol("gpu_kernel_accumulate")
     np.testing.assert_allclose(G.asnumpy(den_g), den_t, atol=atol, rtol=rtol)
     np.testing.assert_allclose(G.asnumpy(num_g), num_t, atol=atol * maxv, rtol=rtol)
@@ -288,6 +294,17 @@ def test_frame_upload_ring_roundtrip(G, rng):
         G.luma(G.asarray(np.zeros((8, 8), np.float64)))
 
 
+def test_kernel_shape_matches_the_cpu(G, rng):
+    """The anisotropic kernel's map (structure tensor, eigen-analysis, blend by
+    the local SNR) is the same on both backends."""
+    host = (rng.random((45, 61, 3)) * 200).astype(np.uint8)
+    host[:, 30:] += 50
+    want = kernel_shape(NB, NB.luma(host), 2.0, 0.02)
+    got = G.asnumpy(kernel_shape(G, G.luma(G.asarray(host)), 2.0, 0.02))
+    atol, rtol = tol("gpu_kernel_shape")
+    np.testing.assert_allclose(got, want, atol=atol, rtol=rtol)
+
+
 def test_kernel_merge_restoration_matches_the_cpu(G, rng):
     """The kernel merge's deconvolution (noise estimate, Wiener taps, strong-edge
     clamp) gives the same image on both backends."""
@@ -338,9 +355,10 @@ def test_kernel_accumulate_with_a_local_field(G, rng):
     field = rng.normal(0, 0.7, (5, 7, 2)).astype(np.float32)
     wo, ho = output_size(w, h, 2.0)
     num_t, den_t = np.zeros((ho, wo, 3), np.float32), np.zeros((ho, wo), np.float32)
-    NB.kernel_accumulate(host, st, num_t, den_t, 2.0, 255.0, 0.6, None, 1, field, 9.5)
+    NB.kernel_accumulate(host, st, num_t, den_t, 2.0, 255.0, 0.6, None, 1, field=field, field_cell=9.5)
     num_g, den_g = G.asarray(num_t * 0), G.asarray(den_t * 0)
-    G.kernel_accumulate(padded(G, host), G.asarray(st), num_g, den_g, 2.0, 255.0, 0.6, None, 1, padded(G, field), 9.5)
+    G.kernel_accumulate(padded(G, host), G.asarray(st), num_g, den_g, 2.0, 255.0, 0.6, None, 1,
+                        field=padded(G, field), field_cell=9.5)
     atol, rtol = tol("gpu_kernel_accumulate")
     np.testing.assert_allclose(G.asnumpy(den_g), den_t, atol=atol, rtol=rtol)
     np.testing.assert_allclose(G.asnumpy(num_g), num_t, atol=atol * 255.0, rtol=rtol)

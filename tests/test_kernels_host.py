@@ -23,6 +23,7 @@ from superres_gpu.backends.numpy_backend import cross_power, kernel_taps
 from superres_gpu.cuda_modules import kernel_dir
 from superres_gpu.geometry import MODEL_ID, MOTION_MODELS, output_size, output_to_reference
 from superres_gpu.interp import alignment_taps, lanczos4_table
+from superres_gpu.kernelmerge import kernel_reach
 from superres_gpu.state import transform_state
 from tolerances import tol
 
@@ -49,7 +50,7 @@ def lib(tmp_path_factory):
     h = ctypes.CDLL(str(out))
     sigs = {
         "h_resample": [P, I, I, I, I, P, P, P, P, I, I, D, D, F, P, I, I, I, D, P, I, P, I, I, D, I],
-        "h_kernel_accumulate": [P, I, I, I, I, P, P, P, I, I, D, D, F, P, I, I, I, D, I, F, F, P, I, I, D, I],
+        "h_kernel_accumulate": [P, I, I, I, I, P, P, P, I, I, D, D, F, P, I, I, I, D, I, F, P, I, I, I, P, I, I, D, I],
         "h_robust_residual": [P, I, I, P, I, I, P, I, D, P, I, I, D, I, P, P],
         "h_warp_residual": [P, I, I, P, I, I, P, I, D, P, I, I, D, I, P, P],
         "h_field_at": [P, I, I, D, P, P, L, P, P],
@@ -134,6 +135,19 @@ def test_resample_kernel_math(lib, rng, dtype, channels, shape, scale, weighted,
     np.testing.assert_allclose(num_k, num_t, atol=atol * maxv * 1.1, rtol=rtol)
 
 
+def random_kernel_shape(rng, h, w, scale):
+    """An anisotropic kernel map as kernel_shape makes them: every pixel's own
+    orientation and standard deviations (output px) within the reach."""
+    theta = rng.uniform(0, np.pi, (h, w))
+    along = rng.uniform(0.5, 1.0, (h, w)) * kernel_reach(scale)
+    across = along * rng.uniform(0.3, 1.0, (h, w))
+    c, n = np.cos(theta), np.sin(theta)
+    ia, ic = 1 / along**2, 1 / across**2
+    return np.stack([-0.5 * (c * c * ic + n * n * ia), -(c * n * (ic - ia)),
+                     -0.5 * (n * n * ic + c * c * ia)]).astype(np.float32)
+
+
+@pytest.mark.parametrize("anisotropic", [False, True])
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("dtype,channels,shape,scale,sigma", [
     (np.uint8, 3, (37, 53), 2.0, 0.6),
@@ -142,7 +156,7 @@ def test_resample_kernel_math(lib, rng, dtype, channels, shape, scale, weighted,
     (np.uint16, 1, (16, 17), 1.0, 0.5),
 ])
 @pytest.mark.parametrize("local", [False, True])
-def test_kernel_accumulate_math(lib, rng, dtype, channels, shape, scale, sigma, weighted, local):
+def test_kernel_accumulate_math(lib, rng, dtype, channels, shape, scale, sigma, weighted, anisotropic, local):
     h, w = shape
     maxv = 65535.0 if dtype == np.uint16 else 255.0
     frame = (rng.random(shape + ((channels,) if channels == 3 else ())) * maxv).astype(dtype)
@@ -157,14 +171,18 @@ def test_kernel_accumulate_math(lib, rng, dtype, channels, shape, scale, sigma, 
         wmap[wmap < 0.3] = 0.0
     field = random_field(rng, w, h, 6.0) if local else None
     fk = field if local else np.zeros((1, 1, 2), np.float32)
-    B.kernel_accumulate(frame, st, num_t, den_t, scale, maxv, sigma, wmap, 1, field, 6.0)
+    smap = random_kernel_shape(rng, h, w, scale) if anisotropic else None
+    if anisotropic:
+        sigma = kernel_reach(scale)
+    B.kernel_accumulate(frame, st, num_t, den_t, scale, maxv, sigma, wmap, 1, smap, field, 6.0)
     num_k, den_k = num0.copy(), den0.copy()
     S_ = output_to_reference(scale)
     wk = wmap if weighted else np.ones((1, 1), np.float32)
+    sk = smap if anisotropic else np.ones((1, 1, 1), np.float32)
     lib.h_kernel_accumulate(ptr(frame), int(dtype == np.uint16), channels, w, h, ptr(st), ptr(num_k), ptr(den_k),
                             wo, ho, S_[0, 0], S_[0, 2], maxv, ptr(wk), wk.shape[1], wk.shape[0], int(weighted), 0.5,
-                            kernel_taps(scale, sigma), np.float32((3.0 * sigma) ** 2),
-                            np.float32(-1.0 / (2.0 * sigma * sigma)), ptr(fk), fk.shape[1], fk.shape[0], 1.0 / 6.0,
+                            kernel_taps(scale, sigma), np.float32(-1.0 / (2.0 * sigma * sigma)), ptr(sk),
+                            sk.shape[2], sk.shape[1], int(anisotropic), ptr(fk), fk.shape[1], fk.shape[0], 1.0 / 6.0,
                             int(local))
     assert np.any(den_k != den0)
     atol, rtol = tol("host_kernel_accumulate")

@@ -422,7 +422,8 @@ def test_a_zero_field_gives_exactly_the_result_without_one(rng, chromatic):
     num2, den2 = np.zeros_like(num0), np.zeros_like(den0)
     B.kernel_accumulate(frame, st, num2, den2, 2.0, 255.0, 0.6, wmap, 1)
     num3, den3 = np.zeros_like(num0), np.zeros_like(den0)
-    B.kernel_accumulate(frame, st, num3, den3, 2.0, 255.0, 0.6, wmap, 1, np.zeros((5, 7, 2), np.float32), 9.0)
+    B.kernel_accumulate(frame, st, num3, den3, 2.0, 255.0, 0.6, wmap, 1, field=np.zeros((5, 7, 2), np.float32),
+                        field_cell=9.0)
     np.testing.assert_array_equal(num3, num2)
     np.testing.assert_array_equal(den3, den2)
     coef, ref = rng.random((20, 28)).astype(np.float32), rng.random((20, 28)).astype(np.float32)

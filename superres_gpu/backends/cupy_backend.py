@@ -344,10 +344,18 @@ class CupyBackend:
 
     # --- kernel 7: kernel-regression accumulate ------------------------------------
     def kernel_accumulate(self, frame, state, num, den, scale: float, max_value: float, sigma: float,
-                          weights=None, weight_level: int = 1, field=None, field_cell: float = 0.0) -> None:
+                          weights=None, weight_level: int = 1, shape=None, field=None,
+                          field_cell: float = 0.0) -> None:
         from .numpy_backend import kernel_taps
 
         frame, fw, fh, c, wo, ho, wmap, ww, wh, has = self._accumulate_args(frame, num, den, weights)
+        if shape is None:
+            smap, sw, sh, has_s = self._one, 1, 1, 0
+        else:
+            smap, has_s = self._f32(shape, "shape"), 1
+            if smap.ndim != 3 or smap.shape[0] != 3:
+                raise ValueError(f"the kernel shape map must be (3, height, width), not {smap.shape}")
+            sh, sw = smap.shape[1:]
         fmap, gw, gh, finv, has_f = self._field_args(field, field_cell)
         k = self._kernel("kernelreg", f"kernel_accumulate<{self._type_name(frame.dtype)}, {c}>")
         k(
@@ -356,7 +364,8 @@ class CupyBackend:
             (frame, np.int32(fw), np.int32(fh), state, num, den, np.int32(wo), np.int32(ho),
              np.float64(1.0 / scale), np.float64(0.5 / scale - 0.5), np.float32(max_value), wmap, np.int32(ww),
              np.int32(wh), np.int32(has), np.float64(1.0 / 2**weight_level), np.int32(kernel_taps(scale, sigma)),
-             np.float32((3.0 * sigma) ** 2), np.float32(-1.0 / (2.0 * sigma * sigma)), fmap, gw, gh, finv, has_f),
+             np.float32(-1.0 / (2.0 * sigma * sigma)), smap, np.int32(sw), np.int32(sh), np.int32(has_s), fmap, gw, gh,
+             finv, has_f),
         )
 
     # --- kernel 6: robust merge weights ----------------------------------------------

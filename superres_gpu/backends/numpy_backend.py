@@ -21,6 +21,7 @@ from ..pixels import full_scale
 from . import base as S
 
 _STRIP_PIXELS = 1 << 20  # output pixels per strip in resample_accumulate
+_KERNEL_STRIP_PIXELS = 1 << 14  # ... in kernel_accumulate: a dozen arrays, 16 passes each, stay in cache
 NOISE_SAMPLES = 1 << 16  # pixels the robust noise level's median is taken over (at most about)
 
 
@@ -460,25 +461,36 @@ class NumpyBackend:
 
     # --- kernel 7: kernel-regression accumulate ------------------------------------
     def kernel_accumulate(self, frame, state, num, den, scale: float, max_value: float, sigma: float,
-                          weights=None, weight_level: int = 1, field=None, field_cell: float = 0.0) -> None:
+                          weights=None, weight_level: int = 1, shape=None, field=None,
+                          field_cell: float = 0.0) -> None:
         """Add one frame's native samples to num and den with a Gaussian kernel
         centred at each sample's exact position on the output grid (a gather).
 
         For output pixel (X, Y): its frame position (u, v) = M (X, Y) (M = Tinv S,
         as in :meth:`resample_accumulate`, float64) and J, the Jacobian of M
         there, J = [[M00 - u M20, M01 - u M21], [M10 - v M20, M11 - v M21]] / w,
-        inverted in float64; then in float32: fu = u - floor(u), fv = v - floor(v),
-        and the inverse's entries.  The samples visited are
-        (i, j) = (floor(u) + kx, floor(v) + ky) for kx, ky in [1 - K, K],
-        K = :func:`kernel_taps` (``scale``, ``sigma``), rows outer.  A sample's
-        offset on the output grid is (dX, dY) = J^-1 (kx - fu, ky - fv) (exact
-        for affine motion, first order for a homography); those inside the
-        frame with d2 = dX^2 + dY^2 < (3 sigma)^2 weigh k = exp(-d2 / (2 sigma^2)).
-        All float32: A = sum k value, Ks = sum k in the visiting order; with the
-        robust weight w (1, or ``weights`` sampled bilinearly at the output pixel,
-        as in :meth:`resample_accumulate`): num += w (gain A + offset * ``max_value``
-        Ks) and den += w Ks.  ``sigma`` is in output pixels.  Nothing is added
-        when ``state[S_ACCEPT]`` is 0.  A local displacement ``field`` moves
+        inverted in float64.  A sample's offset on the output grid is
+        d = J^-1 (du, dv), (du, dv) = (kx - fu, ky - fv) (exact for affine
+        motion, first order for a homography), fu = u - floor(u), fv = v - floor(v)
+        in float32; its weight is k = exp(e) with the Gaussian's exponent
+        e = qa dX^2 + qb dX dY + qc dY^2.  The kernel's (qa, qb, qc) are
+        (c2, 0, c2), c2 = -1 / (2 ``sigma``^2) (isotropic, ``sigma`` in output
+        px), or, with ``shape`` ((3, H, W) float32 on the reference frame's grid,
+        level 0; :func:`superres_gpu.kernelmerge.kernel_shape`), its three planes
+        each sampled bilinearly at the output pixel like ``weights`` (an
+        anisotropic kernel; ``sigma`` is then the largest standard deviation of
+        any pixel's kernel and only sets the reach).  Per pixel, in float64,
+        (pa, pb, pc) = :func:`kernel_form` (q, J^-1), cast to float32, so that
+        e = (pa du + pb dv) du + (pc dv) dv per sample in float32.
+
+        The samples visited are (i, j) = (floor(u) + kx, floor(v) + ky) for
+        kx, ky in [1 - K, K], K = :func:`kernel_taps` (``scale``, ``sigma``),
+        rows outer; those inside the frame with e > :data:`KERNEL_EMIN` (three
+        standard deviations out) count.  All float32: A = sum k value,
+        Ks = sum k in the visiting order; with the robust weight w (1, or
+        ``weights`` sampled bilinearly at the output pixel, as in
+        :meth:`resample_accumulate`): num += w (gain A + offset * ``max_value``
+        Ks) and den += w Ks.  Nothing is added when ``state[S_ACCEPT]`` is 0.  A local displacement ``field`` moves
         (X, Y) first, as in :meth:`resample_accumulate` (:func:`field_output`);
         J is then M's at the moved position (the field's gradient neglected).
         """
@@ -492,15 +504,18 @@ class NumpyBackend:
         offset = np.float32(state[S.S_OFFSET] * max_value)
         src = frame.reshape(fh * fw, C)
         K = kernel_taps(scale, sigma)
-        cut2 = np.float32((3.0 * sigma) ** 2)
         c2 = np.float32(-1.0 / (2.0 * sigma * sigma))
+        emin = np.float32(KERNEL_EMIN)
         X = np.arange(wo, dtype=np.float64)
         S_ = output_to_reference(scale)
         a, b = S_[0, 0], S_[0, 2]
         if weights is not None:
             wx0, wx1, fx = _bilinear_axis(X, a, b, weight_level, weights.shape[1])
-        rows_per = max(1, (_STRIP_PIXELS // 4) // max(wo, 1))
+        if shape is not None:
+            sx0, sx1, sfx = _bilinear_axis(X, a, b, 0, shape.shape[2])
+        rows_per = max(1, _KERNEL_STRIP_PIXELS // max(wo, 1))
         f32 = np.float32
+        outside = f32(-np.inf)  # a sample outside the frame: exp(-inf) = 0, as the kernel's skip
         for y_start in range(0, ho, rows_per):
             y_end = min(ho, y_start + rows_per)
             Y = np.arange(y_start, y_end, dtype=np.float64)[:, None]
@@ -513,40 +528,46 @@ class NumpyBackend:
             j10 = (M[1, 0] - v * M[2, 0]) / wq
             j11 = (M[1, 1] - v * M[2, 1]) / wq
             det = j00 * j11 - j01 * j10
-            i00, i01 = (j11 / det).astype(f32), (-j01 / det).astype(f32)
-            i10, i11 = (-j10 / det).astype(f32), (j00 / det).astype(f32)
+            if shape is None:
+                q = (c2, f32(0.0), c2)
+            else:
+                sy0, sy1, sfy = _bilinear_axis(Y[:, 0], a, b, 0, shape.shape[1])
+                q = tuple(_bilinear_rows(shape[p], sy0, sy1, sfy, sx0, sx1, sfx) for p in range(3))
+            pa, pb, pc = kernel_form(*q, j11 / det, -j01 / det, -j10 / det, j00 / det)
             iu = np.floor(u)
             iv = np.floor(v)
             fu, fv = (u - iu).astype(f32), (v - iv).astype(f32)
             iu = iu.astype(np.int64)
             iv = iv.astype(np.int64)
             del u, v, wq, j00, j01, j10, j11, det
-            shape = fu.shape
-            acc = np.zeros(shape + (C,), f32)
-            ksum = np.zeros(shape, f32)
-            d2 = np.empty(shape, f32)
-            k = np.empty(shape, f32)
-            t = np.empty(shape, f32)
-            tmp = np.empty(shape + (C,), f32)
-            cols = [(iu + kx, (iu + kx >= 0) & (iu + kx < fw), f32(kx) - fu) for kx in range(1 - K, K + 1)]
+            shp = fu.shape
+            acc = np.zeros(shp + (C,), f32)
+            ksum = np.zeros(shp, f32)
+            e = np.empty(shp, f32)
+            k = np.empty(shp, f32)
+            tmp = np.empty(shp + (C,), f32)
+            cols = []
+            for kx in range(1 - K, K + 1):
+                ii = iu + kx
+                cols.append((np.clip(ii, 0, fw - 1), np.where((ii >= 0) & (ii < fw), f32(0.0), outside),
+                             f32(kx) - fu))
             for ky in range(1 - K, K + 1):
                 jj = iv + ky
-                row_ok = (jj >= 0) & (jj < fh)
                 base = np.clip(jj, 0, fh - 1) * fw
                 dv = f32(ky) - fv
-                b0, b1 = i01 * dv, i11 * dv
-                for ii, col_ok, du in cols:
-                    np.multiply(i00, du, out=t)
-                    t += b0
-                    np.multiply(t, t, out=d2)
-                    np.multiply(i10, du, out=t)
-                    t += b1
-                    t *= t
-                    d2 += t
-                    np.multiply(d2, c2, out=k)
-                    np.exp(k, out=k)
-                    k *= (d2 < cut2) & row_ok & col_ok
-                    vals = np.take(src, base + np.clip(ii, 0, fw - 1), axis=0)  # faster than fancy indexing
+                hb = pb * dv
+                hc = pc * dv
+                hc *= dv
+                hc[(jj < 0) | (jj >= fh)] = outside
+                for ii, col_out, du in cols:
+                    np.multiply(pa, du, out=e)
+                    e += hb
+                    e *= du
+                    e += hc
+                    e += col_out
+                    np.exp(e, out=k)
+                    k *= e > emin
+                    vals = np.take(src, base + ii, axis=0)  # faster than fancy indexing
                     np.multiply(vals, k[..., None], out=tmp)
                     acc += tmp
                     ksum += k
@@ -554,8 +575,7 @@ class NumpyBackend:
             acc += offset * ksum[..., None]
             if weights is not None:
                 wy0, wy1, fy = _bilinear_axis(Y[:, 0], a, b, weight_level, weights.shape[0])
-                rows = (1.0 - fy)[:, None] * weights[wy0].astype(np.float64) + fy[:, None] * weights[wy1]
-                wt = ((1.0 - fx) * rows[:, wx0] + fx * rows[:, wx1]).astype(np.float32)
+                wt = _bilinear_rows(weights, wy0, wy1, fy, wx0, wx1, fx)
                 acc *= wt[..., None]
                 ksum *= wt
             num[y_start:y_end] += acc
@@ -583,6 +603,21 @@ class NumpyBackend:
             np.clip(v, 0, 65535, out=v)
             out[y0:y1] = v
         return out[..., 0] if c == 1 else out
+
+
+KERNEL_EMIN = -4.5  # the kernel merge's exponent three standard deviations out (kernelreg.cu's SR_KERNEL_EMIN)
+
+
+def kernel_form(qa, qb, qc, i00, i01, i10, i11):
+    """(pa, pb, pc) float32: the Gaussian exponent qa dX^2 + qb dX dY + qc dY^2 in
+    output offsets d = J^-1 (du, dv) rewritten in frame offsets,
+    pa du^2 + pb du dv + pc dv^2, i.e. J^-T Q J^-1; float64 from float32 q, in
+    the order of kernelreg.cu's ``sr_kernel_form``."""
+    a, b, c = (np.asarray(t, np.float32).astype(np.float64) for t in (qa, qb, qc))
+    pa = (a * i00 * i00 + b * i00 * i10) + c * i10 * i10
+    pb = (2.0 * a * i00 * i01 + b * (i00 * i11 + i01 * i10)) + 2.0 * c * i10 * i11
+    pc = (a * i01 * i01 + b * i01 * i11) + c * i11 * i11
+    return pa.astype(np.float32), pb.astype(np.float32), pc.astype(np.float32)
 
 
 def kernel_taps(scale: float, sigma: float) -> int:
@@ -615,6 +650,13 @@ def output_map(Ti: np.ndarray, scale: float) -> np.ndarray:
         M[r, 1] = Ti[r, 1] * a
         M[r, 2] = (Ti[r, 0] * b + Ti[r, 1] * b) + Ti[r, 2]
     return M
+
+
+def _bilinear_rows(plane, y0, y1, fy, x0, x1, fx) -> np.ndarray:
+    """float32 bilinear samples of ``plane`` at the rows and columns of
+    :func:`_bilinear_axis` (rows mixed first, in float64: ``sr_weight_at``'s order)."""
+    rows = (1.0 - fy)[:, None] * plane[y0].astype(np.float64) + fy[:, None] * plane[y1]
+    return ((1.0 - fx) * rows[:, x0] + fx * rows[:, x1]).astype(np.float32)
 
 
 def _bilinear_axis(X: np.ndarray, a: float, b: float, level: int, n: int):
