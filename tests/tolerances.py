@@ -75,6 +75,9 @@ TOL = {
     "host_cross_power": (2e-7, 0.0, "float32 complex product and magnitude: sqrtf vs NumPy's hypot"),
     "host_robust_residual": (1e-9, 1e-6, "float64 sample, squared and rounded to float32 on both sides"),
     "host_robust_weight": (1e-7, 0.0, "the same float64 formula; float32 rounding of the result"),
+    "kernel_channel_maps_vs_per_channel": (1e-5, 1e-5, "a channel gathered alone with its map folded into Tinv: the "
+                                           "same positions to 1e-13 px (another float64 order), float32 sums "
+                                           "un-offset and renormalised on the host"),
     "host_kernel_accumulate": (1e-6, 1e-6, "the same float32 offsets in the same order; expf of the C library vs "
                                "NumPy's float32 exp may differ by 1 ulp per tap (at most 16 taps summed)"),
     "host_update_vs_twin": (1e-10, 1e-9, "the same float64 Cholesky and composition in C and NumPy"),
