@@ -221,6 +221,14 @@ SR_HD void sr_project(const double* M, double X, double Y, double* u, double* v)
 }
 
 // Mc = C M for 3x3 matrices: ((C[r,0] M[0,k] + C[r,1] M[1,k]) + C[r,2] M[2,k]).
+// (a channel's map composed with the output map: chromatic aberration, resample.cu and kernelreg.cu)
+SR_HD void sr_compose_map(const double* Cm, const double* M, double* out) {
+    for (int r = 0; r < 3; ++r)
+        for (int k = 0; k < 3; ++k)
+            out[r * 3 + k] = sr_add(sr_add(sr_mul(Cm[r * 3 + 0], M[k]), sr_mul(Cm[r * 3 + 1], M[3 + k])),
+                                    sr_mul(Cm[r * 3 + 2], M[6 + k]));
+}
+
 // Bilinear weight at output pixel (X, Y) (numpy_backend._bilinear_axis).
 SR_HD void sr_weight_axis(double X, double a, double b, double winv, int n, int* i0, int* i1, double* f) {
     double q = ((X * a + b) + 0.5) * winv - 0.5;

@@ -25,6 +25,8 @@
 //   sw, sh  int           the shape map's width and height (the reference frame's size)
 //   field   const float*  (gh, gw, 2) local displacement field (reference px), read when has_field != 0
 //   finv    double        1 / the field's cell size (common.cuh's sr_field_at)
+//   chmaps  const double* (C, 9) per-channel 3x3 maps, row-major, read when has_chmaps != 0:
+//                         channel c is read at Cc (u, v) (lateral chromatic aberration, as resample.cu)
 //
 // Per pixel: (u, v) = M (X, Y) with M = Tinv S (common.cuh's sr_output_map and
 // sr_project) and the inverse Jacobian of M in double; with a local field the output
@@ -37,6 +39,12 @@
 // e = (pa du + pb dv) du + (pc dv) dv, and a sample inside the frame with
 // e > SR_KERNEL_EMIN (three standard deviations out) weighs k = expf(e);
 // num += w (gain sum k value + offset sum k), den += w sum k.
+// With channel maps each channel c is gathered on its own: its position Mc (X, Y), Mc = Cc M
+// (sr_compose_map; after the field's move), its own Jacobian of Mc and so its own offsets
+// and kernel sum Ks_c.  den is shared across channels, so the frame's weight at the pixel is
+// the least-covered channel's, Ks = min_c Ks_c, and each channel's sum is normalised by its
+// own: A_c <- A_c Ks / Ks_c (0 when Ks = 0).  Channel c's contribution is then Ks times its
+// own kernel-regression value A_c / Ks_c; identity maps give exactly the sums without maps.
 #include "common.cuh"
 
 #define SR_KERNEL_EMIN (-4.5f)  // the exponent three standard deviations out: -3^2 / 2
@@ -51,24 +59,11 @@ SR_HD void sr_kernel_form(float qa, float qb, float qc, double i00, double i01, 
     *pc = (float)((a * i01 * i01 + b * i01 * i11) + c * i11 * i11);
 }
 
+// One position's kernel sums: the frame read at M (Xd, Yd) with the kernel (qa, qb, qc);
+// acc[ch] = sum k value for channels c0 .. c1 - 1, returns Ks = sum k.
 template <typename T, int C>
-SR_HD void sr_kernel_accumulate_at(const T* frame, int fw, int fh, const double* state, float* num, float* den,
-                                   int wo, int X, int Y, double a, double b, float max_value,
-                                   const float* weights, int ww, int wh, int has_weights, double winv, int K,
-                                   float c2, const float* shape, int sw, int sh, int has_shape,
-                                   const float* field, int gw, int gh, double finv, int has_field) {
-    if (state[SR_S_ACCEPT] == 0.0) return;
-    float qa = c2, qb = 0.0f, qc = c2;
-    if (has_shape) {
-        long long plane = (long long)sw * sh;
-        qa = sr_weight_at(shape, sw, sh, 1.0, X, Y, a, b);
-        qb = sr_weight_at(shape + plane, sw, sh, 1.0, X, Y, a, b);
-        qc = sr_weight_at(shape + 2 * plane, sw, sh, 1.0, X, Y, a, b);
-    }
-    double M[9];
-    sr_output_map(state + SR_S_TINV, a, b, M);
-    double Xd = (double)X, Yd = (double)Y;
-    if (has_field) sr_field_output(field, gw, gh, finv, a, b, X, Y, &Xd, &Yd);
+SR_HD float sr_kernel_sums(const T* frame, int fw, int fh, const double* M, double Xd, double Yd, float qa, float qb,
+                           float qc, int K, int c0, int c1, float* acc) {
     double wq = sr_add(sr_mul(M[6], Xd), sr_add(sr_mul(M[7], Yd), M[8]));
     double u = sr_div(sr_add(sr_mul(M[0], Xd), sr_add(sr_mul(M[1], Yd), M[2])), wq);
     double v = sr_div(sr_add(sr_mul(M[3], Xd), sr_add(sr_mul(M[4], Yd), M[5])), wq);
@@ -81,8 +76,7 @@ SR_HD void sr_kernel_accumulate_at(const T* frame, int fw, int fh, const double*
     double fl_u = floor(u), fl_v = floor(v);
     float fu = (float)(u - fl_u), fv = (float)(v - fl_v);
     long long iu = (long long)fl_u, iv = (long long)fl_v;
-    float acc[C];
-    for (int ch = 0; ch < C; ++ch) acc[ch] = 0.0f;
+    for (int ch = c0; ch < c1; ++ch) acc[ch] = 0.0f;
     float ksum = 0.0f;
     for (int ky = 1 - K; ky <= K; ++ky) {
         long long jj = iv + ky;
@@ -100,11 +94,51 @@ SR_HD void sr_kernel_accumulate_at(const T* frame, int fw, int fh, const double*
             if (!(e > SR_KERNEL_EMIN) || ii < 0 || ii >= fw || jj < 0 || jj >= fh) continue;
             float k = expf(e);
             const T* px = frame + (jj * fw + ii) * C;
-            for (int ch = 0; ch < C; ++ch) {
+            for (int ch = c0; ch < c1; ++ch) {
                 float p = (float)px[ch] * k;
                 acc[ch] = acc[ch] + p;
             }
             ksum = ksum + k;
+        }
+    }
+    return ksum;
+}
+
+template <typename T, int C>
+SR_HD void sr_kernel_accumulate_at(const T* frame, int fw, int fh, const double* state, float* num, float* den,
+                                   int wo, int X, int Y, double a, double b, float max_value,
+                                   const float* weights, int ww, int wh, int has_weights, double winv, int K,
+                                   float c2, const float* shape, int sw, int sh, int has_shape,
+                                   const float* field, int gw, int gh, double finv, int has_field,
+                                   const double* chmaps, int has_chmaps) {
+    if (state[SR_S_ACCEPT] == 0.0) return;
+    float qa = c2, qb = 0.0f, qc = c2;
+    if (has_shape) {
+        long long plane = (long long)sw * sh;
+        qa = sr_weight_at(shape, sw, sh, 1.0, X, Y, a, b);
+        qb = sr_weight_at(shape + plane, sw, sh, 1.0, X, Y, a, b);
+        qc = sr_weight_at(shape + 2 * plane, sw, sh, 1.0, X, Y, a, b);
+    }
+    double M[9];
+    sr_output_map(state + SR_S_TINV, a, b, M);
+    double Xd = (double)X, Yd = (double)Y;
+    if (has_field) sr_field_output(field, gw, gh, finv, a, b, X, Y, &Xd, &Yd);
+    float acc[C];
+    float ksum;
+    if (!has_chmaps) {
+        ksum = sr_kernel_sums<T, C>(frame, fw, fh, M, Xd, Yd, qa, qb, qc, K, 0, C, acc);
+    } else {
+        float ks[C];
+        for (int ch = 0; ch < C; ++ch) {
+            double Mc[9];
+            sr_compose_map(chmaps + ch * 9, M, Mc);
+            ks[ch] = sr_kernel_sums<T, C>(frame, fw, fh, Mc, Xd, Yd, qa, qb, qc, K, ch, ch + 1, acc);
+        }
+        ksum = ks[0];
+        for (int ch = 1; ch < C; ++ch) ksum = ks[ch] < ksum ? ks[ch] : ksum;
+        for (int ch = 0; ch < C; ++ch) {
+            float r = ksum > 0.0f ? ksum / ks[ch] : 0.0f;
+            acc[ch] = acc[ch] * r;
         }
     }
     float gain = (float)state[SR_S_GAIN];
@@ -131,12 +165,12 @@ __global__ void kernel_accumulate(const T* __restrict__ frame, int fw, int fh, c
                                   float max_value, const float* __restrict__ weights, int ww, int wh, int has_weights,
                                   double winv, int K, float c2, const float* __restrict__ shape, int sw, int sh,
                                   int has_shape, const float* __restrict__ field, int gw, int gh, double finv,
-                                  int has_field) {
+                                  int has_field, const double* __restrict__ chmaps, int has_chmaps) {
     int X = blockIdx.x * blockDim.x + threadIdx.x;
     int Y = blockIdx.y * blockDim.y + threadIdx.y;
     if (X >= wo || Y >= ho) return;
     sr_kernel_accumulate_at<T, C>(frame, fw, fh, state, num, den, wo, X, Y, a, b, max_value, weights, ww, wh,
                                   has_weights, winv, K, c2, shape, sw, sh, has_shape, field, gw, gh, finv,
-                                  has_field);
+                                  has_field, chmaps, has_chmaps);
 }
 #endif

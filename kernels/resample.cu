@@ -42,13 +42,6 @@
 // belongs to the reference's pixel).  A zero field gives exactly the positions without one.
 #include "common.cuh"
 
-SR_HD void sr_compose_map(const double* Cm, const double* M, double* out) {
-    for (int r = 0; r < 3; ++r)
-        for (int k = 0; k < 3; ++k)
-            out[r * 3 + k] = sr_add(sr_add(sr_mul(Cm[r * 3 + 0], M[k]), sr_mul(Cm[r * 3 + 1], M[3 + k])),
-                                    sr_mul(Cm[r * 3 + 2], M[6 + k]));
-}
-
 // The 8x8 Lanczos4 taps at frame position (u, v): u clamped to [-64, fw + 64], rounded to
 // 1/32 px; the first tap (ix, iy) and the two axes' weight rows of the table.
 SR_HD void sr_lanczos_taps(double u, double v, int fw, int fh, const float* tab, int* ix, int* iy, const float** wx,

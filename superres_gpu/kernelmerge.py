@@ -138,10 +138,12 @@ class KernelAccumulator(Accumulator):
     def add(self, frame, state, weights=None, weight_level: int = 1, field=None, field_cell: float = 0.0) -> None:
         """Add ``frame``'s samples (on the device) at ``state``'s transform, with
         per-pixel ``weights`` on the reference's level ``weight_level`` (and a
-        local displacement ``field``: :mod:`superres_gpu.local`)."""
+        local displacement ``field``: :mod:`superres_gpu.local`); with
+        ``channel_maps`` set (chromatic aberration) each channel is gathered at
+        its own position and ``den`` is the least-covered channel's kernel weight."""
         reach = self.sigma if self.shape is None else kernel_reach(self.scale)
         self.B.kernel_accumulate(frame, state, self.num, self.den, self.scale, self.max_value, reach, weights,
-                                 weight_level, self.shape, field, field_cell)
+                                 weight_level, self.shape, field, field_cell, self.channel_maps)
 
     def coverage(self) -> np.ndarray:
         """Host copy of the per-pixel kernel weight (the sum over frames)."""

@@ -272,8 +272,6 @@ def lateral_ca(cfg, frame, B, clock, warn) -> tuple[TCAEstimate | None, bool]:
         return None, False
     if frame.ndim != 3:
         raise InputError("--tca on needs colour frames; these are grey")
-    if cfg.merge in KERNEL_MERGES:
-        raise ConfigError("--tca with --merge kernel is not supported yet; use --merge robust or mean with --tca")
     with clock.stage("tca"):
         try:
             est = estimate_tca(B, [frame])

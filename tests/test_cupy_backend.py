@@ -364,6 +364,31 @@ def test_kernel_accumulate_with_a_local_field(G, rng):
     np.testing.assert_allclose(G.asnumpy(num_g), num_t, atol=atol * 255.0, rtol=rtol)
 
 
+@pytest.mark.parametrize("anisotropic", [False, True])
+def test_kernel_accumulate_with_channel_maps(G, rng, anisotropic):
+    h, w = 45, 61
+    host = (rng.random((h, w, 3)) * 255).astype(np.uint8)
+    st = state_with(random_T(rng), S_GAIN=0.97, S_OFFSET=0.01)
+    field = rng.normal(0, 0.7, (5, 7, 2)).astype(np.float32)
+    cmaps = np.empty((3, 9))
+    for c, k in enumerate((1.006, 1.0, 0.994)):
+        cmaps[c] = [k, 0.0, 0.4 * w * (1 - k), 0.0, k, 0.6 * h * (1 - k), 0.0, 0.0, 1.0]
+    smap = np.empty((3, h, w), np.float32)
+    smap[0], smap[1], smap[2] = -1.2, 0.3, -0.8
+    smap = smap if anisotropic else None
+    sigma = 0.9 if anisotropic else 0.6
+    wmap = rng.random((h // 2, w // 2)).astype(np.float32)
+    wo, ho = output_size(w, h, 2.0)
+    num_t, den_t = np.zeros((ho, wo, 3), np.float32), np.zeros((ho, wo), np.float32)
+    NB.kernel_accumulate(host, st, num_t, den_t, 2.0, 255.0, sigma, wmap, 1, smap, field, 9.5, cmaps)
+    num_g, den_g = G.asarray(num_t * 0), G.asarray(den_t * 0)
+    G.kernel_accumulate(padded(G, host), G.asarray(st), num_g, den_g, 2.0, 255.0, sigma, padded(G, wmap), 1,
+                        None if smap is None else padded(G, smap), padded(G, field), 9.5, cmaps)
+    atol, rtol = tol("gpu_kernel_accumulate")
+    np.testing.assert_allclose(G.asnumpy(den_g), den_t, atol=atol, rtol=rtol)
+    np.testing.assert_allclose(G.asnumpy(num_g), num_t, atol=atol * 255.0, rtol=rtol)
+
+
 @pytest.mark.parametrize("level", [0, 1])
 def test_residuals_with_a_local_field_and_the_field_median(G, rng, level):
     h, w = 37, 53

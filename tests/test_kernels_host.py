@@ -50,7 +50,8 @@ def lib(tmp_path_factory):
     h = ctypes.CDLL(str(out))
     sigs = {
         "h_resample": [P, I, I, I, I, P, P, P, P, I, I, D, D, F, P, I, I, I, D, P, I, P, I, I, D, I],
-        "h_kernel_accumulate": [P, I, I, I, I, P, P, P, I, I, D, D, F, P, I, I, I, D, I, F, P, I, I, I, P, I, I, D, I],
+        "h_kernel_accumulate": [P, I, I, I, I, P, P, P, I, I, D, D, F, P, I, I, I, D, I, F, P, I, I, I, P, I, I, D, I,
+                                P, I],
         "h_robust_residual": [P, I, I, P, I, I, P, I, D, P, I, I, D, I, P, P],
         "h_warp_residual": [P, I, I, P, I, I, P, I, D, P, I, I, D, I, P, P],
         "h_field_at": [P, I, I, D, P, P, L, P, P],
@@ -113,12 +114,7 @@ def test_resample_kernel_math(lib, rng, dtype, channels, shape, scale, weighted,
     wmap = rng.random((h // 2, w // 2)).astype(np.float32) if weighted else None
     if weighted:
         wmap[wmap < 0.3] = 0.0  # some pixels rejected outright
-    cmaps = None
-    if chromatic:  # each channel radially scaled about a centre off the frame's middle
-        cmaps = np.empty((channels, 9))
-        for c in range(channels):
-            k = 1.0 + rng.uniform(-0.01, 0.01)
-            cmaps[c] = [k, 0.0, 0.4 * w * (1 - k), 0.0, k, 0.6 * h * (1 - k), 0.0, 0.0, 1.0]
+    cmaps = random_channel_maps(rng, channels, w, h) if chromatic else None
     field = random_field(rng, w, h, 7.0) if local else None
     B.resample_accumulate(frame, st, num_t, den_t, scale, maxv, wmap, 1, cmaps, field, 7.0)
     num_k, den_k = num0.copy(), den0.copy()
@@ -133,6 +129,16 @@ def test_resample_kernel_math(lib, rng, dtype, channels, shape, scale, weighted,
     np.testing.assert_array_equal(den_k, den_t)  # identical positions and coverage
     atol, rtol = tol("lanczos_remap_vs_direct")
     np.testing.assert_allclose(num_k, num_t, atol=atol * maxv * 1.1, rtol=rtol)
+
+
+def random_channel_maps(rng, channels, w, h):
+    """(channels, 9) maps: each channel radially scaled by up to 1 % about a
+    centre off the frame's middle (lateral chromatic aberration, exaggerated)."""
+    cmaps = np.empty((channels, 9))
+    for c in range(channels):
+        k = 1.0 + rng.uniform(-0.01, 0.01)
+        cmaps[c] = [k, 0.0, 0.4 * w * (1 - k), 0.0, k, 0.6 * h * (1 - k), 0.0, 0.0, 1.0]
+    return cmaps
 
 
 def random_kernel_shape(rng, h, w, scale):
@@ -156,7 +162,9 @@ def random_kernel_shape(rng, h, w, scale):
     (np.uint16, 1, (16, 17), 1.0, 0.5),
 ])
 @pytest.mark.parametrize("local", [False, True])
-def test_kernel_accumulate_math(lib, rng, dtype, channels, shape, scale, sigma, weighted, anisotropic, local):
+@pytest.mark.parametrize("chromatic", [False, True])
+def test_kernel_accumulate_math(lib, rng, dtype, channels, shape, scale, sigma, weighted, anisotropic, local,
+                                chromatic):
     h, w = shape
     maxv = 65535.0 if dtype == np.uint16 else 255.0
     frame = (rng.random(shape + ((channels,) if channels == 3 else ())) * maxv).astype(dtype)
@@ -174,7 +182,9 @@ def test_kernel_accumulate_math(lib, rng, dtype, channels, shape, scale, sigma, 
     smap = random_kernel_shape(rng, h, w, scale) if anisotropic else None
     if anisotropic:
         sigma = kernel_reach(scale)
-    B.kernel_accumulate(frame, st, num_t, den_t, scale, maxv, sigma, wmap, 1, smap, field, 6.0)
+    cmaps = random_channel_maps(rng, channels, w, h) if chromatic else None
+    ck = cmaps if chromatic else np.zeros((1, 9))
+    B.kernel_accumulate(frame, st, num_t, den_t, scale, maxv, sigma, wmap, 1, smap, field, 6.0, cmaps)
     num_k, den_k = num0.copy(), den0.copy()
     S_ = output_to_reference(scale)
     wk = wmap if weighted else np.ones((1, 1), np.float32)
@@ -183,7 +193,7 @@ def test_kernel_accumulate_math(lib, rng, dtype, channels, shape, scale, sigma, 
                             wo, ho, S_[0, 0], S_[0, 2], maxv, ptr(wk), wk.shape[1], wk.shape[0], int(weighted), 0.5,
                             kernel_taps(scale, sigma), np.float32(-1.0 / (2.0 * sigma * sigma)), ptr(sk),
                             sk.shape[2], sk.shape[1], int(anisotropic), ptr(fk), fk.shape[1], fk.shape[0], 1.0 / 6.0,
-                            int(local))
+                            int(local), ptr(ck), int(chromatic))
     assert np.any(den_k != den0)
     atol, rtol = tol("host_kernel_accumulate")
     np.testing.assert_allclose(den_k, den_t, atol=atol, rtol=rtol)

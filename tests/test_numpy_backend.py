@@ -488,3 +488,77 @@ def test_tile_phase_shifts_find_each_tiles_offset(rng):
     assert (out[..., 2] > 0.5).all()
     same = B.tile_phase_shifts(ref, ref, np.array([20]), np.array([20]), 64)
     np.testing.assert_allclose(same[0, 0, :2], 0.0, atol=1e-6)
+
+
+# ---- per-channel positions (chromatic aberration) in the kernel merge ---------------------------
+
+
+def _kernel_tca_case(rng):
+    frame, st = _field_case(rng)
+    wmap = rng.random((20, 28)).astype(np.float32)
+    smap = np.empty((3, 41, 57), np.float32)  # a mildly anisotropic kernel everywhere, within the reach 0.9
+    smap[0], smap[1], smap[2] = -1.2, 0.3, -0.8
+    field = rng.normal(0, 0.4, (5, 7, 2)).astype(np.float32)
+    return frame, st, wmap, smap, field
+
+
+def test_identity_channel_maps_give_exactly_the_kernel_sums_without_maps(rng):
+    frame, st, wmap, smap, field = _kernel_tca_case(rng)
+    eye = np.tile(np.eye(3).ravel(), (3, 1))
+    num0, den0 = np.zeros((82, 114, 3), np.float32), np.zeros((82, 114), np.float32)
+    B.kernel_accumulate(frame, st, num0, den0, 2.0, 255.0, 0.9, wmap, 1, smap, field, 9.0)
+    num1, den1 = np.zeros_like(num0), np.zeros_like(den0)
+    B.kernel_accumulate(frame, st, num1, den1, 2.0, 255.0, 0.9, wmap, 1, smap, field, 9.0, eye)
+    assert np.any(den0 > 0)
+    np.testing.assert_array_equal(num1, num0)
+    np.testing.assert_array_equal(den1, den0)
+
+
+def test_a_channel_map_reads_each_channel_where_its_image_is(rng):
+    # blue's image is green's moved one frame pixel right and down: with the map that says so, blue's
+    # kernel sums are green's exactly (the same fractional positions, kernels and samples) inside the frame
+    frame, st = _field_case(rng)
+    frame[:, :, 2] = 0
+    frame[1:, 1:, 2] = frame[:-1, :-1, 1]
+    maps = np.tile(np.eye(3).ravel(), (3, 1))
+    maps[2] = [1, 0, 1.0, 0, 1, 1.0, 0, 0, 1]
+    num, den = np.zeros((82, 114, 3), np.float32), np.zeros((82, 114), np.float32)
+    B.kernel_accumulate(frame, st, num, den, 2.0, 255.0, 0.6, channel_maps=maps)
+    inner = (slice(8, -8), slice(8, -8))
+    assert np.all(den[inner] > 0)
+    np.testing.assert_array_equal(num[inner][..., 2], num[inner][..., 1])
+    plain, dplain = np.zeros_like(num), np.zeros_like(den)
+    B.kernel_accumulate(frame, st, plain, dplain, 2.0, 255.0, 0.6)
+    assert np.abs(plain[inner][..., 2] - plain[inner][..., 1]).max() > 20  # without the map blue is elsewhere
+    np.testing.assert_array_equal(den[inner], dplain[inner])  # green's and blue's kernel sums are the same
+
+
+def test_channel_maps_normalise_each_channel_by_its_own_kernel_sum(rng):
+    # each channel gathered alone, its map folded into the frame's transform (Mc = Cc Tinv S), gives that
+    # channel's sums A_c, Ks_c; with the maps den adds min_c Ks_c and channel c adds A_c min_c Ks_c / Ks_c
+    frame, st, wmap, smap, field = _kernel_tca_case(rng)
+    maps = np.empty((3, 9))
+    for c, k in enumerate((1.004, 1.0, 0.996)):
+        maps[c] = [k, 0.0, 20 * (1 - k), 0.0, k, 30 * (1 - k), 0.0, 0.0, 1.0]
+    num, den = np.zeros((82, 114, 3), np.float32), np.zeros((82, 114), np.float32)
+    B.kernel_accumulate(frame, st, num, den, 2.0, 255.0, 0.9, None, 1, smap, field, 9.0, maps)
+    Ti = st[S.S_TINV].reshape(3, 3)
+    sums = []
+    for c in range(3):
+        sc = st.copy()
+        sc[S.S_TINV] = (maps[c].reshape(3, 3) @ Ti).ravel()
+        n1, d1 = np.zeros((82, 114, 1), np.float32), np.zeros((82, 114), np.float32)
+        B.kernel_accumulate(np.ascontiguousarray(frame[..., c : c + 1]), sc, n1, d1, 2.0, 255.0, 0.9, None, 1, smap,
+                            field, 9.0)
+        sums.append((n1[..., 0].astype(np.float64), d1.astype(np.float64)))
+    gain, offset = float(np.float32(st[S.S_GAIN])), float(np.float32(st[S.S_OFFSET] * 255.0))
+    ks = np.minimum.reduce([d for _, d in sums])
+    atol, rtol = tol("kernel_channel_maps_vs_per_channel")
+    np.testing.assert_allclose(den, ks, atol=atol, rtol=rtol)
+    ok = ks > 1e-3
+    assert ok.mean() > 0.9
+    for c, (n1, d1) in enumerate(sums):
+        a_c = (n1[ok] - offset * d1[ok]) / gain  # channel c's own sum of k value
+        expect = gain * a_c * ks[ok] / d1[ok] + offset * ks[ok]
+        np.testing.assert_allclose(num[ok][:, c], expect, atol=atol * 255.0, rtol=rtol)
+    assert np.any(np.abs(sums[0][1] - sums[2][1]) > 0.05)  # the channels' kernel sums do differ

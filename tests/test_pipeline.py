@@ -110,3 +110,32 @@ def test_tca_is_corrected_inside_the_merge(tmp_path):
     clean, lost, fixed = result[0.0, "off"][0], result[0.002, "off"][0], result[0.002, "auto"][0]
     assert clean - lost > 3.0  # what the aberration costs uncorrected
     assert clean - fixed < TOL["tca_psnr_loss_db"][0], (clean, lost, fixed)
+
+
+def test_tca_is_corrected_inside_the_kernel_merge(tmp_path):
+    import dataclasses
+
+    import tifffile
+
+    from superres_gpu import synth
+    from superres_gpu.metrics import psnr
+    from tolerances import TOL
+
+    r = synth.RECIPES["test-medium"]
+    result = {}
+    for ca in ((0.0, 0.0), (0.002, -0.002)):
+        b = synth.recipe_burst("test-medium", frames=6,
+                               camera=dataclasses.replace(r.camera, lateral_ca=ca, jpeg_quality=None))
+        d = tmp_path / f"b{ca[0]}"
+        b.write(d)
+        for opt in ("off", "on") if ca[0] else ("off",):
+            out = tmp_path / f"o{ca[0]}{opt}.tif"
+            rep = run(PipelineConfig(inputs=[str(d)], output=str(out), backend="numpy", tca=opt, merge="kernel",
+                                     cull=False)).report
+            img = tifffile.imread(out).astype(np.float32) / 65535
+            result[ca[0], opt] = (psnr(img, b.truth, margin=8), rep["tca"])
+    assert result[0.002, "on"][1]["applied"] is True
+    clean, lost, fixed = result[0.0, "off"][0], result[0.002, "off"][0], result[0.002, "on"][0]
+    assert clean - lost > 0.5  # what the aberration costs uncorrected
+    assert clean - fixed < TOL["tca_kernel_psnr_loss_db"][0], (clean, lost, fixed)
+    assert fixed - lost > 0.5 * (clean - lost)

@@ -315,12 +315,7 @@ class CupyBackend:
         frame, fw, fh, c, wo, ho, wmap, ww, wh, has = self._accumulate_args(frame, num, den, weights)
         a = np.float64(1.0 / scale)
         b = np.float64(0.5 / scale - 0.5)
-        if channel_maps is None:
-            cmaps, has_c = self._eye9, 0
-        else:
-            cmaps, has_c = self._contig(self.cp.asarray(channel_maps, dtype=self.cp.float64)), 1
-            if cmaps.shape != (c, 9):
-                raise ValueError(f"channel_maps must be ({c}, 9) float64, one row-major 3x3 per channel")
+        cmaps, has_c = self._channel_map_args(channel_maps, c)
         fmap, gw, gh, finv, has_f = self._field_args(field, field_cell)
         k = self._kernel("resample", f"resample_accumulate<{self._type_name(frame.dtype)}, {c}>")
         k(
@@ -330,6 +325,15 @@ class CupyBackend:
              np.float32(max_value), wmap, np.int32(ww), np.int32(wh), np.int32(has),
              np.float64(1.0 / 2**weight_level), cmaps, np.int32(has_c), fmap, gw, gh, finv, has_f),
         )
+
+    def _channel_map_args(self, channel_maps, c):
+        """(maps, has_chmaps) for the merge kernels' per-channel map arguments."""
+        if channel_maps is None:
+            return self._eye9, np.int32(0)
+        cmaps = self._contig(self.cp.asarray(channel_maps, dtype=self.cp.float64))
+        if cmaps.shape != (c, 9):
+            raise ValueError(f"channel_maps must be ({c}, 9) float64, one row-major 3x3 per channel")
+        return cmaps, np.int32(1)
 
     def _field_args(self, field, field_cell):
         """(field, gw, gh, 1 / cell, has_field) for the kernels' local-field arguments."""
@@ -345,7 +349,7 @@ class CupyBackend:
     # --- kernel 7: kernel-regression accumulate ------------------------------------
     def kernel_accumulate(self, frame, state, num, den, scale: float, max_value: float, sigma: float,
                           weights=None, weight_level: int = 1, shape=None, field=None,
-                          field_cell: float = 0.0) -> None:
+                          field_cell: float = 0.0, channel_maps=None) -> None:
         from .numpy_backend import kernel_taps
 
         frame, fw, fh, c, wo, ho, wmap, ww, wh, has = self._accumulate_args(frame, num, den, weights)
@@ -357,6 +361,7 @@ class CupyBackend:
                 raise ValueError(f"the kernel shape map must be (3, height, width), not {smap.shape}")
             sh, sw = smap.shape[1:]
         fmap, gw, gh, finv, has_f = self._field_args(field, field_cell)
+        cmaps, has_c = self._channel_map_args(channel_maps, c)
         k = self._kernel("kernelreg", f"kernel_accumulate<{self._type_name(frame.dtype)}, {c}>")
         k(
             grid_2d(wo, ho),
@@ -365,7 +370,7 @@ class CupyBackend:
              np.float64(1.0 / scale), np.float64(0.5 / scale - 0.5), np.float32(max_value), wmap, np.int32(ww),
              np.int32(wh), np.int32(has), np.float64(1.0 / 2**weight_level), np.int32(kernel_taps(scale, sigma)),
              np.float32(-1.0 / (2.0 * sigma * sigma)), smap, np.int32(sw), np.int32(sh), np.int32(has_s), fmap, gw, gh,
-             finv, has_f),
+             finv, has_f, cmaps, has_c),
         )
 
     # --- kernel 6: robust merge weights ----------------------------------------------

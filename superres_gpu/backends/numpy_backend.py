@@ -462,7 +462,7 @@ class NumpyBackend:
     # --- kernel 7: kernel-regression accumulate ------------------------------------
     def kernel_accumulate(self, frame, state, num, den, scale: float, max_value: float, sigma: float,
                           weights=None, weight_level: int = 1, shape=None, field=None,
-                          field_cell: float = 0.0) -> None:
+                          field_cell: float = 0.0, channel_maps=None) -> None:
         """Add one frame's native samples to num and den with a Gaussian kernel
         centred at each sample's exact position on the output grid (a gather).
 
@@ -493,6 +493,16 @@ class NumpyBackend:
         Ks) and den += w Ks.  Nothing is added when ``state[S_ACCEPT]`` is 0.  A local displacement ``field`` moves
         (X, Y) first, as in :meth:`resample_accumulate` (:func:`field_output`);
         J is then M's at the moved position (the field's gradient neglected).
+
+        ``channel_maps`` (float64 (C, 9), row-major 3x3 per channel, as in
+        :meth:`resample_accumulate`) gathers each channel c on its own: at
+        Mc (X, Y) with Mc = :func:`compose_map` (Cc, M) (after the field's move),
+        with the Jacobian of Mc, so its own offsets and kernel sum Ks_c.  ``den``
+        is shared by the channels, so the frame's weight at the pixel is its
+        least-covered channel's, Ks = min_c Ks_c, and each channel's sum is
+        normalised by its own: A_c <- A_c (Ks / Ks_c) in float32 (0 where Ks is
+        0), i.e. channel c adds Ks times its own kernel-regression value
+        A_c / Ks_c.  Identity maps give exactly the sums without maps.
         """
         if state[S.S_ACCEPT] == 0.0:
             return
@@ -505,7 +515,6 @@ class NumpyBackend:
         src = frame.reshape(fh * fw, C)
         K = kernel_taps(scale, sigma)
         c2 = np.float32(-1.0 / (2.0 * sigma * sigma))
-        emin = np.float32(KERNEL_EMIN)
         X = np.arange(wo, dtype=np.float64)
         S_ = output_to_reference(scale)
         a, b = S_[0, 0], S_[0, 2]
@@ -513,64 +522,36 @@ class NumpyBackend:
             wx0, wx1, fx = _bilinear_axis(X, a, b, weight_level, weights.shape[1])
         if shape is not None:
             sx0, sx1, sfx = _bilinear_axis(X, a, b, 0, shape.shape[2])
+        if channel_maps is not None:
+            maps = np.asarray(channel_maps, np.float64)
+            if maps.shape != (C, 9):
+                raise ValueError(f"channel_maps must be ({C}, 9) float64, one row-major 3x3 per channel")
+            planes = [np.ascontiguousarray(src[:, c : c + 1]) for c in range(C)]
+            chan_M = [compose_map(maps[c].reshape(3, 3), M) for c in range(C)]
         rows_per = max(1, _KERNEL_STRIP_PIXELS // max(wo, 1))
         f32 = np.float32
-        outside = f32(-np.inf)  # a sample outside the frame: exp(-inf) = 0, as the kernel's skip
         for y_start in range(0, ho, rows_per):
             y_end = min(ho, y_start + rows_per)
             Y = np.arange(y_start, y_end, dtype=np.float64)[:, None]
             Xd, Yd = (X, Y) if field is None else field_output(field, 1.0 / field_cell, a, b, X, Y)
-            wq = M[2, 0] * Xd + (M[2, 1] * Yd + M[2, 2])
-            u = (M[0, 0] * Xd + (M[0, 1] * Yd + M[0, 2])) / wq
-            v = (M[1, 0] * Xd + (M[1, 1] * Yd + M[1, 2])) / wq
-            j00 = (M[0, 0] - u * M[2, 0]) / wq
-            j01 = (M[0, 1] - u * M[2, 1]) / wq
-            j10 = (M[1, 0] - v * M[2, 0]) / wq
-            j11 = (M[1, 1] - v * M[2, 1]) / wq
-            det = j00 * j11 - j01 * j10
             if shape is None:
                 q = (c2, f32(0.0), c2)
             else:
                 sy0, sy1, sfy = _bilinear_axis(Y[:, 0], a, b, 0, shape.shape[1])
                 q = tuple(_bilinear_rows(shape[p], sy0, sy1, sfy, sx0, sx1, sfx) for p in range(3))
-            pa, pb, pc = kernel_form(*q, j11 / det, -j01 / det, -j10 / det, j00 / det)
-            iu = np.floor(u)
-            iv = np.floor(v)
-            fu, fv = (u - iu).astype(f32), (v - iv).astype(f32)
-            iu = iu.astype(np.int64)
-            iv = iv.astype(np.int64)
-            del u, v, wq, j00, j01, j10, j11, det
-            shp = fu.shape
-            acc = np.zeros(shp + (C,), f32)
-            ksum = np.zeros(shp, f32)
-            e = np.empty(shp, f32)
-            k = np.empty(shp, f32)
-            tmp = np.empty(shp + (C,), f32)
-            cols = []
-            for kx in range(1 - K, K + 1):
-                ii = iu + kx
-                cols.append((np.clip(ii, 0, fw - 1), np.where((ii >= 0) & (ii < fw), f32(0.0), outside),
-                             f32(kx) - fu))
-            for ky in range(1 - K, K + 1):
-                jj = iv + ky
-                base = np.clip(jj, 0, fh - 1) * fw
-                dv = f32(ky) - fv
-                hb = pb * dv
-                hc = pc * dv
-                hc *= dv
-                hc[(jj < 0) | (jj >= fh)] = outside
-                for ii, col_out, du in cols:
-                    np.multiply(pa, du, out=e)
-                    e += hb
-                    e *= du
-                    e += hc
-                    e += col_out
-                    np.exp(e, out=k)
-                    k *= e > emin
-                    vals = np.take(src, base + ii, axis=0)  # faster than fancy indexing
-                    np.multiply(vals, k[..., None], out=tmp)
-                    acc += tmp
-                    ksum += k
+            if channel_maps is None:
+                acc, ksum = _kernel_sums(src, fw, fh, M, Xd, Yd, q, K)
+            else:
+                sums = [_kernel_sums(planes[c], fw, fh, chan_M[c], Xd, Yd, q, K) for c in range(C)]
+                ksum = sums[0][1].copy()
+                for _, ks in sums[1:]:
+                    np.minimum(ksum, ks, out=ksum)
+                acc = np.empty(ksum.shape + (C,), f32)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    for c, (a_c, ks) in enumerate(sums):
+                        r = np.where(ksum > 0, ksum / ks, f32(0.0))
+                        acc[..., c] = a_c[..., 0] * r
+                del sums
             acc *= gain
             acc += offset * ksum[..., None]
             if weights is not None:
@@ -618,6 +599,62 @@ def kernel_form(qa, qb, qc, i00, i01, i10, i11):
     pb = (2.0 * a * i00 * i01 + b * (i00 * i11 + i01 * i10)) + 2.0 * c * i10 * i11
     pc = (a * i01 * i01 + b * i01 * i11) + c * i11 * i11
     return pa.astype(np.float32), pb.astype(np.float32), pc.astype(np.float32)
+
+
+def _kernel_sums(src, fw: int, fh: int, M, Xd, Yd, q, K: int):
+    """(A, Ks) float32 of :meth:`NumpyBackend.kernel_accumulate` at one set of
+    positions: ``src`` (fh * fw, Cs) read at M (Xd, Yd) with the kernel ``q``
+    = (qa, qb, qc); A (..., Cs) = sum k value, Ks = sum k, in the visiting order."""
+    f32 = np.float32
+    outside = f32(-np.inf)  # a sample outside the frame: exp(-inf) = 0, as the kernel's skip
+    emin = f32(KERNEL_EMIN)
+    Cs = src.shape[1]
+    wq = M[2, 0] * Xd + (M[2, 1] * Yd + M[2, 2])
+    u = (M[0, 0] * Xd + (M[0, 1] * Yd + M[0, 2])) / wq
+    v = (M[1, 0] * Xd + (M[1, 1] * Yd + M[1, 2])) / wq
+    j00 = (M[0, 0] - u * M[2, 0]) / wq
+    j01 = (M[0, 1] - u * M[2, 1]) / wq
+    j10 = (M[1, 0] - v * M[2, 0]) / wq
+    j11 = (M[1, 1] - v * M[2, 1]) / wq
+    det = j00 * j11 - j01 * j10
+    pa, pb, pc = kernel_form(*q, j11 / det, -j01 / det, -j10 / det, j00 / det)
+    iu = np.floor(u)
+    iv = np.floor(v)
+    fu, fv = (u - iu).astype(f32), (v - iv).astype(f32)
+    iu = iu.astype(np.int64)
+    iv = iv.astype(np.int64)
+    del u, v, wq, j00, j01, j10, j11, det
+    shp = fu.shape
+    acc = np.zeros(shp + (Cs,), f32)
+    ksum = np.zeros(shp, f32)
+    e = np.empty(shp, f32)
+    k = np.empty(shp, f32)
+    tmp = np.empty(shp + (Cs,), f32)
+    cols = []
+    for kx in range(1 - K, K + 1):
+        ii = iu + kx
+        cols.append((np.clip(ii, 0, fw - 1), np.where((ii >= 0) & (ii < fw), f32(0.0), outside), f32(kx) - fu))
+    for ky in range(1 - K, K + 1):
+        jj = iv + ky
+        base = np.clip(jj, 0, fh - 1) * fw
+        dv = f32(ky) - fv
+        hb = pb * dv
+        hc = pc * dv
+        hc *= dv
+        hc[(jj < 0) | (jj >= fh)] = outside
+        for ii, col_out, du in cols:
+            np.multiply(pa, du, out=e)
+            e += hb
+            e *= du
+            e += hc
+            e += col_out
+            np.exp(e, out=k)
+            k *= e > emin
+            vals = np.take(src, base + ii, axis=0)  # faster than fancy indexing
+            np.multiply(vals, k[..., None], out=tmp)
+            acc += tmp
+            ksum += k
+    return acc, ksum
 
 
 def kernel_taps(scale: float, sigma: float) -> int:
