@@ -92,6 +92,38 @@ def test_channel_maps_move_each_channel_against_direct_lanczos(rng):
     assert not np.array_equal(num[..., 0], plain[..., 0])
 
 
+@pytest.mark.parametrize("channel_maps", [False, True])
+def test_resample_accumulate_on_threads_equals_one_thread(monkeypatch, rng, channel_maps):
+    """The strips of a resample run on a thread pool: with many small strips
+    (some outside the frame), weights and a homography, every bit of num and
+    den is that of the whole output done as one strip on one thread."""
+    import cv2
+
+    from superres_gpu.backends import numpy_backend
+
+    frame = (rng.random((70, 50, 3)) * 255).astype(np.uint8)
+    T = np.array([[1.01, 0.02, 4.3], [-0.015, 0.99, 9.7], [2e-4, -1e-4, 1.0]])
+    st = transform_state(T)
+    st[S.S_GAIN], st[S.S_OFFSET] = 1.02, 0.01
+    wmap = rng.random((35, 25)).astype(np.float32)
+    cmaps = np.array([[1.004, 0, -0.1, 0, 1.004, -0.1, 0, 0, 1], np.eye(3).ravel(),
+                      [0.996, 0, 0.1, 0, 0.996, 0.1, 0, 0, 1]]) if channel_maps else None
+    out = []
+    before = cv2.getNumThreads()
+    try:
+        for threads, strip in ((1, 1 << 20), (3, 700)):  # one strip; 20 strips of 7 rows
+            cv2.setNumThreads(threads)
+            monkeypatch.setattr(numpy_backend, "_RESAMPLE_STRIP_PIXELS", strip)
+            num, den = np.full((140, 100, 3), 0.5, np.float32), np.full((140, 100), 0.25, np.float32)
+            B.resample_accumulate(frame, st, num, den, 2.0, 255.0, wmap, 1, cmaps)
+            out.append((num, den))
+    finally:
+        cv2.setNumThreads(before)
+    assert 0.2 < (out[0][1] == 0.25).mean() < 0.9  # rows and strips outside the frame too
+    np.testing.assert_array_equal(out[0][0], out[1][0])
+    np.testing.assert_array_equal(out[0][1], out[1][1])
+
+
 def test_resample_accumulate_skips_dropped_frames_and_applies_gain(rng):
     frame = (rng.random((20, 24)) * 255).astype(np.uint8)
     st = S.identity_state()
