@@ -24,6 +24,7 @@ from . import base as S
 
 _STRIP_PIXELS = 1 << 20  # output pixels per strip (bounded temporaries on large frames)
 _RESAMPLE_STRIP_PIXELS = 1 << 16  # resample_accumulate: temporaries stay in cache, one thread per strip
+_SAMPLE_CHUNK = 1 << 13  # B-spline samples per chunk on the worker threads
 NOISE_SAMPLES = 1 << 16  # pixels the robust noise level's median is taken over (at most about)
 
 
@@ -50,7 +51,24 @@ def model_jacobian(model_id: int, xn, yn, gxn, gyn) -> np.ndarray:
 
 def sample_bspline(coef: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Cubic B-spline interpolation of a coefficient image at float64 positions
-    (u, v), taps clamped (``coef`` from ``sepfilter(img, bspline taps)``)."""
+    (u, v), taps clamped (``coef`` from ``sepfilter(img, bspline taps)``).
+    Many positions are sampled in chunks on the worker threads (each position's
+    value is the same whatever chunk it falls in)."""
+    u = np.asarray(u)
+    v = np.asarray(v)
+    if u.size < 2 * _SAMPLE_CHUNK:
+        return _sample_bspline(coef, u, v)
+    out = np.empty(u.size, dtype=np.float64)
+    uf, vf = u.ravel(), v.ravel()
+
+    def work(i0, i1):
+        out[i0:i1] = _sample_bspline(coef, uf[i0:i1], vf[i0:i1])
+
+    _run_strips(work, u.size, _SAMPLE_CHUNK)
+    return out.reshape(u.shape)
+
+
+def _sample_bspline(coef: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     h, w = coef.shape
     iu = np.floor(u)
     iv = np.floor(v)
@@ -325,18 +343,19 @@ class NumpyBackend:
         d2 = np.zeros((h, w), np.float32)
         cov = np.zeros((h, w), np.float32)
         x0 = f * (np.arange(w, dtype=np.float64) + 0.5) - 0.5
-        rows = max(1, _STRIP_PIXELS // max(w, 1))
-        for r0 in range(0, h, rows):  # strips: bounded temporaries on large frames
-            r1 = min(h, r0 + rows)
+
+        def strip(r0, r1):  # bounded temporaries on large frames; strips on the worker threads
             y0 = (f * (np.arange(r0, r1, dtype=np.float64) + 0.5) - 0.5)[:, None]
             wq = Ti[2, 0] * x0 + Ti[2, 1] * y0 + Ti[2, 2]
             u = ((Ti[0, 0] * x0 + Ti[0, 1] * y0 + Ti[0, 2]) / wq + 0.5) / f - 0.5
             v = ((Ti[1, 0] * x0 + Ti[1, 1] * y0 + Ti[1, 2]) / wq + 0.5) / f - 0.5
             ok = (u >= margin) & (u <= cw - 1.0 - margin) & (v >= margin) & (v <= ch - 1.0 - margin)
-            s = sample_bspline(coef, u[ok], v[ok])
+            s = _sample_bspline(coef, u[ok], v[ok])
             d = state[S.S_GAIN] * s + state[S.S_OFFSET] - ref_img[r0:r1][ok].astype(np.float64)
             d2[r0:r1][ok] = (d * d).astype(np.float32)
             cov[r0:r1][ok] = 1.0
+
+        _run_strips(strip, h, max(1, _RESAMPLE_STRIP_PIXELS // max(w, 1)))
         return d2, cov
 
     def select_points(self, score, count: int, cells: int):
