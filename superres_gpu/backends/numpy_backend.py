@@ -270,6 +270,8 @@ class NumpyBackend:
         valid = (u >= margin) & (u <= w - 1.0 - margin) & (v >= margin) & (v <= h - 1.0 - margin)
         if not valid.any():
             return out
+        if valid.all():  # the usual case: the same arrays without copying them through the mask
+            valid = slice(None)
         s = sample_bspline(img, u[valid], v[valid])
         R = points[S.PT_R][valid].astype(np.float64)
         e = state[S.S_GAIN] * s + state[S.S_OFFSET] - R
