@@ -34,25 +34,21 @@ class Accumulator:
     def add(self, frame, state, weights=None, weight_level: int = 1) -> None:
         """Resample ``frame`` (on the device) with ``state``'s transform and add
         it, with per-pixel ``weights`` on the reference's level ``weight_level``."""
-        # deferred: on the CPU the next frame is aligned meanwhile (the readers below synchronize)
-        self.B.defer(self.B.resample_accumulate, frame, state, self.num, self.den, self.scale, self.max_value, weights,
-                     weight_level, self.channel_maps)
+        self.B.resample_accumulate(frame, state, self.num, self.den, self.scale, self.max_value, weights, weight_level,
+                                   self.channel_maps)
 
     def coverage(self) -> np.ndarray:
         """Host copy of the per-pixel frame count."""
-        self.B.synchronize()
         return self.B.asnumpy(self.den)
 
     def result(self) -> np.ndarray:
         """The merged mean as uint16 on the host (0..65535 for the input's full range)."""
-        self.B.synchronize()
         return self.B.asnumpy(self.B.normalize_u16(self.num, self.den, 65535.0 / self.max_value))
 
     def take_mean(self):
         """(mean, covered): the mean image in the input's value units, computed in
         place of the sums (no second full-size array; the accumulator is spent),
         and a float32 map that is 1 where any frame covered the pixel."""
-        self.B.synchronize()
         xp = self.B.xp
         mean, self.num = self.num, None
         xp.divide(mean, xp.maximum(self.den, 1e-12)[..., None], out=mean)

@@ -153,46 +153,6 @@ def test_bspline_sampling_and_robust_residual_on_threads_equal_one_thread(monkey
     assert 0.5 < out[0][2].mean() < 1.0  # the residual's coverage has both covered and uncovered pixels
 
 
-def test_deferred_calls_run_in_order_and_raise_where_waited_for():
-    """``defer`` runs calls on a worker thread in order, at most one pending;
-    ``synchronize`` waits for the last; an error surfaces at the next wait."""
-    import threading
-    import time
-
-    NB = get_backend("numpy")
-    seen = []
-
-    def call(k, pause):
-        time.sleep(pause)
-        seen.append((k, threading.current_thread() is threading.main_thread()))
-
-    for k in range(4):
-        NB.defer(call, k, 0.02 * (3 - k))  # the first sleeps longest: order is kept anyway
-    NB.synchronize()
-    assert seen == [(0, False), (1, False), (2, False), (3, False)]
-
-    def fail():
-        raise MemoryError("deferred")
-
-    NB.defer(fail)
-    with pytest.raises(MemoryError, match="deferred"):
-        NB.synchronize()
-    NB.synchronize()  # the error is raised once
-
-
-def test_elapsed_counts_a_deferred_call_by_its_run_time_not_the_wait():
-    import time
-
-    NB = get_backend("numpy")
-    m0 = NB.mark()
-    NB.defer(time.sleep, 0.3)
-    m1 = NB.mark()  # the call runs on: the caller's own time between m0 and m1 is short
-    NB.synchronize()  # waiting for it is not work of the span m1..m2
-    m2 = NB.mark()
-    assert NB.elapsed(m0, m1) >= 0.3
-    assert NB.elapsed(m1, m2) < 0.5 * (m2 - m1)
-
-
 def test_resample_accumulate_skips_dropped_frames_and_applies_gain(rng):
     frame = (rng.random((20, 24)) * 255).astype(np.uint8)
     st = S.identity_state()

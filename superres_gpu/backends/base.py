@@ -106,8 +106,6 @@ class Backend(Protocol):
     def host_frame(self, shape, dtype) -> np.ndarray: ...  # a host buffer to decode a frame into (pinned on the GPU)
     def upload_frame(self, host): ...  # a frame on the backend (valid until the frame after next: see frame_done)
     def frame_done(self, frame) -> None: ...  # the frame's last kernel is queued; its buffers may be recycled
-    def defer(self, fn, *args) -> None: ...  # fn(*args) in order behind earlier deferred calls (CPU: on a
-    # worker thread, overlapping what follows; GPU: at once, its kernels are queued); synchronize waits
     def synchronize(self) -> None: ...
     def mark(self): ...  # a point in the work stream (time, or a CUDA event)
     def elapsed(self, m0, m1) -> float: ...  # seconds between two marks

@@ -134,11 +134,6 @@ class CupyBackend:
             return a
         return self.cp.asnumpy(a)
 
-    def defer(self, fn, *args) -> None:
-        """Run ``fn(*args)`` now: its kernels are queued on the compute stream,
-        which already runs behind the host."""
-        fn(*args)
-
     def synchronize(self) -> None:
         self.compute_stream.synchronize()
 

@@ -13,8 +13,7 @@ import math
 import threading
 import time
 import warnings
-from bisect import bisect_left
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
@@ -105,10 +104,6 @@ class NumpyBackend:
 
     def __init__(self):
         self.xp = np
-        self._deferrer = None  # one worker thread: deferred calls run in order
-        self._deferred = None  # the Future of the last deferred call
-        self._log_t: list[float] = []  # when each deferred call was queued or waited for, in order
-        self._log: list = []  # ... its Future (its run time counts), or seconds spent waiting (they do not)
 
     # --- memory -------------------------------------------------------------
     def asarray(self, a, dtype=None):
@@ -128,46 +123,15 @@ class NumpyBackend:
     def frame_done(self, frame) -> None:
         """The last use of ``frame`` is queued (the GPU backend recycles its buffer)."""
 
-    def defer(self, fn, *args) -> None:
-        """Run ``fn(*args)`` after the calls deferred before it, on one worker
-        thread, while the caller goes on: the frame loop aligns and weighs the
-        next frame while this one is resampled and accumulated (what the GPU
-        backend's stream gives).  Waits first for the call before (at most one
-        is pending) and raises its error; :meth:`synchronize` waits for the last.
-        The arrays it writes must not be read before that."""
-        self._settle()
-        if self._deferrer is None:
-            self._deferrer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="superres-defer")
-        self._log_t.append(time.perf_counter())
-        self._log.append(self._deferrer.submit(_timed_call, fn, args))
-        self._deferred = self._log[-1]
-
-    def _settle(self) -> None:
-        f, self._deferred = self._deferred, None
-        if f is not None:
-            t = time.perf_counter()
-            try:
-                f.result()
-            finally:
-                self._log_t.append(t)
-                self._log.append(time.perf_counter() - t)
-
     def synchronize(self) -> None:
-        self._settle()
+        pass
 
     # --- stage timing (the CuPy backend records CUDA events instead) -------------
     def mark(self) -> float:
         return time.perf_counter()
 
     def elapsed(self, m0: float, m1: float) -> float:
-        """Seconds between two marks, where a call deferred between them
-        counts with its own run time (it overlaps what follows it), and time
-        spent waiting for an earlier one does not."""
-        i0, i1 = bisect_left(self._log_t, m0), bisect_left(self._log_t, m1)
-        t = m1 - m0
-        for item in self._log[i0:i1]:
-            t += item.result() if isinstance(item, Future) else -item
-        return t
+        return m1 - m0
 
     def wait(self, mark) -> None:
         pass
@@ -743,12 +707,6 @@ def _fixed_point_maps_q(uq, vq, fw, fh):
     Xq &= TAB_SIZE - 1
     Yq += Xq
     return map1, Yq.astype(np.uint16)
-
-
-def _timed_call(fn, args) -> float:
-    t = time.perf_counter()
-    fn(*args)
-    return time.perf_counter() - t
 
 
 def _run_strips(work, n: int, per: int) -> None:
