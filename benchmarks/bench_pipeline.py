@@ -80,6 +80,8 @@ def main(argv=None) -> int:
             "seconds": ours["wall"],
             "runs": ours["walls"],
             "peak_rss_mib": ours["rss_mib"],
+            "cpu_seconds": ours["cpu"],
+            "loads": ours["loads"],
             "psnr": psnr(ours_img, burst.truth),
             "psnr_blurred": psnr(ours_img, burst.truth_blurred),
             "align_rms_px": float(np.sqrt(np.mean(np.square(errs)))),
@@ -90,14 +92,18 @@ def main(argv=None) -> int:
             "seconds": base["wall"],
             "runs": base["walls"],
             "peak_rss_mib": base["rss_mib"],
+            "cpu_seconds": base["cpu"],
+            "loads": base["loads"],
             "psnr": psnr(base_img, burst.truth),
             "psnr_blurred": psnr(base_img, burst.truth_blurred),
         },
         "single": {"psnr": psnr(single, burst.truth), "psnr_blurred": psnr(single, burst.truth_blurred)},
-        "original_files": {"seconds": files["wall"], "runs": files["walls"], "peak_rss_mib": files["rss_mib"]},
+        "original_files": {"seconds": files["wall"], "runs": files["walls"], "peak_rss_mib": files["rss_mib"],
+                           "cpu_seconds": files["cpu"], "loads": files["loads"]},
     }
     fig["speedup"] = fig["original"]["seconds"] / fig["ours"]["seconds"]
     fig["speedup_files"] = fig["original_files"]["seconds"] / fig["ours"]["seconds"]
+    fig["cpu_ratio"] = fig["original"]["cpu_seconds"] / fig["ours"]["cpu_seconds"]
     md = markdown(fig)
     print(md)
     if a.markdown:
@@ -125,6 +131,15 @@ def markdown(fig: dict) -> str:
         f"files: {fig['speedup_files']:.1f}x. "
         f"Our alignment RMS error over a 16x16 grid: {o['align_rms_px']:.4f} px. "
         f"Our time per stage (s): " + ", ".join(f"{k} {v:.2f}" for k, v in o["timings"].items()) + ".",
+        "",
+        f"Runs (wall s): ours {', '.join(f'{t:.1f}' for t in o['runs'])}; original in memory "
+        f"{', '.join(f'{t:.1f}' for t in g['runs'])}; through files "
+        f"{', '.join(f'{t:.1f}' for t in fig['original_files']['runs'])}. Load average (1 min) as each run ended: "
+        f"ours {', '.join(f'{x:.1f}' for x in o['loads'])}; original {', '.join(f'{x:.1f}' for x in g['loads'])}; "
+        f"through files {', '.join(f'{x:.1f}' for x in fig['original_files']['loads'])}. "
+        f"CPU time (user + system, median): ours {o['cpu_seconds']:.1f} s, original in memory "
+        f"{g['cpu_seconds']:.1f} s, original / ours {fig['cpu_ratio']:.1f}x (the other work on the machine "
+        "changes it less than the wall time).",
     ]
     return "\n".join(lines)
 

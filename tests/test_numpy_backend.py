@@ -92,6 +92,67 @@ def test_channel_maps_move_each_channel_against_direct_lanczos(rng):
     assert not np.array_equal(num[..., 0], plain[..., 0])
 
 
+@pytest.mark.parametrize("channel_maps", [False, True])
+def test_resample_accumulate_on_threads_equals_one_thread(monkeypatch, rng, channel_maps):
+    """The strips of a resample run on a thread pool: with many small strips
+    (some outside the frame), weights and a homography, every bit of num and
+    den is that of the whole output done as one strip on one thread."""
+    import cv2
+
+    from superres_gpu.backends import numpy_backend
+
+    frame = (rng.random((70, 50, 3)) * 255).astype(np.uint8)
+    T = np.array([[1.01, 0.02, 4.3], [-0.015, 0.99, 9.7], [2e-4, -1e-4, 1.0]])
+    st = transform_state(T)
+    st[S.S_GAIN], st[S.S_OFFSET] = 1.02, 0.01
+    wmap = rng.random((35, 25)).astype(np.float32)
+    cmaps = np.array([[1.004, 0, -0.1, 0, 1.004, -0.1, 0, 0, 1], np.eye(3).ravel(),
+                      [0.996, 0, 0.1, 0, 0.996, 0.1, 0, 0, 1]]) if channel_maps else None
+    out = []
+    before = cv2.getNumThreads()
+    try:
+        for threads, strip in ((1, 1 << 20), (3, 700)):  # one strip; 20 strips of 7 rows
+            cv2.setNumThreads(threads)
+            monkeypatch.setattr(numpy_backend, "_RESAMPLE_STRIP_PIXELS", strip)
+            num, den = np.full((140, 100, 3), 0.5, np.float32), np.full((140, 100), 0.25, np.float32)
+            B.resample_accumulate(frame, st, num, den, 2.0, 255.0, wmap, 1, cmaps)
+            out.append((num, den))
+    finally:
+        cv2.setNumThreads(before)
+    assert 0.2 < (out[0][1] == 0.25).mean() < 0.9  # rows and strips outside the frame too
+    np.testing.assert_array_equal(out[0][0], out[1][0])
+    np.testing.assert_array_equal(out[0][1], out[1][1])
+
+
+def test_bspline_sampling_and_robust_residual_on_threads_equal_one_thread(monkeypatch, rng):
+    """Chunks of B-spline samples (some with taps outside the image, some not)
+    and strips of the robust residual run on the thread pool: each value is
+    bit for bit that of one call on one thread."""
+    import cv2
+
+    from superres_gpu.backends import numpy_backend
+
+    coef = rng.normal(size=(60, 80)).astype(np.float32)
+    u = np.concatenate([rng.uniform(5, 70, 3000), rng.uniform(-2, 81, 1000)])
+    v = np.concatenate([rng.uniform(5, 50, 3000), rng.uniform(-2, 61, 1000)])
+    ref_img = rng.random((60, 80)).astype(np.float32)
+    st = transform_state(np.array([[1.0, 0.01, 2.5], [-0.01, 1.0, -1.5], [1e-4, 0.0, 1.0]]))
+    st[S.S_GAIN], st[S.S_OFFSET] = 0.98, 0.01
+    out = []
+    before = cv2.getNumThreads()
+    try:
+        for threads, chunk, strip in ((1, 1 << 20, 1 << 20), (3, 256, 160)):  # one call; 16 chunks, 30 strips
+            cv2.setNumThreads(threads)
+            monkeypatch.setattr(numpy_backend, "_SAMPLE_CHUNK", chunk)
+            monkeypatch.setattr(numpy_backend, "_RESAMPLE_STRIP_PIXELS", strip)
+            out.append((sample_bspline(coef, u, v), *B.robust_residual(coef, ref_img, st, 0, 1.0)))
+    finally:
+        cv2.setNumThreads(before)
+    for a, b in zip(*out):
+        np.testing.assert_array_equal(a, b)
+    assert 0.5 < out[0][2].mean() < 1.0  # the residual's coverage has both covered and uncovered pixels
+
+
 def test_resample_accumulate_skips_dropped_frames_and_applies_gain(rng):
     frame = (rng.random((20, 24)) * 255).astype(np.uint8)
     st = S.identity_state()

@@ -10,8 +10,10 @@ implementation in the tests.
 from __future__ import annotations
 
 import math
+import threading
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
@@ -20,8 +22,10 @@ from ..interp import TAB_BITS, TAB_SIZE, bspline_weights
 from ..pixels import full_scale
 from . import base as S
 
-_STRIP_PIXELS = 1 << 20  # output pixels per strip in resample_accumulate
+_STRIP_PIXELS = 1 << 20  # output pixels per strip (bounded temporaries on large frames)
+_RESAMPLE_STRIP_PIXELS = 1 << 16  # resample_accumulate: temporaries stay in cache, one thread per strip
 _KERNEL_STRIP_PIXELS = 1 << 14  # ... in kernel_accumulate: a dozen arrays, 16 passes each, stay in cache
+_SAMPLE_CHUNK = 1 << 13  # B-spline samples per chunk on the worker threads
 NOISE_SAMPLES = 1 << 16  # pixels the robust noise level's median is taken over (at most about)
 
 
@@ -48,7 +52,24 @@ def model_jacobian(model_id: int, xn, yn, gxn, gyn) -> np.ndarray:
 
 def sample_bspline(coef: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Cubic B-spline interpolation of a coefficient image at float64 positions
-    (u, v), taps clamped (``coef`` from ``sepfilter(img, bspline taps)``)."""
+    (u, v), taps clamped (``coef`` from ``sepfilter(img, bspline taps)``).
+    Many positions are sampled in chunks on the worker threads (each position's
+    value is the same whatever chunk it falls in)."""
+    u = np.asarray(u)
+    v = np.asarray(v)
+    if u.size < 2 * _SAMPLE_CHUNK:
+        return _sample_bspline(coef, u, v)
+    out = np.empty(u.size, dtype=np.float64)
+    uf, vf = u.ravel(), v.ravel()
+
+    def work(i0, i1):
+        out[i0:i1] = _sample_bspline(coef, uf[i0:i1], vf[i0:i1])
+
+    _run_strips(work, u.size, _SAMPLE_CHUNK)
+    return out.reshape(u.shape)
+
+
+def _sample_bspline(coef: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     h, w = coef.shape
     iu = np.floor(u)
     iv = np.floor(v)
@@ -58,12 +79,21 @@ def sample_bspline(coef: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray
     iv = iv.astype(np.int64)
     flat = coef.ravel()
     out = np.zeros(u.shape, dtype=np.float64)
+    if u.size == 0:
+        return out
+    if iu.min() >= 1 and iu.max() <= w - 3 and iv.min() >= 1 and iv.max() <= h - 3:
+        # every tap inside (the usual case: points keep a margin): no clamping, one index per row
+        corner = (iv - 1) * w + (iu - 1)
+        rows = [corner + r * w for r in range(4)]
+        cols = None
+    else:
+        rows = [np.clip(iv + (r - 1), 0, h - 1) * w for r in range(4)]
+        cols = [np.clip(iu + (c - 1), 0, w - 1) for c in range(4)]
     for r in range(4):
-        row = np.clip(iv + (r - 1), 0, h - 1) * w
         acc = np.zeros(u.shape, dtype=np.float64)
         for c in range(4):
-            col = np.clip(iu + (c - 1), 0, w - 1)
-            acc += wx[c] * flat[row + col]
+            idx = rows[r] + c if cols is None else rows[r] + cols[c]
+            acc += wx[c] * np.take(flat, idx)
         out += wy[r] * acc
     return out
 
@@ -241,6 +271,8 @@ class NumpyBackend:
         valid = (u >= margin) & (u <= w - 1.0 - margin) & (v >= margin) & (v <= h - 1.0 - margin)
         if not valid.any():
             return out
+        if valid.all():  # the usual case: the same arrays without copying them through the mask
+            valid = slice(None)
         s = sample_bspline(img, u[valid], v[valid])
         R = points[S.PT_R][valid].astype(np.float64)
         e = state[S.S_GAIN] * s + state[S.S_OFFSET] - R
@@ -424,40 +456,54 @@ class NumpyBackend:
         a, b = S_[0, 0], S_[0, 2]
         if weights is not None:
             wx0, wx1, fx = _bilinear_axis(X, a, b, weight_level, weights.shape[1])
-        rows_per = max(1, _STRIP_PIXELS // max(wo, 1))
-        for y_start in range(0, ho, rows_per):
-            y_end = min(ho, y_start + rows_per)
-            Y = np.arange(y_start, y_end, dtype=np.float64)[:, None]
-            Xd, Yd = (X, Y) if field is None else field_output(field, 1.0 / field_cell, a, b, X, Y)
-            u, v = _project(M, Xd, Yd)
-            valid = (u >= -0.5) & (u <= fw - 0.5) & (v >= -0.5) & (v <= fh - 0.5)
+            fx0 = 1.0 - fx
+        where = _Positions(M, X) if field is None else _FieldPositions(M, X, field, field_cell, a, b)
+        if channel_maps is None:
+            planes = None
+        else:
+            planes = [(_Positions(compose_map(channel_maps[c].reshape(3, 3), M), X) if field is None else
+                       _FieldPositions(compose_map(channel_maps[c].reshape(3, 3), M), X, field, field_cell, a, b),
+                       np.ascontiguousarray(src[..., c]) if src.ndim == 3 else src)
+                      for c in range(src.shape[2] if src.ndim == 3 else 1)]
+
+        def strip(y_start, y_end):
+            Y = np.arange(y_start, y_end, dtype=np.float64)
+            uq, vq = where.at(Y)
+            valid = (uq >= -0.5 * TAB_SIZE) & (uq <= (fw - 0.5) * TAB_SIZE)
+            valid &= vq >= -0.5 * TAB_SIZE
+            valid &= vq <= (fh - 0.5) * TAB_SIZE
             if not valid.any():
-                continue
-            if channel_maps is None:
-                map1, map2 = _fixed_point_maps(u, v, fw, fh)
-                vals = cv2.remap(src, map1, map2, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REPLICATE)
+                return
+            if planes is None:
+                vals = cv2.remap(src, *_fixed_point_maps_q(uq, vq, fw, fh), cv2.INTER_LANCZOS4,
+                                 borderMode=cv2.BORDER_REPLICATE)
             else:
-                chans = []
-                for c in range(src.shape[2] if src.ndim == 3 else 1):
-                    uc, vc = _project(compose_map(channel_maps[c].reshape(3, 3), M), Xd, Yd)
-                    map1, map2 = _fixed_point_maps(uc, vc, fw, fh)
-                    plane = src[..., c] if src.ndim == 3 else src
-                    chans.append(cv2.remap(np.ascontiguousarray(plane), map1, map2, cv2.INTER_LANCZOS4,
-                                           borderMode=cv2.BORDER_REPLICATE))
+                chans = [cv2.remap(plane, *_fixed_point_maps_q(*pos.at(Y), fw, fh), cv2.INTER_LANCZOS4,
+                                   borderMode=cv2.BORDER_REPLICATE) for pos, plane in planes]
                 vals = np.stack(chans, axis=2) if src.ndim == 3 else chans[0]
+            del uq, vq
             if gain != 1.0 or offset != 0.0:
                 vals *= gain
                 vals += offset
             vf = valid.astype(np.float32)
             if weights is not None:  # bilinear: mix the two rows, then the two columns
-                wy0, wy1, fy = _bilinear_axis(Y[:, 0], a, b, weight_level, weights.shape[0])
+                wy0, wy1, fy = _bilinear_axis(Y, a, b, weight_level, weights.shape[0])
                 rows = (1.0 - fy)[:, None] * weights[wy0].astype(np.float64) + fy[:, None] * weights[wy1]
-                vf *= ((1.0 - fx) * rows[:, wx0] + fx * rows[:, wx1]).astype(np.float32)
+                w0 = np.take(rows, wx0, axis=1)
+                w0 *= fx0
+                w1 = np.take(rows, wx1, axis=1)
+                w1 *= fx
+                w0 += w1
+                vf *= w0.astype(np.float32)
+                del w0, w1
             if vals.ndim == 2:
                 vals = vals[..., None]
             vals *= vf[..., None]
             num[y_start:y_end] += vals
             den[y_start:y_end] += vf
+
+        rows_per = max(1, _RESAMPLE_STRIP_PIXELS // max(wo, 1))
+        _run_strips(strip, ho, rows_per)
 
     # --- kernel 7: kernel-regression accumulate ------------------------------------
     def kernel_accumulate(self, frame, state, num, den, scale: float, max_value: float, sigma: float,
@@ -817,9 +863,8 @@ def _level_residual(coef, ref_img, state, level: int, margin: float, field=None,
     d_out = np.zeros((h, w), np.float32)
     cov = np.zeros((h, w), np.float32)
     xs = f * (np.arange(w, dtype=np.float64) + 0.5) - 0.5
-    rows = max(1, _STRIP_PIXELS // max(w, 1))
-    for r0 in range(0, h, rows):  # strips: bounded temporaries on large frames
-        r1 = min(h, r0 + rows)
+
+    def strip(r0, r1):  # bounded temporaries on large frames; strips on the worker threads
         ys = (f * (np.arange(r0, r1, dtype=np.float64) + 0.5) - 0.5)[:, None]
         x0, y0 = xs, ys
         if field is not None:
@@ -829,10 +874,12 @@ def _level_residual(coef, ref_img, state, level: int, margin: float, field=None,
         u = ((Ti[0, 0] * x0 + Ti[0, 1] * y0 + Ti[0, 2]) / wq + 0.5) / f - 0.5
         v = ((Ti[1, 0] * x0 + Ti[1, 1] * y0 + Ti[1, 2]) / wq + 0.5) / f - 0.5
         ok = (u >= margin) & (u <= cw - 1.0 - margin) & (v >= margin) & (v <= ch - 1.0 - margin)
-        s = sample_bspline(coef, u[ok], v[ok])
+        s = _sample_bspline(coef, u[ok], v[ok])
         d = state[S.S_GAIN] * s + state[S.S_OFFSET] - ref_img[r0:r1][ok].astype(np.float64)
         d_out[r0:r1][ok] = (d * d if square else d).astype(np.float32)
         cov[r0:r1][ok] = 1.0
+
+    _run_strips(strip, h, max(1, _RESAMPLE_STRIP_PIXELS // max(w, 1)))
     return d_out, cov
 
 
@@ -843,17 +890,111 @@ def _project(M, X, Y):
     return u, v
 
 
-def _fixed_point_maps(u, v, fw, fh):
-    """OpenCV fixed-point maps: (int16 x, y) >> 5 and the 1/32 fraction index."""
-    uc = np.clip(u, -64.0, fw + 64.0)
-    vc = np.clip(v, -64.0, fh + 64.0)
-    Xq = np.rint(uc * TAB_SIZE).astype(np.int32)
-    Yq = np.rint(vc * TAB_SIZE).astype(np.int32)
-    map1 = np.empty(u.shape + (2,), dtype=np.int16)
+class _Positions:
+    """Frame positions of output pixels under the map M, in 1/``TAB_SIZE`` px:
+    (u, v) * TAB_SIZE with u = (M00 X + (M01 Y + M02)) / (M20 X + (M21 Y + M22))
+    and v alike, in float64.  Scaling M's first two rows by TAB_SIZE (a power
+    of two) gives bit for bit the positions times TAB_SIZE; the per-column
+    products are made once per frame, and where M is affine (last row 0, 0, 1:
+    the divisor is exactly 1) the division is left out."""
+
+    def __init__(self, M, X):
+        Mq = np.array(M, dtype=np.float64)
+        Mq[:2] *= TAB_SIZE
+        self.M = Mq
+        self.affine = M[2, 0] == 0.0 and M[2, 1] == 0.0 and M[2, 2] == 1.0
+        self.cu = Mq[0, 0] * X
+        self.cv = Mq[1, 0] * X
+        self.cw = None if self.affine else Mq[2, 0] * X
+
+    def at(self, Y):
+        """(uq, vq), float64 (len(Y), len(X)), for the output rows ``Y`` (1-D)."""
+        M = self.M
+        uq = self.cu + (M[0, 1] * Y + M[0, 2])[:, None]
+        vq = self.cv + (M[1, 1] * Y + M[1, 2])[:, None]
+        if not self.affine:
+            wq = self.cw + (M[2, 1] * Y + M[2, 2])[:, None]
+            uq /= wq
+            vq /= wq
+        return uq, vq
+
+
+class _FieldPositions:
+    """:class:`_Positions` with a local displacement field: each output pixel
+    (X, Y) first moves by the field (:func:`field_output`), then M maps it;
+    the same positions, times TAB_SIZE, as :func:`_project` there."""
+
+    def __init__(self, M, X, field, field_cell: float, a: float, b: float):
+        self.M, self.X, self.field, self.finv, self.a, self.b = M, X, field, 1.0 / field_cell, a, b
+
+    def at(self, Y):
+        """(uq, vq), float64 (len(Y), len(X)), for the output rows ``Y`` (1-D)."""
+        Xd, Yd = field_output(self.field, self.finv, self.a, self.b, self.X, Y[:, None])
+        u, v = _project(self.M, Xd, Yd)
+        u *= TAB_SIZE
+        v *= TAB_SIZE
+        return u, v
+
+
+def _fixed_point_maps_q(uq, vq, fw, fh):
+    """OpenCV fixed-point maps from positions in 1/``TAB_SIZE`` px (``_Positions``;
+    overwritten): (int16 x, y) >> TAB_BITS and the fraction index, positions
+    rounded to the nearest 1/TAB_SIZE after clipping to 64 px outside the frame."""
+    np.clip(uq, -64.0 * TAB_SIZE, (fw + 64.0) * TAB_SIZE, out=uq)
+    np.clip(vq, -64.0 * TAB_SIZE, (fh + 64.0) * TAB_SIZE, out=vq)
+    Xq = np.rint(uq, out=uq).astype(np.int32)
+    Yq = np.rint(vq, out=vq).astype(np.int32)
+    map1 = np.empty(uq.shape + (2,), dtype=np.int16)
     map1[..., 0] = Xq >> TAB_BITS
     map1[..., 1] = Yq >> TAB_BITS
-    map2 = ((Yq & (TAB_SIZE - 1)) * TAB_SIZE + (Xq & (TAB_SIZE - 1))).astype(np.uint16)
-    return map1, map2
+    Yq &= TAB_SIZE - 1
+    Yq *= TAB_SIZE
+    Xq &= TAB_SIZE - 1
+    Yq += Xq
+    return map1, Yq.astype(np.uint16)
+
+
+def _run_strips(work, n: int, per: int) -> None:
+    """``work(i0, i1)`` over the spans [i0, i1) of ``per`` items covering
+    range(n), on as many threads as OpenCV uses (``cv2.setNumThreads``, which
+    ``superres batch`` sizes to a worker's share of the cores).  The spans
+    must write disjoint parts of their outputs: each item's result is then
+    the same whatever thread computed it.  Strips of a resample are small
+    enough that their ``cv2.remap`` runs in one thread, so the NumPy work
+    around it runs in parallel too.  Inside a worker the spans run in turn."""
+    import cv2
+
+    spans = [(i0, min(n, i0 + per)) for i0 in range(0, n, per)]
+    threads = min(len(spans), max(1, cv2.getNumThreads()))
+    if threads <= 1 or threading.current_thread().name.startswith(_POOL_PREFIX):
+        for i0, i1 in spans:
+            work(i0, i1)
+        return
+    futures = [_worker_pool(threads).submit(work, i0, i1) for i0, i1 in spans]
+    try:
+        for f in futures:
+            f.result()
+    finally:  # on an error or an interrupt, no span keeps writing after we return
+        for f in futures:
+            f.cancel()
+        wait(futures)
+
+
+_POOL_PREFIX = "superres-numpy"
+_POOL = None
+_POOL_THREADS = 0
+_POOL_LOCK = threading.Lock()
+
+
+def _worker_pool(threads: int) -> ThreadPoolExecutor:
+    global _POOL, _POOL_THREADS
+    with _POOL_LOCK:
+        if _POOL is None or _POOL_THREADS != threads:
+            if _POOL is not None:
+                _POOL.shutdown(wait=False)
+            _POOL = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=_POOL_PREFIX)
+            _POOL_THREADS = threads
+        return _POOL
 
 
 # ----------------------------------------------------------------------------

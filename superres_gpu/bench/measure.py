@@ -93,6 +93,7 @@ for line in sys.stdin:
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t
     sys.stdout.write(json.dumps({"wall": wall, "rss_mib": usage.ru_maxrss / 1024.0,
+                                 "cpu": usage.ru_utime + usage.ru_stime, "load": os.getloadavg()[0],
                                  "rc": os.waitstatus_to_exitcode(status),
                                  "stdout": out.decode(errors="replace")[-20000:],
                                  "stderr": err.decode(errors="replace")[-20000:]}) + "\n")
@@ -128,7 +129,8 @@ def _stop_runner() -> None:
 
 
 def run_measured(cmd: list[str], cwd=None, env=None) -> dict:
-    """Run a command; return its wall time (s) and peak RSS (MiB) from wait4."""
+    """Run a command; return its wall time (s), peak RSS (MiB) and CPU time
+    (user + system, s) from wait4, and the 1-minute load average as it ended."""
     import json
 
     start_runner()
@@ -141,7 +143,8 @@ def run_measured(cmd: list[str], cwd=None, env=None) -> dict:
 
 
 def median_runs(cmd: list[str], repeat: int, warmup: int = 1, **kw) -> dict:
-    """Warm up, repeat, and report the median wall time (and max peak RSS)."""
+    """Warm up, repeat, and report the median wall time (and max peak RSS,
+    median CPU time, the load averages as the runs ended)."""
     for _ in range(warmup):
         run_measured(cmd, **kw)
     runs = [run_measured(cmd, **kw) for _ in range(max(1, repeat))]
@@ -149,6 +152,8 @@ def median_runs(cmd: list[str], repeat: int, warmup: int = 1, **kw) -> dict:
         "wall": statistics.median(r["wall"] for r in runs),
         "walls": [r["wall"] for r in runs],
         "rss_mib": max(r["rss_mib"] for r in runs),
+        "cpu": statistics.median(r["cpu"] for r in runs),
+        "loads": [r["load"] for r in runs],
     }
 
 
