@@ -9,7 +9,8 @@
 //                          B-spline coefficients (sampled with sr_sample_bspline)
 //   pts      const float*  (5, n) reference points: level-0 x, y; luma R;
 //                          gradient per normalised unit gx, gy
-//   state    const double* SR_STATE_LEN: Tinv, gain, offset, Huber scale
+//   state    const double* SR_STATE_LEN: Tinv, gain, offset, robust scale, weight choice
+//                          (SR_S_REDESCEND: Tukey's biweight, else Huber's)
 //   partial  double*       (NB, 64): each block's sums, SR_SUM_* layout
 //   iteration int          the iteration within the level: from the second on, a
 //                          state marked converged (SR_S_CONVERGED) skips the work and
@@ -22,13 +23,57 @@
 //   Launch: ONE block of 64 threads; sums[k] = sum_b partial[b, k] in block order.
 // align_update(sums, state, model, cx, cy, sc, damping, converged_px, iteration)
 //   Launch: ONE thread.  Cholesky solve of (H + damping diag H) dp = g (float64),
-//   T <- N^-1 W(dp) N T, Tinv, photometric gain/offset, Huber scale, correlation,
+//   T <- N^-1 W(dp) N T, Tinv, photometric gain/offset (weighted moments), robust scale (sr_m_scale from
+//   the reduction's rho sums; the RMS when there was none yet), correlation,
 //   overlap, step size; see align_update_math.  Skipped from the second iteration
 //   of a level on once converged; afterwards SR_S_CONVERGED = (iteration >= 1 and
 //   step < converged_px).
 // align_finalize(state, width, height, min_corr, min_overlap)
 //   Launch: ONE thread.  Sets the status and the accept flag the merge reads.
 #include "common.cuh"
+
+// A point's robust weight for residual e at scale sigma (> 0; 0: every point weighs 1):
+// Huber's at SR_HUBER_K scales, or with `redescend` Tukey's biweight at SR_TUKEY_C scales.
+SR_HD double sr_align_weight(double e, double sigma, bool redescend) {
+    if (!(sigma > 0.0)) return 1.0;
+    double ae = fabs(e);
+    if (redescend) {
+        double r = ae / (SR_TUKEY_C * sigma);
+        if (r >= 1.0) return 0.0;
+        double t = 1.0 - r * r;
+        return t * t;
+    }
+    double thr = SR_HUBER_K * sigma;
+    return ae > thr ? thr / (ae > 1e-300 ? ae : 1e-300) : 1.0;
+}
+
+// The biweight rho of the scale estimate, bounded by 1: 1 - (1 - u^2)^3 for |u| < 1.
+SR_HD double sr_scale_rho(double u) {
+    double u2 = u * u;
+    if (u2 >= 1.0) return 1.0;
+    double t = 1.0 - u2;
+    return 1.0 - t * t * t;
+}
+
+// Trial scale k of the reduction (base.scale_trials): sigma 2^((k - SR_SCALE_STEPS / 2) / 2).
+SR_HD double sr_scale_trial(double sigma, int k) { return sigma * pow(2.0, (double)(k - SR_SCALE_STEPS / 2) * 0.5); }
+
+// The M-estimate of scale from the rho sums at the trial scales around sigma (cnt points):
+// where mean rho crosses SR_SCALE_DELTA, interpolated in log scale between the bracketing
+// trials; beyond the trials, the outermost one (the next reduction brackets afresh).
+SR_HD double sr_m_scale(const double* rho, double cnt, double sigma) {
+    double prev = rho[0] / cnt;
+    if (prev <= SR_SCALE_DELTA) return sr_scale_trial(sigma, 0);
+    for (int k = 1; k < SR_SCALE_STEPS; ++k) {
+        double m = rho[k] / cnt;
+        if (m <= SR_SCALE_DELTA) {
+            double t = (prev - SR_SCALE_DELTA) / (prev - m);
+            return sigma * pow(2.0, ((double)(k - 1 - SR_SCALE_STEPS / 2) + t) * 0.5);
+        }
+        prev = m;
+    }
+    return sr_scale_trial(sigma, SR_SCALE_STEPS - 1);
+}
 
 // Adds one point's contributions to acc[0..SR_SUM_USED).
 SR_HD void sr_reduce_point(const float* img, int w, int h, const float* pts, long long n, long long i,
@@ -48,12 +93,10 @@ SR_HD void sr_reduce_point(const float* img, int w, int h, const float* pts, lon
     double R = (double)pts[2 * n + i];
     double e = state[SR_S_GAIN] * s + state[SR_S_OFFSET] - R;
     double sigma = state[SR_S_SIGMA];
-    double wt = 1.0;
-    if (sigma > 0.0) {
-        double thr = SR_HUBER_K * sigma;
-        double ae = fabs(e);
-        if (ae > thr) wt = thr / (ae > 1e-300 ? ae : 1e-300);
-    }
+    double wt = sr_align_weight(e, sigma, state[SR_S_REDESCEND] != 0.0);
+    if (sigma > 0.0)
+        for (int k = 0; k < SR_SCALE_STEPS; ++k)
+            acc[SR_SUM_RHO + k] += sr_scale_rho(e / (SR_SCALE_C * sr_scale_trial(sigma, k)));
     double J[8];
     int np = sr_jacobian(model, (x0 - cx) / sc, (y0 - cy) / sc, (double)pts[3 * n + i], (double)pts[4 * n + i], J);
     for (int a = 0; a < np; ++a) {
@@ -70,6 +113,10 @@ SR_HD void sr_reduce_point(const float* img, int w, int h, const float* pts, lon
     acc[SR_SUM_SR] += s * R;
     acc[SR_SUM_R] += R;
     acc[SR_SUM_RR] += R * R;
+    acc[SR_SUM_WS] += wt * s;
+    acc[SR_SUM_WSS] += wt * s * s;
+    acc[SR_SUM_WR] += wt * R;
+    acc[SR_SUM_WRR] += wt * R * R;
 }
 
 // Solve A x = b (n x n, symmetric positive definite) by Cholesky; false if not SPD.
@@ -165,13 +212,24 @@ SR_HD void sr_update_state(const double* sums, double* state, int model, double 
         step = d > step ? d : step;
     }
     state[SR_S_STEP] = step;
+    // the gain/offset from the robustly weighted moments: what the weights reject does not bend them
+    double sw = sums[SR_SUM_W];
+    if (sw > 0.0) {
+        ms = sums[SR_SUM_WS] / sw;
+        mr = sums[SR_SUM_WR] / sw;
+        vs = sums[SR_SUM_WSS] / sw - ms * ms;
+        vr = sums[SR_SUM_WRR] / sw - mr * mr;
+    } else {
+        vs = vr = 0.0;
+    }
     if (vs > 0.0 && vr > 0.0) {
         double a = sqrt(vr / vs);
         a = a < 0.5 ? 0.5 : (a > 2.0 ? 2.0 : a);
         state[SR_S_GAIN] = a;
         state[SR_S_OFFSET] = mr - a * ms;
     }
-    state[SR_S_SIGMA] = state[SR_S_RMS];
+    double sigma = state[SR_S_SIGMA];
+    state[SR_S_SIGMA] = sigma > 0.0 ? sr_m_scale(sums + SR_SUM_RHO, cnt, sigma) : state[SR_S_RMS];
 }
 
 // One refinement step with the level's convergence rule (NumpyBackend.align_update).

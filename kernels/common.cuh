@@ -38,6 +38,7 @@
 #define SR_S_STATUS 28
 #define SR_S_ITERS 29
 #define SR_S_CONVERGED 30
+#define SR_S_REDESCEND 31
 
 #define SR_STATUS_OK 0
 #define SR_STATUS_SINGULAR 1
@@ -61,9 +62,19 @@
 #define SR_SUM_R 51
 #define SR_SUM_RR 52
 #define SR_SUM_N 53
-#define SR_SUM_USED 54  // entries 0..53 are written; the rest stay zero
+#define SR_SUM_RHO 54   // SR_SCALE_STEPS entries
+#define SR_SUM_WS 59
+#define SR_SUM_WSS 60
+#define SR_SUM_WR 61
+#define SR_SUM_WRR 62
+#define SR_SUM_USED 63  // entries 0..62 are written; the rest stay zero
 
+// robust weights and scale of the alignment (superres_gpu/backends/base.py)
 #define SR_HUBER_K 1.345
+#define SR_TUKEY_C 4.685
+#define SR_SCALE_C 1.547
+#define SR_SCALE_DELTA 0.5
+#define SR_SCALE_STEPS 5
 
 // ---- motion models (superres_gpu/geometry.py MOTION_MODELS order) ----------------
 #define SR_MODEL_TRANSLATION 0

@@ -14,8 +14,10 @@ Fine
     informative points per level; the frame is sampled there by cubic
     B-spline interpolation at exact positions (a prefiltered B-spline: far
     less interpolation bias than cubic convolution).  Residuals carry a lagged
-    photometric gain/offset (exposure changes) and Huber weights (movers,
-    noise outliers).  The coarsest level refines a similarity (or the simpler
+    photometric gain/offset (exposure changes) and robust weights at a robust
+    scale (the biweight M-estimate, which outliers do not inflate): Huber's
+    at the coarsest step, then Tukey's biweight, which gives points far off
+    the reference (passers-by, noise outliers) no weight at all.  The coarsest level refines a similarity (or the simpler
     requested model) first, so large rotations do not start the full model
     far from the solution.  A level's iterations stop once a step is below
     ``converged_px``; the decision is taken on the device, inside the state.
@@ -70,6 +72,7 @@ class AlignConfig:
     select_frames: int = 3  # model "auto": frames the choice is made on
     select_margin: float = 0.001  # ... a richer model must lower the held-out residual by more than this
     select_px: float = 0.02  # ... and move the map by more than this (RMS over a grid, px)
+    redescend: bool = True  # Tukey's biweight after the coarsest step (else Huber's weight throughout)
 
     def validate(self) -> None:
         if self.model not in MOTION_CHOICES:
@@ -141,7 +144,11 @@ def align(B, ref, levels: FrameLevels, model: str | None = None, finest: int = 0
     state = B.asarray(S.identity_state())
     surface = B.phase_correlation(ref.spectrum, levels.pyramid[ref.pc_level], ref.window)
     B.peak_to_state(surface, state, ref.pc_level)
-    for level, m, iters in schedule(ref, model, finest):
+    for step, (level, m, iters) in enumerate(schedule(ref, model, finest)):
+        if step == 1 and cfg.redescend:
+            # past the coarse start the fit is close: a redescending weight now rejects what
+            # the reference does not explain (passers-by) instead of letting it pull
+            state[S.S_REDESCEND] = 1.0
         mid = MODEL_ID[m]
         margin = ref.margin(level)
         for it in range(iters):
@@ -235,6 +242,7 @@ def choose_model(B, ref, frames: list[FrameLevels]) -> ModelChoice:
             for m in MOTION_MODELS:
                 st = states[m]
                 st[S.S_SIGMA] = sigma
+                st[S.S_REDESCEND] = 0.0  # the measure is Huber's at one scale for all models
                 sums = B.asnumpy(B.align_reduce(levels.coef[finest], halves[1 - k][finest], st, MODEL_ID[m], finest,
                                                 ref.norm, ref.margin(finest), 0))
                 ok = float(B.asnumpy(st[S.S_STATUS])) == S.STATUS_OK and sums[S.SUM_COUNT] > 0

@@ -40,6 +40,10 @@ def test_common_header_layouts_match_python():
     for model, mid in MODEL_ID.items():
         assert int(d[f"SR_MODEL_{model.upper()}"]) == mid
     assert float(d["SR_HUBER_K"]) == S.HUBER_K
+    for name in ("TUKEY_C", "SCALE_C", "SCALE_DELTA"):
+        assert float(d[f"SR_{name}"]) == getattr(S, name), name
+    assert int(d["SR_SCALE_STEPS"]) == S.SCALE_STEPS
+    assert S.SUM_RHO + S.SCALE_STEPS <= S.SUM_WS and int(d["SR_SUM_USED"]) == S.SUM_WRR + 1 <= S.SUMS_LEN
     assert int(d["SR_TAB_SIZE"]) == 32
 
 

@@ -107,8 +107,9 @@ def test_phase_correlation(G, rng, shape):
         assert st_t[S.S_T][2] == pytest.approx(-5 * 2**level, abs=0.2 * 2**level)
 
 
+@pytest.mark.parametrize("redescend", [0.0, 1.0])
 @pytest.mark.parametrize("model", MOTION_MODELS)
-def test_align_reduce_update_finalize(G, rng, model):
+def test_align_reduce_update_finalize(G, rng, model, redescend):
     h, w = 61, 83
     img = rng.random((h, w)).astype(np.float32)
     n = 3001
@@ -118,7 +119,7 @@ def test_align_reduce_update_finalize(G, rng, model):
     pts[2] = rng.random(n)
     pts[3] = rng.normal(size=n)
     pts[4] = rng.normal(size=n)
-    st = state_with(random_T(rng), S_GAIN=1.05, S_OFFSET=-0.02, S_SIGMA=0.15)
+    st = state_with(random_T(rng), S_GAIN=1.05, S_OFFSET=-0.02, S_SIGMA=0.15, S_REDESCEND=redescend)
     norm = (w - 0.5, h - 0.5, float(w))
     mid = MODEL_ID[model]
     sums_t = NB.align_reduce(img, pts, st, mid, 1, norm, 1.0, 0)

@@ -249,8 +249,9 @@ def test_phase_correlation_kernel_math(lib, rng):
         np.testing.assert_array_equal(st_k, st_t)
 
 
+@pytest.mark.parametrize("weight", ["huber", "tukey", "none"])
 @pytest.mark.parametrize("model", MOTION_MODELS)
-def test_align_kernel_math(lib, rng, model):
+def test_align_kernel_math(lib, rng, model, weight):
     h, w = 40, 50
     img = rng.random((h, w)).astype(np.float32)
     n = 500
@@ -261,7 +262,8 @@ def test_align_kernel_math(lib, rng, model):
     pts[3] = rng.normal(size=n)
     pts[4] = rng.normal(size=n)
     st = random_state(rng)
-    st[S.S_GAIN], st[S.S_OFFSET], st[S.S_SIGMA] = 1.1, -0.05, 0.2
+    st[S.S_GAIN], st[S.S_OFFSET], st[S.S_SIGMA] = 1.1, -0.05, (0.0 if weight == "none" else 0.1)
+    st[S.S_REDESCEND] = float(weight == "tukey")
     norm = (49.5, 39.5, 50.0)
     mid = MODEL_ID[model]
     sums_t = B.align_reduce(img, pts, st, mid, 1, norm, 1.0, 0)
@@ -270,6 +272,7 @@ def test_align_kernel_math(lib, rng, model):
     atol, rtol = tol("reduce_vs_direct")
     np.testing.assert_allclose(sums_k, sums_t, atol=atol, rtol=rtol)
     assert sums_k[S.SUM_COUNT] > 50
+    assert (sums_k[S.SUM_RHO : S.SUM_RHO + S.SCALE_STEPS] > 0).all() == (weight != "none")
     atol, rtol = tol("host_update_vs_twin")
     for iteration, converged_px in ((0, 1e9), (1, 1e9), (1, 0.0)):
         st_t, st_k = st.copy(), st.copy()

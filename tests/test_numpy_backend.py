@@ -295,7 +295,8 @@ def test_model_jacobian_matches_finite_differences(model, rng):
         np.testing.assert_allclose(J[:, k], gx * dx + gy * dy, atol=atol, rtol=rtol)
 
 
-def test_align_reduce_equals_direct_sums(rng):
+@pytest.mark.parametrize("redescend", [False, True])
+def test_align_reduce_equals_direct_sums(rng, redescend):
     img = rng.random((40, 50)).astype(np.float32)
     n = 300
     pts = np.empty((5, n), np.float32)
@@ -304,11 +305,15 @@ def test_align_reduce_equals_direct_sums(rng):
     pts[S.PT_R] = rng.random(n)
     pts[S.PT_GX] = rng.normal(size=n)
     pts[S.PT_GY] = rng.normal(size=n)
+    sig = 0.1
     T = np.array([[1.0, 0.01, 0.7], [-0.01, 1.0, -0.4], [0, 0, 1.0]])
-    st = transform_state(T, S_GAIN=1.1, S_OFFSET=-0.05, S_SIGMA=0.2)
+    st = transform_state(T, S_GAIN=1.1, S_OFFSET=-0.05, S_SIGMA=sig, S_REDESCEND=float(redescend))
     norm = (49.5, 39.5, 50.0)
     level = 1
     sums = B.align_reduce(img, pts, st, MODEL_ID["homography"], level, norm)
+    rho = np.zeros(S.SCALE_STEPS)
+    moments = np.zeros(4)  # sum w s, w s^2, w R, w R^2
+    zero = 0
     # direct, point by point
     Ti = np.linalg.inv(T)
     H = np.zeros((8, 8))
@@ -322,7 +327,16 @@ def test_align_reduce_equals_direct_sums(rng):
             continue
         s = sample_bspline(img, np.array([u]), np.array([v]))[0]
         e = 1.1 * s - 0.05 - float(pts[2, i])
-        wgt = min(1.0, S.HUBER_K * 0.2 / abs(e)) if e != 0 else 1.0
+        if redescend:  # Tukey's biweight
+            wgt = (1 - (e / (S.TUKEY_C * sig)) ** 2) ** 2 if abs(e) < S.TUKEY_C * sig else 0.0
+        else:
+            wgt = min(1.0, S.HUBER_K * sig / abs(e)) if e != 0 else 1.0
+        for k in range(S.SCALE_STEPS):
+            u = e / (S.SCALE_C * sig * 2.0 ** ((k - S.SCALE_STEPS // 2) / 2))
+            rho[k] += 1.0 - (1.0 - u * u) ** 3 if abs(u) < 1 else 1.0
+        r = float(pts[2, i])
+        moments += wgt * np.array([s, s * s, r, r * r])
+        zero += wgt == 0
         J = model_jacobian(MODEL_ID["homography"], np.array([(x - 49.5) / 50]), np.array([(y - 39.5) / 50]),
                            np.array([float(pts[3, i])]), np.array([float(pts[4, i])]))[0]
         H += wgt * np.outer(J, J)
@@ -333,6 +347,9 @@ def test_align_reduce_equals_direct_sums(rng):
     assert sums[S.SUM_COUNT] == cnt and sums[S.SUM_N] == n
     np.testing.assert_allclose(sums[S.SUM_W], sw, atol=atol, rtol=rtol)
     np.testing.assert_allclose(sums[S.SUM_G : S.SUM_G + 8], g, atol=atol, rtol=rtol)
+    np.testing.assert_allclose(sums[S.SUM_RHO : S.SUM_RHO + S.SCALE_STEPS], rho, atol=atol, rtol=rtol)
+    np.testing.assert_allclose(sums[[S.SUM_WS, S.SUM_WSS, S.SUM_WR, S.SUM_WRR]], moments, atol=atol, rtol=rtol)
+    assert (zero > 0) == redescend  # residuals beyond 4.685 scales weigh nothing with Tukey's, something with Huber's
     for i in range(8):
         for j in range(i, 8):
             np.testing.assert_allclose(sums[S.SUM_H + S.upper_index(i, j)], H[i, j], atol=atol, rtol=rtol)
@@ -623,3 +640,29 @@ def test_channel_maps_normalise_each_channel_by_its_own_kernel_sum(rng):
         expect = gain * a_c * ks[ok] / d1[ok] + offset * ks[ok]
         np.testing.assert_allclose(num[ok][:, c], expect, atol=atol * 255.0, rtol=rtol)
     assert np.any(np.abs(sums[0][1] - sums[2][1]) > 0.05)  # the channels' kernel sums do differ
+
+
+def test_m_scale_is_robust_to_outliers_and_consistent_at_the_normal(rng):
+    from superres_gpu.backends.numpy_backend import m_scale, scale_rho
+
+    n, sd = 20000, 0.01
+    for frac in (0.0, 0.2):
+        e = rng.normal(0, sd, n)
+        k = int(frac * n)
+        e[:k] = rng.uniform(10 * sd, 50 * sd, k) * rng.choice([-1, 1], k)  # passers-by: far off the template
+        sigma = rms = float(np.sqrt(np.mean(e * e)))
+        for _ in range(8):  # as over a level's iterations, started from the RMS
+            sigma = m_scale(np.array([scale_rho(e / (S.SCALE_C * s)).sum() for s in S.scale_trials(sigma)]), n, sigma)
+        limit = TOL["m_scale_normal_rel" if frac == 0 else "m_scale_outliers_rel"][0]
+        assert abs(sigma / sd - 1) < limit, (frac, sigma / sd)
+        assert frac == 0 or rms > 10 * sd  # what the scale was before: the RMS, inflated 14x
+
+
+def test_m_scale_outside_the_trials_goes_to_the_outermost():
+    from superres_gpu.backends.numpy_backend import m_scale
+
+    trials = S.scale_trials(0.1)
+    assert m_scale(np.zeros(S.SCALE_STEPS), 10.0, 0.1) == trials[0]  # every residual tiny: scale down
+    assert m_scale(np.full(S.SCALE_STEPS, 10.0), 10.0, 0.1) == trials[-1]  # every residual huge: scale up
+    rho = np.array([9.0, 8.0, 5.0, 2.0, 1.0])  # mean rho crosses 0.5 exactly at the middle trial
+    assert m_scale(rho, 10.0, 0.1) == pytest.approx(0.1)

@@ -82,6 +82,11 @@ TOL = {
                                "NumPy's float32 exp may differ by 1 ulp per tap (at most 16 taps summed)"),
     "host_update_vs_twin": (1e-10, 1e-9, "the same float64 Cholesky and composition in C and NumPy"),
     # ---- alignment against known motion ---------------------------------------------------------
+    "m_scale_normal_rel": (0.05, None, "the biweight M-scale of 20000 normal residuals: consistent (measured 0.3 %)"),
+    "m_scale_outliers_rel": (0.5, None, "... with 20 % far outliers: the estimator's known bias at that contamination "
+                             "(delta 0.5) is +36 %, where the RMS reads 14x"),
+    "align_movers_ratio": (1.2, None, "issue target: frames with a passer-by aligned within 20 % (RMS map error) of "
+                           "the same frames without it; measured 1.14 on the bench burst"),
     "align_rms_synthetic_px": (0.05, None, "RMS grid error of the estimated transforms on hand-held synthetic bursts"),
     "align_masked_half_px": (0.1, None, "half the frame masked: half the points, on a small noisy 160x120 burst"),
     "integer_shift_px": (0.002, None, "exact integer motion; only interpolation of the noise-free crop limits it"),

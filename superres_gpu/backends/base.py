@@ -32,7 +32,7 @@ S_T = slice(0, 9)  # 3x3 frame -> reference, row-major
 S_TINV = slice(9, 18)  # 3x3 reference -> frame
 S_GAIN = 18  # photometric gain a: reference ~ a * frame + c (luma units)
 S_OFFSET = 19  # photometric offset c (luma units, 0..1)
-S_SIGMA = 20  # robust (Huber) residual scale for the next iteration; 0 = none
+S_SIGMA = 20  # robust residual scale for the next iteration (an M-estimate, see SCALE_C); 0 = none
 S_ACCEPT = 21  # 1.0 when the frame is merged, 0.0 when it is dropped
 S_STEP = 22  # size of the last update, max corner displacement in px
 S_RMS = 23  # RMS residual of the last iteration (luma units)
@@ -43,6 +43,7 @@ S_NVALID = 27  # number of valid points in the last iteration
 S_STATUS = 28  # 0 ok; see STATUS_* below
 S_ITERS = 29  # number of refinement iterations run
 S_CONVERGED = 30  # 1.0 once a level's step fell below converged_px: its remaining iterations are skipped
+S_REDESCEND = 31  # 1.0: Tukey's biweight instead of Huber's weight (points beyond TUKEY_C scales count nothing)
 
 STATUS_OK = 0
 STATUS_SINGULAR = 1  # too little texture / too few valid points to solve
@@ -66,12 +67,36 @@ SUM_SR = 50
 SUM_R = 51
 SUM_RR = 52
 SUM_N = 53  # all points (valid or not)
+SUM_RHO = 54  # SCALE_STEPS entries: sum of rho(e / (SCALE_C s_k)) at the trial scales s_k (see scale_trials)
+SUM_WS = 59  # sum w s: the weighted moments the photometric gain/offset are fitted from (movers left out)
+SUM_WSS = 60
+SUM_WR = 61
+SUM_WRR = 62
 
 # Points layout for ``align_reduce``: float32 array of shape (5, N).
 PT_X, PT_Y, PT_R, PT_GX, PT_GY = range(5)
 
 HUBER_K = 1.345
+# Robust weights and scale of the alignment's residuals.  Tukey's biweight at
+# TUKEY_C scales (95 % efficiency at the normal) gives a point far off the
+# template (a passer-by) no weight at all, where Huber's weight still lets it
+# pull.  The scale is the biweight M-estimate of scale (Rousseeuw & Yohai
+# 1984: mean rho(e / (SCALE_C s)) = SCALE_DELTA, rho bounded by 1; consistent
+# at the normal and with a 50 % breakdown point), solved on the fly: each
+# reduction sums rho at SCALE_STEPS trial scales around the current one
+# (ratios 2^((k - SCALE_STEPS // 2) / 2)) and the update interpolates the
+# root between the two bracketing trials (in log scale).  The RMS, which the
+# movers inflate, only starts it.
+TUKEY_C = 4.685
+SCALE_C = 1.547
+SCALE_DELTA = 0.5
+SCALE_STEPS = 5
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601, as in JPEG
+
+
+def scale_trials(sigma: float) -> np.ndarray:
+    """The trial scales whose rho sums ``align_reduce`` returns (SUM_RHO...)."""
+    return sigma * 2.0 ** ((np.arange(SCALE_STEPS) - SCALE_STEPS // 2) / 2.0)
 
 
 def upper_index(i: int, j: int) -> int:

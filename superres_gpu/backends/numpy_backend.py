@@ -250,8 +250,11 @@ class NumpyBackend:
         normalised unit x, y), ``norm`` = (cx, cy, sc).  A point counts when its
         position in ``img`` lies at least ``margin`` pixels inside the border
         (where filtering saw no replicated edge pixels).  Returns float64[64]
-        sums laid out as ``SUM_*`` in ``backends.base``.  From the second
-        ``iteration`` of a level on, a state marked converged (``S_CONVERGED``)
+        sums laid out as ``SUM_*`` in ``backends.base``.  Each point weighs
+        :func:`align_weight` of its residual at the state's scale (Tukey's
+        biweight where ``S_REDESCEND`` is set); with a scale, the sums also
+        hold the rho sums of the scale estimate (``SUM_RHO``, see
+        :func:`m_scale`).  From the second ``iteration`` of a level on, a state marked converged (``S_CONVERGED``)
         skips the work and returns zeros (its update is skipped too).
         """
         out = np.zeros(S.SUMS_LEN, dtype=np.float64)
@@ -277,12 +280,10 @@ class NumpyBackend:
         R = points[S.PT_R][valid].astype(np.float64)
         e = state[S.S_GAIN] * s + state[S.S_OFFSET] - R
         sigma = state[S.S_SIGMA]
+        wts = align_weight(e, sigma, state[S.S_REDESCEND] != 0.0)
         if sigma > 0.0:
-            thr = S.HUBER_K * sigma
-            ae = np.abs(e)
-            wts = np.where(ae > thr, thr / np.maximum(ae, 1e-300), 1.0)
-        else:
-            wts = np.ones_like(e)
+            for k, sk in enumerate(S.scale_trials(sigma)):
+                out[S.SUM_RHO + k] = scale_rho(e / (S.SCALE_C * sk)).sum()
         cx, cy, sc = norm
         xn = (x0[valid] - cx) / sc
         yn = (y0[valid] - cy) / sc
@@ -305,6 +306,10 @@ class NumpyBackend:
         out[S.SUM_SR] = (s * R).sum()
         out[S.SUM_R] = R.sum()
         out[S.SUM_RR] = (R * R).sum()
+        out[S.SUM_WS] = (wts * s).sum()
+        out[S.SUM_WSS] = (wts * s * s).sum()
+        out[S.SUM_WR] = (wts * R).sum()
+        out[S.SUM_WRR] = (wts * R * R).sum()
         return out
 
     def align_update(self, sums, state, model_id: int, norm, damping: float, converged_px: float = 0.0,
@@ -312,8 +317,10 @@ class NumpyBackend:
         """Solve (H + damping diag H) dp = g, compose T <- W(dp) T, update stats.
 
         Also refreshes the photometric gain/offset (matching the standard
-        deviations of frame and reference over the valid points), the Huber
-        scale (RMS residual), correlation, overlap and step size.  Convergence
+        deviations of frame and reference over the valid points, with the
+        points' robust weights), the robust
+        scale (:func:`m_scale` from the reduction's rho sums; the RMS residual
+        when there was no scale yet), correlation, overlap and step size.  Convergence
         of a level: from its second ``iteration`` on, nothing is done once the
         state is marked converged; after an update, the state is marked
         converged when ``iteration`` >= 1 and the step is below ``converged_px``
@@ -1072,11 +1079,57 @@ def align_update_math(sums: np.ndarray, state: np.ndarray, model_id: int, norm, 
         dy = (Wn[1, 0] * xc + Wn[1, 1] * yc + Wn[1, 2]) / w - yc
         step = max(step, math.hypot(dx, dy) * sc)
     state[S.S_STEP] = step
+    # the gain/offset from the robustly weighted moments: what the weights reject does not bend them
+    sw = sums[S.SUM_W]
+    if sw > 0:
+        ms = sums[S.SUM_WS] / sw
+        mr = sums[S.SUM_WR] / sw
+        vs = sums[S.SUM_WSS] / sw - ms * ms
+        vr = sums[S.SUM_WRR] / sw - mr * mr
+    else:
+        vs = vr = 0.0
     if vs > 0 and vr > 0:
         a = min(2.0, max(0.5, math.sqrt(vr / vs)))
         state[S.S_GAIN] = a
         state[S.S_OFFSET] = mr - a * ms
-    state[S.S_SIGMA] = state[S.S_RMS]
+    sigma = state[S.S_SIGMA]
+    state[S.S_SIGMA] = m_scale(sums[S.SUM_RHO : S.SUM_RHO + S.SCALE_STEPS], cnt, sigma) if sigma > 0 else state[S.S_RMS]
+
+
+def align_weight(e: np.ndarray, sigma: float, redescend: bool) -> np.ndarray:
+    """Robust weights of residuals ``e`` at scale ``sigma`` (none when it is 0):
+    Huber's at ``HUBER_K`` scales, or Tukey's biweight at ``TUKEY_C`` scales."""
+    if not sigma > 0.0:
+        return np.ones_like(e)
+    ae = np.abs(e)
+    if redescend:
+        r = ae / (S.TUKEY_C * sigma)
+        return np.where(r >= 1.0, 0.0, np.square(1.0 - r * r))
+    thr = S.HUBER_K * sigma
+    return np.where(ae > thr, thr / np.maximum(ae, 1e-300), 1.0)
+
+
+def scale_rho(u: np.ndarray) -> np.ndarray:
+    """The biweight rho of the scale estimate: 1 - (1 - u^2)^3, 1 beyond |u| = 1."""
+    u2 = u * u
+    return np.where(u2 >= 1.0, 1.0, 1.0 - (1.0 - u2) ** 3)
+
+
+def m_scale(rho: np.ndarray, cnt: float, sigma: float) -> float:
+    """The M-estimate of scale from ``align_reduce``'s rho sums at the trial
+    scales around ``sigma`` (``base.scale_trials``) over ``cnt`` points: where
+    the mean rho crosses ``SCALE_DELTA``, interpolated in log scale between
+    the bracketing trials; beyond them, the outermost trial (the next
+    reduction brackets afresh)."""
+    m = np.asarray(rho, np.float64) / cnt
+    trials = S.scale_trials(sigma)
+    if m[0] <= S.SCALE_DELTA:
+        return float(trials[0])
+    for k in range(1, S.SCALE_STEPS):
+        if m[k] <= S.SCALE_DELTA:
+            t = (m[k - 1] - S.SCALE_DELTA) / (m[k - 1] - m[k])
+            return float(sigma * 2.0 ** (((k - 1 - S.SCALE_STEPS // 2) + t) * 0.5))
+    return float(trials[-1])
 
 
 def _inv3(T: np.ndarray) -> np.ndarray:
