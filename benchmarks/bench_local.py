@@ -33,11 +33,10 @@ from superres_gpu.align import AlignConfig, align, frame_levels
 from superres_gpu.api import superresolve
 from superres_gpu.backends import base as S
 from superres_gpu.backends import get_backend
-from superres_gpu.backends.numpy_backend import field_at
 from superres_gpu.local import LocalRefiner, frame_report
 from superres_gpu.metrics import psnr
 from superres_gpu.reference import Reference
-from superres_gpu.synth import CameraSpec, Mover, MotionSpec, make_burst, mover_mask, recipe_burst, true_frame_positions
+from superres_gpu.synth import CameraSpec, Mover, MotionSpec, dense_map_error, make_burst, mover_mask, recipe_burst
 
 MID = CameraSpec(blur_sigma=0.5, noise_gain=0.001, noise_floor=0.005, jpeg_quality=92)
 LOW = CameraSpec(blur_sigma=0.5, noise_gain=0.0005, noise_floor=0.002, jpeg_quality=95)
@@ -50,29 +49,18 @@ def map_errors(burst, model: str, option: str = "on") -> dict:
     B = get_backend("numpy")
     ref = Reference(B, burst.frames[0], AlignConfig(model=model))
     lr = LocalRefiner(B, ref, option)
-    h, w = burst.frames[0].shape[:2]
-    gy, gx = np.mgrid[16 : h - 16 : 8, 16 : w - 16 : 8].astype(np.float64)
     eg, el, applied = [], [], 0
     for i in range(1, len(burst.frames)):
         lv = frame_levels(B, ref, burst.frames[i])
         st = align(B, ref, lv)
         res = lr.refine(lv, st)
-        Ti = st[S.S_TINV].reshape(3, 3)
-
-        def proj(px, py):
-            wq = Ti[2, 0] * px + Ti[2, 1] * py + Ti[2, 2]
-            return (Ti[0, 0] * px + Ti[0, 1] * py + Ti[0, 2]) / wq, (Ti[1, 0] * px + Ti[1, 1] * py + Ti[1, 2]) / wq
-
-        ut, vt = true_frame_positions(burst, i, gx, gy)
-        ug, vg = proj(gx, gy)
         if res is None:  # auto stopped refining this burst: the global model alone
-            dx = dy = 0.0
+            g, loc = dense_map_error(burst, i, st[S.S_TINV])
         else:
-            dx, dy = field_at(res.field, 1.0 / res.cell, gx, gy)
+            g, loc = dense_map_error(burst, i, st[S.S_TINV], res.field, res.cell)
             applied += frame_report(res.stats)["applied"]
-        ul, vl = proj(gx + dx, gy + dy)
-        eg.append(np.mean((ug - ut) ** 2 + (vg - vt) ** 2))
-        el.append(np.mean((ul - ut) ** 2 + (vl - vt) ** 2))
+        eg.append(g)
+        el.append(loc)
     return {"global_px": float(np.sqrt(np.mean(eg))), "local_px": float(np.sqrt(np.mean(el))),
             "applied": applied, "frames": len(burst.frames) - 1, "tile_px": 2 * lr.cell}
 

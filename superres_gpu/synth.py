@@ -600,3 +600,31 @@ def true_frame_positions(burst: SyntheticBurst, i: int, px, py):
         amp, phase = roll
         u = u - amp * np.sin(2 * np.pi * v / burst.params["height"] * 1.5 + phase)
     return u, v
+
+
+def dense_map_error(burst: SyntheticBurst, i: int, tinv, field=None, field_cell: float = 0.0, step: int = 8,
+                    border: int = 16) -> tuple[float, float]:
+    """(global, local): mean squared distance (frame px^2) over a grid of
+    reference positions p (every ``step`` px, ``border`` px in from the edges)
+    between where frame ``i`` is truly showing p (:func:`true_frame_positions`)
+    and where the merge reads it: ``tinv`` p for the global model alone, and
+    ``tinv`` (p + D(p)) with the local displacement ``field`` (its
+    ``field_cell``; :mod:`superres_gpu.local`), the same as the first without one."""
+    from .backends.numpy_backend import field_at
+
+    Ti = np.asarray(tinv, np.float64).reshape(3, 3)
+    h, w = burst.frames[0].shape[:2]
+    gy, gx = np.mgrid[border : h - border : step, border : w - border : step].astype(np.float64)
+
+    def proj(px, py):
+        wq = Ti[2, 0] * px + Ti[2, 1] * py + Ti[2, 2]
+        return (Ti[0, 0] * px + Ti[0, 1] * py + Ti[0, 2]) / wq, (Ti[1, 0] * px + Ti[1, 1] * py + Ti[1, 2]) / wq
+
+    ut, vt = true_frame_positions(burst, i, gx, gy)
+    ug, vg = proj(gx, gy)
+    e_global = float(np.mean((ug - ut) ** 2 + (vg - vt) ** 2))
+    if field is None:
+        return e_global, e_global
+    dx, dy = field_at(field, 1.0 / field_cell, gx, gy)
+    ul, vl = proj(gx + dx, gy + dy)
+    return e_global, float(np.mean((ul - ut) ** 2 + (vl - vt) ** 2))

@@ -16,7 +16,7 @@ from superres_gpu.errors import ConfigError
 from superres_gpu.local import STATS, LocalConfig, LocalRefiner, frame_report, hat_matrix
 from superres_gpu.metrics import psnr
 from superres_gpu.reference import Reference
-from superres_gpu.synth import CameraSpec, MotionSpec, make_burst, recipe_burst, true_frame_positions
+from superres_gpu.synth import CameraSpec, MotionSpec, dense_map_error, make_burst, recipe_burst
 from tolerances import TOL
 
 B = get_backend("numpy")
@@ -43,25 +43,12 @@ def _measure(burst, option="on", frames=None, **cfg):
     """Per frame: (global map error, map error with the field, the frame's figures)."""
     ref = Reference(B, burst.frames[0], AlignConfig(model="similarity"))
     lr = LocalRefiner(B, ref, option, LocalConfig(**cfg))
-    h, w = burst.frames[0].shape[:2]
-    gy, gx = np.mgrid[16 : h - 16 : 8, 16 : w - 16 : 8].astype(np.float64)
     out = []
     for i in frames or range(1, len(burst.frames)):
         lv = frame_levels(B, ref, burst.frames[i])
         st = align(B, ref, lv)
         res = lr.refine(lv, st)
-        Ti = st[S.S_TINV].reshape(3, 3)
-
-        def proj(px, py):
-            wq = Ti[2, 0] * px + Ti[2, 1] * py + Ti[2, 2]
-            return (Ti[0, 0] * px + Ti[0, 1] * py + Ti[0, 2]) / wq, (Ti[1, 0] * px + Ti[1, 1] * py + Ti[1, 2]) / wq
-
-        ut, vt = true_frame_positions(burst, i, gx, gy)
-        ug, vg = proj(gx, gy)
-        dx, dy = field_at(res.field, 1.0 / res.cell, gx, gy)
-        ul, vl = proj(gx + dx, gy + dy)
-        out.append((np.mean((ug - ut) ** 2 + (vg - vt) ** 2), np.mean((ul - ut) ** 2 + (vl - vt) ** 2),
-                    frame_report(res.stats)))
+        out.append(dense_map_error(burst, i, st[S.S_TINV], res.field, res.cell) + (frame_report(res.stats),))
     return lr, out
 
 
