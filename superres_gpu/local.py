@@ -56,16 +56,23 @@ predicted median node uncertainty is within ``target_sd``.
 ``--local auto`` applies the field to a frame only when it is significant:
 the accepted vectors' mean (|D| / sd)^2 over both components above
 ``auto_chi2`` (about 1 for pure noise) and the field's RMS above
-``auto_px``; when none of the burst's first ``probe_frames`` frames is,
-the rest are not refined at all (a static burst pays for three frames).
+``auto_px``.  The burst's first ``probe_frames`` frames are probed first on
+the coarser pyramid level ``probe_level`` (a quarter of the pixels: about a
+fifth of the time), significant there above ``probe_chi2`` (that level's
+uncertainties read about 2x low on static bursts, so its threshold is
+higher); the first frame that is significant there, and every frame after
+it, is refined on ``level`` as above; when none is, the probed frames keep
+the global model and the rest are not refined at all (a static burst pays
+for three coarse fits).
 ``on`` applies it whenever enough nodes are accepted (``min_accept``).
 Everything stays on the backend's device; each frame's figures
-(:data:`STATS`) are read back after the burst (and, under ``auto``, once
-after the first frames).
+(:data:`STATS`) are read back after the burst, and under ``auto`` each
+probed frame's decision (one value) as it is made.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -76,7 +83,9 @@ from .errors import ConfigError
 from .interp import gaussian_taps
 
 TENT_VARIANCE = 4.0 / 9.0  # sum(phi^2) / sum(phi) of a 2-D bilinear hat: the LS variance factor
-STATS = ("applied", "accepted", "nodes", "rms_px", "max_px", "residual_before", "residual_after", "chi2")
+STATS = ("applied", "accepted", "nodes", "rms_px", "max_px", "residual_before", "residual_after", "chi2", "level")
+_APPLIED = STATS.index("applied")
+_PROBE = "probe"  # the option of auto's coarse probe (internal)
 
 
 @dataclass
@@ -102,6 +111,8 @@ class LocalConfig:
     pc_peak: float = 0.2  # ... a tile's correlation peak must reach this to start from its shift ...
     pc_min_px: float = 1.5  # ... and the shift be at least this large (level px); Gauss-Newton starts smaller ones at 0
     probe_frames: int = 3  # --local auto: with none of the first frames significant, the rest are not refined
+    probe_level: int = 1  # --local auto: the first frames are probed on this pyramid level ...
+    probe_chi2: float = 8.0  # ... and significant there above this (static bursts: 0.9 to 3.9; wobble: 24 and up)
     blur: float = 0.0  # Gaussian sigma (level px) on the residual and the reference, beyond level 0's prefilter
 
     def validate(self) -> None:
@@ -168,7 +179,7 @@ class LocalRefiner:
     def __post_init__(self):
         B, ref, cfg = self.B, self.ref, self.config
         cfg.validate()
-        if self.option not in ("auto", "on"):
+        if self.option not in ("auto", "on", _PROBE):
             raise ConfigError(f"local refinement option {self.option!r} is not auto or on")
         xp = B.xp
         self.level = min(cfg.level, ref.levels - 1)
@@ -207,8 +218,14 @@ class LocalRefiner:
 
             self.tile_x = B.asarray(starts(self.gw, w))
             self.tile_y = B.asarray(starts(self.gh, h))
-        self.probed = []  # auto: the first frames' figures, until the burst-level decision
+        self.probed = 0  # auto: frames probed so far
+        self.probing = self.option == "auto"  # auto: until a probed frame is significant, or probe_frames are not
         self.stopped = False  # auto: no local motion in the first frames, the rest are not refined
+        self.probe = None  # auto: the coarse refiner the first frames are probed with (None: this level's own)
+        if self.probing:
+            level = min(cfg.probe_level, ref.levels - 1)
+            if level != self.level:
+                self.probe = LocalRefiner(B, ref, _PROBE, dataclasses.replace(cfg, level=level, cells=(self.cell,)))
 
     def _blur(self, img):
         return img if self.taps is None else self.B.sepfilter(img, self.taps)
@@ -230,7 +247,7 @@ class LocalRefiner:
     def report(self) -> dict:
         """The report's burst-level figures of the refinement."""
         return {"active": True, "stopped_after": self.config.probe_frames if self.stopped else None,
-                "level": self.level, "node_spacing_px": self.cell, "tile_px": 2 * self.cell,
+                "level": self.level, "probe_level": None if self.probe is None else self.probe.level, "node_spacing_px": self.cell, "tile_px": 2 * self.cell,
                 "nodes": [self.gw, self.gh], "predicted_sd_px": round(self.predicted_sd, 5),
                 "noise": round(self.noise, 6)}
 
@@ -270,17 +287,20 @@ class LocalRefiner:
         """The field of one aligned frame (:class:`~superres_gpu.align.FrameLevels`
         ``levels``, state vector ``state``), already zero where it is not applied;
         None once ``auto`` found no local motion in the burst's first
-        ``probe_frames`` frames (read back once, after them)."""
+        ``probe_frames`` frames.  Under ``auto`` a probed frame that is not
+        significant gets the probe's figures and no field (None)."""
         if self.stopped:
             return None
-        res = self._refine(levels, state)
-        if self.option == "auto" and self.probed is not None:
-            self.probed.append(res.stats)
-            if len(self.probed) >= self.config.probe_frames:
-                applied = self.B.asnumpy(self.B.xp.stack(self.probed))[:, STATS.index("applied")]
-                self.stopped = not applied.any()
-                self.probed = None
-        return res
+        if not self.probing:
+            return self._refine(levels, state)
+        probe = self if self.probe is None else self.probe
+        res = probe._refine(levels, state)
+        self.probed += 1
+        if float(self.B.asnumpy(res.stats[_APPLIED])) > 0.0:  # local motion: refine this frame and the rest
+            self.probing = False
+            return res if self.probe is None else self._refine(levels, state)
+        self.stopped = self.probed >= self.config.probe_frames
+        return LocalResult(None, res.stats, self.cell)
 
     def _refine(self, levels, state) -> LocalResult:
         B, cfg = self.B, self.config
@@ -344,14 +364,15 @@ class LocalRefiner:
         if self.option == "on":
             use = enough
         else:
-            use = enough & (chi2 > cfg.auto_chi2) & (rms > cfg.auto_px)
+            limit = cfg.probe_chi2 if self.option == _PROBE else cfg.auto_chi2
+            use = enough & (chi2 > limit) & (rms > cfg.auto_px)
         field_ = field_ * use.astype(f32)
         total_n = xp.maximum(n.sum(), f32(1.0))
         stats = xp.stack([use.astype(xp.float64), count, xp.asarray(float(nodes)), rms.astype(xp.float64),
                           xp.sqrt(mag2.max()).astype(xp.float64),
                           xp.sqrt(before.sum() / total_n).astype(xp.float64),
                           xp.sqrt(after.sum() / xp.maximum(n_after.sum(), f32(1.0))).astype(xp.float64),
-                          chi2.astype(xp.float64)])
+                          chi2.astype(xp.float64), xp.asarray(float(self.level))])
         return LocalResult(xp.ascontiguousarray(field_.astype(f32)), stats, self.cell)
 
     def _regularise(self, D, accepted, sd):
@@ -398,4 +419,5 @@ def frame_report(stats) -> dict:
         "residual_before": round(v["residual_before"], 6),
         "residual_after": round(v["residual_after"], 6),
         "significance": round(v["chi2"], 3),
+        "level": int(v["level"]),
     }
