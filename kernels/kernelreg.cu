@@ -17,7 +17,8 @@
 //   weights const float*  (wh, ww) robust merge weights on the reference's pyramid level L,
 //                         read when has_weights != 0 (bilinear, as resample.cu)
 //   winv    double        1 / 2^L
-//   K       int           taps per axis: floor(u) + 1 - K .. floor(u) + K (numpy_backend.kernel_taps)
+//   n       int           window taps per axis (numpy_backend.kernel_window): with s = 0.5 for odd n and 0
+//                         for even n, samples floor(u + s) + kx for kx in [-((n - 1) / 2), n / 2]
 //   c2      float         -1 / (2 sigma^2): the isotropic kernel's exponent per output px^2
 //   shape   const float*  (3, sh, sw) the anisotropic kernel: exponent coefficients (qa, qb, qc) per
 //                         reference pixel (level 0; kernelmerge.kernel_shape), read when has_shape != 0,
@@ -32,12 +33,14 @@
 // sr_project) and the inverse Jacobian of M in double; with a local field the output
 // position first moves by it (sr_field_output: the frame is read at Tinv (p + D(p))), the
 // Jacobian is M's there (the field's own gradient is neglected).  A sample's offset on the
-// output grid, d = J^-1 (du, dv) with (du, dv) = (kx - fu, ky - fv), enters the
-// exponent e = qa dX^2 + qb dX dY + qc dY^2 = pa du^2 + pb du dv + pc dv^2, the
+// output grid, d = J^-1 (du, dv) with (du, dv) = (kx + s - fu, ky + s - fv), fu = u + s - floor(u + s),
+// enters the exponent e = qa dX^2 + qb dX dY + qc dY^2 = pa du^2 + pb du dv + pc dv^2, the
 // coefficients (pa, pb, pc) = J^-T Q J^-1 formed once per pixel in double
 // (sr_kernel_form); per sample in float32, in the twin's order,
-// e = (pa du + pb dv) du + (pc dv) dv, and a sample inside the frame with
-// e > SR_KERNEL_EMIN (three standard deviations out) weighs k = expf(e);
+// e = ((pa du) du + (pc dv) dv) + (pb du) dv, and a sample inside the frame weighs
+// k = max(min(g, R (g - SR_KERNEL_KMIN)), 0), g = expf(e), R = SR_KERNEL_RAMP: the Gaussian to three
+// standard deviations out, ramped steeply to 0 just inside, continuous there (no rounding moves a
+// sample in or out);
 // num += w (gain sum k value + offset sum k), den += w sum k.
 // With channel maps each channel c is gathered on its own: its position Mc (X, Y), Mc = Cc M
 // (sr_compose_map; after the field's move), its own Jacobian of Mc and so its own offsets
@@ -47,7 +50,8 @@
 // own kernel-regression value A_c / Ks_c; identity maps give exactly the sums without maps.
 #include "common.cuh"
 
-#define SR_KERNEL_EMIN (-4.5f)  // the exponent three standard deviations out: -3^2 / 2
+#define SR_KERNEL_KMIN 0.011108996538242306f  // expf(-4.5f): the Gaussian three standard deviations out
+#define SR_KERNEL_RAMP 16.0f  // the weight's slope to 0 at the cut-off, in units of the Gaussian's
 
 // (pa, pb, pc): the exponent's coefficients in frame offsets (du, dv) for those
 // (qa, qb, qc) in output offsets d = Jinv (du, dv), Jinv = [[i00, i01], [i10, i11]].
@@ -63,7 +67,7 @@ SR_HD void sr_kernel_form(float qa, float qb, float qc, double i00, double i01, 
 // acc[ch] = sum k value for channels c0 .. c1 - 1, returns Ks = sum k.
 template <typename T, int C>
 SR_HD float sr_kernel_sums(const T* frame, int fw, int fh, const double* M, double Xd, double Yd, float qa, float qb,
-                           float qc, int K, int c0, int c1, float* acc) {
+                           float qc, int n, int c0, int c1, float* acc) {
     double wq = sr_add(sr_mul(M[6], Xd), sr_add(sr_mul(M[7], Yd), M[8]));
     double u = sr_div(sr_add(sr_mul(M[0], Xd), sr_add(sr_mul(M[1], Yd), M[2])), wq);
     double v = sr_div(sr_add(sr_mul(M[3], Xd), sr_add(sr_mul(M[4], Yd), M[5])), wq);
@@ -73,26 +77,32 @@ SR_HD float sr_kernel_sums(const T* frame, int fw, int fh, const double* M, doub
     float pa, pb, pc;
     sr_kernel_form(qa, qb, qc, sr_div(j11, det), sr_div(-j01, det), sr_div(-j10, det), sr_div(j00, det), &pa, &pb,
                    &pc);
-    double fl_u = floor(u), fl_v = floor(v);
-    float fu = (float)(u - fl_u), fv = (float)(v - fl_v);
+    float s = (n & 1) ? 0.5f : 0.0f;  // odd windows centre on the nearest sample
+    double tu = u + (double)s, tv = v + (double)s;
+    double fl_u = floor(tu), fl_v = floor(tv);
+    float fu = (float)(tu - fl_u), fv = (float)(tv - fl_v);
     long long iu = (long long)fl_u, iv = (long long)fl_v;
+    int lo = -((n - 1) / 2);
     for (int ch = c0; ch < c1; ++ch) acc[ch] = 0.0f;
     float ksum = 0.0f;
-    for (int ky = 1 - K; ky <= K; ++ky) {
+    for (int ky = lo; ky < lo + n; ++ky) {
         long long jj = iv + ky;
-        float dv = (float)ky - fv;
-        float hb = pb * dv;
+        float dv = ((float)ky + s) - fv;
         float hc = pc * dv;
         hc = hc * dv;
-        for (int kx = 1 - K; kx <= K; ++kx) {
+        for (int kx = lo; kx < lo + n; ++kx) {
             long long ii = iu + kx;
-            float du = (float)kx - fu;
-            float e = pa * du;
-            e = e + hb;
-            e = e * du;
-            e = e + hc;
-            if (!(e > SR_KERNEL_EMIN) || ii < 0 || ii >= fw || jj < 0 || jj >= fh) continue;
-            float k = expf(e);
+            if (ii < 0 || ii >= fw || jj < 0 || jj >= fh) continue;
+            float du = ((float)kx + s) - fu;
+            float ha = pa * du;
+            ha = ha * du;
+            float hb = pb * du;
+            float e = ha + hc;
+            e = e + hb * dv;
+            float g = expf(e);
+            float ramp = SR_KERNEL_RAMP * g - SR_KERNEL_RAMP * SR_KERNEL_KMIN;
+            float k = ramp < g ? ramp : g;
+            if (!(k > 0.0f)) continue;
             const T* px = frame + (jj * fw + ii) * C;
             for (int ch = c0; ch < c1; ++ch) {
                 float p = (float)px[ch] * k;
@@ -107,7 +117,7 @@ SR_HD float sr_kernel_sums(const T* frame, int fw, int fh, const double* M, doub
 template <typename T, int C>
 SR_HD void sr_kernel_accumulate_at(const T* frame, int fw, int fh, const double* state, float* num, float* den,
                                    int wo, int X, int Y, double a, double b, float max_value,
-                                   const float* weights, int ww, int wh, int has_weights, double winv, int K,
+                                   const float* weights, int ww, int wh, int has_weights, double winv, int n,
                                    float c2, const float* shape, int sw, int sh, int has_shape,
                                    const float* field, int gw, int gh, double finv, int has_field,
                                    const double* chmaps, int has_chmaps) {
@@ -126,13 +136,13 @@ SR_HD void sr_kernel_accumulate_at(const T* frame, int fw, int fh, const double*
     float acc[C];
     float ksum;
     if (!has_chmaps) {
-        ksum = sr_kernel_sums<T, C>(frame, fw, fh, M, Xd, Yd, qa, qb, qc, K, 0, C, acc);
+        ksum = sr_kernel_sums<T, C>(frame, fw, fh, M, Xd, Yd, qa, qb, qc, n, 0, C, acc);
     } else {
         float ks[C];
         for (int ch = 0; ch < C; ++ch) {
             double Mc[9];
             sr_compose_map(chmaps + ch * 9, M, Mc);
-            ks[ch] = sr_kernel_sums<T, C>(frame, fw, fh, Mc, Xd, Yd, qa, qb, qc, K, ch, ch + 1, acc);
+            ks[ch] = sr_kernel_sums<T, C>(frame, fw, fh, Mc, Xd, Yd, qa, qb, qc, n, ch, ch + 1, acc);
         }
         ksum = ks[0];
         for (int ch = 1; ch < C; ++ch) ksum = ks[ch] < ksum ? ks[ch] : ksum;
@@ -163,14 +173,14 @@ template <typename T, int C>
 __global__ void kernel_accumulate(const T* __restrict__ frame, int fw, int fh, const double* __restrict__ state,
                                   float* __restrict__ num, float* __restrict__ den, int wo, int ho, double a, double b,
                                   float max_value, const float* __restrict__ weights, int ww, int wh, int has_weights,
-                                  double winv, int K, float c2, const float* __restrict__ shape, int sw, int sh,
+                                  double winv, int n, float c2, const float* __restrict__ shape, int sw, int sh,
                                   int has_shape, const float* __restrict__ field, int gw, int gh, double finv,
                                   int has_field, const double* __restrict__ chmaps, int has_chmaps) {
     int X = blockIdx.x * blockDim.x + threadIdx.x;
     int Y = blockIdx.y * blockDim.y + threadIdx.y;
     if (X >= wo || Y >= ho) return;
     sr_kernel_accumulate_at<T, C>(frame, fw, fh, state, num, den, wo, X, Y, a, b, max_value, weights, ww, wh,
-                                  has_weights, winv, K, c2, shape, sw, sh, has_shape, field, gw, gh, finv,
+                                  has_weights, winv, n, c2, shape, sw, sh, has_shape, field, gw, gh, finv,
                                   has_field, chmaps, has_chmaps);
 }
 #endif

@@ -34,10 +34,10 @@ void h_resample(const void* frame, int is16, int C, int fw, int fh, const double
 
 void h_kernel_accumulate(const void* frame, int is16, int C, int fw, int fh, const double* state, float* num,
                          float* den, int wo, int ho, double a, double b, float maxv, const float* wts, int ww, int wh,
-                         int has_w, double winv, int K, float c2, const float* shape, int sw, int sh,
+                         int has_w, double winv, int n, float c2, const float* shape, int sw, int sh,
                          int has_shape, const float* field, int gw, int gh, double finv, int has_f,
                          const double* chmaps, int has_c) {
-#define SR_ARGS fw, fh, state, num, den, wo, X, Y, a, b, maxv, wts, ww, wh, has_w, winv, K, c2, shape, sw, sh, has_shape, \
+#define SR_ARGS fw, fh, state, num, den, wo, X, Y, a, b, maxv, wts, ww, wh, has_w, winv, n, c2, shape, sw, sh, has_shape, \
                 field, gw, gh, finv, has_f, chmaps, has_c
     for (int Y = 0; Y < ho; ++Y)
         for (int X = 0; X < wo; ++X) {

@@ -19,7 +19,7 @@ import pytest
 
 from superres_gpu.backends import base as S
 from superres_gpu.backends import get_backend
-from superres_gpu.backends.numpy_backend import cross_power, kernel_taps
+from superres_gpu.backends.numpy_backend import cross_power, kernel_window
 from superres_gpu.cuda_modules import kernel_dir
 from superres_gpu.geometry import MODEL_ID, MOTION_MODELS, output_size, output_to_reference
 from superres_gpu.interp import alignment_taps, lanczos4_table
@@ -191,7 +191,7 @@ def test_kernel_accumulate_math(lib, rng, dtype, channels, shape, scale, sigma, 
     sk = smap if anisotropic else np.ones((1, 1, 1), np.float32)
     lib.h_kernel_accumulate(ptr(frame), int(dtype == np.uint16), channels, w, h, ptr(st), ptr(num_k), ptr(den_k),
                             wo, ho, S_[0, 0], S_[0, 2], maxv, ptr(wk), wk.shape[1], wk.shape[0], int(weighted), 0.5,
-                            kernel_taps(scale, sigma), np.float32(-1.0 / (2.0 * sigma * sigma)), ptr(sk),
+                            kernel_window(scale, sigma), np.float32(-1.0 / (2.0 * sigma * sigma)), ptr(sk),
                             sk.shape[2], sk.shape[1], int(anisotropic), ptr(fk), fk.shape[1], fk.shape[0], 1.0 / 6.0,
                             int(local), ptr(ck), int(chromatic))
     assert np.any(den_k != den0)

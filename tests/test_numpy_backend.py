@@ -124,6 +124,45 @@ def test_resample_accumulate_on_threads_equals_one_thread(monkeypatch, rng, chan
     np.testing.assert_array_equal(out[0][1], out[1][1])
 
 
+@pytest.mark.parametrize("channels,homography,channel_maps", [(3, False, False), (3, True, False), (1, False, False),
+                                                             (3, False, True)])
+def test_kernel_accumulate_on_threads_equals_one_thread(monkeypatch, rng, channels, homography, channel_maps):
+    """The kernel merge's strips run on the thread pool too: with many small
+    strips (some wholly or partly outside the frame, some far outside, where
+    the window's corner is clamped), an anisotropic kernel, weights, gain and
+    offset, every bit of num and den is that of one strip on one thread."""
+    import cv2
+
+    from superres_gpu.backends import numpy_backend
+    from superres_gpu.kernelmerge import kernel_reach
+
+    shape = (70, 50, 3) if channels == 3 else (70, 50)
+    frame = (rng.random(shape) * 255).astype(np.uint8)
+    T = np.array([[1.01, 0.02, 4.3], [-0.015, 0.99, 29.7], [2e-4 if homography else 0.0, -1e-4 if homography else 0.0,
+                                                            1.0]])
+    st = transform_state(T)
+    st[S.S_GAIN], st[S.S_OFFSET] = 1.02, 0.01
+    wmap = rng.random((35, 25)).astype(np.float32)
+    smap = np.stack([-rng.uniform(0.8, 3, (70, 50)), rng.uniform(-0.5, 0.5, (70, 50)),
+                     -rng.uniform(0.8, 3, (70, 50))]).astype(np.float32)
+    cmaps = np.array([[1.004, 0, -0.1, 0, 1.004, -0.1, 0, 0, 1], np.eye(3).ravel(),
+                      [0.996, 0, 0.1, 0, 0.996, 0.1, 0, 0, 1]]) if channel_maps else None
+    out = []
+    before = cv2.getNumThreads()
+    try:
+        for threads, strip in ((1, 1 << 20), (3, 700)):  # one strip; 20 strips of 7 rows
+            cv2.setNumThreads(threads)
+            monkeypatch.setattr(numpy_backend, "_KERNEL_STRIP_PIXELS", strip)
+            num, den = np.full((140, 100, channels), 0.5, np.float32), np.full((140, 100), 0.25, np.float32)
+            B.kernel_accumulate(frame, st, num, den, 2.0, 255.0, kernel_reach(2.0), wmap, 1, smap, None, 0.0, cmaps)
+            out.append((num, den))
+    finally:
+        cv2.setNumThreads(before)
+    assert 0.2 < (out[0][1] == 0.25).mean() < 0.9  # rows and strips outside the frame too
+    np.testing.assert_array_equal(out[0][0], out[1][0])
+    np.testing.assert_array_equal(out[0][1], out[1][1])
+
+
 def test_bspline_sampling_and_robust_residual_on_threads_equal_one_thread(monkeypatch, rng):
     """Chunks of B-spline samples (some with taps outside the image, some not)
     and strips of the robust residual run on the thread pool: each value is
@@ -420,7 +459,7 @@ def test_robust_noise_level_is_the_median_of_explained_residuals():
 def direct_kernel_regression(frame, T, scale, sigma, wo, ho):
     """Every sample of the frame mapped exactly (frame -> reference by T, then
     onto the output grid), weighed by the Gaussian of its distance to each output
-    pixel within 3 sigma: (num, den) by brute force in float64."""
+    pixel, ramped to 0 at 3 sigma (min(g, 16 (g - g(3 sigma)))): (num, den) by brute force in float64."""
     fh, fw = frame.shape[:2]
     jj, ii = np.mgrid[0:fh, 0:fw].astype(np.float64)
     w = T[2, 0] * ii + T[2, 1] * jj + T[2, 2]
@@ -433,7 +472,8 @@ def direct_kernel_regression(frame, T, scale, sigma, wo, ho):
     for Y in range(ho):
         for X in range(wo):
             d2 = (Xs - X) ** 2 + (Ys - Y) ** 2
-            k = np.where(d2 < (3 * sigma) ** 2, np.exp(-d2 / (2 * sigma * sigma)), 0.0)
+            g = np.exp(-d2 / (2 * sigma * sigma))
+            k = np.maximum(np.minimum(g, 16.0 * (g - math.exp(-4.5))), 0.0)
             num[Y, X] = k @ vals
             den[Y, X] = k.sum()
     return num, den

@@ -350,7 +350,7 @@ class CupyBackend:
     def kernel_accumulate(self, frame, state, num, den, scale: float, max_value: float, sigma: float,
                           weights=None, weight_level: int = 1, shape=None, field=None,
                           field_cell: float = 0.0, channel_maps=None) -> None:
-        from .numpy_backend import kernel_taps
+        from .numpy_backend import kernel_window
 
         frame, fw, fh, c, wo, ho, wmap, ww, wh, has = self._accumulate_args(frame, num, den, weights)
         if shape is None:
@@ -368,7 +368,7 @@ class CupyBackend:
             BLOCK_2D,
             (frame, np.int32(fw), np.int32(fh), state, num, den, np.int32(wo), np.int32(ho),
              np.float64(1.0 / scale), np.float64(0.5 / scale - 0.5), np.float32(max_value), wmap, np.int32(ww),
-             np.int32(wh), np.int32(has), np.float64(1.0 / 2**weight_level), np.int32(kernel_taps(scale, sigma)),
+             np.int32(wh), np.int32(has), np.float64(1.0 / 2**weight_level), np.int32(kernel_window(scale, sigma)),
              np.float32(-1.0 / (2.0 * sigma * sigma)), smap, np.int32(sw), np.int32(sh), np.int32(has_s), fmap, gw, gh,
              finv, has_f, cmaps, has_c),
         )

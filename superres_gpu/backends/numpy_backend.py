@@ -24,7 +24,7 @@ from . import base as S
 
 _STRIP_PIXELS = 1 << 20  # output pixels per strip (bounded temporaries on large frames)
 _RESAMPLE_STRIP_PIXELS = 1 << 16  # resample_accumulate: temporaries stay in cache, one thread per strip
-_KERNEL_STRIP_PIXELS = 1 << 14  # ... in kernel_accumulate: a dozen arrays, 16 passes each, stay in cache
+_KERNEL_STRIP_PIXELS = 1 << 16  # ... in kernel_accumulate: a dozen arrays, 16 passes each, stay in cache
 _SAMPLE_CHUNK = 1 << 13  # B-spline samples per chunk on the worker threads
 NOISE_SAMPLES = 1 << 16  # pixels the robust noise level's median is taken over (at most about)
 
@@ -522,30 +522,39 @@ class NumpyBackend:
         For output pixel (X, Y): its frame position (u, v) = M (X, Y) (M = Tinv S,
         as in :meth:`resample_accumulate`, float64) and J, the Jacobian of M
         there, J = [[M00 - u M20, M01 - u M21], [M10 - v M20, M11 - v M21]] / w,
-        inverted in float64.  A sample's offset on the output grid is
-        d = J^-1 (du, dv), (du, dv) = (kx - fu, ky - fv) (exact for affine
-        motion, first order for a homography), fu = u - floor(u), fv = v - floor(v)
-        in float32; its weight is k = exp(e) with the Gaussian's exponent
-        e = qa dX^2 + qb dX dY + qc dY^2.  The kernel's (qa, qb, qc) are
-        (c2, 0, c2), c2 = -1 / (2 ``sigma``^2) (isotropic, ``sigma`` in output
-        px), or, with ``shape`` ((3, H, W) float32 on the reference frame's grid,
-        level 0; :func:`superres_gpu.kernelmerge.kernel_shape`), its three planes
-        each sampled bilinearly at the output pixel like ``weights`` (an
-        anisotropic kernel; ``sigma`` is then the largest standard deviation of
-        any pixel's kernel and only sets the reach).  Per pixel, in float64,
-        (pa, pb, pc) = :func:`kernel_form` (q, J^-1), cast to float32, so that
-        e = (pa du + pb dv) du + (pc dv) dv per sample in float32.
+        inverted in float64 (for affine M, constant).  A sample's offset on the
+        output grid is d = J^-1 (du, dv) for its frame offset (du, dv) (below;
+        exact for affine motion, first order for a homography); the Gaussian's
+        exponent is e = qa dX^2 + qb dX dY + qc dY^2.  The kernel's
+        (qa, qb, qc) are (c2, 0, c2), c2 = -1 / (2 ``sigma``^2) (isotropic,
+        ``sigma`` in output px), or, with ``shape`` ((3, H, W) float32 on the
+        reference frame's grid, level 0; :func:`superres_gpu.kernelmerge.kernel_shape`),
+        its three planes sampled bilinearly at the output pixel like
+        ``weights`` (an anisotropic kernel; ``sigma`` is then the largest
+        standard deviation of any pixel's kernel and only sets the reach).
+        Per pixel, (pa, pb, pc) = :func:`kernel_form` (q, J^-1) (float32), so
+        that e = ((pa du) du + (pc dv) dv) + (pb du) dv per sample in float32
+        (the last product and sum may be fused).
 
-        The samples visited are (i, j) = (floor(u) + kx, floor(v) + ky) for
-        kx, ky in [1 - K, K], K = :func:`kernel_taps` (``scale``, ``sigma``),
-        rows outer; those inside the frame with e > :data:`KERNEL_EMIN` (three
-        standard deviations out) count.  All float32: A = sum k value,
+        The samples visited are a window of n x n, n = :func:`kernel_window`
+        (``scale``, ``sigma``), rows outer: with s = 0.5 for odd n (the window
+        centred on the nearest sample) and 0 for even n (on the four around
+        the position), (i, j) = (floor(u + s) + kx, floor(v + s) + ky) for
+        kx, ky in [-((n - 1) // 2), n // 2], and (du, dv) = (kx + s - fu,
+        ky + s - fv) with fu = u + s - floor(u + s) (float32; likewise fv); the
+        window holds every sample nearer than n / 2 frame px on each axis.
+        A sample inside the frame weighs k = max(min(g, R (g - :data:`KERNEL_KMIN`)), 0),
+        g = exp(e), R = :data:`KERNEL_RAMP`: the Gaussian to three standard
+        deviations out (g = KMIN), ramped steeply down to 0 just inside that
+        (from g = KMIN R / (R - 1)), so that the weight is continuous at the
+        cut-off and no rounding difference moves a sample in or out.  All float32: A = sum k value,
         Ks = sum k in the visiting order; with the robust weight w (1, or
         ``weights`` sampled bilinearly at the output pixel, as in
         :meth:`resample_accumulate`): num += w (gain A + offset * ``max_value``
-        Ks) and den += w Ks.  Nothing is added when ``state[S_ACCEPT]`` is 0.  A local displacement ``field`` moves
-        (X, Y) first, as in :meth:`resample_accumulate` (:func:`field_output`);
-        J is then M's at the moved position (the field's gradient neglected).
+        Ks) and den += w Ks.  Nothing is added when ``state[S_ACCEPT]`` is 0.
+        A local displacement ``field`` moves (X, Y) first, as in
+        :meth:`resample_accumulate` (:func:`field_output`); J is then M's at the
+        moved position (the field's gradient neglected).
 
         ``channel_maps`` (float64 (C, 9), row-major 3x3 per channel, as in
         :meth:`resample_accumulate`) gathers each channel c on its own: at
@@ -556,46 +565,51 @@ class NumpyBackend:
         normalised by its own: A_c <- A_c (Ks / Ks_c) in float32 (0 where Ks is
         0), i.e. channel c adds Ks times its own kernel-regression value
         A_c / Ks_c.  Identity maps give exactly the sums without maps.
+
+        The sums are computed in strips of output rows on the worker threads
+        (:func:`_run_strips`); each window tap is one nearest-sample
+        ``cv2.remap`` of the padded frame (:class:`_KernelSource`).
         """
+
+        import cv2
+
         if state[S.S_ACCEPT] == 0.0:
             return
-        fh, fw = frame.shape[:2]
         ho, wo = den.shape
         C = num.shape[2]
         M = output_map(state[S.S_TINV].reshape(3, 3), scale)
         gain = np.float32(state[S.S_GAIN])
         offset = np.float32(state[S.S_OFFSET] * max_value)
-        src = frame.reshape(fh * fw, C)
-        K = kernel_taps(scale, sigma)
+        n = kernel_window(scale, sigma)
         c2 = np.float32(-1.0 / (2.0 * sigma * sigma))
         X = np.arange(wo, dtype=np.float64)
         S_ = output_to_reference(scale)
         a, b = S_[0, 0], S_[0, 2]
-        if weights is not None:
-            wx0, wx1, fx = _bilinear_axis(X, a, b, weight_level, weights.shape[1])
-        if shape is not None:
-            sx0, sx1, sfx = _bilinear_axis(X, a, b, 0, shape.shape[2])
-        if channel_maps is not None:
+        if channel_maps is None:
+            gathers = [(M, _KernelSource(frame, n))]
+        else:
             maps = np.asarray(channel_maps, np.float64)
             if maps.shape != (C, 9):
                 raise ValueError(f"channel_maps must be ({C}, 9) float64, one row-major 3x3 per channel")
-            planes = [np.ascontiguousarray(src[:, c : c + 1]) for c in range(C)]
-            chan_M = [compose_map(maps[c].reshape(3, 3), M) for c in range(C)]
-        rows_per = max(1, _KERNEL_STRIP_PIXELS // max(wo, 1))
+            gathers = [(compose_map(maps[c].reshape(3, 3), M), _KernelSource(frame, n, c)) for c in range(C)]
+        if weights is not None:
+            wx = _bilinear_axis(X, a, b, weight_level, weights.shape[1])
+            wplanes = weights[None]
+        if shape is not None:
+            sx = _bilinear_axis(X, a, b, 0, shape.shape[2])
         f32 = np.float32
-        for y_start in range(0, ho, rows_per):
-            y_end = min(ho, y_start + rows_per)
+
+        def strip(y_start, y_end):
             Y = np.arange(y_start, y_end, dtype=np.float64)[:, None]
             Xd, Yd = (X, Y) if field is None else field_output(field, 1.0 / field_cell, a, b, X, Y)
             if shape is None:
                 q = (c2, f32(0.0), c2)
             else:
-                sy0, sy1, sfy = _bilinear_axis(Y[:, 0], a, b, 0, shape.shape[1])
-                q = tuple(_bilinear_rows(shape[p], sy0, sy1, sfy, sx0, sx1, sfx) for p in range(3))
-            if channel_maps is None:
-                acc, ksum = _kernel_sums(src, fw, fh, M, Xd, Yd, q, K)
+                q = tuple(_bilinear_planes(shape, _bilinear_axis(Y[:, 0], a, b, 0, shape.shape[1]), sx))
+            sums = [_kernel_sums(src, Mg, Xd, Yd, q, (y_end - y_start, wo)) for Mg, src in gathers]
+            if len(sums) == 1:
+                acc, ksum = sums[0]
             else:
-                sums = [_kernel_sums(planes[c], fw, fh, chan_M[c], Xd, Yd, q, K) for c in range(C)]
                 ksum = sums[0][1].copy()
                 for _, ks in sums[1:]:
                     np.minimum(ksum, ks, out=ksum)
@@ -605,15 +619,18 @@ class NumpyBackend:
                         r = np.where(ksum > 0, ksum / ks, f32(0.0))
                         acc[..., c] = a_c[..., 0] * r
                 del sums
-            acc *= gain
-            acc += offset * ksum[..., None]
+            d = acc.shape[2]  # C, or 4 for three channels read as four (the fourth 0)
+            acc *= gain  # g + o, then times w, in kernelreg.cu's order
+            if offset != 0.0:
+                acc += _channels(ksum * offset, d)
             if weights is not None:
-                wy0, wy1, fy = _bilinear_axis(Y[:, 0], a, b, weight_level, weights.shape[0])
-                wt = _bilinear_rows(weights, wy0, wy1, fy, wx0, wx1, fx)
-                acc *= wt[..., None]
+                wt = _bilinear_planes(wplanes, _bilinear_axis(Y[:, 0], a, b, weight_level, weights.shape[0]), wx)[0]
+                acc *= _channels(wt, d)
                 ksum *= wt
-            num[y_start:y_end] += acc
+            num[y_start:y_end] += cv2.cvtColor(acc, cv2.COLOR_BGRA2BGR) if d != C else acc
             den[y_start:y_end] += ksum
+
+        _run_strips(strip, ho, max(1, _KERNEL_STRIP_PIXELS // max(wo, 1)))
 
     # --- kernel 5: normalisation ---------------------------------------------------
     def normalize_u16(self, num, den, value_scale: float) -> np.ndarray:
@@ -639,14 +656,24 @@ class NumpyBackend:
         return out[..., 0] if c == 1 else out
 
 
-KERNEL_EMIN = -4.5  # the kernel merge's exponent three standard deviations out (kernelreg.cu's SR_KERNEL_EMIN)
+KERNEL_EMIN = -4.5  # the kernel merge's exponent three standard deviations out
+KERNEL_KMIN = np.float32(0.011108996538242306)  # exp(KERNEL_EMIN): kernelreg.cu's SR_KERNEL_KMIN
+KERNEL_RAMP = 16.0  # the weight's slope to 0 at the cut-off, in units of the Gaussian's (SR_KERNEL_RAMP)
 
 
 def kernel_form(qa, qb, qc, i00, i01, i10, i11):
     """(pa, pb, pc) float32: the Gaussian exponent qa dX^2 + qb dX dY + qc dY^2 in
     output offsets d = J^-1 (du, dv) rewritten in frame offsets,
     pa du^2 + pb du dv + pc dv^2, i.e. J^-T Q J^-1; float64 from float32 q, in
-    the order of kernelreg.cu's ``sr_kernel_form``."""
+    the order of kernelreg.cu's ``sr_kernel_form``.  Where J^-1 is one matrix
+    (scalars: affine motion), its products are formed once and the sums run
+    in float32 (within a few float32 steps of the float64 form)."""
+    if all(np.ndim(t) == 0 for t in (i00, i01, i10, i11)):
+        f32 = np.float32
+        qa, qb, qc = (np.asarray(t, f32) for t in (qa, qb, qc))
+        coef = ((i00 * i00, i00 * i10, i10 * i10), (2.0 * i00 * i01, i00 * i11 + i01 * i10, 2.0 * i10 * i11),
+                (i01 * i01, i01 * i11, i11 * i11))
+        return tuple((qa * f32(ca) + qb * f32(cb)) + qc * f32(cc) for ca, cb, cc in coef)
     a, b, c = (np.asarray(t, np.float32).astype(np.float64) for t in (qa, qb, qc))
     pa = (a * i00 * i00 + b * i00 * i10) + c * i10 * i10
     pb = (2.0 * a * i00 * i01 + b * (i00 * i11 + i01 * i10)) + 2.0 * c * i10 * i11
@@ -654,68 +681,148 @@ def kernel_form(qa, qb, qc, i00, i01, i10, i11):
     return pa.astype(np.float32), pb.astype(np.float32), pc.astype(np.float32)
 
 
-def _kernel_sums(src, fw: int, fh: int, M, Xd, Yd, q, K: int):
+def _channels(plane, C: int):
+    """A (..., C) float32 array holding ``plane`` in every channel (no broadcasting
+    in the arithmetic that follows: a broadcast inner axis of 3 is slow)."""
+    import cv2
+
+    if C == 1:
+        return plane[..., None]
+    if C == 3:
+        return cv2.cvtColor(plane, cv2.COLOR_GRAY2BGR)
+    return cv2.merge([plane] * C)
+
+
+class _KernelSource:
+    """A frame as :func:`_kernel_sums` reads it: float32 (rows, cols, Cs), its
+    channels (or channel ``channel`` alone), padded by 2 n pixels of zeros on
+    every side (n: the window), so that every tap of a window whose corner was
+    clamped (:meth:`corner_map`) lies inside it: each tap is then one
+    nearest-sample ``cv2.remap`` of a shifted view through the same map."""
+
+    def __init__(self, frame, n: int, channel: int | None = None):
+        self.fh, self.fw = frame.shape[:2]
+        self.n = n
+        self.pad = p = 2 * n
+        self.lo = -((n - 1) // 2)  # the window's first tap offset
+        self.shift = 0.5 if n % 2 else 0.0  # s: odd windows centre on the nearest sample
+        pix = frame.reshape(self.fh, self.fw, -1)
+        if channel is not None:
+            pix = pix[..., channel : channel + 1]
+        if max(self.fh, self.fw) + 2 * p >= 32767:
+            raise ValueError("the kernel merge reads frames below 32767 px a side")
+        self.channels = pix.shape[2]
+        # three channels are read as four (the fourth 0): OpenCV's remap moves 16 bytes a pixel faster than 12
+        self.data = np.zeros((self.fh + 2 * p, self.fw + 2 * p, 4 if self.channels == 3 else self.channels),
+                             np.float32)
+        self.data[p : p + self.fh, p : p + self.fw, : self.channels] = pix
+
+    def view(self, ky: int, kx: int):
+        """The padded frame seen from tap (kx, ky) of the window (a view)."""
+        v = self.data[ky - self.lo :, kx - self.lo :]
+        return v[..., 0] if self.channels == 1 else v
+
+    def corner_map(self, iu, iv):
+        """int16 (..., 2) map of the window's first tap, in the padded frame, for
+        window bases (iu, iv), clamped so that all n x n taps lie inside it; a
+        base clamped this far has every tap outside the frame."""
+        n, o = self.n, self.pad + self.lo
+        out = np.empty(iu.shape + (2,), np.int16)
+        for c, (i, size) in enumerate(((iu, self.fw), (iv, self.fh))):
+            if not (i.min() >= -n and i.max() <= size - 1 + n):  # clamping needed (far outside the frame)
+                i = np.minimum(np.maximum(i, -n), size - 1 + n)
+            np.add(i, o, out=out[..., c], casting="unsafe")
+        return out
+
+
+def _kernel_sums(src: _KernelSource, M, Xd, Yd, q, shp):
     """(A, Ks) float32 of :meth:`NumpyBackend.kernel_accumulate` at one set of
-    positions: ``src`` (fh * fw, Cs) read at M (Xd, Yd) with the kernel ``q``
-    = (qa, qb, qc); A (..., Cs) = sum k value, Ks = sum k, in the visiting order."""
+    positions (a strip of ``shp`` output pixels): ``src`` (a
+    :class:`_KernelSource`) read at M (Xd, Yd) with the kernel ``q`` =
+    (qa, qb, qc); A (..., channels of ``src.data``: Cs, or 4 for three, the
+    fourth 0) = sum k value, Ks = sum k, in the visiting order."""
+    import cv2
+
     f32 = np.float32
-    outside = f32(-np.inf)  # a sample outside the frame: exp(-inf) = 0, as the kernel's skip
-    emin = f32(KERNEL_EMIN)
-    Cs = src.shape[1]
-    wq = M[2, 0] * Xd + (M[2, 1] * Yd + M[2, 2])
-    u = (M[0, 0] * Xd + (M[0, 1] * Yd + M[0, 2])) / wq
-    v = (M[1, 0] * Xd + (M[1, 1] * Yd + M[1, 2])) / wq
-    j00 = (M[0, 0] - u * M[2, 0]) / wq
-    j01 = (M[0, 1] - u * M[2, 1]) / wq
-    j10 = (M[1, 0] - v * M[2, 0]) / wq
-    j11 = (M[1, 1] - v * M[2, 1]) / wq
+    fw, fh, n, lo, s = src.fw, src.fh, src.n, src.lo, src.shift
+    Cs = src.channels
+    affine = M[2, 0] == 0.0 and M[2, 1] == 0.0 and M[2, 2] == 1.0
+    if affine:  # w = 1 exactly, J = M's 2x2 block everywhere
+        u = M[0, 0] * Xd + (M[0, 1] * Yd + M[0, 2])
+        v = M[1, 0] * Xd + (M[1, 1] * Yd + M[1, 2])
+        j00, j01, j10, j11 = M[0, 0], M[0, 1], M[1, 0], M[1, 1]
+    else:
+        wq = M[2, 0] * Xd + (M[2, 1] * Yd + M[2, 2])
+        u = (M[0, 0] * Xd + (M[0, 1] * Yd + M[0, 2])) / wq
+        v = (M[1, 0] * Xd + (M[1, 1] * Yd + M[1, 2])) / wq
+        j00 = (M[0, 0] - u * M[2, 0]) / wq
+        j01 = (M[0, 1] - u * M[2, 1]) / wq
+        j10 = (M[1, 0] - v * M[2, 0]) / wq
+        j11 = (M[1, 1] - v * M[2, 1]) / wq
+    u, v = np.broadcast_to(u, shp), np.broadcast_to(v, shp)
     det = j00 * j11 - j01 * j10
-    pa, pb, pc = kernel_form(*q, j11 / det, -j01 / det, -j10 / det, j00 / det)
-    iu = np.floor(u)
-    iv = np.floor(v)
-    fu, fv = (u - iu).astype(f32), (v - iv).astype(f32)
-    iu = iu.astype(np.int64)
-    iv = iv.astype(np.int64)
-    del u, v, wq, j00, j01, j10, j11, det
-    shp = fu.shape
-    acc = np.zeros(shp + (Cs,), f32)
+    pa, pb, pc = (np.broadcast_to(t, shp) for t in kernel_form(*q, j11 / det, -j01 / det, -j10 / det, j00 / det))
+    if s:
+        u = u + s
+        v = v + s
+    iu, iv = np.floor(u), np.floor(v)
+    fu = np.subtract(u, iu, out=np.empty(shp, f32), casting="unsafe")  # (u + s) - floor(u + s), in float64
+    fv = np.subtract(v, iv, out=np.empty(shp, f32), casting="unsafe")
+    del u, v
+    corner = src.corner_map(iu, iv)
     ksum = np.zeros(shp, f32)
     e = np.empty(shp, f32)
-    k = np.empty(shp, f32)
-    tmp = np.empty(shp + (Cs,), f32)
+    cd = src.data.shape[2]
+    acc = np.zeros(shp + (cd,), f32)
+    vals = np.empty(shp + (cd,), f32)
+    kc = np.empty(shp + (cd,), f32) if cd == 4 else None
+    kmin = KERNEL_KMIN
+    ramp = np.empty(shp, f32)
+
+    def outside(i0, size, lo_, n_):  # -inf where base i0 + offset leaves [0, size): exp(-inf) = 0, k = 0
+        if i0.min() + lo_ >= 0 and i0.max() + lo_ + n_ - 1 < size:
+            return lambda arr, off: arr  # the whole strip's window inside the frame (the usual case)
+
+        def mark(arr, off):
+            arr[(i0 < -off) | (i0 >= size - off)] = f32(-np.inf)
+            return arr
+        return mark
+
+    col_out, row_out = outside(iu, fw, lo, n), outside(iv, fh, lo, n)
     cols = []
-    for kx in range(1 - K, K + 1):
-        ii = iu + kx
-        cols.append((np.clip(ii, 0, fw - 1), np.where((ii >= 0) & (ii < fw), f32(0.0), outside), f32(kx) - fu))
-    for ky in range(1 - K, K + 1):
-        jj = iv + ky
-        base = np.clip(jj, 0, fh - 1) * fw
-        dv = f32(ky) - fv
-        hb = pb * dv
-        hc = pc * dv
-        hc *= dv
-        hc[(jj < 0) | (jj >= fh)] = outside
-        for ii, col_out, du in cols:
-            np.multiply(pa, du, out=e)
-            e += hb
-            e *= du
-            e += hc
-            e += col_out
-            np.exp(e, out=k)
-            k *= e > emin
-            vals = np.take(src, base + ii, axis=0)  # faster than fancy indexing
-            np.multiply(vals, k[..., None], out=tmp)
-            acc += tmp
-            ksum += k
+    for kx in range(lo, lo + n):  # (pa du) du (-inf where the column is outside the frame) and pb du
+        du = f32(kx + s) - fu
+        a_ = pa * du
+        a_ *= du
+        cols.append((kx, col_out(a_, kx), pb * du))
+    for ky in range(lo, lo + n):
+        dv = f32(ky + s) - fv
+        c_ = pc * dv
+        c_ *= dv
+        c_ = row_out(c_, ky)
+        for kx, a_, b_ in cols:
+            cv2.add(a_, c_, dst=e)  # e = ((pa du) du + (pc dv) dv) + (pb du) dv
+            cv2.accumulateProduct(b_, dv, e)
+            cv2.exp(e, dst=e)  # k = max(min(g, R (g - kmin)), 0), g = exp(e)
+            cv2.min(e, cv2.addWeighted(e, KERNEL_RAMP, e, 0.0, -KERNEL_RAMP * float(kmin), dst=ramp), dst=e)
+            cv2.threshold(e, 0.0, 0.0, cv2.THRESH_TOZERO, dst=e)
+            ksum += e
+            if Cs == 1:
+                cv2.remap(src.view(ky, kx), corner, None, cv2.INTER_NEAREST, dst=vals[..., 0])
+                cv2.accumulateProduct(vals[..., 0], e, acc[..., 0])
+            else:
+                cv2.remap(src.view(ky, kx), corner, None, cv2.INTER_NEAREST, dst=vals)
+                cv2.accumulateProduct(vals, cv2.cvtColor(e, cv2.COLOR_GRAY2BGRA, dst=kc) if cd == 4 else
+                                      cv2.merge([e] * cd), acc)
     return acc, ksum
 
 
-def kernel_taps(scale: float, sigma: float) -> int:
-    """K of :meth:`NumpyBackend.kernel_accumulate`: samples within 3 ``sigma``
-    output px of an output pixel lie within 3 sigma / scale frame px of its
-    frame position (10 % spare for zoom and rotation), so taps at floor(u) +
-    1 - K .. floor(u) + K reach them all."""
-    return max(1, int(math.ceil(3.0 * sigma / scale * 1.1)))
+def kernel_window(scale: float, sigma: float) -> int:
+    """n of :meth:`NumpyBackend.kernel_accumulate`: samples within 3 ``sigma``
+    output px of an output pixel lie within r = 3 sigma / scale frame px of
+    its frame position (10 % spare for zoom and rotation); a window of
+    n = ceil(2 r) samples per axis holds every sample nearer than n / 2."""
+    return max(1, int(math.ceil(2.0 * 3.0 * sigma / scale * 1.1)))
 
 
 def cross_power(ref_spectrum: np.ndarray, f: np.ndarray) -> np.ndarray:
@@ -747,6 +854,23 @@ def _bilinear_rows(plane, y0, y1, fy, x0, x1, fx) -> np.ndarray:
     :func:`_bilinear_axis` (rows mixed first, in float64: ``sr_weight_at``'s order)."""
     rows = (1.0 - fy)[:, None] * plane[y0].astype(np.float64) + fy[:, None] * plane[y1]
     return ((1.0 - fx) * rows[:, x0] + fx * rows[:, x1]).astype(np.float32)
+
+
+def _bilinear_planes(planes, ys, xs) -> np.ndarray:
+    """float32 (P, rows, cols): bilinear samples of ``planes`` (P, H, W) float32
+    at the rows ``ys`` and columns ``xs`` of :func:`_bilinear_axis` (rows
+    mixed first, in float32: within a float32 step or two of
+    ``sr_weight_at``'s float64)."""
+    y0, y1, fy = ys
+    x0, x1, fx = xs
+    fy = fy.astype(np.float32)[:, None]
+    fx = fx.astype(np.float32)
+    rows = planes[:, y0] * (np.float32(1.0) - fy)
+    rows += planes[:, y1] * fy
+    out = np.take(rows, x0, axis=2)
+    out *= np.float32(1.0) - fx
+    out += np.take(rows, x1, axis=2) * fx
+    return out
 
 
 def _bilinear_axis(X: np.ndarray, a: float, b: float, level: int, n: int):
