@@ -154,14 +154,19 @@ class KernelAccumulator(Accumulator):
         holes filled from the wider kernel; the accumulator is spent."""
         B, xp = self.B, self.B.xp
         taps = gaussian_taps(FILL_SIGMA_FRAME_PX * self.scale)
-        den_w = B.sepfilter(self.den, taps)
         hole = self.den < HOLE_WEIGHT
+        any_hole = bool(B.asnumpy(hole.any()))
+        den_w = B.sepfilter(self.den, taps) if any_hole else None
         mean, self.num = self.num, None
         for ch in range(mean.shape[2]):
-            plane = xp.ascontiguousarray(mean[..., ch])
-            wide = B.sepfilter(plane, taps)
-            mean[..., ch] = xp.where(hole, wide / xp.maximum(den_w, 1e-12), plane / xp.maximum(self.den, 1e-12))
-        covered = ((self.den > 0) | (den_w > 1e-6)).astype(xp.float32)
+            if any_hole:
+                plane = xp.ascontiguousarray(mean[..., ch])
+                wide = B.sepfilter(plane, taps)
+                mean[..., ch] = xp.where(hole, wide / xp.maximum(den_w, 1e-12), plane / xp.maximum(self.den, 1e-12))
+            else:  # no hole: the kernel-regression estimate everywhere
+                mean[..., ch] /= xp.maximum(self.den, xp.float32(1e-12))
+        covered = ((self.den > 0) | (den_w > 1e-6)).astype(xp.float32) if any_hole else \
+            (self.den > 0).astype(xp.float32)
         return mean, covered
 
     def result(self) -> np.ndarray:

@@ -172,23 +172,6 @@ def deconvolution_strength(noise: float, reference_noise: float, amount: float =
     return float(max(MIN_LAMBDA, NOISE_TO_LAMBDA * ratio * ratio) / max(amount, 1e-6))
 
 
-def _local_extrema(xp, img, r: int):
-    """(min, max) of ``img`` over (2r+1)^2 windows, edges replicated."""
-    p = xp.pad(img, r, mode="edge")
-    h, w = img.shape
-    lo = p[r : r + h, 0:w].copy()
-    hi = lo.copy()
-    for dx in range(1, 2 * r + 1):
-        xp.minimum(lo, p[r : r + h, dx : dx + w], out=lo)
-        xp.maximum(hi, p[r : r + h, dx : dx + w], out=hi)
-    lo_p, hi_p = xp.pad(lo, ((r, r), (0, 0)), mode="edge"), xp.pad(hi, ((r, r), (0, 0)), mode="edge")
-    lo, hi = lo_p[0:h].copy(), hi_p[0:h].copy()
-    for dy in range(1, 2 * r + 1):
-        xp.minimum(lo, lo_p[dy : dy + h], out=lo)
-        xp.maximum(hi, hi_p[dy : dy + h], out=hi)
-    return lo, hi
-
-
 def profile_strength(noise: float, amount: float = 1.0) -> float:
     """Wiener regularisation for a merged image whose noise standard deviation
     is known in absolute terms (``noise``, fraction of full scale; from a raw
@@ -339,14 +322,24 @@ def deconvolve(B, mean, scale: float, kernel_sigma: float | None, max_value: flo
     mask = detail_mask(B, mean, scale, max_value)
     smooth = gaussian_taps(FLAT_SMOOTH_FRAME_PX * scale) if FLAT_SMOOTH_FRAME_PX > 0 else None
     r = int(np.ceil(CLAMP_RADIUS * scale))
+    strong = xp.float32(STRONG_EDGE * max_value)
     for ch in range(mean.shape[2]):
         plane = xp.ascontiguousarray(mean[..., ch])
         out = B.sepfilter(plane, taps)
-        flat = B.sepfilter(plane, smooth) if smooth is not None else plane
-        out = flat + mask * (out - flat)
-        lo, hi = _local_extrema(xp, plane, r)
-        span = hi - lo
-        room = xp.where(span > STRONG_EDGE * max_value, span * OVERSHOOT, max_value)
-        mean[..., ch] = xp.minimum(xp.maximum(out, lo - room), hi + room)
+        flat = B.sepfilter(plane, smooth) if smooth is not None else plane.copy()
+        out -= flat  # out = flat + mask (out - flat)
+        out *= mask
+        out += flat
+        del flat
+        lo, hi = B.local_extrema(plane, r)
+        del plane
+        room = hi - lo  # the span; where it exceeds STRONG_EDGE, OVERSHOOT of it, else no clamp
+        room = xp.where(room > strong, room * xp.float32(OVERSHOOT), xp.float32(max_value))
+        lo -= room
+        hi += room
+        del room
+        xp.maximum(out, lo, out=out)
+        xp.minimum(out, hi, out=out)
+        mean[..., ch] = out
     return {"noise": noise, "reference_noise": float(reference_noise), "lambda": lam,
             "detail": float(B.asnumpy(mask.mean()))}

@@ -409,6 +409,15 @@ def test_residuals_with_a_local_field_and_the_field_median(G, rng, level):
                                   NB.field_median3(field, ok))
 
 
+def test_local_extrema_gpu(G, rng):
+    img = rng.random((37, 53)).astype(np.float32)
+    for r in (1, 2, 4):
+        lo, hi = G.local_extrema(G.asarray(img), r)
+        tlo, thi = NB.local_extrema(img, r)
+        np.testing.assert_array_equal(G.asnumpy(lo), tlo)
+        np.testing.assert_array_equal(G.asnumpy(hi), thi)
+
+
 def test_local_refinement_agrees_across_backends(G):
     """The whole per-frame refinement (the same arithmetic in float32 on both
     sides, matrix products summed in other orders) on a rolling-shutter pair."""

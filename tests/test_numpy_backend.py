@@ -578,6 +578,25 @@ def test_a_constant_field_is_a_shift_in_reference_coordinates(rng):
     np.testing.assert_allclose(e_f, e_m, atol=1e-5)
 
 
+@pytest.mark.parametrize("shape,r", [((37, 53), 1), ((37, 53), 3), ((5, 4), 3), ((20, 30), 0)])
+def test_local_extrema_are_window_min_and_max(rng, shape, r):
+    """cv2.erode / dilate with replicated edges equal the running min and max
+    written for any array module, and the brute-force window over the padded image."""
+    from superres_gpu.backends.numpy_backend import local_extrema
+
+    img = rng.random(shape).astype(np.float32)
+    lo, hi = B.local_extrema(img, r)
+    if r:
+        xlo, xhi = local_extrema(np, img, r)
+        np.testing.assert_array_equal(lo, xlo)
+        np.testing.assert_array_equal(hi, xhi)
+    p = np.pad(img, r, mode="edge")
+    h, w = shape
+    win = np.stack([p[i : i + h, j : j + w] for i in range(2 * r + 1) for j in range(2 * r + 1)])
+    np.testing.assert_array_equal(lo, win.min(axis=0))
+    np.testing.assert_array_equal(hi, win.max(axis=0))
+
+
 def test_field_median3_takes_accepted_neighbours_only():
     field = np.zeros((3, 4, 2), np.float32)
     field[..., 0] = np.arange(12).reshape(3, 4)

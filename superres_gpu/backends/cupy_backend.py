@@ -400,6 +400,14 @@ class CupyBackend:
 
         return tile_phase_shifts(self.cp, self._f32(ref_img), self._f32(img), x0, y0, size)
 
+    def local_extrema(self, img, r: int):
+        from .numpy_backend import local_extrema
+
+        img = self._f32(img)
+        if r <= 0:
+            return img.copy(), img.copy()
+        return local_extrema(self.cp, img, r)
+
     def field_median3(self, field, ok):
         cp = self.cp
         gh, gw = ok.shape

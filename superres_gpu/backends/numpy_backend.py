@@ -369,6 +369,20 @@ class NumpyBackend:
         (bounded memory)."""
         return tile_phase_shifts(np, ref_img, img, x0, y0, size)
 
+    def local_extrema(self, img, r: int):
+        """(min, max) float32 of ``img`` ((H, W) float32) over the (2r + 1)^2
+        window around each pixel, edges replicated (``cv2.erode`` and
+        ``cv2.dilate``: exact, as :func:`local_extrema` written for any array
+        module)."""
+        import cv2
+
+        img = np.ascontiguousarray(img, dtype=np.float32)
+        if r <= 0:
+            return img.copy(), img.copy()
+        k = np.ones((2 * r + 1, 2 * r + 1), np.uint8)
+        return (cv2.erode(img, k, borderType=cv2.BORDER_REPLICATE),
+                cv2.dilate(img, k, borderType=cv2.BORDER_REPLICATE))
+
     def field_median3(self, field, ok):
         """Per node of a (gh, gw, 2) field: the median of each component over
         the accepted nodes (``ok`` > 0) of its 3x3 neighbourhood, itself
@@ -892,6 +906,24 @@ def compose_map(C: np.ndarray, M: np.ndarray) -> np.ndarray:
         for k in range(3):
             out[r, k] = (C[r, 0] * M[0, k] + C[r, 1] * M[1, k]) + C[r, 2] * M[2, k]
     return out
+
+
+def local_extrema(xp, img, r: int):
+    """:meth:`NumpyBackend.local_extrema` for any array module ``xp``: a running
+    min and max over rows, then over columns, edges replicated."""
+    p = xp.pad(img, r, mode="edge")
+    h, w = img.shape
+    lo = p[r : r + h, 0:w].copy()
+    hi = lo.copy()
+    for dx in range(1, 2 * r + 1):
+        xp.minimum(lo, p[r : r + h, dx : dx + w], out=lo)
+        xp.maximum(hi, p[r : r + h, dx : dx + w], out=hi)
+    lo_p, hi_p = xp.pad(lo, ((r, r), (0, 0)), mode="edge"), xp.pad(hi, ((r, r), (0, 0)), mode="edge")
+    lo, hi = lo_p[0:h].copy(), hi_p[0:h].copy()
+    for dy in range(1, 2 * r + 1):
+        xp.minimum(lo, lo_p[dy : dy + h], out=lo)
+        xp.maximum(hi, hi_p[dy : dy + h], out=hi)
+    return lo, hi
 
 
 def tile_phase_shifts(xp, ref_img, img, x0, y0, size: int):
