@@ -51,12 +51,19 @@ def main(argv=None) -> int:
             "-m", "superres_gpu", "run", str(tmp / "burst"), "-o", str(ours_out), "--backend", a.backend,
             "--quiet", "--overwrite", "--report", str(report),
         )
+        robust_out, robust_report = tmp / "ours_robust.tif", tmp / "report_robust.json"
+        robust_cmd = python_cmd(
+            "-m", "superres_gpu", "run", str(tmp / "burst"), "-o", str(robust_out), "--backend", a.backend,
+            "--quiet", "--overwrite", "--report", str(robust_report), "--merge", "robust",
+        )
         base_cmd = python_cmd("-m", "superres_gpu.bench.baselines", "original", *map(str, paths), "-o", str(base_out))
         files_out = tmp / "original_files.tif"
         files_cmd = python_cmd("-m", "superres_gpu.bench.baselines", "original-files", *map(str, paths), "-o",
                                str(files_out))
         print("timing superres run ...", file=sys.stderr)
         ours = median_runs(ours_cmd, a.repeat, warmup=1)
+        print("timing superres run --merge robust ...", file=sys.stderr)
+        robust = median_runs(robust_cmd, a.repeat, warmup=0)
         print("timing the original scripts' method, in memory ...", file=sys.stderr)
         base = median_runs(base_cmd, a.baseline_repeat, warmup=0)
         print("timing the original scripts' method, through files as the scripts ran it ...", file=sys.stderr)
@@ -66,8 +73,10 @@ def main(argv=None) -> int:
         from superres_gpu.bench.baselines import single_frame
 
         ours_img = tifffile.imread(ours_out)
+        robust_img = tifffile.imread(robust_out)
         base_img = tifffile.imread(base_out)
         rep = json.loads(report.read_text())
+        rep_robust = json.loads(robust_report.read_text())
     single = single_frame(burst.frames[0])
     errs = [
         grid_rms_error(np.array(f["transform"]), T, a.width, a.height)
@@ -86,7 +95,19 @@ def main(argv=None) -> int:
             "psnr_blurred": psnr(ours_img, burst.truth_blurred),
             "align_rms_px": float(np.sqrt(np.mean(np.square(errs)))),
             "backend": rep["backend"],
+            "merge": rep["merge"],
             "timings": rep["timings"],
+            "merge_s_per_frame": rep["timings"]["merge"] / rep["summary"]["used"],
+        },
+        "ours_robust": {
+            "seconds": robust["wall"],
+            "runs": robust["walls"],
+            "peak_rss_mib": robust["rss_mib"],
+            "cpu_seconds": robust["cpu"],
+            "psnr": psnr(robust_img, burst.truth),
+            "psnr_blurred": psnr(robust_img, burst.truth_blurred),
+            "timings": rep_robust["timings"],
+            "merge_s_per_frame": rep_robust["timings"]["merge"] / rep_robust["summary"]["used"],
         },
         "original": {
             "seconds": base["wall"],
@@ -104,6 +125,8 @@ def main(argv=None) -> int:
     fig["speedup"] = fig["original"]["seconds"] / fig["ours"]["seconds"]
     fig["speedup_files"] = fig["original_files"]["seconds"] / fig["ours"]["seconds"]
     fig["cpu_ratio"] = fig["original"]["cpu_seconds"] / fig["ours"]["cpu_seconds"]
+    fig["speedup_robust"] = fig["original"]["seconds"] / fig["ours_robust"]["seconds"]
+    fig["merge_ratio"] = fig["ours"]["merge_s_per_frame"] / fig["ours_robust"]["merge_s_per_frame"]
     md = markdown(fig)
     print(md)
     if a.markdown:
@@ -115,14 +138,15 @@ def main(argv=None) -> int:
 
 def markdown(fig: dict) -> str:
     b = fig["burst"]
-    o, g, s = fig["ours"], fig["original"], fig["single"]
+    o, g, s, r = fig["ours"], fig["original"], fig["single"], fig["ours_robust"]
     lines = [
         f"Burst: {b['frames']} frames of {b['width']}x{b['height']} (synthetic, known truth), 2x output.",
         f"Machine: {environment_line(fig['env'])}",
         "",
         "| method | time (s) | peak RSS (MiB) | PSNR vs sharp (dB) | PSNR vs optics-blurred (dB) |",
         "|---|---:|---:|---:|---:|",
-        f"| superres run ({o['backend']}) | {o['seconds']:.2f} | {o['peak_rss_mib']:.0f} | {o['psnr']:.2f} | {o['psnr_blurred']:.2f} |",
+        f"| superres run ({o['backend']}; default: --merge {o['merge']}) | {o['seconds']:.2f} | {o['peak_rss_mib']:.0f} | {o['psnr']:.2f} | {o['psnr_blurred']:.2f} |",
+        f"| superres run --merge robust | {r['seconds']:.2f} | {r['peak_rss_mib']:.0f} | {r['psnr']:.2f} | {r['psnr_blurred']:.2f} |",
         f"| original scripts' method in memory (cubic 2x, AKAZE+RANSAC homography, bilinear, mean) | {g['seconds']:.2f} | {g['peak_rss_mib']:.0f} | {g['psnr']:.2f} | {g['psnr_blurred']:.2f} |",
         f"| the same through 16-bit TIFF files between the steps, as the scripts ran it | {fig['original_files']['seconds']:.2f} | {fig['original_files']['peak_rss_mib']:.0f} | (same image) | |",
         f"| one frame, Lanczos upscale | - | - | {s['psnr']:.2f} | {s['psnr_blurred']:.2f} |",
@@ -130,9 +154,14 @@ def markdown(fig: dict) -> str:
         f"Speed-up over the original method in memory: **{fig['speedup']:.1f}x** (target >= 5x); over it through "
         f"files: {fig['speedup_files']:.1f}x. "
         f"Our alignment RMS error over a 16x16 grid: {o['align_rms_px']:.4f} px. "
-        f"Our time per stage (s): " + ", ".join(f"{k} {v:.2f}" for k, v in o["timings"].items()) + ".",
+        f"Our time per stage (s): " + ", ".join(f"{k} {v:.2f}" for k, v in o["timings"].items()) + ". "
+        f"With --merge robust: {fig['speedup_robust']:.1f}x; per stage (s): "
+        + ", ".join(f"{k} {v:.2f}" for k, v in r["timings"].items()) + ". "
+        f"Merge stage per frame: kernel {o['merge_s_per_frame']:.3f} s, robust {r['merge_s_per_frame']:.3f} s: "
+        f"**{fig['merge_ratio']:.2f}x** (target <= 1.5x).",
         "",
-        f"Runs (wall s): ours {', '.join(f'{t:.1f}' for t in o['runs'])}; original in memory "
+        f"Runs (wall s): ours {', '.join(f'{t:.1f}' for t in o['runs'])}; --merge robust "
+        f"{', '.join(f'{t:.1f}' for t in r['runs'])}; original in memory "
         f"{', '.join(f'{t:.1f}' for t in g['runs'])}; through files "
         f"{', '.join(f'{t:.1f}' for t in fig['original_files']['runs'])}. Load average (1 min) as each run ended: "
         f"ours {', '.join(f'{x:.1f}' for x in o['loads'])}; original {', '.join(f'{x:.1f}' for x in g['loads'])}; "

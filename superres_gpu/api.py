@@ -17,6 +17,7 @@ import numpy as np
 
 from .discover import FrameInfo
 from .errors import InputError
+from .options import DEFAULT_MERGE
 
 
 @dataclass
@@ -83,7 +84,7 @@ def superresolve(
     reference: str = "first",
     mask: str | os.PathLike | None = None,
     motion: str | None = None,
-    merge: str = "robust",
+    merge: str = DEFAULT_MERGE,
     cull: bool = True,
     cull_threshold: float | None = None,
     sharpen: bool | str | float = "auto",
@@ -124,9 +125,12 @@ def superresolve(
         the frames; for arrays there is no mask unless one is given.
     motion : str, optional
         Global motion model (see ``superres run --help``).
-    merge : {"robust", "mean", "kernel", "kernel-mean"}, optional
-        Robust merge (leaves out, per pixel, what moved), a plain mean, or the
-        kernel-regression merge ``"kernel"`` (robust) / ``"kernel-mean"``.
+    merge : {"kernel", "kernel-mean", "robust", "mean"}, optional
+        The kernel-regression merge ``"kernel"`` (the default: every frame's
+        samples where they fell on the output grid, leaving out, per pixel,
+        what moved, then restored) or ``"kernel-mean"`` (without leaving
+        anything out); the Lanczos-resampling merges ``"robust"`` (leaving out
+        what moved) and ``"mean"`` (a plain mean).
     cull : bool, optional
         Leave out frames blurred relative to the rest of the burst.
     cull_threshold : float, optional

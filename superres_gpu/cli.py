@@ -22,7 +22,7 @@ STAGE_LABELS = {
     "template": "Template (first merge)",
     "write": "Writing output",
     "render": "Rendering demo burst",
-    "kernel": "Kernel merge",
+    "robust": "Robust merge (to compare)",
     "cull": "Scoring sharpness",
 }
 
@@ -146,8 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .cull import DEFAULT_THRESHOLD
     from .geometry import MOTION_MODELS
     from .kernelmerge import KERNEL_SHAPES
-    from .options import (COMPRESSIONS, DEFAULT_LOCAL, FORMATS, LOCAL_CHOICES, MERGES, TCA_CHOICES, check_fraction,
-                          check_megapixels, check_optics_sigma, check_scale, check_sharpen)
+    from .options import (COMPRESSIONS, DEFAULT_LOCAL, DEFAULT_MERGE, FORMATS, LOCAL_CHOICES, MERGES, TCA_CHOICES,
+                          check_fraction, check_megapixels, check_optics_sigma, check_scale, check_sharpen)
     from .resources import DEFAULT_MAX_MEGAPIXELS
     from .restore import DEFAULT_OPTICS_SIGMA
 
@@ -200,10 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--merge",
         choices=MERGES,
-        default="robust",
-        help="robust: leave out, per pixel, what moved between frames (no ghosts); mean: plain average; "
-        "kernel: place every frame's samples where they fell on the output grid (kernel regression), "
-        "with the robust weights; kernel-mean: the same without them (default: robust)",
+        default=DEFAULT_MERGE,
+        help="kernel: place every frame's samples where they fell on the output grid (kernel regression), "
+        "leaving out, per pixel, what moved between frames (no ghosts), then restore; kernel-mean: the same "
+        "without leaving anything out; robust: resample each frame (Lanczos) and leave out what moved; "
+        f"mean: plain average of the resampled frames (default: {DEFAULT_MERGE})",
     )
     r.add_argument(
         "--kernel-shape",
@@ -355,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--scale", type=_argtype(check_scale), default=2.0, help="output scale, 1 to 4 (default 2)")
     b.add_argument("--format", choices=FORMATS, default="tiff16", help="output format (default tiff16)")
     b.add_argument("--motion", choices=MOTION_MODELS, default=DEFAULT_MODEL, help="global motion model")
-    b.add_argument("--merge", choices=MERGES, default="robust", help="robust or mean (default robust)")
+    b.add_argument("--merge", choices=MERGES, default=DEFAULT_MERGE, help=f"as for run (default {DEFAULT_MERGE})")
     b.add_argument("--cull", action=argparse.BooleanOptionalAction, default=True, help="leave out blurred frames")
     b.add_argument("--sharpen", action=argparse.BooleanOptionalAction, default=True, help="restoration after merge")
     b.add_argument("--gamma", choices=("linear", "srgb"), default="linear", help="tone curve of raw bursts' output")
@@ -609,7 +610,7 @@ def cmd_demo(args, out, err) -> int:
         t.add_column("MTF50 cy/px", justify="right")
         t.add_column("star r px", justify="right")
         for key, name in (("single", "one frame, Lanczos"), ("merged", f"merge of {res['frames']} frames"),
-                          ("kernel", "--merge kernel")):
+                          ("robust", "--merge robust")):
             mtf = res[f"mtf50_{key}"]
             t.add_row(name, f"{res[f'psnr_{key}']:.2f} dB", f"{res[f'psnr_{key}_blurred']:.2f} dB",
                       "n/a" if mtf is None else f"{mtf:.3f}", f"{res[f'star_radius_{key}']:.1f}")
@@ -618,7 +619,7 @@ def cmd_demo(args, out, err) -> int:
                   "edge; star r, the Siemens star's resolved radius (smaller is better; "
                   f"{res['star_radius_nyquist']:.1f} px at the output's Nyquist limit)", markup=False,
                   highlight=False, soft_wrap=True)
-        for label, key in (("result:    ", "output"), ("kernel:    ", "output_kernel"), ("comparison:", "comparison")):
+        for label, key in (("result:    ", "output"), ("robust:    ", "output_robust"), ("comparison:", "comparison")):
             out.print(f"{label} {res[key]}", markup=False, highlight=False, soft_wrap=True)
     return EXIT_OK
 

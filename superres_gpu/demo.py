@@ -2,8 +2,9 @@
 
 Renders a hand-held burst of a resolution chart with known motion, optics
 blur, decimation, noise and JPEG compression, merges it with the real
-pipeline twice (today's default merge, written as ``result.tif``, and
-``--merge kernel`` with its restoration, ``result_kernel.tif``), and writes a
+pipeline twice (the default merge, kernel regression with its restoration,
+written as ``result.tif``, and ``--merge robust``, the Lanczos-resampling
+merge, ``result_robust.tif``), and writes a
 comparison PNG: the full views of one frame upscaled with Lanczos and of both
 merges, then zoomed crops (Siemens star, finest bars, zone plate, colour
 lines) of the truth and of each image, beside each image's PSNR against the
@@ -150,7 +151,7 @@ def resolution_figures(img: np.ndarray, features: dict) -> dict:
             "star_radius": float(star_resolved_radius(a, (cx, cy), r).radius)}
 
 
-DEMO_FILES = ("result.tif", "result_kernel.tif", "report.json", "comparison.png", "demo.json")
+DEMO_FILES = ("result.tif", "result_robust.tif", "report.json", "comparison.png", "demo.json")
 
 
 def _demo_folder(out: Path, overwrite: bool) -> Path:
@@ -233,22 +234,22 @@ def _run_demo(out: Path, burst_dir: Path, frames, scale, seed, backend, progress
         progress=progress,
         warn=warn,
     )
-    kernel_path = out / "result_kernel.tif"
+    robust_path = out / "result_robust.tif"
 
-    def kernel_progress(stage, done, total):
+    def robust_progress(stage, done, total):
         if progress and stage == "frames":
-            progress("kernel", done, total)
+            progress("robust", done, total)
 
     run(
-        PipelineConfig(inputs=[str(burst_dir)], output=str(kernel_path), scale=scale, backend=backend,
-                       merge="kernel", overwrite=True),
-        progress=kernel_progress,
+        PipelineConfig(inputs=[str(burst_dir)], output=str(robust_path), scale=scale, backend=backend,
+                       merge="robust", overwrite=True),
+        progress=robust_progress,
         warn=warn,
     )
     import tifffile
 
     merged = tifffile.imread(result_path)
-    kernel = tifffile.imread(kernel_path)
+    robust = tifffile.imread(robust_path)
     h, w = merged.shape[:2]
     single = lanczos_upscale(burst.frames[0], w, h)
     truth, truth_b = burst.truth[:h, :w], burst.truth_blurred[:h, :w]
@@ -258,15 +259,15 @@ def _run_demo(out: Path, burst_dir: Path, frames, scale, seed, backend, progress
         "scale": scale,
         "backend": res.report["backend"],
         "output": str(result_path),
-        "output_kernel": str(kernel_path),
+        "output_robust": str(robust_path),
         "comparison": str(out / "comparison.png"),
         # the output grid's Nyquist limit on the 36-spoke star: 36 / (2 pi 0.5) px
         "star_radius_nyquist": 36.0 / np.pi,
     }
     images = []
     for key, name, img in (("single", "one frame, Lanczos upscale", single),
-                           ("merged", "superres merge (default)", merged),
-                           ("kernel", "superres --merge kernel", kernel)):
+                           ("merged", "superres merge (default: kernel)", merged),
+                           ("robust", "superres --merge robust", robust)):
         res_fig = resolution_figures(img, features)
         figures[f"psnr_{key}"] = psnr(img, truth)
         figures[f"psnr_{key}_blurred"] = psnr(img, truth_b)

@@ -21,6 +21,7 @@ from .restore import DEFAULT_OPTICS_SIGMA
 MIN_SCALE, MAX_SCALE = 1.0, 4.0
 COMPRESSIONS = ("none", "deflate", "lzw", "zstd")
 MERGES = ("robust", "mean", "kernel", "kernel-mean")
+DEFAULT_MERGE = "kernel"  # chosen by benchmarks/bench_reconstruction.py across scenes and frame counts
 KERNEL_MERGES = ("kernel", "kernel-mean")  # kernel regression (kernelmerge.py); "kernel" with the robust weights
 TCA_CHOICES = ("off", "auto", "on")
 LOCAL_CHOICES = ("off", "auto", "on")  # local refinement (superres_gpu/local.py)
@@ -139,7 +140,8 @@ class PipelineConfig:
     report: str | None = None
     overwrite: bool = False
     compression: str = "none"
-    merge: str = "robust"  # "robust" (per-pixel rejection of what moved), "mean", "kernel" or "kernel-mean"
+    merge: str = DEFAULT_MERGE  # "kernel" (kernel regression with the robust weights), "kernel-mean", "robust"
+    #                             (Lanczos resampling with per-pixel rejection of what moved) or "mean"
     kernel_shape: str = "anisotropic"  # the kernel merge's kernel: steered by the reference's edges, or isotropic
     cull: bool = True  # leave out frames blurred relative to the rest of the burst
     cull_threshold: float = DEFAULT_THRESHOLD

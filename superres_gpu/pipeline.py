@@ -10,10 +10,12 @@
           -> for each kept frame (the next ones decode meanwhile)      [decode]
                upload once -> align to the reference                   [align]
                            -> robust weights                           [robust]
-                           -> resample once onto the output grid,
-                              accumulate                               [merge]
-          -> normalise -> [sharpen: undo the merge's resampling blur;
-             after the kernel merge, deconvolve optics + pixels + kernel]  [restore]
+                           -> place its samples on the output grid (the
+                              kernel merge, the default) or resample it
+                              once (Lanczos: robust, mean); accumulate [merge]
+          -> normalise -> [sharpen: after the kernel merge, deconvolve
+             optics + pixels + kernel; after a Lanczos merge, undo its
+             resampling blur]                                          [restore]
           -> [sRGB curve, raw input] -> 16-bit TIFF/PNG or float TIFF
              + JSON report [+ weights PNG], committed together
                                                                         [output, report]

@@ -196,5 +196,6 @@ def test_kernel_shape_through_the_pipeline(tmp_path, burst_dir):
         outs[shape] = tifffile.imread(tmp_path / f"{shape}.tif")
         assert outs[shape].min() > 0
     assert np.abs(outs["anisotropic"].astype(np.int64) - outs["isotropic"]).max() > 0
-    res = run(PipelineConfig(inputs=[str(burst_dir)], output=str(tmp_path / "r.tif"), backend="numpy", cull=False))
+    res = run(PipelineConfig(inputs=[str(burst_dir)], output=str(tmp_path / "r.tif"), backend="numpy", cull=False,
+                             merge="robust"))
     assert res.report["kernel_shape"] is None  # not a kernel merge

@@ -99,7 +99,8 @@ def test_tca_is_corrected_inside_the_merge(tmp_path):
         b.write(d)
         for opt in ("off", "auto"):
             out = tmp_path / f"o{ca[0]}{opt}.tif"
-            rep = run(PipelineConfig(inputs=[str(d)], output=str(out), backend="numpy", tca=opt, cull=False)).report
+            rep = run(PipelineConfig(inputs=[str(d)], output=str(out), backend="numpy", tca=opt, cull=False,
+                                     merge="robust")).report
             img = tifffile.imread(out).astype(np.float32) / 65535
             result[ca[0], opt] = (psnr(img, b.truth_blurred), rep["tca"])
     assert result[0.0, "off"][1] == {"option": "off", "applied": False, "estimate": None}

@@ -39,7 +39,7 @@ def test_robust_merge_leaves_no_ghosts_and_keeps_static_detail(tmp_path, level):
     (one / "a.jpg").write_bytes(b.encoded[0])
     (one / "b.jpg").write_bytes(b.encoded[0])  # the reference twice: the reference's own merge
     run(PipelineConfig(inputs=[str(one)], output=str(tmp_path / "single.tif"), backend="numpy", cull=False,
-                       sharpen=False))
+                       sharpen=False, merge="robust"))
     single = tifffile.imread(tmp_path / "single.tif")
     moving = mover_mask(b)
     static = ~moving
@@ -70,7 +70,7 @@ def test_masked_region_comes_from_the_reference_alone(tmp_path):
     (one / "a.jpg").write_bytes(b.encoded[0])
     (one / "b.jpg").write_bytes(b.encoded[0])
     run(PipelineConfig(inputs=[str(one)], output=str(tmp_path / "single.tif"), backend="numpy", cull=False,
-                       mask="none", sharpen=False))
+                       mask="none", sharpen=False, merge="robust"))
     single = tifffile.imread(tmp_path / "single.tif").astype(int)
     inner = (slice(2 * 50, 2 * 130), slice(2 * 90, 2 * 170))  # well inside the mask, away from its soft edge
     for merge in ("robust", "mean"):
