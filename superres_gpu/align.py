@@ -129,11 +129,21 @@ def frame_levels(B, ref, frame) -> FrameLevels:
     return FrameLevels(pyr, coef)
 
 
+def coarse_start(B, ref, levels: FrameLevels):
+    """A frame's state after :func:`align`'s first step, the phase correlation
+    of its coarse luma with the reference's (a translation)."""
+    state = B.asarray(S.identity_state())
+    surface = B.phase_correlation(ref.spectrum, levels.pyramid[ref.pc_level], ref.window)
+    B.peak_to_state(surface, state, ref.pc_level)
+    return state
+
+
 def align(B, ref, levels: FrameLevels, model: str | None = None, finest: int = 0, points: dict | None = None,
-          finalize: bool = True):
+          finalize: bool = True, start=None):
     """Align a frame, given its :class:`FrameLevels`, to the reference (with
     the reference's configured model, or ``model``; down to level ``finest``;
-    on the reference's points, or ``points`` per level).
+    on the reference's points, or ``points`` per level; from ``start``, the
+    frame's :func:`coarse_start` when already made, else it is made here).
 
     Returns the frame's state vector on the backend (``backends.base``
     layout): T, Tinv, photometric gain/offset, diagnostics and, unless
@@ -141,9 +151,7 @@ def align(B, ref, levels: FrameLevels, model: str | None = None, finest: int = 0
     """
     cfg = ref.config
     points = ref.points if points is None else points
-    state = B.asarray(S.identity_state())
-    surface = B.phase_correlation(ref.spectrum, levels.pyramid[ref.pc_level], ref.window)
-    B.peak_to_state(surface, state, ref.pc_level)
+    state = coarse_start(B, ref, levels) if start is None else start.copy()
     for step, (level, m, iters) in enumerate(schedule(ref, model, finest)):
         if step == 1 and cfg.redescend:
             # past the coarse start the fit is close: a redescending weight now rejects what
@@ -235,8 +243,10 @@ def choose_model(B, ref, frames: list[FrameLevels]) -> ModelChoice:
     maps = []  # per frame and fold: {model: T}
     for levels in frames:
         ee, nn = {}, {}
+        start = coarse_start(B, ref, levels)  # the same for every model and fold
         for k in (0, 1):
-            states = {m: align(B, ref, levels, m, finest, halves[k], finalize=False) for m in MOTION_MODELS}
+            states = {m: align(B, ref, levels, m, finest, halves[k], finalize=False, start=start)
+                      for m in MOTION_MODELS}
             maps.append({m: B.asnumpy(st[S.S_T]).reshape(3, 3) for m, st in states.items()})
             sigma = states[richest][S.S_RMS]
             for m in MOTION_MODELS:

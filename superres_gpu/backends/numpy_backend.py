@@ -1266,9 +1266,15 @@ def align_weight(e: np.ndarray, sigma: float, redescend: bool) -> np.ndarray:
 
 
 def scale_rho(u: np.ndarray) -> np.ndarray:
-    """The biweight rho of the scale estimate: 1 - (1 - u^2)^3, 1 beyond |u| = 1."""
-    u2 = u * u
-    return np.where(u2 >= 1.0, 1.0, 1.0 - (1.0 - u2) ** 3)
+    """The biweight rho of the scale estimate: 1 - (1 - u^2)^3, 1 beyond |u| = 1
+    (t = 1 - u^2 cubed as (t t) t, as ``sr_scale_rho``)."""
+    t = u * u
+    np.subtract(1.0, t, out=t)
+    np.maximum(t, 0.0, out=t)  # |u| >= 1: t = 0, rho = 1
+    r = t * t
+    r *= t
+    np.subtract(1.0, r, out=r)
+    return r
 
 
 def m_scale(rho: np.ndarray, cnt: float, sigma: float) -> float:
