@@ -92,36 +92,46 @@ def test_channel_maps_move_each_channel_against_direct_lanczos(rng):
     assert not np.array_equal(num[..., 0], plain[..., 0])
 
 
-@pytest.mark.parametrize("channel_maps", [False, True])
-def test_resample_accumulate_on_threads_equals_one_thread(monkeypatch, rng, channel_maps):
-    """The strips of a resample run on a thread pool: with many small strips
-    (some outside the frame), weights and a homography, every bit of num and
-    den is that of the whole output done as one strip on one thread."""
+_CMAPS = np.array([[1.004, 0, -0.1, 0, 1.004, -0.1, 0, 0, 1], np.eye(3).ravel(), [0.996, 0, 0.1, 0, 0.996, 0.1, 0, 0, 1]])
+
+
+def _one_thread_and_many_strips(monkeypatch, strip_attr: str, channels: int, accumulate):
+    """``accumulate(num, den)`` on 140x100 sums, once as one strip on one
+    thread and once as 20 strips of 7 rows on three threads; asserts that
+    some rows lie outside the frame and that every bit agrees."""
     import cv2
 
     from superres_gpu.backends import numpy_backend
 
-    frame = (rng.random((70, 50, 3)) * 255).astype(np.uint8)
-    T = np.array([[1.01, 0.02, 4.3], [-0.015, 0.99, 9.7], [2e-4, -1e-4, 1.0]])
-    st = transform_state(T)
-    st[S.S_GAIN], st[S.S_OFFSET] = 1.02, 0.01
-    wmap = rng.random((35, 25)).astype(np.float32)
-    cmaps = np.array([[1.004, 0, -0.1, 0, 1.004, -0.1, 0, 0, 1], np.eye(3).ravel(),
-                      [0.996, 0, 0.1, 0, 0.996, 0.1, 0, 0, 1]]) if channel_maps else None
     out = []
     before = cv2.getNumThreads()
     try:
-        for threads, strip in ((1, 1 << 20), (3, 700)):  # one strip; 20 strips of 7 rows
+        for threads, strip in ((1, 1 << 20), (3, 700)):
             cv2.setNumThreads(threads)
-            monkeypatch.setattr(numpy_backend, "_RESAMPLE_STRIP_PIXELS", strip)
-            num, den = np.full((140, 100, 3), 0.5, np.float32), np.full((140, 100), 0.25, np.float32)
-            B.resample_accumulate(frame, st, num, den, 2.0, 255.0, wmap, 1, cmaps)
+            monkeypatch.setattr(numpy_backend, strip_attr, strip)
+            num, den = np.full((140, 100, channels), 0.5, np.float32), np.full((140, 100), 0.25, np.float32)
+            accumulate(num, den)
             out.append((num, den))
     finally:
         cv2.setNumThreads(before)
     assert 0.2 < (out[0][1] == 0.25).mean() < 0.9  # rows and strips outside the frame too
     np.testing.assert_array_equal(out[0][0], out[1][0])
     np.testing.assert_array_equal(out[0][1], out[1][1])
+
+
+@pytest.mark.parametrize("channel_maps", [False, True])
+def test_resample_accumulate_on_threads_equals_one_thread(monkeypatch, rng, channel_maps):
+    """The strips of a resample run on a thread pool: with many small strips
+    (some outside the frame), weights and a homography, every bit of num and
+    den is that of the whole output done as one strip on one thread."""
+    frame = (rng.random((70, 50, 3)) * 255).astype(np.uint8)
+    T = np.array([[1.01, 0.02, 4.3], [-0.015, 0.99, 9.7], [2e-4, -1e-4, 1.0]])
+    st = transform_state(T)
+    st[S.S_GAIN], st[S.S_OFFSET] = 1.02, 0.01
+    wmap = rng.random((35, 25)).astype(np.float32)
+    cmaps = _CMAPS if channel_maps else None
+    _one_thread_and_many_strips(monkeypatch, "_RESAMPLE_STRIP_PIXELS", 3, lambda num, den: B.resample_accumulate(
+        frame, st, num, den, 2.0, 255.0, wmap, 1, cmaps))
 
 
 @pytest.mark.parametrize("channels,homography,channel_maps", [(3, False, False), (3, True, False), (1, False, False),
@@ -131,36 +141,19 @@ def test_kernel_accumulate_on_threads_equals_one_thread(monkeypatch, rng, channe
     strips (some wholly or partly outside the frame, some far outside, where
     the window's corner is clamped), an anisotropic kernel, weights, gain and
     offset, every bit of num and den is that of one strip on one thread."""
-    import cv2
-
-    from superres_gpu.backends import numpy_backend
     from superres_gpu.kernelmerge import kernel_reach
 
     shape = (70, 50, 3) if channels == 3 else (70, 50)
     frame = (rng.random(shape) * 255).astype(np.uint8)
-    T = np.array([[1.01, 0.02, 4.3], [-0.015, 0.99, 29.7], [2e-4 if homography else 0.0, -1e-4 if homography else 0.0,
-                                                            1.0]])
-    st = transform_state(T)
+    p = 2e-4 if homography else 0.0
+    st = transform_state(np.array([[1.01, 0.02, 4.3], [-0.015, 0.99, 29.7], [p, -0.5 * p, 1.0]]))
     st[S.S_GAIN], st[S.S_OFFSET] = 1.02, 0.01
     wmap = rng.random((35, 25)).astype(np.float32)
     smap = np.stack([-rng.uniform(0.8, 3, (70, 50)), rng.uniform(-0.5, 0.5, (70, 50)),
                      -rng.uniform(0.8, 3, (70, 50))]).astype(np.float32)
-    cmaps = np.array([[1.004, 0, -0.1, 0, 1.004, -0.1, 0, 0, 1], np.eye(3).ravel(),
-                      [0.996, 0, 0.1, 0, 0.996, 0.1, 0, 0, 1]]) if channel_maps else None
-    out = []
-    before = cv2.getNumThreads()
-    try:
-        for threads, strip in ((1, 1 << 20), (3, 700)):  # one strip; 20 strips of 7 rows
-            cv2.setNumThreads(threads)
-            monkeypatch.setattr(numpy_backend, "_KERNEL_STRIP_PIXELS", strip)
-            num, den = np.full((140, 100, channels), 0.5, np.float32), np.full((140, 100), 0.25, np.float32)
-            B.kernel_accumulate(frame, st, num, den, 2.0, 255.0, kernel_reach(2.0), wmap, 1, smap, None, 0.0, cmaps)
-            out.append((num, den))
-    finally:
-        cv2.setNumThreads(before)
-    assert 0.2 < (out[0][1] == 0.25).mean() < 0.9  # rows and strips outside the frame too
-    np.testing.assert_array_equal(out[0][0], out[1][0])
-    np.testing.assert_array_equal(out[0][1], out[1][1])
+    cmaps = _CMAPS if channel_maps else None
+    _one_thread_and_many_strips(monkeypatch, "_KERNEL_STRIP_PIXELS", channels, lambda num, den: B.kernel_accumulate(
+        frame, st, num, den, 2.0, 255.0, kernel_reach(2.0), wmap, 1, smap, None, 0.0, cmaps))
 
 
 def test_bspline_sampling_and_robust_residual_on_threads_equal_one_thread(monkeypatch, rng):
