@@ -54,13 +54,15 @@ def device_bandwidth(G, nbytes: int = 1 << 30) -> float:
     return 2 * nbytes / statistics.median(times) / 1e9
 
 
-def floor_bytes(w: int, h: int, c: int, scale: float, levels: int = 4) -> int:
-    """Bytes one frame's work must read and write at least (8-bit frame, float32 maps)."""
+def floor_bytes(w: int, h: int, c: int, scale: float, levels: int = 4, kernel: bool = True) -> int:
+    """Bytes one frame's work must read and write at least (8-bit frame, float32 maps;
+    ``kernel``: the kernel merge, which also reads its anisotropic kernel's map)."""
     wo, ho = int(round(scale * w)), int(round(scale * h))
     frame = h * w * c
     pyramid = 4 * h * w * 4 // 3  # luma and its levels
     return int(
-        2 * frame  # the frame, read by the luma kernel and by the resample kernel
+        2 * frame  # the frame, read by the luma kernel and by the merge's kernel
+        + (3 * 4 * h * w if kernel else 0)  # the kernel merge's shape map (three float32 planes)
         + 2 * pyramid  # luma pyramid written and read
         + 2 * 4 * h * w  # level-0 B-spline coefficients written, read by the refinement
         + 8 * 4 * (h // 2) * (w // 2)  # level-1 residual, coverage, filtered maps, weights (robust merge)
@@ -73,9 +75,12 @@ def device_timing(G, paths: list[Path], scale: float, frames: int, passes: int) 
     """The pipeline's per-frame work on resident frames, between two events."""
     from superres_gpu.align import AlignConfig
     from superres_gpu.decode import read_frame
+    from superres_gpu.kernelmerge import KernelAccumulator
     from superres_gpu.merge import Accumulator
+    from superres_gpu.options import DEFAULT_MERGE, KERNEL_MERGES
     from superres_gpu.pipeline import process_frame
     from superres_gpu.reference import Reference
+    from superres_gpu.restore import residual_noise
     from superres_gpu.robust import RobustWeights
 
     hosts = [read_frame(p) for p in paths[:frames]]
@@ -96,7 +101,11 @@ def device_timing(G, paths: list[Path], scale: float, frames: int, passes: int) 
     del hosts
     ref = Reference(G, devs[0], AlignConfig())
     weights = RobustWeights(G, ref)
-    acc = Accumulator(G, w, h, c, scale, 255.0)
+    if DEFAULT_MERGE in KERNEL_MERGES:  # what superres run does by default: the kernel merge, steered
+        acc = KernelAccumulator(G, w, h, c, scale, 255.0)
+        acc.steer(ref.pyramid[0], residual_noise(G, devs[0]) / 255.0)
+    else:
+        acc = Accumulator(G, w, h, c, scale, 255.0)
     for d in devs[1:]:  # warm-up: compiles every kernel, fills the memory pool
         process_frame(G, ref, weights, acc, d)
     G.synchronize()
@@ -115,7 +124,7 @@ def device_timing(G, paths: list[Path], scale: float, frames: int, passes: int) 
     device_s = G.elapsed(e0, e1)
     stage = {k: 1000 * statistics.median(G.elapsed(a, b) for a, b in pairs)
              for k, pairs in (("align", [(m[0], m[1]) for m in marks]), ("weights", [(m[1], m[2]) for m in marks]),
-                              ("resample", [(m[2], m[3]) for m in marks]))}
+                              ("resample", [(m[2], m[3]) for m in marks]))}  # the merge's gather or resample
     return {
         "frame_mp": w * h / 1e6,
         "output_mp": round(scale * w) * round(scale * h) / 1e6,
@@ -124,7 +133,7 @@ def device_timing(G, paths: list[Path], scale: float, frames: int, passes: int) 
         "host_launch_ms_per_frame": 1000 * host_s / n,
         "stage_ms": stage,
         "upload_ms": 1000 * statistics.median(ups),
-        "floor_bytes": floor_bytes(w, h, c, scale, ref.levels),
+        "floor_bytes": floor_bytes(w, h, c, scale, ref.levels, DEFAULT_MERGE in KERNEL_MERGES),
     }
 
 
@@ -148,7 +157,10 @@ def main(argv=None) -> int:
     if reason:
         print(f"bench_gpu: no GPU: {reason}", file=sys.stderr)
         return 2
-    fig: dict = {"env": environment(), "frames": a.frames, "size": [a.width, a.height], "scale": a.scale}
+    from superres_gpu.options import DEFAULT_MERGE
+
+    fig: dict = {"env": environment(), "frames": a.frames, "size": [a.width, a.height], "scale": a.scale,
+                 "merge": DEFAULT_MERGE}
 
     def save(step: str) -> None:
         fig["done"] = fig.get("done", []) + [step]
@@ -215,7 +227,8 @@ def markdown(fig: dict) -> str:
         "|---|---:|---|",
         f"| device time per frame, the pipeline's per-frame work ({d['frames_timed']} frames between two events) | "
         f"{per:.2f} ms | <= 10 ms ({met}) |",
-        f"| of which align / robust weights / resample + accumulate (per-frame marks, median) | "
+        f"| of which align / robust weights / merge + accumulate ({fig.get('merge', 'kernel')}; per-frame marks, "
+        "median) | "
         f"{st['align']:.2f} / {st['weights']:.2f} / {st['resample']:.2f} ms | |",
         f"| memory-traffic floor ({d['floor_bytes'] / 1e9:.2f} GB per frame over the measured bandwidth) | "
         f"{d['floor_ms']:.2f} ms | |",

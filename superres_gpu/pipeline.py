@@ -175,7 +175,8 @@ def open_burst(cfg: PipelineConfig, progress) -> tuple[list[FrameRecord], int]:
         progress("check", k + 1, len(paths))
     ref = records[ref_idx].info
     check_burst([r.info for r in records], ref)
-    need = run_memory(ref.width, ref.height, ref.channels, ref.dtype.itemsize, cfg.scale, cfg.prefetch + 2)
+    need = run_memory(ref.width, ref.height, ref.channels, ref.dtype.itemsize, cfg.scale, cfg.prefetch + 2,
+                      kernel=cfg.merge in KERNEL_MERGES)
     check_run_memory(ref.path, need)
     return records, ref_idx
 

@@ -22,6 +22,9 @@ DEFAULT_MAX_MEGAPIXELS = 250.0  # per frame: above the largest phone sensors, fa
 # aligned: luma pyramid and B-spline coefficients of the frame and of the
 # reference, gradients, residual and weights.
 _WORK_BYTES_PER_PIXEL = 48
+# ... and of the kernel merge: the frame as float32 in four padded channels, and the
+# anisotropic kernel's map (three float32 planes on the reference's grid).
+_KERNEL_BYTES_PER_PIXEL = 28
 
 
 def check_frame_pixels(path, width: int, height: int, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> None:
@@ -35,15 +38,16 @@ def check_frame_pixels(path, width: int, height: int, max_megapixels: float = DE
         )
 
 
-def run_memory(width: int, height: int, channels: int, itemsize: int, scale: float, frames_in_flight: int) -> int:
+def run_memory(width: int, height: int, channels: int, itemsize: int, scale: float, frames_in_flight: int,
+               kernel: bool = False) -> int:
     """Bytes of host memory a run needs, roughly: ``frames_in_flight`` decoded
-    frames, the working arrays of alignment, and at the output size the
-    accumulators (float32 per channel plus weight), the mean and the 16-bit
-    result."""
+    frames, the working arrays of alignment (and of the kernel merge, with
+    ``kernel``), and at the output size the accumulators (float32 per channel
+    plus weight), the mean and the 16-bit result."""
     n_in = width * height
     n_out = round(scale * width) * round(scale * height)
     frames = frames_in_flight * n_in * channels * itemsize
-    work = _WORK_BYTES_PER_PIXEL * n_in
+    work = (_WORK_BYTES_PER_PIXEL + (_KERNEL_BYTES_PER_PIXEL if kernel else 0)) * n_in
     out = n_out * (4 * (channels + 1) + 4 * channels + 2 * channels)
     return frames + work + out
 

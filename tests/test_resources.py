@@ -34,6 +34,7 @@ def test_run_memory_counts_frames_work_and_output():
     assert (s4 - base) == pytest.approx(5 * (s2 - base), rel=1e-6)  # (16 - 1) / (4 - 1)
     # a 12 MP run at scale 2 fits in a few GB, as measured (benchmarks/RESULTS.md: ~1.6 GB peak)
     assert 1e9 < run_memory(w, h, 3, 1, 2.0, 6) < 4e9
+    assert run_memory(w, h, 3, 1, 2.0, 6, kernel=True) - run_memory(w, h, 3, 1, 2.0, 6) == 28 * w * h
 
 
 def test_run_memory_check():
