@@ -50,7 +50,7 @@ from .options import KERNEL_MERGES, PipelineConfig
 from .output import OutputSet, encode_png, write_image
 from .reference import Reference
 from .report import FrameRecord, build_report
-from .resources import check_run_memory, run_memory
+from .resources import check_merge_size, check_run_memory, run_memory
 from .restore import deconvolve, residual_noise, restoration_strength, sharpen
 from .robust import NoiseModel, RobustWeights
 from .state import FrameState
@@ -165,6 +165,7 @@ def open_burst(cfg: PipelineConfig, progress) -> tuple[list[FrameRecord], int]:
     if cfg.inputs and all(isinstance(i, FrameInfo) for i in cfg.inputs):
         records = [FrameRecord(i.path, i) for i in cfg.inputs]
         check_burst([r.info for r in records], records[0].info)
+        check_merge_size(records[0].info.path, records[0].info.width, records[0].info.height, cfg.scale)
         return records, 0
     paths, ref_idx = resolve_frames(cfg.inputs, cfg.reference)
     if len(paths) < 2:
@@ -178,6 +179,7 @@ def open_burst(cfg: PipelineConfig, progress) -> tuple[list[FrameRecord], int]:
     need = run_memory(ref.width, ref.height, ref.channels, ref.dtype.itemsize, cfg.scale, cfg.prefetch + 2,
                       kernel=cfg.merge in KERNEL_MERGES)
     check_run_memory(ref.path, need)
+    check_merge_size(ref.path, ref.width, ref.height, cfg.scale)
     return records, ref_idx
 
 

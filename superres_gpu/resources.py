@@ -27,6 +27,22 @@ _WORK_BYTES_PER_PIXEL = 48
 _KERNEL_BYTES_PER_PIXEL = 28
 
 
+MAX_SIDE = 32766 - 16  # OpenCV's remap (both merges on the CPU) takes images below 32767 px a side; the kernel
+#                        merge pads frames by a few pixels
+
+
+def check_merge_size(path, width: int, height: int, scale: float) -> None:
+    """Refuse frames or an output wider or taller than :data:`MAX_SIDE` px,
+    before any decoding, with a line that says what to change."""
+    ow, oh = round(scale * width), round(scale * height)
+    if max(width, height, ow, oh) > MAX_SIDE:
+        raise InputError(
+            f"{width}x{height} frames at scale {scale:g} make a {ow}x{oh} output; the merge handles at most "
+            f"{MAX_SIDE} px a side (frames and output): lower --scale, or crop the frames",
+            str(path),
+        )
+
+
 def check_frame_pixels(path, width: int, height: int, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> None:
     """Refuse a frame whose header claims more than ``max_megapixels``."""
     mp = width * height / 1e6

@@ -226,6 +226,11 @@ def case_list() -> list[Case]:
     add("bomb over a raised limit: memory", lambda t, f: (
         bombs(lambda f: jpeg_claiming(f[0][0], 65000, 65000), ["a.jpg", "b.jpg"])(t, f)
         + ["--max-megapixels", "100000", "--scale", "4"]), must_name="a.jpg", problem="memory")
+    add("frames too wide for the merge", bombs(lambda f: png_header_claiming(33000, 8), ["a.png", "b.png"]),
+        must_name="a.png", problem="px a side")
+    add("output too wide for the merge", lambda t, f: (
+        bombs(lambda f: png_header_claiming(20000, 8), ["a.png", "b.png"])(t, f) + ["--scale", "2"]),
+        must_name="a.png", problem="lower --scale")
     add("bad --max-megapixels", lambda t, f: _run(_b(t, f)[0].parent, "-o", t / "o.tif", "--max-megapixels", "0"),
         must_name="--max-megapixels", rc=2, usage=True)
     add("mask bomb", lambda t, f: (_b(t, f), (t / "m.png").write_bytes(png_header_claiming(20000, 20000)),
