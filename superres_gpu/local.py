@@ -247,7 +247,8 @@ class LocalRefiner:
     def report(self) -> dict:
         """The report's burst-level figures of the refinement."""
         return {"active": True, "stopped_after": self.config.probe_frames if self.stopped else None,
-                "level": self.level, "probe_level": None if self.probe is None else self.probe.level, "node_spacing_px": self.cell, "tile_px": 2 * self.cell,
+                "level": self.level, "probe_level": None if self.probe is None else self.probe.level,
+                "node_spacing_px": self.cell, "tile_px": 2 * self.cell,
                 "nodes": [self.gw, self.gh], "predicted_sd_px": round(self.predicted_sd, 5),
                 "noise": round(self.noise, 6)}
 
