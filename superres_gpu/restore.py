@@ -103,9 +103,10 @@ DEFAULT_OPTICS_SIGMA = 0.5  # Gaussian sigma of a phone lens's blur, frame px (w
 NOISE_TO_LAMBDA = 1.2  # Wiener regularisation per unit of (merged noise on the frames' grid / one frame's noise)^2
 #                        (benchmark: the best lambda on the chart and on a natural photo at 2x, 16 and 64 frames,
 #                        0.8 to 1.07 with the noise read on the output grid, which at 2x reads 1.3x less power)
-PROFILE_NOISE_TO_LAMBDA = 0.7  # Wiener regularisation per unit of the merged noise sigma (fraction of full scale)
-#                                known from a noise profile (benchmark: best lambda over three noise levels of
-#                                synthetic DNG bursts, 0.65 to 1.0 times it)
+PROFILE_NOISE_TO_LAMBDA = 0.4  # Wiener regularisation per unit of the merged noise sigma (fraction of full scale)
+PROFILE_LAMBDA_FLOOR = 0.007  # known from a noise profile, on top of this floor (benchmark: the best lambda at
+#                               three noise levels of synthetic DNG bursts, after the detail mask: about 0.009,
+#                               0.012 and 0.017 for sigma 0.004, 0.012 and 0.025)
 MIN_LAMBDA = 0.001  # below this the FIR's ripple and the kernel merge's irregular sampling dominate
 STRONG_EDGE = 0.4  # local range (of full scale) from which an edge counts as strong and is clamped
 CLAMP_RADIUS = 2.0  # frame px: the window of the clamp reaches past a blurred step, so it never limits its slope
@@ -175,10 +176,12 @@ def deconvolution_strength(noise: float, reference_noise: float, amount: float =
 def profile_strength(noise: float, amount: float = 1.0) -> float:
     """Wiener regularisation for a merged image whose noise standard deviation
     is known in absolute terms (``noise``, fraction of full scale; from a raw
-    file's noise profile): lambda = PROFILE_NOISE_TO_LAMBDA * noise.  Unlike
-    a ratio to one frame's noise it follows how noisy the result really is
-    (the best lambda grows with the noise: synthetic DNG bursts, RESULTS.md)."""
-    return float(max(MIN_LAMBDA, PROFILE_NOISE_TO_LAMBDA * noise) / max(amount, 1e-6))
+    file's noise profile): lambda = PROFILE_LAMBDA_FLOOR + PROFILE_NOISE_TO_LAMBDA
+    * noise.  Unlike a ratio to one frame's noise it follows how noisy the
+    result really is (the best lambda grows with the noise, from a floor that
+    the restoration's own ripple and the detail mask's decisions set:
+    synthetic DNG bursts, RESULTS.md)."""
+    return float(max(MIN_LAMBDA, PROFILE_LAMBDA_FLOOR + PROFILE_NOISE_TO_LAMBDA * noise) / max(amount, 1e-6))
 
 
 def noise_floor(B, luma, g2, max_value: float):

@@ -103,15 +103,15 @@ def test_deconvolve_sharpens_a_step_without_halo(rng, scale):
 
 
 def test_a_known_noise_level_sets_the_strength():
-    from superres_gpu.restore import PROFILE_NOISE_TO_LAMBDA, profile_strength
+    from superres_gpu.restore import PROFILE_LAMBDA_FLOOR, PROFILE_NOISE_TO_LAMBDA, profile_strength
 
     B = get_backend("numpy")
     mean = np.full((40, 40, 3), 100.0, np.float32)
     info = deconvolve(B, mean, 2.0, 0.6, 255.0, 3.0, noise=2.55)
     assert info["noise"] == 2.55 and info["lambda"] == pytest.approx(profile_strength(0.01))
-    assert profile_strength(0.01) == pytest.approx(PROFILE_NOISE_TO_LAMBDA * 0.01)
-    assert profile_strength(0.02) > profile_strength(0.01) and profile_strength(0.0) == MIN_LAMBDA
-    assert profile_strength(0.02, amount=2.0) == pytest.approx(profile_strength(0.01))
+    assert profile_strength(0.01) == pytest.approx(PROFILE_LAMBDA_FLOOR + PROFILE_NOISE_TO_LAMBDA * 0.01)
+    assert profile_strength(0.02) > profile_strength(0.01) > profile_strength(0.0) >= MIN_LAMBDA
+    assert profile_strength(0.01, amount=2.0) == pytest.approx(0.5 * profile_strength(0.01))
 
 
 @pytest.mark.parametrize("level", [0.1, 0.6])
