@@ -33,10 +33,11 @@ from superres_gpu.align import AlignConfig, align, frame_levels
 from superres_gpu.api import superresolve
 from superres_gpu.backends import base as S
 from superres_gpu.backends import get_backend
+from superres_gpu.bench.measure import emit_markdown
 from superres_gpu.local import LocalRefiner, frame_report
 from superres_gpu.metrics import psnr
 from superres_gpu.reference import Reference
-from superres_gpu.synth import CameraSpec, Mover, MotionSpec, dense_map_error, make_burst, mover_mask, recipe_burst
+from superres_gpu.synth import CameraSpec, MotionSpec, Mover, dense_map_error, make_burst, mover_mask, recipe_burst
 
 MID = CameraSpec(blur_sigma=0.5, noise_gain=0.001, noise_floor=0.005, jpeg_quality=92)
 LOW = CameraSpec(blur_sigma=0.5, noise_gain=0.0005, noise_floor=0.002, jpeg_quality=95)
@@ -122,10 +123,7 @@ def main(argv=None) -> int:
                           "auto": run_psnr(mv, moving, local="auto"),
                           "on + tca": run_psnr(mv, moving, local="on", tca="on")}
     res["psnr"] = rows
-    print(json.dumps(res, indent=1))
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(res, f, indent=1)
+    emit_markdown(json.dumps(res, indent=1), a.json)  # printed, and written to --json
     return 0
 
 

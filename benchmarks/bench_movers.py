@@ -23,9 +23,10 @@ import math
 import numpy as np
 
 from superres_gpu.bench.aligners import ours_auto
+from superres_gpu.bench.measure import emit_markdown
 from superres_gpu.bench.suite import NOISE_LEVELS, bench_alignment, scenarios
 from superres_gpu.geometry import grid_rms_error
-from superres_gpu.synth import Mover, MotionSpec, make_burst
+from superres_gpu.synth import MotionSpec, Mover, make_burst
 
 
 def movers_bursts(frames: int, width: int, height: int):
@@ -74,10 +75,7 @@ def main(argv=None) -> int:
             r = bench_alignment(sc, [ours_auto("numpy", a.refine)])
             res["static"][sc.name] = {"rms_px": r["rows"][0]["rms_px"], "crlb_px": r["crlb_px"],
                                       "x_crlb": r["rows"][0]["rms_px"] / r["crlb_px"]}
-    print(json.dumps(res, indent=1))
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(res, f, indent=1)
+    emit_markdown(json.dumps(res, indent=1), a.json)  # printed, and written to --json
     return 0
 
 
