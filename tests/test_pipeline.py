@@ -81,28 +81,39 @@ def test_refine_aligns_closer_against_the_template(tmp_path):
     assert err[True] < TOL["refine_error_ratio"][0] * err[False], err
 
 
-def test_tca_is_corrected_inside_the_merge(tmp_path):
+def _tca_runs(tmp_path, frames: int, merge: str, sharp: bool, options: dict) -> dict:
+    """{(red scale, --tca): (PSNR, report["tca"])} for test-medium PNG bursts
+    without and with +-0.2 % red/blue aberration; ``options`` maps each red
+    scale to the --tca values run; PSNR against the sharp truth (8 px border
+    left out) or the truth through the optics."""
     import dataclasses
 
     import tifffile
 
     from superres_gpu import synth
     from superres_gpu.metrics import psnr
-    from tolerances import TOL
 
     r = synth.RECIPES["test-medium"]
     result = {}
     for ca in ((0.0, 0.0), (0.002, -0.002)):
-        b = synth.recipe_burst("test-medium", frames=8,
+        b = synth.recipe_burst("test-medium", frames=frames,
                                camera=dataclasses.replace(r.camera, lateral_ca=ca, jpeg_quality=None))
         d = tmp_path / f"b{ca[0]}"
         b.write(d)
-        for opt in ("off", "auto"):
+        for opt in options[ca[0]]:
             out = tmp_path / f"o{ca[0]}{opt}.tif"
             rep = run(PipelineConfig(inputs=[str(d)], output=str(out), backend="numpy", tca=opt, cull=False,
-                                     merge="robust")).report
+                                     merge=merge)).report
             img = tifffile.imread(out).astype(np.float32) / 65535
-            result[ca[0], opt] = (psnr(img, b.truth_blurred), rep["tca"])
+            score = psnr(img, b.truth, margin=8) if sharp else psnr(img, b.truth_blurred)
+            result[ca[0], opt] = (score, rep["tca"])
+    return result
+
+
+def test_tca_is_corrected_inside_the_merge(tmp_path):
+    from tolerances import TOL
+
+    result = _tca_runs(tmp_path, 8, "robust", False, {0.0: ("off", "auto"), 0.002: ("off", "auto")})
     assert result[0.0, "off"][1] == {"option": "off", "applied": False, "estimate": None}
     assert result[0.0, "auto"][1]["applied"] is False  # nothing to correct: the estimate says so
     assert result[0.002, "auto"][1]["applied"] is True
@@ -114,27 +125,9 @@ def test_tca_is_corrected_inside_the_merge(tmp_path):
 
 
 def test_tca_is_corrected_inside_the_kernel_merge(tmp_path):
-    import dataclasses
-
-    import tifffile
-
-    from superres_gpu import synth
-    from superres_gpu.metrics import psnr
     from tolerances import TOL
 
-    r = synth.RECIPES["test-medium"]
-    result = {}
-    for ca in ((0.0, 0.0), (0.002, -0.002)):
-        b = synth.recipe_burst("test-medium", frames=6,
-                               camera=dataclasses.replace(r.camera, lateral_ca=ca, jpeg_quality=None))
-        d = tmp_path / f"b{ca[0]}"
-        b.write(d)
-        for opt in ("off", "on") if ca[0] else ("off",):
-            out = tmp_path / f"o{ca[0]}{opt}.tif"
-            rep = run(PipelineConfig(inputs=[str(d)], output=str(out), backend="numpy", tca=opt, merge="kernel",
-                                     cull=False)).report
-            img = tifffile.imread(out).astype(np.float32) / 65535
-            result[ca[0], opt] = (psnr(img, b.truth, margin=8), rep["tca"])
+    result = _tca_runs(tmp_path, 6, "kernel", True, {0.0: ("off",), 0.002: ("off", "on")})
     assert result[0.002, "on"][1]["applied"] is True
     clean, lost, fixed = result[0.0, "off"][0], result[0.002, "off"][0], result[0.002, "on"][0]
     assert clean - lost > 0.5  # what the aberration costs uncorrected
