@@ -47,6 +47,20 @@ def test_common_header_layouts_match_python():
     assert int(d["SR_TAB_SIZE"]) == 32
 
 
+def test_kernel_merge_cut_off_matches_the_twin():
+    """kernelreg.cu's weight ramp at the cut-off uses the twin's constants."""
+    import math
+
+    import numpy as np
+
+    from superres_gpu.backends.numpy_backend import KERNEL_KMIN, KERNEL_RAMP
+
+    text = (kernel_dir() / "kernelreg.cu").read_text()
+    d = {m.group(1): m.group(2) for m in re.finditer(r"#define (SR_\w+) (\S+)", text)}
+    assert np.float32(float(d["SR_KERNEL_KMIN"].rstrip("f"))) == KERNEL_KMIN == np.float32(math.exp(-4.5))
+    assert float(d["SR_KERNEL_RAMP"].rstrip("f")) == KERNEL_RAMP
+
+
 def test_kernel_sources_found_from_the_checkout():
     assert kernel_dir() == ROOT / "kernels"
 

@@ -24,7 +24,7 @@ from . import base as S
 
 _STRIP_PIXELS = 1 << 20  # output pixels per strip (bounded temporaries on large frames)
 _RESAMPLE_STRIP_PIXELS = 1 << 16  # resample_accumulate: temporaries stay in cache, one thread per strip
-_KERNEL_STRIP_PIXELS = 1 << 16  # ... in kernel_accumulate: a dozen arrays, 16 passes each, stay in cache
+_KERNEL_STRIP_PIXELS = 1 << 16  # ... in kernel_accumulate: fewer Python calls per tap, its arrays still in cache
 _SAMPLE_CHUNK = 1 << 13  # B-spline samples per chunk on the worker threads
 NOISE_SAMPLES = 1 << 16  # pixels the robust noise level's median is taken over (at most about)
 
@@ -670,8 +670,7 @@ class NumpyBackend:
         return out[..., 0] if c == 1 else out
 
 
-KERNEL_EMIN = -4.5  # the kernel merge's exponent three standard deviations out
-KERNEL_KMIN = np.float32(0.011108996538242306)  # exp(KERNEL_EMIN): kernelreg.cu's SR_KERNEL_KMIN
+KERNEL_KMIN = np.float32(0.011108996538242306)  # exp(-4.5), the Gaussian 3 sigma out: kernelreg.cu's SR_KERNEL_KMIN
 KERNEL_RAMP = 16.0  # the weight's slope to 0 at the cut-off, in units of the Gaussian's (SR_KERNEL_RAMP)
 
 
@@ -861,13 +860,6 @@ def output_map(Ti: np.ndarray, scale: float) -> np.ndarray:
         M[r, 1] = Ti[r, 1] * a
         M[r, 2] = (Ti[r, 0] * b + Ti[r, 1] * b) + Ti[r, 2]
     return M
-
-
-def _bilinear_rows(plane, y0, y1, fy, x0, x1, fx) -> np.ndarray:
-    """float32 bilinear samples of ``plane`` at the rows and columns of
-    :func:`_bilinear_axis` (rows mixed first, in float64: ``sr_weight_at``'s order)."""
-    rows = (1.0 - fy)[:, None] * plane[y0].astype(np.float64) + fy[:, None] * plane[y1]
-    return ((1.0 - fx) * rows[:, x0] + fx * rows[:, x1]).astype(np.float32)
 
 
 def _bilinear_planes(planes, ys, xs) -> np.ndarray:
