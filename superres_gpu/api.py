@@ -17,7 +17,6 @@ import numpy as np
 
 from .discover import FrameInfo
 from .errors import InputError
-from .options import DEFAULT_MERGE
 
 
 @dataclass
@@ -84,7 +83,7 @@ def superresolve(
     reference: str = "first",
     mask: str | os.PathLike | None = None,
     motion: str | None = None,
-    merge: str = DEFAULT_MERGE,
+    merge: str = "kernel",  # options.DEFAULT_MERGE, written out so that importing the API stays light (a test)
     cull: bool = True,
     cull_threshold: float | None = None,
     sharpen: bool | str | float = "auto",

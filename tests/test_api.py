@@ -65,3 +65,13 @@ def test_the_api_is_exported_lazily():
             "if m in sys.modules]; f = superres_gpu.superresolve; print(heavy, callable(f))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[] True"
+
+
+def test_the_api_default_merge_is_the_pipelines():
+    import inspect
+
+    from superres_gpu import superresolve
+    from superres_gpu.options import DEFAULT_MERGE, PipelineConfig
+
+    assert inspect.signature(superresolve).parameters["merge"].default == DEFAULT_MERGE
+    assert PipelineConfig(inputs=[], output="o.tif").merge == DEFAULT_MERGE
