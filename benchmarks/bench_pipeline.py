@@ -56,6 +56,11 @@ def main(argv=None) -> int:
             "-m", "superres_gpu", "run", str(tmp / "burst"), "-o", str(robust_out), "--backend", a.backend,
             "--quiet", "--overwrite", "--report", str(robust_report), "--merge", "robust",
         )
+        plain_out, plain_report = tmp / "ours_norefine.tif", tmp / "report_norefine.json"
+        plain_cmd = python_cmd(
+            "-m", "superres_gpu", "run", str(tmp / "burst"), "-o", str(plain_out), "--backend", a.backend,
+            "--quiet", "--overwrite", "--report", str(plain_report), "--no-refine",
+        )
         base_cmd = python_cmd("-m", "superres_gpu.bench.baselines", "original", *map(str, paths), "-o", str(base_out))
         files_out = tmp / "original_files.tif"
         files_cmd = python_cmd("-m", "superres_gpu.bench.baselines", "original-files", *map(str, paths), "-o",
@@ -64,6 +69,8 @@ def main(argv=None) -> int:
         ours = median_runs(ours_cmd, a.repeat, warmup=1)
         print("timing superres run --merge robust ...", file=sys.stderr)
         robust = median_runs(robust_cmd, a.repeat, warmup=0)
+        print("timing superres run --no-refine ...", file=sys.stderr)
+        plain = median_runs(plain_cmd, a.repeat, warmup=0)
         print("timing the original scripts' method, in memory ...", file=sys.stderr)
         base = median_runs(base_cmd, a.baseline_repeat, warmup=0)
         print("timing the original scripts' method, through files as the scripts ran it ...", file=sys.stderr)
@@ -74,14 +81,17 @@ def main(argv=None) -> int:
 
         ours_img = tifffile.imread(ours_out)
         robust_img = tifffile.imread(robust_out)
+        plain_img = tifffile.imread(plain_out)
+        rep_plain = json.loads(plain_report.read_text())
         base_img = tifffile.imread(base_out)
         rep = json.loads(report.read_text())
         rep_robust = json.loads(robust_report.read_text())
     single = single_frame(burst.frames[0])
-    errs = [
-        grid_rms_error(np.array(f["transform"]), T, a.width, a.height)
-        for f, T in zip(rep["frames"], burst.transforms)
-    ]
+
+    def align_rms(report: dict) -> float:
+        errs = [grid_rms_error(np.array(f["transform"]), T, a.width, a.height)
+                for f, T in zip(report["frames"], burst.transforms)]
+        return float(np.sqrt(np.mean(np.square(errs))))
     fig = {
         "env": env,
         "burst": {"frames": a.frames, "width": a.width, "height": a.height, "scale": 2.0},
@@ -93,7 +103,7 @@ def main(argv=None) -> int:
             "loads": ours["loads"],
             "psnr": psnr(ours_img, burst.truth),
             "psnr_blurred": psnr(ours_img, burst.truth_blurred),
-            "align_rms_px": float(np.sqrt(np.mean(np.square(errs)))),
+            "align_rms_px": align_rms(rep),
             "backend": rep["backend"],
             "merge": rep["merge"],
             "timings": rep["timings"],
@@ -108,6 +118,15 @@ def main(argv=None) -> int:
             "psnr_blurred": psnr(robust_img, burst.truth_blurred),
             "timings": rep_robust["timings"],
             "merge_s_per_frame": rep_robust["timings"]["merge"] / rep_robust["summary"]["used"],
+        },
+        "ours_norefine": {
+            "seconds": plain["wall"],
+            "runs": plain["walls"],
+            "peak_rss_mib": plain["rss_mib"],
+            "psnr": psnr(plain_img, burst.truth),
+            "psnr_blurred": psnr(plain_img, burst.truth_blurred),
+            "align_rms_px": align_rms(rep_plain),
+            "timings": rep_plain["timings"],
         },
         "original": {
             "seconds": base["wall"],
@@ -126,6 +145,7 @@ def main(argv=None) -> int:
     fig["speedup_files"] = fig["original_files"]["seconds"] / fig["ours"]["seconds"]
     fig["cpu_ratio"] = fig["original"]["cpu_seconds"] / fig["ours"]["cpu_seconds"]
     fig["speedup_robust"] = fig["original"]["seconds"] / fig["ours_robust"]["seconds"]
+    fig["refine_cost"] = fig["ours"]["seconds"] / fig["ours_norefine"]["seconds"]
     fig["merge_ratio"] = fig["ours"]["merge_s_per_frame"] / fig["ours_robust"]["merge_s_per_frame"]
     md = markdown(fig)
     print(md)
@@ -139,6 +159,7 @@ def main(argv=None) -> int:
 def markdown(fig: dict) -> str:
     b = fig["burst"]
     o, g, s, r = fig["ours"], fig["original"], fig["single"], fig["ours_robust"]
+    nr = fig["ours_norefine"]
     lines = [
         f"Burst: {b['frames']} frames of {b['width']}x{b['height']} (synthetic, known truth), 2x output.",
         f"Machine: {environment_line(fig['env'])}",
@@ -147,6 +168,7 @@ def markdown(fig: dict) -> str:
         "|---|---:|---:|---:|---:|",
         f"| superres run ({o['backend']}; default: --merge {o['merge']}) | {o['seconds']:.2f} | {o['peak_rss_mib']:.0f} | {o['psnr']:.2f} | {o['psnr_blurred']:.2f} |",
         f"| superres run --merge robust | {r['seconds']:.2f} | {r['peak_rss_mib']:.0f} | {r['psnr']:.2f} | {r['psnr_blurred']:.2f} |",
+        f"| superres run --no-refine | {nr['seconds']:.2f} | {nr['peak_rss_mib']:.0f} | {nr['psnr']:.2f} | {nr['psnr_blurred']:.2f} |",
         f"| original scripts' method in memory (cubic 2x, AKAZE+RANSAC homography, bilinear, mean) | {g['seconds']:.2f} | {g['peak_rss_mib']:.0f} | {g['psnr']:.2f} | {g['psnr_blurred']:.2f} |",
         f"| the same through 16-bit TIFF files between the steps, as the scripts ran it | {fig['original_files']['seconds']:.2f} | {fig['original_files']['peak_rss_mib']:.0f} | (same image) | |",
         f"| one frame, Lanczos upscale | - | - | {s['psnr']:.2f} | {s['psnr_blurred']:.2f} |",
@@ -157,11 +179,14 @@ def markdown(fig: dict) -> str:
         f"Our time per stage (s): " + ", ".join(f"{k} {v:.2f}" for k, v in o["timings"].items()) + ". "
         f"With --merge robust: {fig['speedup_robust']:.1f}x; per stage (s): "
         + ", ".join(f"{k} {v:.2f}" for k, v in r["timings"].items()) + ". "
+        f"The template (default `--refine`) costs {fig['refine_cost']:.2f}x the run time of `--no-refine`; "
+        f"alignment RMS error {o['align_rms_px']:.4f} px with it, {nr['align_rms_px']:.4f} px without. "
         f"Merge stage per frame: kernel {o['merge_s_per_frame']:.3f} s, robust {r['merge_s_per_frame']:.3f} s: "
         f"**{fig['merge_ratio']:.2f}x** (target <= 1.5x).",
         "",
         f"Runs (wall s): ours {', '.join(f'{t:.1f}' for t in o['runs'])}; --merge robust "
-        f"{', '.join(f'{t:.1f}' for t in r['runs'])}; original in memory "
+        f"{', '.join(f'{t:.1f}' for t in r['runs'])}; --no-refine {', '.join(f'{t:.1f}' for t in nr['runs'])}; "
+        f"original in memory "
         f"{', '.join(f'{t:.1f}' for t in g['runs'])}; through files "
         f"{', '.join(f'{t:.1f}' for t in fig['original_files']['runs'])}. Load average (1 min) as each run ended: "
         f"ours {', '.join(f'{x:.1f}' for x in o['loads'])}; original {', '.join(f'{x:.1f}' for x in g['loads'])}; "

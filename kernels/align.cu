@@ -55,8 +55,14 @@ SR_HD double sr_scale_rho(double u) {
     return 1.0 - t * t * t;
 }
 
-// Trial scale k of the reduction (base.scale_trials): sigma 2^((k - SR_SCALE_STEPS / 2) / 2).
-SR_HD double sr_scale_trial(double sigma, int k) { return sigma * pow(2.0, (double)(k - SR_SCALE_STEPS / 2) * 0.5); }
+// Trial scale k of the reduction (base.scale_trials): sigma 2^((k - SR_SCALE_STEPS / 2) / 2), the
+// powers written out (the reduction needs SR_SCALE_STEPS of them per point: no pow() there).
+#if SR_SCALE_STEPS != 5
+#error "sr_scale_trial's factors are written out for SR_SCALE_STEPS == 5"
+#endif
+SR_HD double sr_scale_trial(double sigma, int k) {
+    return sigma * (k == 0 ? 0.5 : k == 1 ? 0.7071067811865476 : k == 2 ? 1.0 : k == 3 ? 1.4142135623730951 : 2.0);
+}
 
 // The M-estimate of scale from the rho sums at the trial scales around sigma (cnt points):
 // where mean rho crosses SR_SCALE_DELTA, interpolated in log scale between the bracketing

@@ -19,7 +19,7 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPT = 0, 1, 2, 130
 STAGE_LABELS = {
     "check": "Checking frames",
     "frames": "Aligning + merging",
-    "template": "Template (first merge)",
+    "template": "Template (first frames merged)",
     "write": "Writing output",
     "render": "Rendering demo burst",
     "robust": "Robust merge (to compare)",
@@ -146,8 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .cull import DEFAULT_THRESHOLD
     from .geometry import MOTION_MODELS
     from .kernelmerge import KERNEL_SHAPES
-    from .options import (COMPRESSIONS, DEFAULT_LOCAL, DEFAULT_MERGE, FORMATS, LOCAL_CHOICES, MERGES, TCA_CHOICES,
-                          check_fraction, check_megapixels, check_optics_sigma, check_scale, check_sharpen)
+    from .options import (COMPRESSIONS, DEFAULT_LOCAL, DEFAULT_MERGE, DEFAULT_REFINE, FORMATS, LOCAL_CHOICES, MERGES,
+                          TCA_CHOICES, check_fraction, check_megapixels, check_optics_sigma, check_scale, check_sharpen)
     from .resources import DEFAULT_MAX_MEGAPIXELS
     from .restore import DEFAULT_OPTICS_SIGMA
 
@@ -268,9 +268,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--refine",
         action=argparse.BooleanOptionalAction,
-        default=False,
-        help="align every frame again against a denoised template (a first merge on the frames' grid), then "
-        "merge: closer alignment, about twice the time (default: off)",
+        default=DEFAULT_REFINE,
+        help="align every frame against a denoised template (the reference and the first four other frames "
+        "merged, brought back to the frames' grid) instead of the noisy reference alone: about half the "
+        "alignment error, for four extra alignments per burst (default: on)",
     )
     r.add_argument("--weights-png", metavar="PATH", help="save a picture of where frames were left out (red)")
     r.add_argument("--report", metavar="PATH", help="write a JSON report of every frame")

@@ -56,7 +56,7 @@ from .robust import NoiseModel, RobustWeights
 from .state import FrameState
 from .tca import TCAEstimate
 from .tca import estimate as estimate_tca
-from .template import TEMPLATE_SCALE, template_frame
+from .template import TEMPLATE_FRAMES, TEMPLATE_SCALE, make_template
 from .timing import Timings
 
 __all__ = ["PipelineConfig", "RunResult", "run"]
@@ -81,11 +81,11 @@ class Merged:
     restoration: dict | None = None  # the kernel merge's deconvolution: residual noise, lambda
     motion: str | None = None  # the motion model used
     motion_choice: ModelChoice | None = None  # its evidence, when chosen by --motion auto
-    template: object = None  # merge_frames(keep_template=True): the template frame, on the backend
     tca: TCAEstimate | None = None  # the chromatic aberration estimate (--tca auto or on)
     tca_applied: bool = False
     robust_noise: str | None = None  # what the robust weights divided by: "noise profile" or "measured"
     local: dict | None = None  # the local refinement's burst figures (node spacing, level), when estimated
+    template_frames: list | None = None  # --refine: the names of the frames the template was merged from
 
 
 def _noop_progress(stage: str, done: int, total: int) -> None:
@@ -150,6 +150,7 @@ def run(cfg: PipelineConfig, progress=None, warn=None) -> RunResult:
                          "estimate": None if merged.tca is None else merged.tca.report()}
         report["robust_noise"] = merged.robust_noise
         report["local"] = {"option": cfg.local, **(merged.local or {"active": False})}
+        report["template"] = None if merged.template_frames is None else {"frames": merged.template_frames}
         if out_report is not None:
             out_report.write_text(json.dumps(report, indent=1))
         outputs.commit()
@@ -177,7 +178,8 @@ def open_burst(cfg: PipelineConfig, progress) -> tuple[list[FrameRecord], int]:
     ref = records[ref_idx].info
     check_burst([r.info for r in records], ref)
     need = run_memory(ref.width, ref.height, ref.channels, ref.dtype.itemsize, cfg.scale, cfg.prefetch + 2,
-                      kernel=cfg.merge in KERNEL_MERGES)
+                      kernel=cfg.merge in KERNEL_MERGES, held=min(held_frames(cfg), len(paths) - 1),
+                      template_scale=TEMPLATE_SCALE if cfg.refine else None)
     check_run_memory(ref.path, need)
     check_merge_size(ref.path, ref.width, ref.height, cfg.scale)
     return records, ref_idx
@@ -219,13 +221,13 @@ def merge_order(records: list[FrameRecord], ref_idx: int) -> list[int]:
 def merge_with_cpu_fallback(cfg, records, order, mask, progress, warn, clock) -> Merged:
     """:func:`merge_frames`; when the GPU runs out of memory, again on the CPU."""
     try:
-        return merge_burst(cfg, records, order, mask, progress, warn, clock)
+        return merge_frames(cfg, records, order, mask, progress, warn, clock)
     except Exception as e:
         if not is_device_oom(e):
             raise
         reason = str(e)
     warn(f"the GPU ran out of memory ({reason}); starting again on the CPU backend, which is slower")
-    return merge_burst(dataclasses.replace(cfg, backend="numpy"), records, order, mask, progress, warn, clock)
+    return merge_frames(dataclasses.replace(cfg, backend="numpy"), records, order, mask, progress, warn, clock)
 
 
 def process_frame(B, ref: Reference, weights: RobustWeights, acc: Accumulator, frame, levels=None, local=None):
@@ -253,22 +255,6 @@ def process_frame(B, ref: Reference, weights: RobustWeights, acc: Accumulator, f
     return state, rejected, disagreement, (m1, m2), figures
 
 
-def merge_burst(cfg, records, order, mask, progress, warn, clock) -> Merged:
-    """:func:`merge_frames`; with ``cfg.refine``, first a pass that makes the
-    denoised template (:mod:`superres_gpu.template`) the second pass aligns to."""
-    if not cfg.refine:
-        return merge_frames(cfg, records, order, mask, progress, warn, clock)
-    first = Timings()
-    quiet = dataclasses.replace(cfg, scale=TEMPLATE_SCALE, sharpen="off", weights_png=None, merge="robust",
-                                format="tiff16")
-    t = merge_frames(quiet, records, order, mask, lambda stage, done, total: progress("template", done, total),
-                     lambda message: None, first, keep_template=True)
-    clock.add("template", first.total())
-    merged = merge_frames(cfg, records, order, mask, progress, warn, clock, template=t.template, model=t.motion)
-    merged.motion_choice = t.motion_choice
-    return merged
-
-
 def lateral_ca(cfg, frame, B, clock, warn) -> tuple[TCAEstimate | None, bool]:
     """(estimate, applied) of the reference frame's chromatic aberration (host
     ``frame``) under ``cfg.tca``; (None, False) when off, or auto on grey frames
@@ -288,15 +274,23 @@ def lateral_ca(cfg, frame, B, clock, warn) -> tuple[TCAEstimate | None, bool]:
     return est, cfg.tca == "on" or est.matters()
 
 
-def merge_frames(cfg, records, order, mask, progress, warn, clock, template=None, model=None,
-                 keep_template=False) -> Merged:
+def held_frames(cfg) -> int:
+    """How many frames after the reference :func:`merge_frames` holds back
+    until the motion model (``--motion auto``) and the template
+    (``--refine``) are settled."""
+    return max(cfg.align.select_frames if cfg.align.model == AUTO else 0, TEMPLATE_FRAMES - 1 if cfg.refine else 0)
+
+
+def merge_frames(cfg, records, order, mask, progress, warn, clock) -> Merged:
     """The one pass over the kept frames (``order``, reference first): align,
     weigh, resample and accumulate each; fills each record's state.
 
-    ``template`` (a frame on the backend) replaces the reference frame as what
-    the others are aligned against, and ``model`` the configured
-    motion model; ``keep_template`` returns the merge brought back to the
-    reference's grid (``Merged.template``) instead of an image."""
+    The first frames are held back (copies on the backend) until what the
+    others are aligned against is settled: with ``--motion auto`` the model
+    (chosen on the first ``select_frames``), with ``cfg.refine`` the denoised
+    template (:mod:`superres_gpu.template`, made from the reference and the
+    first ``TEMPLATE_FRAMES`` - 1 others aligned to it); then the held frames
+    are aligned again, against the template, and merged like the rest."""
     B = get_backend(cfg.backend)
     ref_info = records[order[0]].info
     n = len(order)
@@ -305,6 +299,11 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock, template=None
     marks = []  # per frame: backend marks (start, aligned, weighed, accumulated)
     choice = None  # motion "auto": the model chosen on the first frames, held back until then
     held = []
+    ref_copy = None  # the reference frame, kept for the template
+    template_frames = None
+    noise = NoiseModel.from_raw(getattr(ref_info, "raw", None))
+    hold = held_frames(cfg)
+    settled = hold == 0  # the model and the template are known: frames are aligned as they come
 
     def finish(i, state, m0, m1, m2):
         marks.append((m0, m1, m2, B.mark()))
@@ -312,6 +311,11 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock, template=None
         if len(marks) >= 3:  # keep at most two frames of work queued ahead of the device
             B.wait(marks[-3][3])
         progress("frames", len(marks), n)
+
+    def run(i, frame, levels, m0):
+        state, dev_rejected[i], dev_disagree[i], (m1, m2), dev_local[i] = process_frame(
+            B, ref, weights, acc, frame, levels, local)
+        finish(i, state, m0, m1, m2)
 
     infos = [records[i].info for i in order]
     with FrameFeed(infos, cfg.decode_threads, cfg.prefetch, alloc=B.host_frame) as feed:
@@ -323,21 +327,20 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock, template=None
             frame = B.upload_frame(host)
             del host
             if k == 0:
-                ref = Reference(B, frame if template is None else template,
-                                cfg.align if model is None else dataclasses.replace(cfg.align, model=model), mask)
+                ref = wref = Reference(B, frame, cfg.align, mask)
                 m1 = B.mark()
                 kind = KernelAccumulator if cfg.merge in KERNEL_MERGES else Accumulator
                 acc = kind(B, ref_info.width, ref_info.height, ref_info.channels, cfg.scale, ref_info.max_value)
                 if tca_used:
                     acc.channel_maps = tca_est.channel_maps()
                 # the robust weights compare frames with the reference frame itself even when they are
-                # aligned to a template: a merge brought back to the frame grid is a little softer than a
+                # aligned to the template: a merge brought back to the frame grid is a little softer than a
                 # frame at edges, where it would have frames left out that only differ from it there
-                wref = ref if template is None else Reference(B, frame, ref.config, mask)
-                weights = RobustWeights(B, wref, robust=cfg.merge in ("robust", "kernel"),
-                                        noise=NoiseModel.from_raw(getattr(ref_info, "raw", None)))
-                if local_active(cfg):
+                weights = RobustWeights(B, wref, robust=cfg.merge in ("robust", "kernel"), noise=noise)
+                if local_active(cfg) and not cfg.refine:
                     local = LocalRefiner(B, ref, cfg.local)
+                if cfg.refine:
+                    ref_copy = B.xp.array(frame)  # a copy: the upload buffer is recycled
                 # the deconvolution's strength: the merge's residual noise relative to one frame's
                 ref_noise = residual_noise(B, frame) if cfg.merge in KERNEL_MERGES else None
                 if cfg.merge in KERNEL_MERGES and cfg.kernel_shape == "anisotropic":
@@ -347,27 +350,33 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock, template=None
                 B.frame_done(frame)
                 finish(i, ref.state(), m0, m1, m2)
                 continue
-            if ref.config.model == AUTO and choice is None:
-                levels = frame_levels(B, ref, frame)
-                held.append((i, B.xp.array(frame), levels, m0))  # a copy: the upload buffer is recycled
+            if settled:
+                run(i, frame, None, m0)
                 B.frame_done(frame)
-                if len(held) < cfg.align.select_frames and k < n - 1:
-                    continue
-                with clock.stage("motion"):
-                    choice = choose_model(B, ref, [h[2] for h in held])
-                ref.config = dataclasses.replace(cfg.align, model=choice.model)
-                for hi, hframe, hlevels, _ in held:  # their alignment starts now, after the choice
-                    hm0 = B.mark()
-                    state, dev_rejected[hi], dev_disagree[hi], (m1, m2), dev_local[hi] = process_frame(
-                        B, ref, weights, acc, hframe, hlevels, local)
-                    finish(hi, state, hm0, m1, m2)
-                held = []
-            else:
-                state, dev_rejected[i], dev_disagree[i], (m1, m2), dev_local[i] = process_frame(
-                    B, ref, weights, acc, frame, local=local)
-                B.frame_done(frame)
-                finish(i, state, m0, m1, m2)
+                del frame
+                continue
+            held.append((i, B.xp.array(frame), frame_levels(B, ref, frame), m0))  # a copy, as above
+            B.frame_done(frame)
             del frame
+            if len(held) < hold and k < n - 1:
+                continue
+            if ref.config.model == AUTO:
+                with clock.stage("motion"):
+                    choice = choose_model(B, ref, [h[2] for h in held[: cfg.align.select_frames]])
+                ref.config = dataclasses.replace(cfg.align, model=choice.model)
+            if cfg.refine:
+                with clock.stage("template"):
+                    firsts = [(hframe, hlevels, align(B, ref, hlevels)) for _, hframe, hlevels, _ in held]
+                    template = make_template(B, ref, ref_copy, firsts, ref_info.max_value, noise)
+                    ref = Reference(B, template, ref.config, mask)
+                    del firsts, template, ref_copy
+                template_frames = [records[j].path.name for j in [order[0]] + [h[0] for h in held]]
+                if local_active(cfg):
+                    local = LocalRefiner(B, ref, cfg.local)
+            settled = True
+            for hi, hframe, hlevels, hm0 in held:  # their alignment starts now, after the choice
+                run(hi, hframe, hlevels, B.mark())
+            held = []
     with clock.stage("merge"):
         stacked = B.asnumpy(B.xp.stack([dev_states[i] for i in order]))
         for row, i in zip(stacked, order):
@@ -400,10 +409,6 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock, template=None
         reason = records[i].drop_reason(ref.config)
         if reason:
             warn(f"{records[i].path.name}: dropped, {reason}")
-    if keep_template:
-        mean, _ = acc.take_mean()
-        t = template_frame(B, mean, cfg.scale, ref_info.width, ref_info.height, ref_info.max_value)
-        return Merged(None, None, B.name, B.peak_memory_mib(), None, ref.config.model, choice, t, tca_est, tca_used)
     restoration = None
     if cfg.sharpen != "off":
         amount = 1.0 if cfg.sharpen == "auto" else float(cfg.sharpen)
@@ -427,5 +432,5 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock, template=None
         with clock.stage("merge"):
             image = acc.result()
     picture = weights.picture() if cfg.weights_png else None
-    return Merged(image, picture, B.name, B.peak_memory_mib(), restoration, ref.config.model, choice, None, tca_est,
-                  tca_used, weights.noise_source, None if local is None else local.report())
+    return Merged(image, picture, B.name, B.peak_memory_mib(), restoration, ref.config.model, choice, tca_est,
+                  tca_used, weights.noise_source, None if local is None else local.report(), template_frames)

@@ -25,6 +25,9 @@ _WORK_BYTES_PER_PIXEL = 48
 # ... and of the kernel merge: the frame as float32 in four padded channels, and the
 # anisotropic kernel's map (three float32 planes on the reference's grid).
 _KERNEL_BYTES_PER_PIXEL = 28
+# ... of a frame held back until the motion model and the template are settled, besides
+# its decoded copy: its FrameLevels (float32 luma pyramid and B-spline coefficients).
+_HELD_BYTES_PER_PIXEL = 11
 
 
 MAX_SIDE = 32766 - 16  # OpenCV's remap (both merges on the CPU) takes images below 32767 px a side; the kernel
@@ -55,16 +58,21 @@ def check_frame_pixels(path, width: int, height: int, max_megapixels: float = DE
 
 
 def run_memory(width: int, height: int, channels: int, itemsize: int, scale: float, frames_in_flight: int,
-               kernel: bool = False) -> int:
+               kernel: bool = False, held: int = 0, template_scale: float | None = None) -> int:
     """Bytes of host memory a run needs, roughly: ``frames_in_flight`` decoded
     frames, the working arrays of alignment (and of the kernel merge, with
     ``kernel``), and at the output size the accumulators (float32 per channel
-    plus weight), the mean and the 16-bit result."""
+    plus weight), the mean and the 16-bit result; ``held`` frames held back
+    with their pyramids; with ``template_scale`` the template's merge at that
+    scale (accumulators and mean) and a copy of the reference."""
     n_in = width * height
     n_out = round(scale * width) * round(scale * height)
-    frames = frames_in_flight * n_in * channels * itemsize
-    work = (_WORK_BYTES_PER_PIXEL + (_KERNEL_BYTES_PER_PIXEL if kernel else 0)) * n_in
+    frames = (frames_in_flight + held) * n_in * channels * itemsize
+    work = (_WORK_BYTES_PER_PIXEL + (_KERNEL_BYTES_PER_PIXEL if kernel else 0) + _HELD_BYTES_PER_PIXEL * held) * n_in
     out = n_out * (4 * (channels + 1) + 4 * channels + 2 * channels)
+    if template_scale is not None:
+        n_t = round(template_scale * width) * round(template_scale * height)
+        out += n_t * (4 * (channels + 1) + 4 * channels) + n_in * channels * itemsize
     return frames + work + out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -75,6 +76,12 @@ def test_refine_aligns_closer_against_the_template(tmp_path):
                                backend="numpy", refine=refine, cull=False)).report
         assert r["refine"] is refine and r["summary"]["used"] == 8
         assert ("template" in r["timings"]) is refine
+        if refine:  # the reference and the first four others
+            names = r["template"]["frames"]
+            assert len(set(names)) == 5 and names[0] == Path(r["reference"]).name
+            assert set(names) <= {Path(f["path"]).name for f in r["frames"]}
+        else:
+            assert r["template"] is None
         assert r["motion"] == "translation" and r["motion_selection"]["model"] == "translation"
         e = [grid_rms_error(np.array(f["transform"]), T, 240, 180) for f, T in zip(r["frames"][1:], b.transforms[1:])]
         err[refine] = float(np.sqrt(np.mean(np.square(e))))

@@ -35,6 +35,11 @@ def test_run_memory_counts_frames_work_and_output():
     # a 12 MP run at scale 2 fits in a few GB, as measured (benchmarks/RESULTS.md: ~1.6 GB peak)
     assert 1e9 < run_memory(w, h, 3, 1, 2.0, 6) < 4e9
     assert run_memory(w, h, 3, 1, 2.0, 6, kernel=True) - run_memory(w, h, 3, 1, 2.0, 6) == 28 * w * h
+    # frames held back for the template: each its decoded copy and its pyramid (11 B/px)
+    assert run_memory(w, h, 3, 1, 2.0, 6, held=4) - run_memory(w, h, 3, 1, 2.0, 6) == 4 * w * h * (3 + 11)
+    # the template's own 2x merge (accumulators and mean, 4 times the frame's pixels) and the reference's copy
+    t = run_memory(w, h, 3, 1, 2.0, 6, template_scale=2.0) - run_memory(w, h, 3, 1, 2.0, 6)
+    assert t == 4 * w * h * (4 * 4 + 4 * 3) + w * h * 3
 
 
 def test_run_memory_check():

@@ -60,16 +60,15 @@ def ours(model: str, backend_name: str) -> Aligner:
 
 def ours_auto(backend_name: str, refine: bool) -> Aligner:
     """The pipeline's alignment: ``--motion auto`` (chosen on the first three
-    frames), and with ``refine`` the second alignment against the template
-    made from a robust 2x merge (as ``--refine``)."""
+    frames), and with ``refine`` (as ``--refine``) every frame aligned against
+    the template made from the reference and the first
+    ``TEMPLATE_FRAMES`` - 1 others."""
     import dataclasses
 
     from ..align import AlignConfig, align, choose_model, frame_levels
-    from ..merge import Accumulator
     from ..reference import Reference
-    from ..robust import RobustWeights
     from ..state import FrameState
-    from ..template import TEMPLATE_SCALE, template_frame
+    from ..template import TEMPLATE_FRAMES, make_template
 
     B = get_backend(backend_name)
 
@@ -79,21 +78,14 @@ def ours_auto(backend_name: str, refine: bool) -> Aligner:
         levels = [frame_levels(B, ref, B.asarray(f)) for f in frames[1:]]
         choice = choose_model(B, ref, levels[: ref.config.select_frames])
         ref.config = dataclasses.replace(ref.config, model=choice.model)
-        states = [align(B, ref, lv) for lv in levels]
         if refine:
-            h, w = frames[0].shape[:2]
+            k = TEMPLATE_FRAMES - 1
+            firsts = [(B.asarray(f), lv, align(B, ref, lv)) for f, lv in zip(frames[1 : 1 + k], levels)]
             top = float(np.iinfo(frames[0].dtype).max)
-            acc = Accumulator(B, w, h, 1 if frames[0].ndim == 2 else frames[0].shape[2], TEMPLATE_SCALE, top)
-            weights = RobustWeights(B, ref)
-            acc.add(first, ref.state(), None, weights.level)
-            for f, lv, st in zip(frames[1:], levels, states):
-                acc.add(B.asarray(f), st, weights.for_frame(lv, st)[0], weights.level)
-            mean, _ = acc.take_mean()
-            tref = Reference(B, template_frame(B, mean, TEMPLATE_SCALE, w, h, top), ref.config)
-            states = [align(B, tref, lv) for lv in levels]
+            ref = Reference(B, make_template(B, ref, first, firsts, top), ref.config)
         out = []
-        for st in states:
-            fs = FrameState.from_vector(B.asnumpy(st))
+        for lv in levels:
+            fs = FrameState.from_vector(B.asnumpy(align(B, ref, lv)))
             out.append(fs.T if fs.accepted else None)
         return out
 
