@@ -85,7 +85,7 @@ class Merged:
     tca_applied: bool = False
     robust_noise: str | None = None  # what the robust weights divided by: "noise profile" or "measured"
     local: dict | None = None  # the local refinement's burst figures (node spacing, level), when estimated
-    template_frames: list | None = None  # --refine: the names of the frames the template was merged from
+    template_frames: list | None = None  # --refine: the frames the template was made from (names)
 
 
 def _noop_progress(stage: str, done: int, total: int) -> None:
@@ -312,7 +312,7 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock) -> Merged:
             B.wait(marks[-3][3])
         progress("frames", len(marks), n)
 
-    def run(i, frame, levels, m0):
+    def align_and_merge(i, frame, levels, m0):
         state, dev_rejected[i], dev_disagree[i], (m1, m2), dev_local[i] = process_frame(
             B, ref, weights, acc, frame, levels, local)
         finish(i, state, m0, m1, m2)
@@ -351,7 +351,7 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock) -> Merged:
                 finish(i, ref.state(), m0, m1, m2)
                 continue
             if settled:
-                run(i, frame, None, m0)
+                align_and_merge(i, frame, None, m0)
                 B.frame_done(frame)
                 del frame
                 continue
@@ -375,7 +375,7 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock) -> Merged:
                     local = LocalRefiner(B, ref, cfg.local)
             settled = True
             for hi, hframe, hlevels, hm0 in held:  # their alignment starts now, after the choice
-                run(hi, hframe, hlevels, B.mark())
+                align_and_merge(hi, hframe, hlevels, B.mark())
             held = []
     with clock.stage("merge"):
         stacked = B.asnumpy(B.xp.stack([dev_states[i] for i in order]))
