@@ -140,3 +140,16 @@ def test_tca_is_corrected_inside_the_kernel_merge(tmp_path):
     assert clean - lost > 0.5  # what the aberration costs uncorrected
     assert clean - fixed < TOL["tca_kernel_psnr_loss_db"][0], (clean, lost, fixed)
     assert fixed - lost > 0.5 * (clean - lost)
+
+
+def test_a_burst_shorter_than_the_template_makes_it_from_every_frame(tmp_path):
+    from superres_gpu.synth import make_burst
+
+    b = make_burst(3, 160, 120, seed=9)
+    b.write(tmp_path / "b")
+    r = run(PipelineConfig(inputs=[str(tmp_path / "b")], output=str(tmp_path / "o.tif"), backend="numpy",
+                           cull=False)).report
+    assert r["refine"] is True and r["summary"]["used"] == 3  # on by default
+    names = r["template"]["frames"]  # the reference and both others: fewer than the four it asks for
+    assert names[0] == Path(r["reference"]).name and sorted(names) == sorted(Path(f["path"]).name for f in r["frames"])
+    assert "template" in r["timings"] and "motion" in r["timings"]
