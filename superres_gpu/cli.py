@@ -19,7 +19,6 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPT = 0, 1, 2, 130
 STAGE_LABELS = {
     "check": "Checking frames",
     "frames": "Aligning + merging",
-    "template": "Template (first frames merged)",
     "write": "Writing output",
     "render": "Rendering demo burst",
     "robust": "Robust merge (to compare)",
@@ -270,8 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=DEFAULT_REFINE,
         help="align every frame against a denoised template (the reference and the first four other frames "
-        "merged, brought back to the frames' grid) instead of the noisy reference alone: about half the "
-        "alignment error, for four extra alignments per burst (default: on)",
+        "merged, brought back to the frames' grid) instead of the noisy reference alone: up to half the "
+        "alignment error on bursts that mostly shift, for four extra alignments per burst (default: on)",
     )
     r.add_argument("--weights-png", metavar="PATH", help="save a picture of where frames were left out (red)")
     r.add_argument("--report", metavar="PATH", help="write a JSON report of every frame")
