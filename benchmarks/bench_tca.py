@@ -1,13 +1,16 @@
 """Lateral chromatic aberration in each merge: PSNR without aberration, with it
 uncorrected (``--tca off``) and corrected (``--tca on``).
 
-Synth ``test-medium`` as PNG frames, without aberration and with red +0.2 % /
-blue -0.2 % radial scaling against green; ``superres run`` at 2x with default
-options but ``--merge`` and ``--tca``, CPU backend; PSNR against the
-optics-blurred truth and the sharp truth, 8 px border left out, and the
-estimate the run reports.
+Synth ``test-medium`` as PNG frames (and with ``--jpeg Q`` as 4:2:0 JPEG
+frames of quality Q), without aberration and with red +0.2 % / blue -0.2 %
+radial scaling against green; ``superres run`` at 2x with default options
+but ``--merge`` and ``--tca``, CPU backend; PSNR against the optics-blurred
+truth and the sharp truth, 8 px border left out, and the estimate the run
+reports.  On JPEG frames one more run, ``on (channels)``, corrects them as if
+their chroma had full resolution (whole channels read at their maps), which
+is what the chroma band correction replaces there.
 
-    python -m benchmarks.bench_tca [--frames 12] [--merges kernel robust] [--json out.json]
+    python -m benchmarks.bench_tca [--frames 12] [--merges kernel robust] [--jpeg 92] [--json out.json]
 """
 
 from __future__ import annotations
@@ -29,34 +32,51 @@ from superres_gpu.pipeline import run
 ABERRATION = (0.002, -0.002)  # red, blue
 
 
-def measure(frames: int, merges, progress=print) -> list[dict]:
+def measure(frames: int, merges, qualities=(None,), progress=print) -> list[dict]:
     import tifffile
+
+    from superres_gpu import pipeline
 
     r = synth.RECIPES["test-medium"]
     rows = []
+    estimate = pipeline.estimate_tca
+
+    def full_chroma(B, frames, chroma=(1, 1)):  # the lossless frames' correction, whatever the file holds
+        return estimate(B, frames, (1, 1))
+
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        for ca in ((0.0, 0.0), ABERRATION):
-            b = synth.recipe_burst("test-medium", frames=frames,
-                                   camera=dataclasses.replace(r.camera, lateral_ca=ca, jpeg_quality=None))
-            d = tmp / f"burst{ca[0]}"
-            b.write(d)
-            for merge in merges:
-                for opt in ("off", "on"):
-                    out = tmp / f"{merge}{ca[0]}{opt}.tif"
-                    t0 = time.perf_counter()
-                    rep = run(PipelineConfig(inputs=[str(d)], output=str(out), backend="numpy", tca=opt,
-                                             merge=merge, cull=False)).report
-                    secs = time.perf_counter() - t0
-                    img = tifffile.imread(out).astype(np.float32) / 65535
-                    est = rep["tca"]["estimate"]
-                    row = {"merge": merge, "aberration": ca != (0.0, 0.0), "tca": opt,
-                           "psnr_blurred": psnr(img, b.truth_blurred, margin=8),
-                           "psnr_sharp": psnr(img, b.truth, margin=8), "seconds": secs,
-                           "estimate": None if est is None else {k: est[k]["scale"] for k in ("red", "blue")}}
-                    rows.append(row)
-                    progress(f"{merge} aberration={row['aberration']} --tca {opt}: "
-                             f"{row['psnr_blurred']:.2f} / {row['psnr_sharp']:.2f} dB ({secs:.1f} s)")
+        for quality in qualities:
+            for ca in ((0.0, 0.0), ABERRATION):
+                b = synth.recipe_burst("test-medium", frames=frames,
+                                       camera=dataclasses.replace(r.camera, lateral_ca=ca, jpeg_quality=quality))
+                d = tmp / f"burst{ca[0]}q{quality}"
+                b.write(d)
+                opts = ["off", "on"] + (["on (channels)"] if quality is not None and ca != (0.0, 0.0) else [])
+                for merge in merges:
+                    for opt in opts:
+                        out = tmp / "out.tif"
+                        pipeline.estimate_tca = full_chroma if opt == "on (channels)" else estimate
+                        t0 = time.perf_counter()
+                        try:
+                            rep = run(PipelineConfig(inputs=[str(d)], output=str(out), backend="numpy",
+                                                     tca=opt.split()[0], merge=merge, cull=False,
+                                                     overwrite=True)).report
+                        finally:
+                            pipeline.estimate_tca = estimate
+                        secs = time.perf_counter() - t0
+                        img = tifffile.imread(out).astype(np.float32) / 65535
+                        est = rep["tca"]["estimate"]
+                        row = {"frames": "PNG" if quality is None else f"JPEG {quality} 4:2:0", "merge": merge,
+                               "aberration": ca != (0.0, 0.0), "tca": opt,
+                               "psnr_blurred": psnr(img, b.truth_blurred, margin=8),
+                               "psnr_sharp": psnr(img, b.truth, margin=8), "seconds": secs,
+                               "estimate": None if est is None else {k: est[k]["scale"] for k in ("red", "blue")},
+                               "correction": None if est is None else est["correction"]}
+                        rows.append(row)
+                        progress(f"{row['frames']} {merge} aberration={row['aberration']} --tca {opt}: "
+                                 f"{row['psnr_blurred']:.2f} / {row['psnr_sharp']:.2f} dB ({secs:.1f} s) "
+                                 f"{row['estimate']}")
     return rows
 
 
@@ -64,9 +84,12 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=12)
     ap.add_argument("--merges", nargs="+", default=["kernel", "robust"])
+    ap.add_argument("--jpeg", type=int, nargs="*", default=[], metavar="Q",
+                    help="also 4:2:0 JPEG frames of these qualities")
+    ap.add_argument("--png", action=argparse.BooleanOptionalAction, default=True, help="the PNG frames (default on)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
-    rows = measure(args.frames, args.merges)
+    rows = measure(args.frames, args.merges, ([None] if args.png else []) + list(args.jpeg))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
     return 0

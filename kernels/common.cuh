@@ -89,18 +89,24 @@
 
 SR_HD int sr_clampi(int v, int lo, int hi) { return v < lo ? lo : (v > hi ? hi : v); }
 
-// Double-precision multiply/add without FMA contraction: positions that are
-// rounded to 1/32 pixel must be computed exactly as NumPy computes them.
+// Multiply/add without FMA contraction (double, and float for sr_fmul/sr_fadd): positions
+// that are rounded to 1/32 pixel must be computed exactly as NumPy computes them.
 #if defined(SR_DEVICE)
+SR_HD float sr_fmul(float a, float b) { return __fmul_rn(a, b); }
+SR_HD float sr_fadd(float a, float b) { return __fadd_rn(a, b); }
 SR_HD double sr_mul(double a, double b) { return __dmul_rn(a, b); }
 SR_HD double sr_add(double a, double b) { return __dadd_rn(a, b); }
 SR_HD double sr_div(double a, double b) { return __ddiv_rn(a, b); }
 SR_HD int sr_rint(double a) { return __double2int_rn(a); }
+SR_HD int sr_rintf(float a) { return __float2int_rn(a); }
 #else
+SR_HD float sr_fmul(float a, float b) { return a * b; }
+SR_HD float sr_fadd(float a, float b) { return a + b; }
 SR_HD double sr_mul(double a, double b) { return a * b; }
 SR_HD double sr_add(double a, double b) { return a + b; }
 SR_HD double sr_div(double a, double b) { return a / b; }
 SR_HD int sr_rint(double a) { return (int)nearbyint(a); }  // round half to even, as np.rint
+SR_HD int sr_rintf(float a) { return (int)nearbyintf(a); }
 #endif
 
 // Cubic B-spline weights for taps at -1, 0, 1, 2 of fraction t (resample.bspline_weights).

@@ -6,7 +6,8 @@
 // pixel (gather, no atomics: deterministic).  Bounds check first.
 //
 // Arguments
-//   frame   const T*      (fh, fw, C) row-major, interleaved channels; T = uint8 or uint16
+//   frame   const T*      (fh, fw, C) row-major, interleaved channels; T = uint8 or uint16, or float
+//                         (a frame whose chroma band resample.cu's tca_band has moved)
 //   fw, fh  int           frame size
 //   state   const double* alignment state (SR_STATE_LEN): Tinv, gain, offset, accept
 //   num     float*        (ho, wo, C) running sum of weighted values, updated in place

@@ -7,7 +7,8 @@
 // pixel (gather, no atomics: deterministic).  Bounds check first.
 //
 // Arguments
-//   frame   const T*      (fh, fw, C) row-major, interleaved channels; T = uint8 or uint16
+//   frame   const T*      (fh, fw, C) row-major, interleaved channels; T = uint8 or uint16, or float
+//                         (a frame whose chroma band tca_band below has moved)
 //   fw, fh  int           frame size
 //   state   const double* alignment state (SR_STATE_LEN): Tinv, gain, offset, accept
 //   tab     const float*  (32, 8) Lanczos4 weights, resample.lanczos4_table()
@@ -44,16 +45,34 @@
 
 // The 8x8 Lanczos4 taps at frame position (u, v): u clamped to [-64, fw + 64], rounded to
 // 1/32 px; the first tap (ix, iy) and the two axes' weight rows of the table.
-SR_HD void sr_lanczos_taps(double u, double v, int fw, int fh, const float* tab, int* ix, int* iy, const float** wx,
-                           const float** wy) {
-    double uc = u < -64.0 ? -64.0 : (u > fw + 64.0 ? fw + 64.0 : u);
-    double vc = v < -64.0 ? -64.0 : (v > fh + 64.0 ? fh + 64.0 : v);
-    int xq = sr_rint(uc * SR_TAB_SIZE);
-    int yq = sr_rint(vc * SR_TAB_SIZE);
+SR_HD void sr_lanczos_taps_q(int xq, int yq, const float* tab, int* ix, int* iy, const float** wx, const float** wy) {
     *ix = (xq >> SR_TAB_BITS) - 3;
     *iy = (yq >> SR_TAB_BITS) - 3;
     *wx = tab + (xq & (SR_TAB_SIZE - 1)) * 8;
     *wy = tab + (yq & (SR_TAB_SIZE - 1)) * 8;
+}
+
+SR_HD void sr_lanczos_taps(double u, double v, int fw, int fh, const float* tab, int* ix, int* iy, const float** wx,
+                           const float** wy) {
+    double uc = u < -64.0 ? -64.0 : (u > fw + 64.0 ? fw + 64.0 : u);
+    double vc = v < -64.0 ? -64.0 : (v > fh + 64.0 ? fh + 64.0 : v);
+    sr_lanczos_taps_q(sr_rint(uc * SR_TAB_SIZE), sr_rint(vc * SR_TAB_SIZE), tab, ix, iy, wx, wy);
+}
+
+// One channel at the position (xq, yq) in 1/32 px (already clamped): the taps and weights of sr_resample_pixel.
+template <typename T, int C>
+SR_HD float sr_sample_q(const T* frame, int fw, int fh, int xq, int yq, const float* tab, int ch) {
+    int ix, iy;
+    const float *wx, *wy;
+    sr_lanczos_taps_q(xq, yq, tab, &ix, &iy, &wx, &wy);
+    float sum = 0.0f;
+    for (int r = 0; r < 8; ++r) {
+        const T* row = frame + (long long)sr_clampi(iy + r, 0, fh - 1) * fw * C;
+        float rs = 0.0f;
+        for (int c = 0; c < 8; ++c) rs += (float)row[sr_clampi(ix + c, 0, fw - 1) * C + ch] * (wy[r] * wx[c]);
+        sum += rs;
+    }
+    return sum;
 }
 
 // One channel at frame position (u, v): the same taps and weights as sr_resample_pixel.
@@ -147,5 +166,52 @@ __global__ void resample_accumulate(const T* __restrict__ frame, int fw, int fh,
     if (X >= wo || Y >= ho) return;
     sr_resample_accumulate_at<T, C>(frame, fw, fh, state, tab, num, den, wo, X, Y, a, b, max_value, weights, ww,
                                     wh, has_weights, winv, chmaps, has_chmaps, field, gw, gh, finv, has_field);
+}
+#endif
+
+// ---- lateral chromatic aberration on chroma-subsampled frames (superres_gpu/tca.py) --------
+// NumPy twin: NumpyBackend.tca_band.  A JPEG (or HEIC) with 4:2:0 chroma holds each colour
+// channel's own position only in its low band (the chroma planes); the fine detail of all three
+// comes from the luma.  Only the low band is moved: per pixel (x, y) and channel c whose map Cc
+// (an affine 3x3 from green positions to the channel's, row-major double) is not the identity,
+//   out[y, x, c] = frame[y, x, c] + (lo_c(Cc (x, y)) - lo_c[y, x])
+// with lo (C, fh, fw) float32 the channels' low bands (the backend's sepfilter), read with the
+// Lanczos4 taps of the merge (replicated border); other channels are copied.  The displacement
+// in float32 without contraction, coefficients rounded to float from double:
+// d = ((C00 - 1) x + C01 y) + C02 (rows: (C10 x + (C11 - 1) y) + C12); the position in 1/32 px is
+// 32 x + rint(32 d), exact at any frame size, clamped as sr_lanczos_taps clamps.
+template <typename T, int C>
+SR_HD void sr_tca_band_at(const T* frame, int fw, int fh, const float* lo, const double* maps, const float* tab,
+                          float* out, int x, int y) {
+    long long idx = (long long)y * fw + x;
+    long long plane = (long long)fw * fh;
+    for (int ch = 0; ch < C; ++ch) {
+        const double* m = maps + ch * 9;
+        float v = (float)frame[idx * C + ch];
+        bool identity = m[0] == 1.0 && m[1] == 0.0 && m[2] == 0.0 && m[3] == 0.0 && m[4] == 1.0 && m[5] == 0.0;
+        if (!identity) {
+            const float* L = lo + ch * plane;
+            float xf = (float)x, yf = (float)y;
+            float dx = sr_fadd(sr_fadd(sr_fmul((float)(m[0] - 1.0), xf), sr_fmul((float)m[1], yf)), (float)m[2]);
+            float dy = sr_fadd(sr_fadd(sr_fmul((float)m[3], xf), sr_fmul((float)(m[4] - 1.0), yf)), (float)m[5]);
+            int xq = sr_clampi(x * SR_TAB_SIZE + sr_rintf(dx * (float)SR_TAB_SIZE), -64 * SR_TAB_SIZE,
+                               (fw + 64) * SR_TAB_SIZE);
+            int yq = sr_clampi(y * SR_TAB_SIZE + sr_rintf(dy * (float)SR_TAB_SIZE), -64 * SR_TAB_SIZE,
+                               (fh + 64) * SR_TAB_SIZE);
+            float moved = sr_sample_q<float, 1>(L, fw, fh, xq, yq, tab, 0);
+            v = sr_fadd(v, sr_fadd(moved, -L[idx]));
+        }
+        out[idx * C + ch] = v;
+    }
+}
+
+#if defined(SR_DEVICE)
+template <typename T, int C>
+__global__ void tca_band(const T* __restrict__ frame, int fw, int fh, const float* __restrict__ lo,
+                         const double* __restrict__ maps, const float* __restrict__ tab, float* __restrict__ out) {
+    int x = blockIdx.x * blockDim.x + threadIdx.x;
+    int y = blockIdx.y * blockDim.y + threadIdx.y;
+    if (x >= fw || y >= fh) return;
+    sr_tca_band_at<T, C>(frame, fw, fh, lo, maps, tab, out, x, y);
 }
 #endif

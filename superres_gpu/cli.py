@@ -568,17 +568,20 @@ def cmd_cull(args, out, err) -> int:
 def cmd_tca(args, out, err) -> int:
     from .backends import get_backend
     from .decode import read_frame
-    from .discover import list_inputs
+    from .discover import list_inputs, probe
     from .errors import ConfigError
     from .tca import estimate
 
     if args.frames < 1:
         raise ConfigError(f"--frames must be at least 1 (got {args.frames})")
-    paths = list_inputs(args.inputs)[: args.frames]
-    est = estimate(get_backend(args.backend), [read_frame(p) for p in paths])
+    infos = [probe(p) for p in list_inputs(args.inputs)[: args.frames]]
+    est = estimate(get_backend(args.backend), [read_frame(i) for i in infos], infos[0].chroma)
     shift = est.corner_shift_px()
     out.print(f"lateral chromatic aberration of {est.frames} frames ({est.width}x{est.height}), against green:",
               markup=False, highlight=False, soft_wrap=True)
+    if est.subsampled:
+        out.print(f"  chroma subsampled {est.chroma[0]}x{est.chroma[1]}: measured, and corrected by --tca, in the "
+                  "channels' low band", markup=False, highlight=False, soft_wrap=True)
     for name, ch in (("red", est.red), ("blue", est.blue)):
         out.print(f"  {name:4s} scale {100 * ch.scale:+.4f} %  centre ({ch.cx:.1f}, {ch.cy:.1f})  "
                   f"rotation {ch.rotation_deg:+.4f} deg  corner shift {shift[name]:.3f} px", markup=False,

@@ -27,6 +27,9 @@ KERNELS: dict[str, tuple[str, ...]] = {
         "resample_accumulate<unsigned char, 3>",
         "resample_accumulate<unsigned short, 1>",
         "resample_accumulate<unsigned short, 3>",
+        "resample_accumulate<float, 3>",
+        "tca_band<unsigned char, 3>",
+        "tca_band<unsigned short, 3>",
     ),
     "pyramid": (
         "luma<unsigned char, 1>",
@@ -47,6 +50,7 @@ KERNELS: dict[str, tuple[str, ...]] = {
         "kernel_accumulate<unsigned char, 3>",
         "kernel_accumulate<unsigned short, 1>",
         "kernel_accumulate<unsigned short, 3>",
+        "kernel_accumulate<float, 3>",
     ),
 }
 

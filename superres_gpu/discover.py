@@ -49,6 +49,9 @@ class FrameInfo:
     bits: int  # 8 or 16
     orientation: int = 1
     exif: dict = field(default_factory=dict)
+    # chroma subsampling (horizontal, vertical) of the stored picture, after orientation: (2, 2) for a
+    # 4:2:0 JPEG or HEIC, (1, 1) where every channel has full resolution
+    chroma: tuple = (1, 1)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -250,23 +253,40 @@ def _probe_jpeg(path: Path, head: bytes, size: int) -> FrameInfo:
         sof = _jpeg_sof(data)
     if sof is None:
         raise InputError("corrupt JPEG: no frame header found", str(path))
-    precision, h, w, ncomp = sof
+    precision, h, w, ncomp, chroma = sof
     if w == 0 or h == 0:
         raise InputError("corrupt JPEG: zero image size", str(path))
     exif = parse_tiff_exif(jpeg_exif_block(data) or b"")
     orient = exif.get("orientation", 1)
     w, h = _orient_size(w, h, orient)
-    return FrameInfo(path, "jpeg", w, h, 1 if ncomp == 1 else 3, 8, orient, exif)
+    chroma = _orient_size(*chroma, orient)
+    return FrameInfo(path, "jpeg", w, h, 1 if ncomp == 1 else 3, 8, orient, exif, chroma)
 
 
 def _jpeg_sof(data: bytes):
-    """(precision, height, width, components) from a JPEG's frame header, or None."""
+    """(precision, height, width, components, (horizontal, vertical) chroma
+    subsampling) from a JPEG's frame header, or None."""
     for marker, pos, _ in jpeg_segments(data):
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
             if pos + 10 > len(data):
                 return None
-            return struct.unpack(">BHHB", data[pos + 4 : pos + 10])
+            precision, h, w, ncomp = struct.unpack(">BHHB", data[pos + 4 : pos + 10])
+            return precision, h, w, ncomp, _jpeg_subsampling(data[pos + 10 : pos + 10 + 3 * ncomp], ncomp)
     return None
+
+
+def _jpeg_subsampling(comps: bytes, ncomp: int) -> tuple[int, int]:
+    """The chroma subsampling of a frame header's component list (3 bytes
+    each: id, H << 4 | V, table): the largest factor by which a colour
+    component's sampling is below the densest one's; (1, 1) for grey or
+    unreadable lists (the decoder then reports the damage)."""
+    if ncomp < 3 or len(comps) < 3 * ncomp:
+        return (1, 1)
+    hv = [(comps[3 * i + 1] >> 4, comps[3 * i + 1] & 15) for i in range(ncomp)]
+    if any(hh == 0 or vv == 0 for hh, vv in hv):
+        return (1, 1)
+    hmax, vmax = max(hh for hh, _ in hv), max(vv for _, vv in hv)
+    return (max(hmax // hh for hh, _ in hv[1:3]), max(vmax // vv for _, vv in hv[1:3]))
 
 
 def _probe_png(path: Path, head: bytes) -> FrameInfo:

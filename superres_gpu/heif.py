@@ -67,7 +67,8 @@ def probe_heif(path: Path):
         raise InputError("corrupt HEIF: zero image size", str(path))
     channels = 1 if heif.mode.startswith("L") else 3
     bits = 8 if int(heif.info.get("bit_depth", 8)) <= 8 else 16
-    return FrameInfo(Path(path), "heif", w, h, channels, bits, 1, _exif(heif))
+    # HEIC stills are HEVC 4:2:0 as phones write them; libheif does not say so without decoding
+    return FrameInfo(Path(path), "heif", w, h, channels, bits, 1, _exif(heif), (2, 2) if channels == 3 else (1, 1))
 
 
 def decode_heif(info) -> np.ndarray:

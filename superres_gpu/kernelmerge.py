@@ -140,10 +140,11 @@ class KernelAccumulator(Accumulator):
         per-pixel ``weights`` on the reference's level ``weight_level`` (and a
         local displacement ``field``: :mod:`superres_gpu.local`); with
         ``channel_maps`` set (chromatic aberration) each channel is gathered at
-        its own position and ``den`` is the least-covered channel's kernel weight."""
+        its own position and ``den`` is the least-covered channel's kernel weight
+        (on chroma-subsampled frames the low bands are moved first: :meth:`source`)."""
         reach = self.sigma if self.shape is None else kernel_reach(self.scale)
-        self.B.kernel_accumulate(frame, state, self.num, self.den, self.scale, self.max_value, reach, weights,
-                                 weight_level, self.shape, field, field_cell, self.channel_maps)
+        self.B.kernel_accumulate(self.source(frame), state, self.num, self.den, self.scale, self.max_value, reach,
+                                 weights, weight_level, self.shape, field, field_cell, self.channel_maps)
 
     def coverage(self) -> np.ndarray:
         """Host copy of the per-pixel kernel weight (the sum over frames)."""

@@ -27,6 +27,9 @@ class Accumulator:
         self.width, self.height = output_size(width, height, scale)
         self.channels = channels
         self.channel_maps = None  # (channels, 9) float64: per-channel sampling maps (chromatic aberration)
+        # (maps, taps): on chroma-subsampled frames, each channel's low band moved by its map before the
+        # merge reads the frame (the backend's tca_band); channel_maps stays None then
+        self.band = None
         xp = B.xp
         self.num = xp.zeros((self.height, self.width, channels), dtype=xp.float32)
         self.den = xp.zeros((self.height, self.width), dtype=xp.float32)
@@ -36,8 +39,26 @@ class Accumulator:
         it, with per-pixel ``weights`` on the reference's level ``weight_level``
         (and a local displacement ``field``, nodes ``field_cell`` px apart:
         :mod:`superres_gpu.local`)."""
-        self.B.resample_accumulate(frame, state, self.num, self.den, self.scale, self.max_value, weights, weight_level,
-                                   self.channel_maps, field, field_cell)
+        self.B.resample_accumulate(self.source(frame), state, self.num, self.den, self.scale, self.max_value, weights,
+                                   weight_level, self.channel_maps, field, field_cell)
+
+    def correct_chromatic_aberration(self, estimate) -> None:
+        """Correct every frame added from now on by a
+        :class:`superres_gpu.tca.TCAEstimate`: whole channels read at their maps
+        in the merge's one resampling step, or, on chroma-subsampled frames,
+        each channel's low band moved first (:meth:`source`)."""
+        taps = estimate.band_taps()
+        if taps is None:
+            self.channel_maps, self.band = estimate.channel_maps(), None
+        else:
+            self.channel_maps, self.band = None, (estimate.channel_maps(), taps)
+
+    def source(self, frame):
+        """What the merge reads of ``frame``: the frame itself, or with
+        :attr:`band` set a float32 copy whose channels' low bands are moved."""
+        if self.band is None or frame.ndim != 3:
+            return frame
+        return self.B.tca_band(frame, *self.band)
 
     def coverage(self) -> np.ndarray:
         """Host copy of the per-pixel frame count."""

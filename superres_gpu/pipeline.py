@@ -179,7 +179,8 @@ def open_burst(cfg: PipelineConfig, progress) -> tuple[list[FrameRecord], int]:
     check_burst([r.info for r in records], ref)
     need = run_memory(ref.width, ref.height, ref.channels, ref.dtype.itemsize, cfg.scale, cfg.prefetch + 2,
                       kernel=cfg.merge in KERNEL_MERGES, held=min(held_frames(cfg), len(paths) - 1),
-                      template_scale=TEMPLATE_SCALE if cfg.refine else None)
+                      template_scale=TEMPLATE_SCALE if cfg.refine else None,
+                      chroma_band=cfg.tca != "off" and ref.channels == 3 and max(ref.chroma) > 1)
     check_run_memory(ref.path, need)
     check_merge_size(ref.path, ref.width, ref.height, cfg.scale)
     return records, ref_idx
@@ -255,17 +256,18 @@ def process_frame(B, ref: Reference, weights: RobustWeights, acc: Accumulator, f
     return state, rejected, disagreement, (m1, m2), figures
 
 
-def lateral_ca(cfg, frame, B, clock, warn) -> tuple[TCAEstimate | None, bool]:
+def lateral_ca(cfg, frame, B, clock, warn, chroma=(1, 1)) -> tuple[TCAEstimate | None, bool]:
     """(estimate, applied) of the reference frame's chromatic aberration (host
-    ``frame``) under ``cfg.tca``; (None, False) when off, or auto on grey frames
-    or where no estimate could be made (with a warning)."""
+    ``frame``, its chroma subsampling ``chroma``) under ``cfg.tca``; (None,
+    False) when off, or auto on grey frames or where no estimate could be made
+    (with a warning)."""
     if cfg.tca == "off" or (cfg.tca == "auto" and frame.ndim != 3):
         return None, False
     if frame.ndim != 3:
         raise InputError("--tca on needs colour frames; these are grey")
     with clock.stage("tca"):
         try:
-            est = estimate_tca(B, [frame])
+            est = estimate_tca(B, [frame], chroma)
         except AlignmentError as e:
             if cfg.tca == "on":
                 raise
@@ -322,7 +324,7 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock) -> Merged:
         for k, (i, (host, decode_s)) in enumerate(zip(order, feed)):
             clock.add("decode", decode_s)
             if k == 0:  # read on the host before the upload hands its buffer back to the decoders
-                tca_est, tca_used = lateral_ca(cfg, host, B, clock, warn)
+                tca_est, tca_used = lateral_ca(cfg, host, B, clock, warn, ref_info.chroma)
             m0 = B.mark()
             frame = B.upload_frame(host)
             del host
@@ -332,7 +334,7 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock) -> Merged:
                 kind = KernelAccumulator if cfg.merge in KERNEL_MERGES else Accumulator
                 acc = kind(B, ref_info.width, ref_info.height, ref_info.channels, cfg.scale, ref_info.max_value)
                 if tca_used:
-                    acc.channel_maps = tca_est.channel_maps()
+                    acc.correct_chromatic_aberration(tca_est)
                 # the robust weights compare frames with the reference frame itself even when they are
                 # aligned to the template: a merge brought back to the frame grid is a little softer than a
                 # frame at edges, where it would have frames left out that only differ from it there

@@ -28,6 +28,10 @@ _KERNEL_BYTES_PER_PIXEL = 28
 # ... of a frame held back until the motion model and the template are settled, besides
 # its decoded copy: its FrameLevels (float32 luma pyramid and B-spline coefficients).
 _HELD_BYTES_PER_PIXEL = 11
+# ... with chromatic aberration corrected on chroma-subsampled frames: the frame as float32
+# per channel, and one channel's low band
+_BAND_BYTES_PER_CHANNEL = 4
+_BAND_BYTES_PER_PIXEL = 4
 
 
 MAX_SIDE = 32766 - 16  # OpenCV's remap (both merges on the CPU) takes images below 32767 px a side; the kernel
@@ -58,17 +62,22 @@ def check_frame_pixels(path, width: int, height: int, max_megapixels: float = DE
 
 
 def run_memory(width: int, height: int, channels: int, itemsize: int, scale: float, frames_in_flight: int,
-               kernel: bool = False, held: int = 0, template_scale: float | None = None) -> int:
+               kernel: bool = False, held: int = 0, template_scale: float | None = None,
+               chroma_band: bool = False) -> int:
     """Bytes of host memory a run needs, roughly: ``frames_in_flight`` decoded
     frames, the working arrays of alignment (and of the kernel merge, with
     ``kernel``), and at the output size the accumulators (float32 per channel
     plus weight), the mean and the 16-bit result; ``held`` frames held back
     with their pyramids; with ``template_scale`` the template's merge at that
-    scale (accumulators and mean) and a copy of the reference."""
+    scale (accumulators and mean) and a copy of the reference; with
+    ``chroma_band`` the frame the chromatic aberration's correction makes of
+    a chroma-subsampled frame (:mod:`superres_gpu.tca`)."""
     n_in = width * height
     n_out = round(scale * width) * round(scale * height)
     frames = (frames_in_flight + held) * n_in * channels * itemsize
     work = (_WORK_BYTES_PER_PIXEL + (_KERNEL_BYTES_PER_PIXEL if kernel else 0) + _HELD_BYTES_PER_PIXEL * held) * n_in
+    if chroma_band:
+        work += (_BAND_BYTES_PER_CHANNEL * channels + _BAND_BYTES_PER_PIXEL) * n_in
     out = n_out * (4 * (channels + 1) + 4 * channels + 2 * channels)
     if template_scale is not None:
         n_t = round(template_scale * width) * round(template_scale * height)

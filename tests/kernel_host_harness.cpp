@@ -21,7 +21,9 @@ void h_resample(const void* frame, int is16, int C, int fw, int fh, const double
                 gh, finv, has_f
     for (int Y = 0; Y < ho; ++Y)
         for (int X = 0; X < wo; ++X) {
-            if (is16) {
+            if (is16 == 2) {  // float32 frames (from tca_band): colour only
+                sr_resample_accumulate_at<float, 3>((const float*)frame, SR_ARGS);
+            } else if (is16) {
                 if (C == 1) sr_resample_accumulate_at<uint16_t, 1>((const uint16_t*)frame, SR_ARGS);
                 else sr_resample_accumulate_at<uint16_t, 3>((const uint16_t*)frame, SR_ARGS);
             } else {
@@ -41,7 +43,9 @@ void h_kernel_accumulate(const void* frame, int is16, int C, int fw, int fh, con
                 field, gw, gh, finv, has_f, chmaps, has_c
     for (int Y = 0; Y < ho; ++Y)
         for (int X = 0; X < wo; ++X) {
-            if (is16) {
+            if (is16 == 2) {  // float32 frames (from tca_band): colour only
+                sr_kernel_accumulate_at<float, 3>((const float*)frame, SR_ARGS);
+            } else if (is16) {
                 if (C == 1) sr_kernel_accumulate_at<uint16_t, 1>((const uint16_t*)frame, SR_ARGS);
                 else sr_kernel_accumulate_at<uint16_t, 3>((const uint16_t*)frame, SR_ARGS);
             } else {
@@ -50,6 +54,15 @@ void h_kernel_accumulate(const void* frame, int is16, int C, int fw, int fh, con
             }
         }
 #undef SR_ARGS
+}
+
+void h_tca_band(const void* frame, int is16, int fw, int fh, const float* lo, const double* maps, const float* tab,
+                float* out) {
+    for (int y = 0; y < fh; ++y)
+        for (int x = 0; x < fw; ++x) {
+            if (is16) sr_tca_band_at<uint16_t, 3>((const uint16_t*)frame, fw, fh, lo, maps, tab, out, x, y);
+            else sr_tca_band_at<uint8_t, 3>((const uint8_t*)frame, fw, fh, lo, maps, tab, out, x, y);
+        }
 }
 
 void h_robust_residual(const float* coef, int cw, int ch, const float* ref, int w, int h, const double* state,

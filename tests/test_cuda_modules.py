@@ -18,7 +18,7 @@ from superres_gpu.backends.cupy_backend import CupyBackend
 from superres_gpu.backends.numpy_backend import NumpyBackend
 from superres_gpu.cuda_modules import ARCHS, KERNELS, compile_ptx, kernel_dir, kernel_source
 from superres_gpu.geometry import MODEL_ID, output_size
-from superres_gpu.interp import bspline_prefilter_taps, lanczos4_table
+from superres_gpu.interp import bspline_prefilter_taps, gaussian_taps, lanczos4_table
 from superres_gpu.state import transform_state
 
 from conftest import ROOT
@@ -229,6 +229,12 @@ def test_every_launch_matches_its_kernel_signature(checked_gpu_backend, rng):
             G.resample_accumulate(frame, st, num, den, 2.0, 255.0, None, 1, np.tile(np.eye(3).ravel(), (c, 1)), field,
                                   8.0)
             G.normalize_u16(num, den, 257.0)
+            if c == 3:  # chroma-subsampled colour frames: the low band moved, then float32 frames merged
+                moved = np.tile(np.eye(3).ravel(), (3, 1))
+                moved[0, [0, 2, 4, 5]] = [1.002, -0.03, 1.002, -0.02]
+                fl = G.tca_band(frame, moved, gaussian_taps(1.0))
+                G.resample_accumulate(fl, st, num, den, 2.0, 255.0)
+                G.kernel_accumulate(fl, st, num, den, 2.0, 255.0, 0.6)
     img = rng.random((21, 34)).astype(np.float32)
     G.downsample2(img)
     G.sepfilter(img, bspline_prefilter_taps())

@@ -209,6 +209,40 @@ def test_resample_with_channel_maps(G, rng, channels):
     np.testing.assert_allclose(G.asnumpy(num_g), num_t, atol=atol, rtol=rtol)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_tca_band_and_float_frames_in_both_merges(G, rng, dtype):
+    """The chroma band correction equals its twin, and its float32 frames go
+    through both merge kernels as they do on the CPU."""
+    from superres_gpu.interp import gaussian_taps
+
+    h, w = 45, 61
+    maxv = float(np.iinfo(dtype).max)
+    host = (rng.random((h, w, 3)) * maxv).astype(dtype)
+    maps = np.tile(np.eye(3).ravel(), (3, 1))
+    for c, k in ((0, 1.008), (2, 0.991)):
+        maps[c] = [k, 0.0, 0.3 * w * (1 - k), 0.0, k, 0.7 * h * (1 - k), 0.0, 0.0, 1.0]
+    taps = gaussian_taps(1.0)
+    want = NB.tca_band(host, maps, taps)
+    got = G.tca_band(padded(G, host), maps, taps)
+    atol, rtol = tol("gpu_resample")
+    np.testing.assert_allclose(G.asnumpy(got), want, atol=atol * maxv / 255.0, rtol=rtol)
+    st = state_with(random_T(rng), S_GAIN=1.01, S_OFFSET=0.002)
+    wo, ho = output_size(w, h, 2.0)
+    num_t, den_t = np.zeros((ho, wo, 3), np.float32), np.zeros((ho, wo), np.float32)
+    NB.resample_accumulate(want, st, num_t, den_t, 2.0, maxv)
+    num_g, den_g = G.asarray(num_t * 0), G.asarray(den_t * 0)
+    G.resample_accumulate(padded(G, want), G.asarray(st), num_g, den_g, 2.0, maxv)
+    np.testing.assert_array_equal(G.asnumpy(den_g), den_t)
+    np.testing.assert_allclose(G.asnumpy(num_g), num_t, atol=atol * maxv / 255.0, rtol=rtol)
+    num_t, den_t = np.zeros((ho, wo, 3), np.float32), np.zeros((ho, wo), np.float32)
+    NB.kernel_accumulate(want, st, num_t, den_t, 2.0, maxv, 0.6)
+    num_g, den_g = G.asarray(num_t * 0), G.asarray(den_t * 0)
+    G.kernel_accumulate(padded(G, want), G.asarray(st), num_g, den_g, 2.0, maxv, 0.6)
+    atol, rtol = tol("gpu_kernel_accumulate")
+    np.testing.assert_allclose(G.asnumpy(den_g), den_t, atol=atol, rtol=rtol)
+    np.testing.assert_allclose(G.asnumpy(num_g), num_t, atol=atol * maxv, rtol=rtol)
+
+
 def test_weighted_resample_and_robust_weights(G, rng):
     h, w = 45, 61
     host = (rng.random((h, w, 3)) * 255).astype(np.uint8)

@@ -52,6 +52,7 @@ def lib(tmp_path_factory):
         "h_resample": [P, I, I, I, I, P, P, P, P, I, I, D, D, F, P, I, I, I, D, P, I, P, I, I, D, I],
         "h_kernel_accumulate": [P, I, I, I, I, P, P, P, I, I, D, D, F, P, I, I, I, D, I, F, P, I, I, I, P, I, I, D, I,
                                 P, I],
+        "h_tca_band": [P, I, I, I, P, P, P, P],
         "h_robust_residual": [P, I, I, P, I, I, P, I, D, P, I, I, D, I, P, P],
         "h_warp_residual": [P, I, I, P, I, I, P, I, D, P, I, I, D, I, P, P],
         "h_field_at": [P, I, I, D, P, P, L, P, P],
@@ -79,6 +80,11 @@ def ptr(a: np.ndarray):
     return a.ctypes.data
 
 
+def frame_kind(dtype) -> int:
+    """The harness's frame type code: 0 uint8, 1 uint16, 2 float32."""
+    return {np.dtype(np.uint8): 0, np.dtype(np.uint16): 1, np.dtype(np.float32): 2}[np.dtype(dtype)]
+
+
 def random_field(rng, w, h, cell):
     """A displacement field (reference px) on nodes ``cell`` px apart over a w x h frame."""
     gw, gh = int(np.ceil(w / cell)), int(np.ceil(h / cell))
@@ -98,6 +104,7 @@ def random_state(rng, homography=True):
     (np.uint8, 1, (41, 29), 1.7),
     (np.uint16, 3, (23, 31), 3.0),
     (np.uint16, 1, (16, 17), 1.0),
+    (np.float32, 3, (29, 41), 2.0),  # a frame from tca_band
 ])
 @pytest.mark.parametrize("chromatic", [False, True])
 @pytest.mark.parametrize("local", [False, True])
@@ -122,13 +129,39 @@ def test_resample_kernel_math(lib, rng, dtype, channels, shape, scale, weighted,
     S_ = output_to_reference(scale)
     wk = wmap if weighted else np.ones((1, 1), np.float32)
     ck = cmaps if chromatic else np.zeros((1, 9))
-    lib.h_resample(ptr(frame), int(dtype == np.uint16), channels, w, h, ptr(st), ptr(np.ascontiguousarray(lanczos4_table())),
+    lib.h_resample(ptr(frame), frame_kind(dtype), channels, w, h, ptr(st), ptr(np.ascontiguousarray(lanczos4_table())),
                    ptr(num_k), ptr(den_k), wo, ho, S_[0, 0], S_[0, 2], maxv, ptr(wk), wk.shape[1], wk.shape[0],
                    int(weighted), 0.5, ptr(ck), int(chromatic), ptr(fk), fk.shape[1], fk.shape[0], 1.0 / 7.0,
                    int(local))
     np.testing.assert_array_equal(den_k, den_t)  # identical positions and coverage
     atol, rtol = tol("lanczos_remap_vs_direct")
     np.testing.assert_allclose(num_k, num_t, atol=atol * maxv * 1.1, rtol=rtol)
+
+
+@pytest.mark.parametrize("dtype,shape", [(np.uint8, (37, 53)), (np.uint16, (23, 31))])
+def test_tca_band_kernel_math(lib, rng, dtype, shape):
+    """The chroma band correction: the same 1/32 px positions (an exaggerated
+    aberration: up to 1 % about an off-centre point, so the taps clamp at the
+    borders too) and Lanczos sums within float32 rounding of cv2.remap's."""
+    from superres_gpu.interp import gaussian_taps
+
+    h, w = shape
+    maxv = 65535.0 if dtype == np.uint16 else 255.0
+    frame = (rng.random(shape + (3,)) * maxv).astype(dtype)
+    maps = np.tile(np.eye(3).ravel(), (3, 1))  # green stays; red and blue scaled by -+1 % about off-centre points
+    for c, k in ((0, 1.0 + rng.uniform(0.008, 0.012)), (2, 1.0 - rng.uniform(0.008, 0.012))):
+        maps[c] = [k, 0.0, 0.3 * w * (1 - k), 0.0, k, 0.7 * h * (1 - k), 0.0, 0.0, 1.0]
+    taps = gaussian_taps(1.0)
+    want = B.tca_band(frame, maps, taps)
+    lo = np.stack([B.sepfilter(np.ascontiguousarray(frame[..., c], dtype=np.float32), taps) for c in range(3)])
+    got = np.empty((h, w, 3), np.float32)
+    lib.h_tca_band(ptr(frame), int(dtype == np.uint16), w, h, ptr(lo), ptr(np.ascontiguousarray(maps)),
+                   ptr(np.ascontiguousarray(lanczos4_table())), ptr(got))
+    np.testing.assert_array_equal(got[..., 1], frame[..., 1].astype(np.float32))
+    atol, rtol = tol("lanczos_remap_vs_direct")
+    np.testing.assert_allclose(got, want, atol=atol * maxv * 1.1, rtol=rtol)
+    for c in (0, 2):  # red and blue did move
+        assert not np.array_equal(want[..., c], frame[..., c].astype(np.float32))
 
 
 def random_channel_maps(rng, channels, w, h):
@@ -160,6 +193,7 @@ def random_kernel_shape(rng, h, w, scale):
     (np.uint8, 1, (41, 29), 1.7, 0.9),
     (np.uint16, 3, (23, 31), 3.0, 0.9),
     (np.uint16, 1, (16, 17), 1.0, 0.5),
+    (np.float32, 3, (29, 41), 2.0, 0.6),  # a frame from tca_band
 ])
 @pytest.mark.parametrize("local", [False, True])
 @pytest.mark.parametrize("chromatic", [False, True])
@@ -189,7 +223,7 @@ def test_kernel_accumulate_math(lib, rng, dtype, channels, shape, scale, sigma, 
     S_ = output_to_reference(scale)
     wk = wmap if weighted else np.ones((1, 1), np.float32)
     sk = smap if anisotropic else np.ones((1, 1, 1), np.float32)
-    lib.h_kernel_accumulate(ptr(frame), int(dtype == np.uint16), channels, w, h, ptr(st), ptr(num_k), ptr(den_k),
+    lib.h_kernel_accumulate(ptr(frame), frame_kind(dtype), channels, w, h, ptr(st), ptr(num_k), ptr(den_k),
                             wo, ho, S_[0, 0], S_[0, 2], maxv, ptr(wk), wk.shape[1], wk.shape[0], int(weighted), 0.5,
                             kernel_window(scale, sigma), np.float32(-1.0 / (2.0 * sigma * sigma)), ptr(sk),
                             sk.shape[2], sk.shape[1], int(anisotropic), ptr(fk), fk.shape[1], fk.shape[0], 1.0 / 6.0,

@@ -88,11 +88,12 @@ def test_refine_aligns_closer_against_the_template(tmp_path):
     assert err[True] < TOL["refine_error_ratio"][0] * err[False], err
 
 
-def _tca_runs(tmp_path, frames: int, merge: str, sharp: bool, options: dict) -> dict:
-    """{(red scale, --tca): (PSNR, report["tca"])} for test-medium PNG bursts
-    without and with +-0.2 % red/blue aberration; ``options`` maps each red
-    scale to the --tca values run; PSNR against the sharp truth (8 px border
-    left out) or the truth through the optics."""
+def _tca_runs(tmp_path, frames: int, merge: str, sharp: bool, options: dict, jpeg_quality=None) -> dict:
+    """{(red scale, --tca): (PSNR, report["tca"])} for test-medium PNG (or
+    ``jpeg_quality`` JPEG 4:2:0) bursts without and with +-0.2 % red/blue
+    aberration; ``options`` maps each red scale to the --tca values run; PSNR
+    against the sharp truth (8 px border left out) or the truth through the
+    optics."""
     import dataclasses
 
     import tifffile
@@ -104,7 +105,7 @@ def _tca_runs(tmp_path, frames: int, merge: str, sharp: bool, options: dict) -> 
     result = {}
     for ca in ((0.0, 0.0), (0.002, -0.002)):
         b = synth.recipe_burst("test-medium", frames=frames,
-                               camera=dataclasses.replace(r.camera, lateral_ca=ca, jpeg_quality=None))
+                               camera=dataclasses.replace(r.camera, lateral_ca=ca, jpeg_quality=jpeg_quality))
         d = tmp_path / f"b{ca[0]}"
         b.write(d)
         for opt in options[ca[0]]:
@@ -129,6 +130,23 @@ def test_tca_is_corrected_inside_the_merge(tmp_path):
     clean, lost, fixed = result[0.0, "off"][0], result[0.002, "off"][0], result[0.002, "auto"][0]
     assert clean - lost > 3.0  # what the aberration costs uncorrected
     assert clean - fixed < TOL["tca_psnr_loss_db"][0], (clean, lost, fixed)
+
+
+def test_tca_on_4_2_0_jpeg_moves_the_chroma_band(tmp_path):
+    """JPEG frames with 4:2:0 chroma: the estimate is made in the channels' low
+    band and only that band is moved (moving whole channels, the lossless
+    frames' correction, moves the luma's detail too and loses more than the
+    aberration does)."""
+    from tolerances import TOL
+
+    result = _tca_runs(tmp_path, 8, "robust", False, {0.0: ("off",), 0.002: ("off", "auto")}, jpeg_quality=92)
+    rep = result[0.002, "auto"][1]
+    assert rep["applied"] is True
+    assert rep["estimate"]["correction"] == "chroma band" and rep["estimate"]["chroma_subsampling"] == [2, 2]
+    clean, lost, fixed = result[0.0, "off"][0], result[0.002, "off"][0], result[0.002, "auto"][0]
+    assert clean - lost > 0.8, (clean, lost)  # what the aberration costs uncorrected
+    assert clean - fixed < TOL["tca_jpeg_psnr_loss_db"][0], (clean, lost, fixed)
+    assert fixed - lost > 0.6 * (clean - lost), (clean, lost, fixed)
 
 
 def test_tca_is_corrected_inside_the_kernel_merge(tmp_path):

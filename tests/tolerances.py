@@ -109,6 +109,7 @@ TOL = {
     "tca_scale_rel": (0.1, None, "radial scale of red/blue vs green, relative to the truth (0.2 %), lossless frames; measured 2-7 %"),
     "tca_kernel_psnr_loss_db": (0.5, None, "--merge kernel --tca on, +-0.2 % red/blue, 6 PNG frames, PSNR against the "
                                 "sharp truth vs the same burst without aberration; measured 0.35 (12 frames: 0.34)"),
+    "tca_jpeg_psnr_loss_db": (0.45, None, "--tca auto on 8 JPEG 92 4:2:0 frames with +-0.2 % red/blue scaling vs the same burst without, robust merge; measured 0.37 (0.26 with 12 frames, the benchmark's); green, never corrected, alone loses 0.32 dB: the luma mixes the displaced channels before the chroma is subsampled, which no correction of the decoded channels undoes"),
     "tca_psnr_loss_db": (0.3, None, "--tca auto on a burst with +-0.2 % red/blue scaling vs the same burst without (the target; estimate from the reference alone, 8 PNG frames); measured 0.15"),
     "real_consistency_db": (30.0, None, "the merge area-downsampled to the reference grid against the reference"),
     "real_grid_shift_px": (0.1, None, "phase correlation of the downsampled merge vs the reference: the grid convention"),

@@ -194,12 +194,14 @@ class CupyBackend:
         return st
 
     @staticmethod
-    def _type_name(dtype) -> str:
+    def _type_name(dtype, allow_float: bool = False) -> str:
         if dtype == np.uint8:
             return "unsigned char"
         if dtype == np.uint16:
             return "unsigned short"
-        raise TypeError(f"frames must be uint8 or uint16, not {dtype}")
+        if allow_float and dtype == np.float32:  # the merge kernels also read frames from tca_band
+            return "float"
+        raise TypeError(f"frames must be uint8 or uint16{', or float32' if allow_float else ''}, not {dtype}")
 
     # --- kernel 2: luma and pyramid -------------------------------------------------
     def luma(self, frame):
@@ -317,7 +319,7 @@ class CupyBackend:
         b = np.float64(0.5 / scale - 0.5)
         cmaps, has_c = self._channel_map_args(channel_maps, c)
         fmap, gw, gh, finv, has_f = self._field_args(field, field_cell)
-        k = self._kernel("resample", f"resample_accumulate<{self._type_name(frame.dtype)}, {c}>")
+        k = self._kernel("resample", f"resample_accumulate<{self._merge_type(frame, c)}, {c}>")
         k(
             grid_2d(wo, ho),
             BLOCK_2D,
@@ -325,6 +327,32 @@ class CupyBackend:
              np.float32(max_value), wmap, np.int32(ww), np.int32(wh), np.int32(has),
              np.float64(1.0 / 2**weight_level), cmaps, np.int32(has_c), fmap, gw, gh, finv, has_f),
         )
+
+    def _merge_type(self, frame, c: int) -> str:
+        """The merge kernels' frame type: uint8, uint16, or float32 for colour frames from :meth:`tca_band`."""
+        if frame.dtype == np.float32 and c != 3:
+            raise TypeError("float32 frames reach the merge kernels only from tca_band, in colour")
+        return self._type_name(frame.dtype, allow_float=True)
+
+    def tca_band(self, frame, channel_maps, taps):
+        from .numpy_backend import band_moves
+
+        cp = self.cp
+        frame = self._contig(frame)
+        if frame.ndim != 3:
+            raise ValueError("the chroma band correction needs colour frames")
+        h, w, c = frame.shape
+        maps = np.asarray(channel_maps, np.float64)
+        if maps.shape != (c, 9):
+            raise ValueError(f"channel_maps must be ({c}, 9) float64, one row-major 3x3 per channel")
+        lo = cp.empty((c, h, w), dtype=cp.float32)  # only the moved channels' planes are read
+        for ch in range(c):
+            if band_moves(maps[ch]):
+                lo[ch] = self.sepfilter(cp.ascontiguousarray(frame[..., ch], dtype=cp.float32), taps)
+        out = cp.empty((h, w, c), dtype=cp.float32)
+        k = self._kernel("resample", f"tca_band<{self._type_name(frame.dtype)}, {c}>")
+        k(grid_2d(w, h), BLOCK_2D, (frame, np.int32(w), np.int32(h), lo, cp.asarray(maps.ravel()), self._tab, out))
+        return out
 
     def _channel_map_args(self, channel_maps, c):
         """(maps, has_chmaps) for the merge kernels' per-channel map arguments."""
@@ -362,7 +390,7 @@ class CupyBackend:
             sh, sw = smap.shape[1:]
         fmap, gw, gh, finv, has_f = self._field_args(field, field_cell)
         cmaps, has_c = self._channel_map_args(channel_maps, c)
-        k = self._kernel("kernelreg", f"kernel_accumulate<{self._type_name(frame.dtype)}, {c}>")
+        k = self._kernel("kernelreg", f"kernel_accumulate<{self._merge_type(frame, c)}, {c}>")
         k(
             grid_2d(wo, ho),
             BLOCK_2D,

@@ -471,7 +471,7 @@ class NumpyBackend:
         M = output_map(state[S.S_TINV].reshape(3, 3), scale)
         gain = np.float32(state[S.S_GAIN])
         offset = np.float32(state[S.S_OFFSET] * max_value)
-        src = frame.astype(np.float32)
+        src = frame.astype(np.float32, copy=False)  # read only: a float32 frame from tca_band is not copied
         X = np.arange(wo, dtype=np.float64)
         S_ = output_to_reference(scale)
         a, b = S_[0, 0], S_[0, 2]
@@ -525,6 +525,53 @@ class NumpyBackend:
 
         rows_per = max(1, _RESAMPLE_STRIP_PIXELS // max(wo, 1))
         _run_strips(strip, ho, rows_per)
+
+    # --- kernel 1 (part): chromatic aberration in the chroma band -----------------
+    def tca_band(self, frame, channel_maps, taps) -> np.ndarray:
+        """The frame (h, w, C) as float32 with each channel's low band moved by
+        its map: for channel c whose ``channel_maps`` row (row-major 3x3, green
+        positions -> the channel's, affine) is not the identity,
+        out[y, x, c] = frame[y, x, c] + (L_c(Cc (x, y)) - L_c[y, x]), with L_c
+        the channel filtered by ``taps`` (:meth:`sepfilter`) and read with the
+        merge's Lanczos4 (replicated border); other channels are copied.  The
+        displacement in float32, one rounding per operation, coefficients
+        rounded from float64: d = ((C00 - 1) x + C01 y) + C02 (rows:
+        (C10 x + (C11 - 1) y) + C12); the position in 1/32 px is
+        32 x + rint(32 d), exact at any frame size.  This moves what a 4:2:0
+        JPEG or HEIC stores of each channel's own position (its chroma band)
+        and leaves the fine detail, which all three channels take from the
+        luma, where it is (:mod:`superres_gpu.tca`)."""
+        import cv2
+
+        if frame.ndim != 3:
+            raise ValueError("the chroma band correction needs colour frames")
+        h, w, C = frame.shape
+        maps = np.asarray(channel_maps, np.float64)
+        if maps.shape != (C, 9):
+            raise ValueError(f"channel_maps must be ({C}, 9) float64, one row-major 3x3 per channel")
+        out = frame.astype(np.float32)
+        f32 = np.float32
+        xs = np.arange(w, dtype=np.float32)[None, :]
+        for c in range(C):
+            m = maps[c]
+            if not band_moves(m):
+                continue
+            lo = self.sepfilter(np.ascontiguousarray(out[..., c]), taps)
+            k = (f32(m[0] - 1.0), f32(m[1]), f32(m[2]), f32(m[3]), f32(m[4] - 1.0), f32(m[5]))
+
+            def strip(y0, y1, lo=lo, k=k, c=c):
+                ys = np.arange(y0, y1, dtype=np.float32)[:, None]
+                dx = (k[0] * xs + k[1] * ys) + k[2]
+                dy = (k[3] * xs + k[4] * ys) + k[5]
+                uq = np.rint(dx * f32(TAB_SIZE)).astype(np.float64) + TAB_SIZE * xs.astype(np.float64)
+                vq = np.rint(dy * f32(TAB_SIZE)).astype(np.float64) + TAB_SIZE * ys.astype(np.float64)
+                moved = cv2.remap(lo, *_fixed_point_maps_q(uq, vq, w, h), cv2.INTER_LANCZOS4,
+                                  borderMode=cv2.BORDER_REPLICATE)
+                moved -= lo[y0:y1]
+                out[y0:y1, :, c] += moved
+
+            _run_strips(strip, h, max(1, _RESAMPLE_STRIP_PIXELS // max(w, 1)))
+        return out
 
     # --- kernel 7: kernel-regression accumulate ------------------------------------
     def kernel_accumulate(self, frame, state, num, den, scale: float, max_value: float, sigma: float,
@@ -704,6 +751,12 @@ def _channels(plane, C: int):
     if C == 3:
         return cv2.cvtColor(plane, cv2.COLOR_GRAY2BGR)
     return cv2.merge([plane] * C)
+
+
+def band_moves(m) -> bool:
+    """Whether a channel's map (row-major 3x3) moves it: not the identity in
+    its affine part (what :meth:`NumpyBackend.tca_band` and its kernel test)."""
+    return not (m[0] == 1.0 and m[1] == 0.0 and m[2] == 0.0 and m[3] == 0.0 and m[4] == 1.0 and m[5] == 0.0)
 
 
 class _KernelSource:
