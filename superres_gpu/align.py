@@ -88,14 +88,19 @@ def coarse_model(model: str) -> str:
     return model if MODEL_NPARAMS[model] <= MODEL_NPARAMS["similarity"] else "similarity"
 
 
-def schedule(ref, model: str | None = None, finest: int = 0) -> list[tuple[int, str, int]]:
+def schedule(ref, model: str | None = None, finest: int = 0, coarsest: int | None = None) -> list[tuple[int, str, int]]:
     """[(level, model, iterations), ...] coarse to fine, for a Reference: its
     configured model (or ``model``) from the phase-correlation level down to
-    level ``finest`` (0: the full schedule)."""
+    level ``finest`` (0: the full schedule); with ``coarsest``, from that
+    level only, every step with the model itself (a frame already aligned
+    close to this reference: :func:`align`'s ``start``)."""
     cfg = ref.config
     model = model or cfg.model
     if model == AUTO:
         raise ConfigError("motion model 'auto' must be resolved (choose_model) before a frame is aligned")
+    if coarsest is not None:
+        top = min(max(coarsest, finest), ref.levels - 1)
+        return [(level, model, cfg.iters_fine if level == 0 else cfg.iters_mid) for level in range(top, finest - 1, -1)]
     coarse = coarse_model(model)
     steps = []
     levels = list(range(max(ref.pc_level, finest), finest - 1, -1))
@@ -139,11 +144,13 @@ def coarse_start(B, ref, levels: FrameLevels):
 
 
 def align(B, ref, levels: FrameLevels, model: str | None = None, finest: int = 0, points: dict | None = None,
-          finalize: bool = True, start=None):
+          finalize: bool = True, start=None, coarsest: int | None = None):
     """Align a frame, given its :class:`FrameLevels`, to the reference (with
     the reference's configured model, or ``model``; down to level ``finest``;
     on the reference's points, or ``points`` per level; from ``start``, the
-    frame's :func:`coarse_start` when already made, else it is made here).
+    frame's :func:`coarse_start` when already made, else it is made here;
+    with ``coarsest``, ``start`` is a state already close to this reference
+    and only the levels from ``coarsest`` down are refined: :func:`schedule`).
 
     Returns the frame's state vector on the backend (``backends.base``
     layout): T, Tinv, photometric gain/offset, diagnostics and, unless
@@ -151,9 +158,11 @@ def align(B, ref, levels: FrameLevels, model: str | None = None, finest: int = 0
     """
     cfg = ref.config
     points = ref.points if points is None else points
+    if coarsest is not None and start is None:
+        raise ValueError("refining from a level needs the state to start from")
     state = coarse_start(B, ref, levels) if start is None else start.copy()
-    for step, (level, m, iters) in enumerate(schedule(ref, model, finest)):
-        if step == 1 and cfg.redescend:
+    for step, (level, m, iters) in enumerate(schedule(ref, model, finest, coarsest)):
+        if (step == 1 or coarsest is not None) and cfg.redescend:
             # past the coarse start the fit is close: a redescending weight now rejects what
             # the reference does not explain (passers-by) instead of letting it pull
             state[S.S_REDESCEND] = 1.0

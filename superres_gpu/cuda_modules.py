@@ -27,6 +27,7 @@ KERNELS: dict[str, tuple[str, ...]] = {
         "resample_accumulate<unsigned char, 3>",
         "resample_accumulate<unsigned short, 1>",
         "resample_accumulate<unsigned short, 3>",
+        "resample_accumulate<float, 1>",
         "resample_accumulate<float, 3>",
         "tca_band<unsigned char, 3>",
         "tca_band<unsigned short, 3>",

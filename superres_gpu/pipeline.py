@@ -37,7 +37,7 @@ import numpy as np
 from . import __version__, cull
 from .align import AUTO, ModelChoice, align, choose_model, frame_levels
 from .backends import get_backend, is_device_oom
-from .backends.base import STATUS_DISAGREES
+from .backends.base import S_ACCEPT, STATUS_DISAGREES
 from .decode import FrameFeed, read_mask
 from .discover import MASK_NAME, FrameInfo, check_burst, probe, resolve_frames
 from .errors import AlignmentError, ConfigError, InputError
@@ -56,7 +56,7 @@ from .robust import NoiseModel, RobustWeights
 from .state import FrameState
 from .tca import TCAEstimate
 from .tca import estimate as estimate_tca
-from .template import TEMPLATE_FRAMES, TEMPLATE_SCALE, make_template
+from .template import REFINE_FROM_LEVEL, TEMPLATE_FRAMES, TEMPLATE_SCALE, make_template
 from .timing import Timings
 
 __all__ = ["PipelineConfig", "RunResult", "run"]
@@ -231,18 +231,21 @@ def merge_with_cpu_fallback(cfg, records, order, mask, progress, warn, clock) ->
     return merge_frames(dataclasses.replace(cfg, backend="numpy"), records, order, mask, progress, warn, clock)
 
 
-def process_frame(B, ref: Reference, weights: RobustWeights, acc: Accumulator, frame, levels=None, local=None):
+def process_frame(B, ref: Reference, weights: RobustWeights, acc: Accumulator, frame, levels=None, local=None,
+                  start=None):
     """The per-frame work of the merge, all on the backend's device: align the
     frame to the reference (and, with a ``local`` :class:`LocalRefiner`, its
     displacement field), weigh it, resample it onto the output grid and
-    accumulate (``levels``: the frame's FrameLevels when already made); a
+    accumulate (``levels``: the frame's FrameLevels when already made;
+    ``start``: its state aligned to the reference the template was made from,
+    refined from there on the finer levels only, :data:`REFINE_FROM_LEVEL`); a
     frame whose content disagrees with the reference is dropped
     (:meth:`RobustWeights.check`).  Returns (state, rejected fraction,
     disagreement, (mark after align, mark after the weights), the local
     figures or None); nothing is read back to the host."""
     if levels is None:
         levels = frame_levels(B, ref, frame)
-    state = align(B, ref, levels)
+    state = align(B, ref, levels) if start is None else align(B, ref, levels, start=start, coarsest=REFINE_FROM_LEVEL)
     field, cell, figures = None, 0.0, None
     res = None if local is None else local.refine(levels, state)
     if res is not None:
@@ -301,7 +304,6 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock) -> Merged:
     marks = []  # per frame: backend marks (start, aligned, weighed, accumulated)
     choice = None  # motion "auto": the model chosen on the first frames, held back until then
     held = []
-    ref_copy = None  # the reference frame, kept for the template
     template_frames = None
     noise = NoiseModel.from_raw(getattr(ref_info, "raw", None))
     hold = held_frames(cfg)
@@ -314,9 +316,9 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock) -> Merged:
             B.wait(marks[-3][3])
         progress("frames", len(marks), n)
 
-    def align_and_merge(i, frame, levels, m0):
+    def align_and_merge(i, frame, levels, m0, start=None):
         state, dev_rejected[i], dev_disagree[i], (m1, m2), dev_local[i] = process_frame(
-            B, ref, weights, acc, frame, levels, local)
+            B, ref, weights, acc, frame, levels, local, start)
         finish(i, state, m0, m1, m2)
 
     infos = [records[i].info for i in order]
@@ -341,8 +343,6 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock) -> Merged:
                 weights = RobustWeights(B, wref, robust=cfg.merge in ("robust", "kernel"), noise=noise)
                 if local_active(cfg) and not cfg.refine:
                     local = LocalRefiner(B, ref, cfg.local)
-                if cfg.refine:
-                    ref_copy = B.xp.array(frame)  # a copy: the upload buffer is recycled
                 # the deconvolution's strength: the merge's residual noise relative to one frame's
                 ref_noise = residual_noise(B, frame) if cfg.merge in KERNEL_MERGES else None
                 if cfg.merge in KERNEL_MERGES and cfg.kernel_shape == "anisotropic":
@@ -368,16 +368,21 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock) -> Merged:
                 ref.config = dataclasses.replace(cfg.align, model=choice.model)
             if cfg.refine:
                 with clock.stage("template"):
-                    firsts = [(hframe, hlevels, align(B, ref, hlevels)) for _, hframe, hlevels, _ in held]
-                    template = make_template(B, ref, ref_copy, firsts, ref_info.max_value, noise)
+                    firsts = [(hlevels, align(B, ref, hlevels)) for _, _, hlevels, _ in held]
+                    template = make_template(B, ref, firsts, noise)
                     ref = Reference(B, template, ref.config, mask)
-                    del firsts, template, ref_copy
+                    # a frame the reference accepted goes on from there against the template
+                    ok = B.asnumpy(B.xp.stack([st for _, st in firsts]))[:, S_ACCEPT] != 0.0
+                    starts = [st if good else None for (_, st), good in zip(firsts, ok)]
+                    del firsts, template
                 template_frames = [records[j].path.name for j in [order[0]] + [h[0] for h in held]]
                 if local_active(cfg):
                     local = LocalRefiner(B, ref, cfg.local)
             settled = True
-            for hi, hframe, hlevels, hm0 in held:  # their alignment starts now, after the choice
-                align_and_merge(hi, hframe, hlevels, B.mark())
+            if not cfg.refine:
+                starts = [None] * len(held)
+            for (hi, hframe, hlevels, hm0), start in zip(held, starts):  # their alignment starts now, after the choice
+                align_and_merge(hi, hframe, hlevels, B.mark(), start)
             held = []
     with clock.stage("merge"):
         stacked = B.asnumpy(B.xp.stack([dev_states[i] for i in order]))

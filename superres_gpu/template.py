@@ -3,10 +3,10 @@
 Every frame is first registered to one noisy reference; that reference's
 noise enters every estimate (its values and the inverse-compositional
 steps' gradients), and it is the same for every frame, so it does not
-average out over the burst.  With ``--refine`` (the default) the reference
-and the first :data:`TEMPLATE_FRAMES` - 1 other frames, aligned to the
-reference, are merged at :data:`TEMPLATE_SCALE` with the robust weights; the
-merge, area-averaged back onto the reference's pixel grid, is the template
+average out over the burst.  With ``--refine`` (the default) the lumas of the
+reference and the first :data:`TEMPLATE_FRAMES` - 1 other frames, aligned to
+the reference, are merged at :data:`TEMPLATE_SCALE` with the robust weights;
+the merge, area-averaged back onto the reference's pixel grid, is the template
 that every frame is then aligned against (those first frames again), in the
 same single pass over the burst.  Five frames already bring the error to
 within a few per cent of what a template from the whole burst gives
@@ -27,6 +27,9 @@ import numpy as np
 
 TEMPLATE_SCALE = 2.0  # scale of the first merge the template is made from
 TEMPLATE_FRAMES = 5  # frames merged into the template: the reference and the first four others
+# those four, aligned to the reference already, are aligned to the template from their state there,
+# on the pyramid levels from this one down (not from the phase correlation up)
+REFINE_FROM_LEVEL = 0
 
 
 def area_weights(n_out: int, n_ref: int, scale: float) -> tuple[np.ndarray, np.ndarray]:
@@ -67,21 +70,25 @@ def template_frame(B, mean, scale: float, width: int, height: int, max_value: fl
     return frame[..., 0] if frame.shape[2] == 1 else frame
 
 
-def make_template(B, ref, ref_frame, others, max_value: float, noise=None):
-    """The template frame (uint16 on the backend, :func:`template_frame`) from
-    the reference frame ``ref_frame`` (on the backend) and ``others``:
-    [(frame on the backend, its FrameLevels, its state aligned to ``ref``)];
-    the frames are weighed against ``ref`` as the robust merge weighs them
-    (``noise``: a raw file's NoiseModel, or None)."""
+def make_template(B, ref, others, noise=None):
+    """The template frame (uint16 grey on the backend, :func:`template_frame`)
+    from the reference ``ref`` and ``others``: [(FrameLevels, its state aligned
+    to ``ref``)], weighed against ``ref`` as the robust merge weighs frames
+    (``noise``: a raw file's NoiseModel, or None).
+
+    Only the luma is merged (the pyramids' level 0, float32 in [0, 1]): the
+    template serves the alignment, which reads nothing else, and the luma of
+    a merge is the merge of the lumas (both are linear and the weights are
+    per pixel), at a third of the resampling work of three channels."""
     from .merge import Accumulator
     from .robust import RobustWeights
 
-    h, w = ref_frame.shape[:2]
-    channels = 1 if ref_frame.ndim == 2 else ref_frame.shape[2]
-    acc = Accumulator(B, w, h, channels, TEMPLATE_SCALE, max_value)
+    luma = ref.pyramid[0]
+    h, w = luma.shape
+    acc = Accumulator(B, w, h, 1, TEMPLATE_SCALE, 1.0)
     weights = RobustWeights(B, ref, robust=True, noise=noise)
-    acc.add(ref_frame, ref.state(), None, weights.level)
-    for frame, levels, state in others:
-        acc.add(frame, state, weights.for_frame(levels, state)[0], weights.level)
+    acc.add(luma, ref.state(), None, weights.level)
+    for levels, state in others:
+        acc.add(levels.pyramid[0], state, weights.for_frame(levels, state)[0], weights.level)
     mean, _ = acc.take_mean()
-    return template_frame(B, mean, TEMPLATE_SCALE, w, h, max_value)
+    return template_frame(B, mean, TEMPLATE_SCALE, w, h, 1.0)

@@ -21,8 +21,9 @@ void h_resample(const void* frame, int is16, int C, int fw, int fh, const double
                 gh, finv, has_f
     for (int Y = 0; Y < ho; ++Y)
         for (int X = 0; X < wo; ++X) {
-            if (is16 == 2) {  // float32 frames (from tca_band): colour only
-                sr_resample_accumulate_at<float, 3>((const float*)frame, SR_ARGS);
+            if (is16 == 2) {  // float32 frames (from tca_band; grey: the template's lumas)
+                if (C == 1) sr_resample_accumulate_at<float, 1>((const float*)frame, SR_ARGS);
+                else sr_resample_accumulate_at<float, 3>((const float*)frame, SR_ARGS);
             } else if (is16) {
                 if (C == 1) sr_resample_accumulate_at<uint16_t, 1>((const uint16_t*)frame, SR_ARGS);
                 else sr_resample_accumulate_at<uint16_t, 3>((const uint16_t*)frame, SR_ARGS);

@@ -157,6 +157,28 @@ def test_schedule_runs_coarse_to_fine_with_a_similarity_first(small_burst):
     assert coarse_model("euclidean") == "euclidean"
 
 
+def test_a_frame_refined_from_its_state_lands_where_a_full_alignment_does(small_burst):
+    """align(start=, coarsest=): a state close to the reference, refined on
+    the finer levels only (the template's first frames), gives the full
+    alignment's map; a start far off is not what it is for."""
+    from superres_gpu.align import align
+
+    b = small_burst
+    w, h = b.params["width"], b.params["height"]
+    r = Reference(B, b.frames[0], AlignConfig(model="similarity"))
+    assert schedule(r, coarsest=0) == [(0, "similarity", r.config.iters_fine)]
+    assert [lv for lv, _, _ in schedule(r, coarsest=1)] == [1, 0]
+    with pytest.raises(ValueError, match="start"):
+        align(B, r, frame_levels(B, r, b.frames[1]), coarsest=0)
+    for f, T in zip(b.frames[1:4], b.transforms[1:4]):
+        lv = frame_levels(B, r, f)
+        full = align(B, r, lv)
+        again = FrameState.from_vector(align(B, r, lv, start=full, coarsest=0))
+        assert again.accepted
+        assert grid_rms_error(again.T, FrameState.from_vector(full).T, w, h) < 1e-3
+        assert grid_rms_error(again.T, T, w, h) < TOL["align_model_similarity_px"][0]
+
+
 def _bookshelf_crops(size=512):
     from superres_gpu.decode import read_frame
 

@@ -229,6 +229,8 @@ def test_every_launch_matches_its_kernel_signature(checked_gpu_backend, rng):
             G.resample_accumulate(frame, st, num, den, 2.0, 255.0, None, 1, np.tile(np.eye(3).ravel(), (c, 1)), field,
                                   8.0)
             G.normalize_u16(num, den, 257.0)
+            if c == 1:  # the template merges the frames' lumas (float32)
+                G.resample_accumulate(frame.astype(np.float32) / 255, st, num, den, 2.0, 1.0)
             if c == 3:  # chroma-subsampled colour frames: the low band moved, then float32 frames merged
                 moved = np.tile(np.eye(3).ravel(), (3, 1))
                 moved[0, [0, 2, 4, 5]] = [1.002, -0.03, 1.002, -0.02]

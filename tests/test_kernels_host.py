@@ -105,6 +105,7 @@ def random_state(rng, homography=True):
     (np.uint16, 3, (23, 31), 3.0),
     (np.uint16, 1, (16, 17), 1.0),
     (np.float32, 3, (29, 41), 2.0),  # a frame from tca_band
+    (np.float32, 1, (29, 41), 2.0),  # a luma the template merges
 ])
 @pytest.mark.parametrize("chromatic", [False, True])
 @pytest.mark.parametrize("local", [False, True])

@@ -328,10 +328,11 @@ class CupyBackend:
              np.float64(1.0 / 2**weight_level), cmaps, np.int32(has_c), fmap, gw, gh, finv, has_f),
         )
 
-    def _merge_type(self, frame, c: int) -> str:
-        """The merge kernels' frame type: uint8, uint16, or float32 for colour frames from :meth:`tca_band`."""
-        if frame.dtype == np.float32 and c != 3:
-            raise TypeError("float32 frames reach the merge kernels only from tca_band, in colour")
+    def _merge_type(self, frame, c: int, kernel_merge: bool = False) -> str:
+        """The merge kernels' frame type: uint8, uint16, or float32 (colour frames
+        from :meth:`tca_band`; the resample also takes grey float32, the template's lumas)."""
+        if frame.dtype == np.float32 and c != 3 and kernel_merge:
+            raise TypeError("float32 frames reach the kernel merge only from tca_band, in colour")
         return self._type_name(frame.dtype, allow_float=True)
 
     def tca_band(self, frame, channel_maps, taps):
@@ -390,7 +391,7 @@ class CupyBackend:
             sh, sw = smap.shape[1:]
         fmap, gw, gh, finv, has_f = self._field_args(field, field_cell)
         cmaps, has_c = self._channel_map_args(channel_maps, c)
-        k = self._kernel("kernelreg", f"kernel_accumulate<{self._merge_type(frame, c)}, {c}>")
+        k = self._kernel("kernelreg", f"kernel_accumulate<{self._merge_type(frame, c, True)}, {c}>")
         k(
             grid_2d(wo, ho),
             BLOCK_2D,

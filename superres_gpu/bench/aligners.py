@@ -68,7 +68,8 @@ def ours_auto(backend_name: str, refine: bool) -> Aligner:
     from ..align import AlignConfig, align, choose_model, frame_levels
     from ..reference import Reference
     from ..state import FrameState
-    from ..template import TEMPLATE_FRAMES, make_template
+    from ..backends import base as S
+    from ..template import REFINE_FROM_LEVEL, TEMPLATE_FRAMES, make_template
 
     B = get_backend(backend_name)
 
@@ -80,12 +81,16 @@ def ours_auto(backend_name: str, refine: bool) -> Aligner:
         ref.config = dataclasses.replace(ref.config, model=choice.model)
         if refine:
             k = TEMPLATE_FRAMES - 1
-            firsts = [(B.asarray(f), lv, align(B, ref, lv)) for f, lv in zip(frames[1 : 1 + k], levels)]
-            top = float(np.iinfo(frames[0].dtype).max)
-            ref = Reference(B, make_template(B, ref, first, firsts, top), ref.config)
+            firsts = [(lv, align(B, ref, lv)) for lv in levels[:k]]
+            ref = Reference(B, make_template(B, ref, firsts), ref.config)
+            starts = [st if B.asnumpy(st)[S.S_ACCEPT] != 0.0 else None for _, st in firsts]
+        else:
+            starts = []
         out = []
-        for lv in levels:
-            fs = FrameState.from_vector(B.asnumpy(align(B, ref, lv)))
+        for j, lv in enumerate(levels):
+            start = starts[j] if j < len(starts) else None
+            st = align(B, ref, lv) if start is None else align(B, ref, lv, start=start, coarsest=REFINE_FROM_LEVEL)
+            fs = FrameState.from_vector(B.asnumpy(st))
             out.append(fs.T if fs.accepted else None)
         return out
 
