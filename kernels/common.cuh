@@ -94,6 +94,7 @@ SR_HD int sr_clampi(int v, int lo, int hi) { return v < lo ? lo : (v > hi ? hi :
 #if defined(SR_DEVICE)
 SR_HD float sr_fmul(float a, float b) { return __fmul_rn(a, b); }
 SR_HD float sr_fadd(float a, float b) { return __fadd_rn(a, b); }
+SR_HD float sr_fdiv(float a, float b) { return __fdiv_rn(a, b); }
 SR_HD double sr_mul(double a, double b) { return __dmul_rn(a, b); }
 SR_HD double sr_add(double a, double b) { return __dadd_rn(a, b); }
 SR_HD double sr_div(double a, double b) { return __ddiv_rn(a, b); }
@@ -102,6 +103,7 @@ SR_HD int sr_rintf(float a) { return __float2int_rn(a); }
 #else
 SR_HD float sr_fmul(float a, float b) { return a * b; }
 SR_HD float sr_fadd(float a, float b) { return a + b; }
+SR_HD float sr_fdiv(float a, float b) { return a / b; }
 SR_HD double sr_mul(double a, double b) { return a * b; }
 SR_HD double sr_add(double a, double b) { return a + b; }
 SR_HD double sr_div(double a, double b) { return a / b; }
@@ -312,6 +314,87 @@ SR_HD void sr_field_output(const float* field, int gw, int gh, double finv, doub
     sr_field_at(field, gw, gh, finv, sr_add(sr_mul((double)X, a), b), sr_add(sr_mul((double)Y, a), b), &dx, &dy);
     *Xd = sr_add((double)X, sr_div(dx, a));
     *Yd = sr_add((double)Y, sr_div(dy, a));
+}
+
+// ---- the same in float32, for the per-pixel work of the kernel merge (kernelreg.cu) -----------
+// Consumer GPUs run double precision at 1/32 to 1/64 of float: per pixel only float32, one rounding
+// per operation (sr_fmul, sr_fadd, sr_fdiv: no contraction), in the twin's order; the maps are
+// formed in double once per thread block (sr_output_map, sr_compose_map) and rounded to float.
+
+// The output map M = Tinv S (and, with channel maps, Mc = Cc M per channel after it), rounded to
+// float: maps[0..8] = M, maps[9 (1 + c) ..] = channel c's.
+SR_HD void sr_float_maps(const double* Ti, double a, double b, const double* chmaps, int has_chmaps, int C,
+                         float* maps) {
+    double M[9];
+    sr_output_map(Ti, a, b, M);
+    for (int k = 0; k < 9; ++k) maps[k] = (float)M[k];
+    if (!has_chmaps) return;
+    for (int c = 0; c < C; ++c) {
+        double Mc[9];
+        sr_compose_map(chmaps + c * 9, M, Mc);
+        for (int k = 0; k < 9; ++k) maps[9 * (1 + c) + k] = (float)Mc[k];
+    }
+}
+
+// Frame position of (X, Y) under a float map: u = (M00 X + (M01 Y + M02)) / (M20 X + (M21 Y + M22)).
+SR_HD void sr_project_f(const float* M, float X, float Y, float* u, float* v, float* wq) {
+    *wq = sr_fadd(sr_fmul(M[6], X), sr_fadd(sr_fmul(M[7], Y), M[8]));
+    *u = sr_fdiv(sr_fadd(sr_fmul(M[0], X), sr_fadd(sr_fmul(M[1], Y), M[2])), *wq);
+    *v = sr_fdiv(sr_fadd(sr_fmul(M[3], X), sr_fadd(sr_fmul(M[4], Y), M[5])), *wq);
+}
+
+// Bilinear weight at output pixel (X, Y): q = ((X a + b) + 0.5) winv - 0.5, clamped to [0, n - 1].
+SR_HD void sr_weight_axis_f(int X, float a, float b, float winv, int n, int* i0, int* i1, float* f) {
+    float q = sr_fadd(sr_fmul(sr_fadd(sr_fadd(sr_fmul((float)X, a), b), 0.5f), winv), -0.5f);
+    float top = (float)(n - 1);
+    q = q < 0.0f ? 0.0f : (q > top ? top : q);
+    float fl = floorf(q);
+    *i0 = (int)fl;
+    *i1 = *i0 + 1 < n ? *i0 + 1 : n - 1;
+    *f = sr_fadd(q, -fl);
+}
+
+SR_HD float sr_weight_at_f(const float* weights, int ww, int wh, float winv, int X, int Y, float a, float b) {
+    int x0, x1, y0, y1;
+    float fx, fy;
+    sr_weight_axis_f(X, a, b, winv, ww, &x0, &x1, &fx);
+    sr_weight_axis_f(Y, a, b, winv, wh, &y0, &y1, &fy);
+    const float* r0 = weights + (long long)y0 * ww;
+    const float* r1 = weights + (long long)y1 * ww;
+    float gy = sr_fadd(1.0f, -fy), gx = sr_fadd(1.0f, -fx);
+    float c0 = sr_fadd(sr_fmul(r0[x0], gy), sr_fmul(r1[x0], fy));  // the two rows mixed first
+    float c1 = sr_fadd(sr_fmul(r0[x1], gy), sr_fmul(r1[x1], fy));
+    return sr_fadd(sr_fmul(c0, gx), sr_fmul(c1, fx));
+}
+
+// The local field at reference position (px, py), and output pixel (X, Y) moved by it (sr_field_output).
+SR_HD void sr_field_axis_f(float p, float finv, int n, int* i0, int* i1, float* f) {
+    float q = sr_fadd(sr_fmul(sr_fadd(p, 0.5f), finv), -0.5f);
+    float top = (float)(n - 1);
+    q = q < 0.0f ? 0.0f : (q > top ? top : q);
+    float fl = floorf(q);
+    *i0 = (int)fl;
+    *i1 = *i0 + 1 < n ? *i0 + 1 : n - 1;
+    *f = sr_fadd(q, -fl);
+}
+
+SR_HD void sr_field_output_f(const float* field, int gw, int gh, float finv, float a, float b, int X, int Y,
+                             float* Xd, float* Yd) {
+    int x0, x1, y0, y1;
+    float fx, fy;
+    sr_field_axis_f(sr_fadd(sr_fmul((float)X, a), b), finv, gw, &x0, &x1, &fx);
+    sr_field_axis_f(sr_fadd(sr_fmul((float)Y, a), b), finv, gh, &y0, &y1, &fy);
+    const float* r0 = field + (long long)y0 * gw * 2;
+    const float* r1 = field + (long long)y1 * gw * 2;
+    float gy = sr_fadd(1.0f, -fy), gx = sr_fadd(1.0f, -fx);
+    float d[2];
+    for (int k = 0; k < 2; ++k) {  // the two rows mixed first, then the two columns
+        float c0 = sr_fadd(sr_fmul(gy, r0[x0 * 2 + k]), sr_fmul(fy, r1[x0 * 2 + k]));
+        float c1 = sr_fadd(sr_fmul(gy, r0[x1 * 2 + k]), sr_fmul(fy, r1[x1 * 2 + k]));
+        d[k] = sr_fadd(sr_fmul(gx, c0), sr_fmul(fx, c1));
+    }
+    *Xd = sr_fadd((float)X, sr_fdiv(d[0], a));
+    *Yd = sr_fadd((float)Y, sr_fdiv(d[1], a));
 }
 
 // ---- device-only helpers ----------------------------------------------------------

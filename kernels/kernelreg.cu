@@ -30,14 +30,15 @@
 //   chmaps  const double* (C, 9) per-channel 3x3 maps, row-major, read when has_chmaps != 0:
 //                         channel c is read at Cc (u, v) (lateral chromatic aberration, as resample.cu)
 //
-// Per pixel: (u, v) = M (X, Y) with M = Tinv S (common.cuh's sr_output_map and
-// sr_project) and the inverse Jacobian of M in double; with a local field the output
-// position first moves by it (sr_field_output: the frame is read at Tinv (p + D(p))), the
-// Jacobian is M's there (the field's own gradient is neglected).  A sample's offset on the
+// Per pixel, all in float32 (common.cuh's float section; consumer GPUs run double at 1/32 to
+// 1/64 of float): (u, v) = M (X, Y) with M = Tinv S formed in double once per thread block and
+// rounded to float (sr_float_maps), the Jacobian of M there and its inverse; with a local field
+// the output position first moves by it (sr_field_output_f: the frame is read at Tinv (p + D(p))),
+// the Jacobian is M's there (the field's own gradient is neglected).  A sample's offset on the
 // output grid, d = J^-1 (du, dv) with (du, dv) = (kx + s - fu, ky + s - fv), fu = u + s - floor(u + s),
 // enters the exponent e = qa dX^2 + qb dX dY + qc dY^2 = pa du^2 + pb du dv + pc dv^2, the
-// coefficients (pa, pb, pc) = J^-T Q J^-1 formed once per pixel in double
-// (sr_kernel_form); per sample in float32, in the twin's order,
+// coefficients (pa, pb, pc) = J^-T Q J^-1 formed once per pixel (sr_kernel_form); per sample,
+// in the twin's order,
 // e = ((pa du) du + (pc dv) dv) + (pb du) dv, and a sample inside the frame weighs
 // k = max(min(g, R (g - SR_KERNEL_KMIN)), 0), g = expf(e), R = SR_KERNEL_RAMP: the Gaussian to three
 // standard deviations out, ramped steeply to 0 just inside, continuous there (no rounding moves a
@@ -55,33 +56,37 @@
 #define SR_KERNEL_RAMP 16.0f  // the weight's slope to 0 at the cut-off, in units of the Gaussian's
 
 // (pa, pb, pc): the exponent's coefficients in frame offsets (du, dv) for those
-// (qa, qb, qc) in output offsets d = Jinv (du, dv), Jinv = [[i00, i01], [i10, i11]].
-SR_HD void sr_kernel_form(float qa, float qb, float qc, double i00, double i01, double i10, double i11,
-                          float* pa, float* pb, float* pc) {
-    double a = qa, b = qb, c = qc;
-    *pa = (float)((a * i00 * i00 + b * i00 * i10) + c * i10 * i10);
-    *pb = (float)((2.0 * a * i00 * i01 + b * (i00 * i11 + i01 * i10)) + 2.0 * c * i10 * i11);
-    *pc = (float)((a * i01 * i01 + b * i01 * i11) + c * i11 * i11);
+// (qa, qb, qc) in output offsets d = Jinv (du, dv), Jinv = [[i00, i01], [i10, i11]]; float32, in
+// this order (the twin's kernel_form).
+SR_HD void sr_kernel_form(float qa, float qb, float qc, float i00, float i01, float i10, float i11, float* pa,
+                          float* pb, float* pc) {
+    *pa = sr_fadd(sr_fadd(sr_fmul(sr_fmul(qa, i00), i00), sr_fmul(sr_fmul(qb, i00), i10)),
+                  sr_fmul(sr_fmul(qc, i10), i10));
+    *pb = sr_fadd(sr_fadd(sr_fmul(sr_fmul(2.0f * qa, i00), i01),
+                          sr_fmul(qb, sr_fadd(sr_fmul(i00, i11), sr_fmul(i01, i10)))),
+                  sr_fmul(sr_fmul(2.0f * qc, i10), i11));
+    *pc = sr_fadd(sr_fadd(sr_fmul(sr_fmul(qa, i01), i01), sr_fmul(sr_fmul(qb, i01), i11)),
+                  sr_fmul(sr_fmul(qc, i11), i11));
 }
 
 // One position's kernel sums: the frame read at M (Xd, Yd) with the kernel (qa, qb, qc);
-// acc[ch] = sum k value for channels c0 .. c1 - 1, returns Ks = sum k.
+// acc[ch] = sum k value for channels c0 .. c1 - 1, returns Ks = sum k.  Position, Jacobian and
+// its inverse in float32 (common.cuh's float section), in the twin's order.
 template <typename T, int C>
-SR_HD float sr_kernel_sums(const T* frame, int fw, int fh, const double* M, double Xd, double Yd, float qa, float qb,
+SR_HD float sr_kernel_sums(const T* frame, int fw, int fh, const float* M, float Xd, float Yd, float qa, float qb,
                            float qc, int n, int c0, int c1, float* acc) {
-    double wq = sr_add(sr_mul(M[6], Xd), sr_add(sr_mul(M[7], Yd), M[8]));
-    double u = sr_div(sr_add(sr_mul(M[0], Xd), sr_add(sr_mul(M[1], Yd), M[2])), wq);
-    double v = sr_div(sr_add(sr_mul(M[3], Xd), sr_add(sr_mul(M[4], Yd), M[5])), wq);
-    double j00 = sr_div(M[0] - sr_mul(u, M[6]), wq), j01 = sr_div(M[1] - sr_mul(u, M[7]), wq);
-    double j10 = sr_div(M[3] - sr_mul(v, M[6]), wq), j11 = sr_div(M[4] - sr_mul(v, M[7]), wq);
-    double det = sr_mul(j00, j11) - sr_mul(j01, j10);
+    float u, v, wq;
+    sr_project_f(M, Xd, Yd, &u, &v, &wq);
+    float j00 = sr_fdiv(sr_fadd(M[0], -sr_fmul(u, M[6])), wq), j01 = sr_fdiv(sr_fadd(M[1], -sr_fmul(u, M[7])), wq);
+    float j10 = sr_fdiv(sr_fadd(M[3], -sr_fmul(v, M[6])), wq), j11 = sr_fdiv(sr_fadd(M[4], -sr_fmul(v, M[7])), wq);
+    float det = sr_fadd(sr_fmul(j00, j11), -sr_fmul(j01, j10));
     float pa, pb, pc;
-    sr_kernel_form(qa, qb, qc, sr_div(j11, det), sr_div(-j01, det), sr_div(-j10, det), sr_div(j00, det), &pa, &pb,
+    sr_kernel_form(qa, qb, qc, sr_fdiv(j11, det), sr_fdiv(-j01, det), sr_fdiv(-j10, det), sr_fdiv(j00, det), &pa, &pb,
                    &pc);
     float s = (n & 1) ? 0.5f : 0.0f;  // odd windows centre on the nearest sample
-    double tu = u + (double)s, tv = v + (double)s;
-    double fl_u = floor(tu), fl_v = floor(tv);
-    float fu = (float)(tu - fl_u), fv = (float)(tv - fl_v);
+    float tu = sr_fadd(u, s), tv = sr_fadd(v, s);
+    float fl_u = floorf(tu), fl_v = floorf(tv);
+    float fu = sr_fadd(tu, -fl_u), fv = sr_fadd(tv, -fl_v);
     long long iu = (long long)fl_u, iv = (long long)fl_v;
     int lo = -((n - 1) / 2);
     for (int ch = c0; ch < c1; ++ch) acc[ch] = 0.0f;
@@ -115,36 +120,32 @@ SR_HD float sr_kernel_sums(const T* frame, int fw, int fh, const double* M, doub
     return ksum;
 }
 
+// maps: sr_float_maps of the frame's state (M, then the channels' Mc with has_chmaps), formed once
+// per thread block by the wrapper.
 template <typename T, int C>
-SR_HD void sr_kernel_accumulate_at(const T* frame, int fw, int fh, const double* state, float* num, float* den,
-                                   int wo, int X, int Y, double a, double b, float max_value,
-                                   const float* weights, int ww, int wh, int has_weights, double winv, int n,
+SR_HD void sr_kernel_accumulate_at(const T* frame, int fw, int fh, const double* state, const float* maps,
+                                   float* num, float* den, int wo, int X, int Y, float a, float b, float max_value,
+                                   const float* weights, int ww, int wh, int has_weights, float winv, int n,
                                    float c2, const float* shape, int sw, int sh, int has_shape,
-                                   const float* field, int gw, int gh, double finv, int has_field,
-                                   const double* chmaps, int has_chmaps) {
+                                   const float* field, int gw, int gh, float finv, int has_field, int has_chmaps) {
     if (state[SR_S_ACCEPT] == 0.0) return;
     float qa = c2, qb = 0.0f, qc = c2;
     if (has_shape) {
         long long plane = (long long)sw * sh;
-        qa = sr_weight_at(shape, sw, sh, 1.0, X, Y, a, b);
-        qb = sr_weight_at(shape + plane, sw, sh, 1.0, X, Y, a, b);
-        qc = sr_weight_at(shape + 2 * plane, sw, sh, 1.0, X, Y, a, b);
+        qa = sr_weight_at_f(shape, sw, sh, 1.0f, X, Y, a, b);
+        qb = sr_weight_at_f(shape + plane, sw, sh, 1.0f, X, Y, a, b);
+        qc = sr_weight_at_f(shape + 2 * plane, sw, sh, 1.0f, X, Y, a, b);
     }
-    double M[9];
-    sr_output_map(state + SR_S_TINV, a, b, M);
-    double Xd = (double)X, Yd = (double)Y;
-    if (has_field) sr_field_output(field, gw, gh, finv, a, b, X, Y, &Xd, &Yd);
+    float Xd = (float)X, Yd = (float)Y;
+    if (has_field) sr_field_output_f(field, gw, gh, finv, a, b, X, Y, &Xd, &Yd);
     float acc[C];
     float ksum;
     if (!has_chmaps) {
-        ksum = sr_kernel_sums<T, C>(frame, fw, fh, M, Xd, Yd, qa, qb, qc, n, 0, C, acc);
+        ksum = sr_kernel_sums<T, C>(frame, fw, fh, maps, Xd, Yd, qa, qb, qc, n, 0, C, acc);
     } else {
         float ks[C];
-        for (int ch = 0; ch < C; ++ch) {
-            double Mc[9];
-            sr_compose_map(chmaps + ch * 9, M, Mc);
-            ks[ch] = sr_kernel_sums<T, C>(frame, fw, fh, Mc, Xd, Yd, qa, qb, qc, n, ch, ch + 1, acc);
-        }
+        for (int ch = 0; ch < C; ++ch)
+            ks[ch] = sr_kernel_sums<T, C>(frame, fw, fh, maps + 9 * (1 + ch), Xd, Yd, qa, qb, qc, n, ch, ch + 1, acc);
         ksum = ks[0];
         for (int ch = 1; ch < C; ++ch) ksum = ks[ch] < ksum ? ks[ch] : ksum;
         for (int ch = 0; ch < C; ++ch) {
@@ -160,7 +161,7 @@ SR_HD void sr_kernel_accumulate_at(const T* frame, int fw, int fh, const double*
         acc[ch] = g + o;
     }
     if (has_weights) {
-        float wt = sr_weight_at(weights, ww, wh, winv, X, Y, a, b);
+        float wt = sr_weight_at_f(weights, ww, wh, winv, X, Y, a, b);
         for (int ch = 0; ch < C; ++ch) acc[ch] *= wt;
         ksum *= wt;
     }
@@ -177,11 +178,15 @@ __global__ void kernel_accumulate(const T* __restrict__ frame, int fw, int fh, c
                                   double winv, int n, float c2, const float* __restrict__ shape, int sw, int sh,
                                   int has_shape, const float* __restrict__ field, int gw, int gh, double finv,
                                   int has_field, const double* __restrict__ chmaps, int has_chmaps) {
+    // the frame's maps in double once per block, then float per pixel
+    __shared__ float maps[9 * (1 + C)];
+    if (threadIdx.x == 0 && threadIdx.y == 0) sr_float_maps(state + SR_S_TINV, a, b, chmaps, has_chmaps, C, maps);
+    __syncthreads();
     int X = blockIdx.x * blockDim.x + threadIdx.x;
     int Y = blockIdx.y * blockDim.y + threadIdx.y;
     if (X >= wo || Y >= ho) return;
-    sr_kernel_accumulate_at<T, C>(frame, fw, fh, state, num, den, wo, X, Y, a, b, max_value, weights, ww, wh,
-                                  has_weights, winv, n, c2, shape, sw, sh, has_shape, field, gw, gh, finv,
-                                  has_field, chmaps, has_chmaps);
+    sr_kernel_accumulate_at<T, C>(frame, fw, fh, state, maps, num, den, wo, X, Y, (float)a, (float)b, max_value,
+                                  weights, ww, wh, has_weights, (float)winv, n, c2, shape, sw, sh, has_shape, field,
+                                  gw, gh, (float)finv, has_field, has_chmaps);
 }
 #endif

@@ -40,8 +40,10 @@ void h_kernel_accumulate(const void* frame, int is16, int C, int fw, int fh, con
                          int has_w, double winv, int n, float c2, const float* shape, int sw, int sh,
                          int has_shape, const float* field, int gw, int gh, double finv, int has_f,
                          const double* chmaps, int has_c) {
-#define SR_ARGS fw, fh, state, num, den, wo, X, Y, a, b, maxv, wts, ww, wh, has_w, winv, n, c2, shape, sw, sh, has_shape, \
-                field, gw, gh, finv, has_f, chmaps, has_c
+    float maps[9 * 4];  // as the wrapper forms them once per thread block
+    sr_float_maps(state + SR_S_TINV, a, b, chmaps, has_c, C, maps);
+#define SR_ARGS fw, fh, state, maps, num, den, wo, X, Y, (float)a, (float)b, maxv, wts, ww, wh, has_w, (float)winv, n, \
+                c2, shape, sw, sh, has_shape, field, gw, gh, (float)finv, has_f, has_c
     for (int Y = 0; Y < ho; ++Y)
         for (int X = 0; X < wo; ++X) {
             if (is16 == 2) {  // float32 frames (from tca_band): colour only

@@ -646,7 +646,8 @@ def test_identity_channel_maps_give_exactly_the_kernel_sums_without_maps(rng):
 
 def test_a_channel_map_reads_each_channel_where_its_image_is(rng):
     # blue's image is green's moved one frame pixel right and down: with the map that says so, blue's
-    # kernel sums are green's exactly (the same fractional positions, kernels and samples) inside the frame
+    # kernel sums are green's inside the frame (the same samples and kernels, at fractional positions that
+    # agree to the float32 rounding of the per-pixel positions: a few ulp)
     frame, st = _field_case(rng)
     frame[:, :, 2] = 0
     frame[1:, 1:, 2] = frame[:-1, :-1, 1]
@@ -656,11 +657,11 @@ def test_a_channel_map_reads_each_channel_where_its_image_is(rng):
     B.kernel_accumulate(frame, st, num, den, 2.0, 255.0, 0.6, channel_maps=maps)
     inner = (slice(8, -8), slice(8, -8))
     assert np.all(den[inner] > 0)
-    np.testing.assert_array_equal(num[inner][..., 2], num[inner][..., 1])
+    np.testing.assert_allclose(num[inner][..., 2], num[inner][..., 1], rtol=2e-5, atol=1e-3)
     plain, dplain = np.zeros_like(num), np.zeros_like(den)
     B.kernel_accumulate(frame, st, plain, dplain, 2.0, 255.0, 0.6)
     assert np.abs(plain[inner][..., 2] - plain[inner][..., 1]).max() > 20  # without the map blue is elsewhere
-    np.testing.assert_array_equal(den[inner], dplain[inner])  # green's and blue's kernel sums are the same
+    np.testing.assert_allclose(den[inner], dplain[inner], rtol=2e-5)  # green's and blue's kernel sums agree
 
 
 def test_channel_maps_normalise_each_channel_by_its_own_kernel_sum(rng):

@@ -580,10 +580,13 @@ class NumpyBackend:
         """Add one frame's native samples to num and den with a Gaussian kernel
         centred at each sample's exact position on the output grid (a gather).
 
-        For output pixel (X, Y): its frame position (u, v) = M (X, Y) (M = Tinv S,
-        as in :meth:`resample_accumulate`, float64) and J, the Jacobian of M
-        there, J = [[M00 - u M20, M01 - u M21], [M10 - v M20, M11 - v M21]] / w,
-        inverted in float64 (for affine M, constant).  A sample's offset on the
+        Per pixel everything is float32, one rounding per operation (GPUs
+        photographers own run float64 at 1/32 to 1/64 of float32): M = Tinv S
+        (:func:`output_map`, in float64 once per frame) rounded to float32, and
+        for output pixel (X, Y) (float32; a = 1/s and b rounded to float32) its
+        frame position (u, v) = M (X, Y) and J, the Jacobian of M there,
+        J = [[M00 - u M20, M01 - u M21], [M10 - v M20, M11 - v M21]] / w, and
+        its inverse (for affine M, constant).  A sample's offset on the
         output grid is d = J^-1 (du, dv) for its frame offset (du, dv) (below;
         exact for affine motion, first order for a homography); the Gaussian's
         exponent is e = qa dX^2 + qb dX dY + qc dY^2.  The kernel's
@@ -593,7 +596,7 @@ class NumpyBackend:
         its three planes sampled bilinearly at the output pixel like
         ``weights`` (an anisotropic kernel; ``sigma`` is then the largest
         standard deviation of any pixel's kernel and only sets the reach).
-        Per pixel, (pa, pb, pc) = :func:`kernel_form` (q, J^-1) (float32), so
+        Per pixel, (pa, pb, pc) = :func:`kernel_form` (q, J^-1), so
         that e = ((pa du) du + (pc dv) dv) + (pb du) dv per sample in float32
         (the last product and sum may be fused).
 
@@ -638,35 +641,36 @@ class NumpyBackend:
             return
         ho, wo = den.shape
         C = num.shape[2]
-        M = output_map(state[S.S_TINV].reshape(3, 3), scale)
+        M64 = output_map(state[S.S_TINV].reshape(3, 3), scale)
         gain = np.float32(state[S.S_GAIN])
         offset = np.float32(state[S.S_OFFSET] * max_value)
         n = kernel_window(scale, sigma)
         c2 = np.float32(-1.0 / (2.0 * sigma * sigma))
-        X = np.arange(wo, dtype=np.float64)
+        f32 = np.float32
+        X = np.arange(wo, dtype=f32)
         S_ = output_to_reference(scale)
-        a, b = S_[0, 0], S_[0, 2]
+        a, b = f32(S_[0, 0]), f32(S_[0, 2])
         if channel_maps is None:
-            gathers = [(M, _KernelSource(frame, n))]
+            gathers = [(M64.astype(f32), _KernelSource(frame, n))]
         else:
             maps = np.asarray(channel_maps, np.float64)
             if maps.shape != (C, 9):
                 raise ValueError(f"channel_maps must be ({C}, 9) float64, one row-major 3x3 per channel")
-            gathers = [(compose_map(maps[c].reshape(3, 3), M), _KernelSource(frame, n, c)) for c in range(C)]
+            gathers = [(compose_map(maps[c].reshape(3, 3), M64).astype(f32), _KernelSource(frame, n, c))
+                       for c in range(C)]
         if weights is not None:
-            wx = _bilinear_axis(X, a, b, weight_level, weights.shape[1])
+            wx = _bilinear_axis_f32(X, a, b, weight_level, weights.shape[1])
             wplanes = weights[None]
         if shape is not None:
-            sx = _bilinear_axis(X, a, b, 0, shape.shape[2])
-        f32 = np.float32
+            sx = _bilinear_axis_f32(X, a, b, 0, shape.shape[2])
 
         def strip(y_start, y_end):
-            Y = np.arange(y_start, y_end, dtype=np.float64)[:, None]
-            Xd, Yd = (X, Y) if field is None else field_output(field, 1.0 / field_cell, a, b, X, Y)
+            Y = np.arange(y_start, y_end, dtype=f32)[:, None]
+            Xd, Yd = (X, Y) if field is None else field_output_f32(field, f32(1.0 / field_cell), a, b, X, Y)
             if shape is None:
                 q = (c2, f32(0.0), c2)
             else:
-                q = tuple(_bilinear_planes(shape, _bilinear_axis(Y[:, 0], a, b, 0, shape.shape[1]), sx))
+                q = tuple(_bilinear_planes(shape, _bilinear_axis_f32(Y[:, 0], a, b, 0, shape.shape[1]), sx))
             sums = [_kernel_sums(src, Mg, Xd, Yd, q, (y_end - y_start, wo)) for Mg, src in gathers]
             if len(sums) == 1:
                 acc, ksum = sums[0]
@@ -685,7 +689,8 @@ class NumpyBackend:
             if offset != 0.0:
                 acc += _channels(ksum * offset, d)
             if weights is not None:
-                wt = _bilinear_planes(wplanes, _bilinear_axis(Y[:, 0], a, b, weight_level, weights.shape[0]), wx)[0]
+                wt = _bilinear_planes(wplanes, _bilinear_axis_f32(Y[:, 0], a, b, weight_level, weights.shape[0]),
+                                      wx)[0]
                 acc *= _channels(wt, d)
                 ksum *= wt
             num[y_start:y_end] += cv2.cvtColor(acc, cv2.COLOR_BGRA2BGR) if d != C else acc
@@ -724,21 +729,15 @@ KERNEL_RAMP = 16.0  # the weight's slope to 0 at the cut-off, in units of the Ga
 def kernel_form(qa, qb, qc, i00, i01, i10, i11):
     """(pa, pb, pc) float32: the Gaussian exponent qa dX^2 + qb dX dY + qc dY^2 in
     output offsets d = J^-1 (du, dv) rewritten in frame offsets,
-    pa du^2 + pb du dv + pc dv^2, i.e. J^-T Q J^-1; float64 from float32 q, in
-    the order of kernelreg.cu's ``sr_kernel_form``.  Where J^-1 is one matrix
-    (scalars: affine motion), its products are formed once and the sums run
-    in float32 (within a few float32 steps of the float64 form)."""
-    if all(np.ndim(t) == 0 for t in (i00, i01, i10, i11)):
-        f32 = np.float32
-        qa, qb, qc = (np.asarray(t, f32) for t in (qa, qb, qc))
-        coef = ((i00 * i00, i00 * i10, i10 * i10), (2.0 * i00 * i01, i00 * i11 + i01 * i10, 2.0 * i10 * i11),
-                (i01 * i01, i01 * i11, i11 * i11))
-        return tuple((qa * f32(ca) + qb * f32(cb)) + qc * f32(cc) for ca, cb, cc in coef)
-    a, b, c = (np.asarray(t, np.float32).astype(np.float64) for t in (qa, qb, qc))
-    pa = (a * i00 * i00 + b * i00 * i10) + c * i10 * i10
-    pb = (2.0 * a * i00 * i01 + b * (i00 * i11 + i01 * i10)) + 2.0 * c * i10 * i11
-    pc = (a * i01 * i01 + b * i01 * i11) + c * i11 * i11
-    return pa.astype(np.float32), pb.astype(np.float32), pc.astype(np.float32)
+    pa du^2 + pb du dv + pc dv^2, i.e. J^-T Q J^-1; in float32, one rounding
+    per operation, in the order of kernelreg.cu's ``sr_kernel_form``
+    (scalars or arrays alike)."""
+    f32 = np.float32
+    qa, qb, qc, i00, i01, i10, i11 = (np.asarray(t, f32) for t in (qa, qb, qc, i00, i01, i10, i11))
+    pa = ((qa * i00) * i00 + (qb * i00) * i10) + (qc * i10) * i10
+    pb = (((f32(2.0) * qa) * i00) * i01 + qb * (i00 * i11 + i01 * i10)) + ((f32(2.0) * qc) * i10) * i11
+    pc = ((qa * i01) * i01 + (qb * i01) * i11) + (qc * i11) * i11
+    return pa, pb, pc
 
 
 def _channels(plane, C: int):
@@ -804,7 +803,8 @@ class _KernelSource:
 def _kernel_sums(src: _KernelSource, M, Xd, Yd, q, shp):
     """(A, Ks) float32 of :meth:`NumpyBackend.kernel_accumulate` at one set of
     positions (a strip of ``shp`` output pixels): ``src`` (a
-    :class:`_KernelSource`) read at M (Xd, Yd) with the kernel ``q`` =
+    :class:`_KernelSource`) read at M (Xd, Yd) (float32 map and positions, the
+    position, Jacobian and its inverse in float32) with the kernel ``q`` =
     (qa, qb, qc); A (..., channels of ``src.data``: Cs, or 4 for three, the
     fourth 0) = sum k value, Ks = sum k, in the visiting order."""
     import cv2
@@ -813,7 +813,7 @@ def _kernel_sums(src: _KernelSource, M, Xd, Yd, q, shp):
     fw, fh, n, lo, s = src.fw, src.fh, src.n, src.lo, src.shift
     Cs = src.channels
     affine = M[2, 0] == 0.0 and M[2, 1] == 0.0 and M[2, 2] == 1.0
-    if affine:  # w = 1 exactly, J = M's 2x2 block everywhere
+    if affine:  # w = 1 exactly, J = M's 2x2 block everywhere (what the kernel's float32 arithmetic gives too)
         u = M[0, 0] * Xd + (M[0, 1] * Yd + M[0, 2])
         v = M[1, 0] * Xd + (M[1, 1] * Yd + M[1, 2])
         j00, j01, j10, j11 = M[0, 0], M[0, 1], M[1, 0], M[1, 1]
@@ -829,11 +829,11 @@ def _kernel_sums(src: _KernelSource, M, Xd, Yd, q, shp):
     det = j00 * j11 - j01 * j10
     pa, pb, pc = (np.broadcast_to(t, shp) for t in kernel_form(*q, j11 / det, -j01 / det, -j10 / det, j00 / det))
     if s:
-        u = u + s
-        v = v + s
+        u = u + f32(s)
+        v = v + f32(s)
     iu, iv = np.floor(u), np.floor(v)
-    fu = np.subtract(u, iu, out=np.empty(shp, f32), casting="unsafe")  # (u + s) - floor(u + s), in float64
-    fv = np.subtract(v, iv, out=np.empty(shp, f32), casting="unsafe")
+    fu = np.subtract(u, iu, dtype=f32)  # (u + s) - floor(u + s)
+    fv = np.subtract(v, iv, dtype=f32)
     del u, v
     corner = src.corner_map(iu, iv)
     ksum = np.zeros(shp, f32)
@@ -939,6 +939,18 @@ def _bilinear_axis(X: np.ndarray, a: float, b: float, level: int, n: int):
     q = np.minimum(np.maximum(q, 0.0), n - 1.0)
     i0 = np.floor(q)
     f = q - i0
+    i0 = i0.astype(np.int64)
+    return i0, np.minimum(i0 + 1, n - 1), f
+
+
+def _bilinear_axis_f32(X: np.ndarray, a, b, level: int, n: int):
+    """:func:`_bilinear_axis` in float32, one rounding per operation
+    (common.cuh's ``sr_weight_axis_f``; ``X`` float32, ``a``, ``b`` float32)."""
+    f32 = np.float32
+    q = ((X * a + b) + f32(0.5)) * f32(1.0 / float(2**level)) - f32(0.5)
+    q = np.minimum(np.maximum(q, f32(0.0)), f32(n - 1))
+    i0 = np.floor(q)
+    f = (q - i0).astype(f32)
     i0 = i0.astype(np.int64)
     return i0, np.minimum(i0 + 1, n - 1), f
 
@@ -1058,6 +1070,34 @@ def field_output(field: np.ndarray, finv: float, a: float, b: float, X, Y):
     X, Y = np.broadcast_arrays(np.asarray(X, np.float64), np.asarray(Y, np.float64))
     dx, dy = field_at(field, finv, X * a + b, Y * a + b)
     return X + dx / a, Y + dy / a
+
+
+def field_output_f32(field: np.ndarray, finv, a, b, X, Y):
+    """:func:`field_output` in float32, one rounding per operation
+    (common.cuh's ``sr_field_output_f``, the kernel merge's): (X, Y) float32
+    moved by the field at p = (a X + b, a Y + b)."""
+    f32 = np.float32
+    X, Y = np.broadcast_arrays(np.asarray(X, f32), np.asarray(Y, f32))
+    gh, gw = field.shape[:2]
+
+    def axis(p, n):
+        q = (p + f32(0.5)) * finv - f32(0.5)
+        q = np.minimum(np.maximum(q, f32(0.0)), f32(n - 1))
+        i0 = np.floor(q)
+        f = (q - i0).astype(f32)
+        i0 = i0.astype(np.int64)
+        return i0, np.minimum(i0 + 1, n - 1), f
+
+    x0, x1, fx = axis(X * a + b, gw)
+    y0, y1, fy = axis(Y * a + b, gh)
+    gy, gx = f32(1.0) - fy, f32(1.0) - fx
+    d = []
+    for k in (0, 1):
+        fk = field[..., k]
+        c0 = gy * fk[y0, x0] + fy * fk[y1, x0]
+        c1 = gy * fk[y0, x1] + fy * fk[y1, x1]
+        d.append(gx * c0 + fx * c1)
+    return X + d[0] / a, Y + d[1] / a
 
 
 def _level_residual(coef, ref_img, state, level: int, margin: float, field=None, field_cell: float = 0.0,
