@@ -27,24 +27,24 @@
 //                         has_field != 0 (superres_gpu/local.py; sr_field_at in common.cuh)
 //   finv    double        1 / the field's cell size (reference pixels between nodes)
 //   A covered pixel adds w * value to num and w to den, w sampled bilinearly from
-//   `weights` at q = ((aX + b) + 0.5) * winv - 0.5 (clamped to the map), or w = 1.
+//   `weights` at q = ((aX + b) + 0.5) * winv - 0.5 (clamped to the map; float32), or w = 1.
 //
 // Coordinates: output pixel (X, Y) -> reference p = (aX + b, aY + b) -> frame
-// (u, v) = Tinv p computed as M = Tinv S with M02 = Ti00*b + Ti01*b + Ti02, in
-// double without FMA (bit-identical to the twin).  The pixel counts when
-// -0.5 <= u <= fw - 0.5 and -0.5 <= v <= fh - 0.5.  Position rounded to 1/32:
-// X32 = rint(32 u) (u clamped to [-64, fw + 64] first); taps at (X32 >> 5) - 3 ..
-// + 4, clamped to the frame (replicated border); 2-D weight tab[fy][r] * tab[fx][c].
-// Per-channel maps: Mc = Cc M elementwise in a fixed order (sr_compose_map, the
-// twin's compose_map); each channel is then interpolated once at its own position.
+// (u, v) = Tinv p computed as M = Tinv S with M02 = Ti00*b + Ti01*b + Ti02 in double once
+// per thread block (sr_float_maps) and rounded to float; per pixel everything is float32
+// without contraction (common.cuh's float section; bit-identical to the twin: consumer GPUs run
+// double at 1/32 to 1/64 of float).  The pixel counts when -0.5 <= u <= fw - 0.5 and
+// -0.5 <= v <= fh - 0.5.  Position rounded to 1/32: X32 = rint(32 u) (u clamped to
+// [-64, fw + 64] first); taps at (X32 >> 5) - 3 .. + 4, clamped to the frame (replicated
+// border); 2-D weight tab[fy][r] * tab[fx][c].  Per-channel maps: Mc = Cc M elementwise in
+// a fixed order (sr_compose_map, the twin's compose_map, in double) rounded to float; each
+// channel is then interpolated once at its own position.
 // Local field: the output pixel's reference position p moves to p + D(p) (D bilinear on
 // the field's nodes, sampled at p) before M projects it, i.e. (u, v) = Tinv (p + D(p)), for
 // coverage, every channel and its map alike; the robust weight stays sampled at p (it
 // belongs to the reference's pixel).  A zero field gives exactly the positions without one.
 #include "common.cuh"
 
-// The 8x8 Lanczos4 taps at frame position (u, v): u clamped to [-64, fw + 64], rounded to
-// 1/32 px; the first tap (ix, iy) and the two axes' weight rows of the table.
 SR_HD void sr_lanczos_taps_q(int xq, int yq, const float* tab, int* ix, int* iy, const float** wx, const float** wy) {
     *ix = (xq >> SR_TAB_BITS) - 3;
     *iy = (yq >> SR_TAB_BITS) - 3;
@@ -52,11 +52,13 @@ SR_HD void sr_lanczos_taps_q(int xq, int yq, const float* tab, int* ix, int* iy,
     *wy = tab + (yq & (SR_TAB_SIZE - 1)) * 8;
 }
 
-SR_HD void sr_lanczos_taps(double u, double v, int fw, int fh, const float* tab, int* ix, int* iy, const float** wx,
+// The 8x8 Lanczos4 taps at frame position (u, v) (float32): u clamped to [-64, fw + 64], rounded to
+// 1/32 px (32 u is exact: a power of two); the first tap (ix, iy) and the two axes' weight rows.
+SR_HD void sr_lanczos_taps(float u, float v, int fw, int fh, const float* tab, int* ix, int* iy, const float** wx,
                            const float** wy) {
-    double uc = u < -64.0 ? -64.0 : (u > fw + 64.0 ? fw + 64.0 : u);
-    double vc = v < -64.0 ? -64.0 : (v > fh + 64.0 ? fh + 64.0 : v);
-    sr_lanczos_taps_q(sr_rint(uc * SR_TAB_SIZE), sr_rint(vc * SR_TAB_SIZE), tab, ix, iy, wx, wy);
+    float uc = u < -64.0f ? -64.0f : (u > (float)(fw + 64) ? (float)(fw + 64) : u);
+    float vc = v < -64.0f ? -64.0f : (v > (float)(fh + 64) ? (float)(fh + 64) : v);
+    sr_lanczos_taps_q(sr_rintf(uc * (float)SR_TAB_SIZE), sr_rintf(vc * (float)SR_TAB_SIZE), tab, ix, iy, wx, wy);
 }
 
 // One channel at the position (xq, yq) in 1/32 px (already clamped): the taps and weights of sr_resample_pixel.
@@ -77,7 +79,7 @@ SR_HD float sr_sample_q(const T* frame, int fw, int fh, int xq, int yq, const fl
 
 // One channel at frame position (u, v): the same taps and weights as sr_resample_pixel.
 template <typename T, int C>
-SR_HD float sr_sample_channel(const T* frame, int fw, int fh, double u, double v, const float* tab, int ch) {
+SR_HD float sr_sample_channel(const T* frame, int fw, int fh, float u, float v, const float* tab, int ch) {
     int ix, iy;
     const float *wx, *wy;
     sr_lanczos_taps(u, v, fw, fh, tab, &ix, &iy, &wx, &wy);
@@ -91,13 +93,17 @@ SR_HD float sr_sample_channel(const T* frame, int fw, int fh, double u, double v
     return sum;
 }
 
-// Resample one output pixel; returns false when the frame does not cover it.
+SR_HD bool sr_covers(float u, float v, int fw, int fh) {
+    return u >= -0.5f && u <= (float)fw - 0.5f && v >= -0.5f && v <= (float)fh - 0.5f;
+}
+
+// Resample one output pixel at (Xd, Yd) under the float map M; returns false when the frame does not cover it.
 template <typename T, int C>
-SR_HD bool sr_resample_pixel(const T* frame, int fw, int fh, const double* M, const float* tab, double X,
-                             double Y, float* out) {
-    double u, v;
-    sr_project(M, X, Y, &u, &v);
-    if (!(u >= -0.5 && u <= fw - 0.5 && v >= -0.5 && v <= fh - 0.5)) return false;
+SR_HD bool sr_resample_pixel(const T* frame, int fw, int fh, const float* M, const float* tab, float X, float Y,
+                             float* out) {
+    float u, v, wq;
+    sr_project_f(M, X, Y, &u, &v, &wq);
+    if (!sr_covers(u, v, fw, fh)) return false;
     int ix, iy;
     const float *wx, *wy;
     sr_lanczos_taps(u, v, fw, fh, tab, &ix, &iy, &wx, &wy);
@@ -118,32 +124,30 @@ SR_HD bool sr_resample_pixel(const T* frame, int fw, int fh, const double* M, co
     return true;
 }
 
-// The whole work of one thread: output pixel (X, Y).
+// The whole work of one thread: output pixel (X, Y).  maps: sr_float_maps of the frame's state (M,
+// then the channels' maps with has_chmaps), formed once per thread block by the wrapper.
 template <typename T, int C>
-SR_HD void sr_resample_accumulate_at(const T* frame, int fw, int fh, const double* state, const float* tab,
-                                     float* num, float* den, int wo, int X, int Y, double a, double b,
+SR_HD void sr_resample_accumulate_at(const T* frame, int fw, int fh, const double* state, const float* maps,
+                                     const float* tab, float* num, float* den, int wo, int X, int Y, float a, float b,
                                      float max_value, const float* weights, int ww, int wh, int has_weights,
-                                     double winv, const double* chmaps, int has_chmaps, const float* field,
-                                     int gw, int gh, double finv, int has_field) {
+                                     float winv, int has_chmaps, const float* field, int gw, int gh, float finv,
+                                     int has_field) {
     if (state[SR_S_ACCEPT] == 0.0) return;
-    float wt = has_weights ? sr_weight_at(weights, ww, wh, winv, X, Y, a, b) : 1.0f;
+    float wt = has_weights ? sr_weight_at_f(weights, ww, wh, winv, X, Y, a, b) : 1.0f;
     if (!(wt > 0.0f)) return;
-    double M[9];
-    sr_output_map(state + SR_S_TINV, a, b, M);
-    double Xd = (double)X, Yd = (double)Y;
-    if (has_field) sr_field_output(field, gw, gh, finv, a, b, X, Y, &Xd, &Yd);
+    float Xd = (float)X, Yd = (float)Y;
+    if (has_field) sr_field_output_f(field, gw, gh, finv, a, b, X, Y, &Xd, &Yd);
     float val[C];
     if (has_chmaps) {
-        double u, v;
-        sr_project(M, Xd, Yd, &u, &v);
-        if (!(u >= -0.5 && u <= fw - 0.5 && v >= -0.5 && v <= fh - 0.5)) return;
+        float u, v, wq;
+        sr_project_f(maps, Xd, Yd, &u, &v, &wq);
+        if (!sr_covers(u, v, fw, fh)) return;
         for (int ch = 0; ch < C; ++ch) {
-            double Mc[9], uc, vc;
-            sr_compose_map(chmaps + ch * 9, M, Mc);
-            sr_project(Mc, Xd, Yd, &uc, &vc);
+            float uc, vc;
+            sr_project_f(maps + 9 * (1 + ch), Xd, Yd, &uc, &vc, &wq);
             val[ch] = sr_sample_channel<T, C>(frame, fw, fh, uc, vc, tab, ch);
         }
-    } else if (!sr_resample_pixel<T, C>(frame, fw, fh, M, tab, Xd, Yd, val)) {
+    } else if (!sr_resample_pixel<T, C>(frame, fw, fh, maps, tab, Xd, Yd, val)) {
         return;
     }
     float gain = (float)state[SR_S_GAIN];
@@ -161,11 +165,16 @@ __global__ void resample_accumulate(const T* __restrict__ frame, int fw, int fh,
                                     const float* __restrict__ weights, int ww, int wh, int has_weights, double winv,
                                     const double* __restrict__ chmaps, int has_chmaps,
                                     const float* __restrict__ field, int gw, int gh, double finv, int has_field) {
+    // the frame's maps in double once per block, then float per pixel
+    __shared__ float maps[9 * (1 + C)];
+    if (threadIdx.x == 0 && threadIdx.y == 0) sr_float_maps(state + SR_S_TINV, a, b, chmaps, has_chmaps, C, maps);
+    __syncthreads();
     int X = blockIdx.x * blockDim.x + threadIdx.x;
     int Y = blockIdx.y * blockDim.y + threadIdx.y;
     if (X >= wo || Y >= ho) return;
-    sr_resample_accumulate_at<T, C>(frame, fw, fh, state, tab, num, den, wo, X, Y, a, b, max_value, weights, ww,
-                                    wh, has_weights, winv, chmaps, has_chmaps, field, gw, gh, finv, has_field);
+    sr_resample_accumulate_at<T, C>(frame, fw, fh, state, maps, tab, num, den, wo, X, Y, (float)a, (float)b,
+                                    max_value, weights, ww, wh, has_weights, (float)winv, has_chmaps, field, gw, gh,
+                                    (float)finv, has_field);
 }
 #endif
 

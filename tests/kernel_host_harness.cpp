@@ -17,8 +17,10 @@ void h_resample(const void* frame, int is16, int C, int fw, int fh, const double
                 float* num, float* den, int wo, int ho, double a, double b, float maxv, const float* wts, int ww,
                 int wh, int has_w, double winv, const double* chmaps, int has_c, const float* field, int gw, int gh,
                 double finv, int has_f) {
-#define SR_ARGS fw, fh, state, tab, num, den, wo, X, Y, a, b, maxv, wts, ww, wh, has_w, winv, chmaps, has_c, field, gw, \
-                gh, finv, has_f
+    float maps[9 * 4];  // as the wrapper forms them once per thread block
+    sr_float_maps(state + SR_S_TINV, a, b, chmaps, has_c, C, maps);
+#define SR_ARGS fw, fh, state, maps, tab, num, den, wo, X, Y, (float)a, (float)b, maxv, wts, ww, wh, has_w, (float)winv, \
+                has_c, field, gw, gh, (float)finv, has_f
     for (int Y = 0; Y < ho; ++Y)
         for (int X = 0; X < wo; ++X) {
             if (is16 == 2) {  // float32 frames (from tca_band; grey: the template's lumas)

@@ -10,8 +10,8 @@ import pytest
 
 from superres_gpu.backends import base as S
 from superres_gpu.backends import get_backend
-from superres_gpu.backends.numpy_backend import model_jacobian, sample_bspline
-from superres_gpu.geometry import MODEL_ID, MOTION_MODELS, model_matrix, output_to_reference
+from superres_gpu.backends.numpy_backend import compose_map, model_jacobian, output_map, sample_bspline
+from superres_gpu.geometry import MODEL_ID, MOTION_MODELS, model_matrix
 from superres_gpu.interp import alignment_taps, bspline_prefilter_taps, gaussian_taps, lanczos4_table
 from superres_gpu.state import transform_state
 from tolerances import TOL, tol
@@ -37,6 +37,15 @@ def direct_lanczos(src, u, v):
     return out
 
 
+def float32_positions(M64, ho, wo):
+    """Frame positions (u, v) of every output pixel as resample.cu computes
+    them: the map rounded to float32, then float32 arithmetic in its order."""
+    M = M64.astype(np.float32)
+    Y, X = np.mgrid[0:ho, 0:wo].astype(np.float32)
+    wq = M[2, 0] * X + (M[2, 1] * Y + M[2, 2])
+    return (M[0, 0] * X + (M[0, 1] * Y + M[0, 2])) / wq, (M[1, 0] * X + (M[1, 1] * Y + M[1, 2])) / wq
+
+
 @pytest.mark.parametrize("shape", [(37, 53), (29, 31, 3)])
 def test_resample_accumulate_equals_direct_lanczos(shape, rng):
     frame = (rng.random(shape) * 255).astype(np.uint8)
@@ -49,11 +58,7 @@ def test_resample_accumulate_equals_direct_lanczos(shape, rng):
     num = np.zeros((ho, wo, c), np.float32)
     den = np.zeros((ho, wo), np.float32)
     B.resample_accumulate(frame, st, num, den, scale, 255.0)
-    M = np.linalg.inv(T) @ output_to_reference(scale)
-    Y, X = np.mgrid[0:ho, 0:wo].astype(np.float64)
-    wq = M[2, 0] * X + M[2, 1] * Y + M[2, 2]
-    u = (M[0, 0] * X + M[0, 1] * Y + M[0, 2]) / wq
-    v = (M[1, 0] * X + M[1, 1] * Y + M[1, 2]) / wq
+    u, v = float32_positions(output_map(st[S.S_TINV].reshape(3, 3), scale), ho, wo)
     valid = (u >= -0.5) & (u <= w - 0.5) & (v >= -0.5) & (v <= h - 0.5)
     assert 0.3 < valid.mean() < 1.0  # the test exercises both covered and uncovered pixels
     np.testing.assert_array_equal(den, valid.astype(np.float32))
@@ -79,13 +84,10 @@ def test_channel_maps_move_each_channel_against_direct_lanczos(rng):
     B.resample_accumulate(frame, st, plain, pden, 2.0, 255.0)
     np.testing.assert_array_equal(den, pden)  # coverage is that of the unmoved position
     np.testing.assert_array_equal(num[..., 1], plain[..., 1])  # an identity map changes nothing
-    M = np.linalg.inv(T) @ output_to_reference(2.0)
-    Y, X = np.mgrid[0:ho, 0:wo].astype(np.float64)
+    M = output_map(st[S.S_TINV].reshape(3, 3), 2.0)
     valid = den > 0
     for c in (0, 2):
-        Mc = cmaps[c].reshape(3, 3) @ M
-        u = Mc[0, 0] * X + Mc[0, 1] * Y + Mc[0, 2]
-        v = Mc[1, 0] * X + Mc[1, 1] * Y + Mc[1, 2]
+        u, v = float32_positions(compose_map(cmaps[c].reshape(3, 3), M), ho, wo)
         ref = direct_lanczos(np.ascontiguousarray(frame[..., c]).astype(np.float32), u, v) * valid
         atol, rtol = tol("lanczos_remap_vs_direct")
         np.testing.assert_allclose(num[..., c], ref, atol=atol * 255, rtol=rtol)

@@ -446,7 +446,10 @@ class NumpyBackend:
 
         For output pixel (X, Y): reference position p = S (X, Y) with S the
         output->reference map at ``scale``; frame position (u, v) = Tinv p
-        (from ``state``); the pixel counts when -0.5 <= u <= W - 0.5 and
+        (from ``state``), computed as resample.cu does, in float32 per pixel
+        from M = Tinv S (:func:`output_map`, float64) rounded to float32
+        (:class:`_Positions`; weights and field in float32 likewise); the
+        pixel counts when -0.5 <= u <= W - 0.5 and
         -0.5 <= v <= H - 0.5.  Its value is the Lanczos4 interpolation (see
         :mod:`superres_gpu.interp`) times the photometric gain plus
         offset * ``max_value``.  With a weight w (1, or ``weights`` sampled
@@ -468,27 +471,30 @@ class NumpyBackend:
             return
         fh, fw = frame.shape[:2]
         ho, wo = den.shape
-        M = output_map(state[S.S_TINV].reshape(3, 3), scale)
+        f32 = np.float32
+        M64 = output_map(state[S.S_TINV].reshape(3, 3), scale)
+        M = M64.astype(f32)
         gain = np.float32(state[S.S_GAIN])
         offset = np.float32(state[S.S_OFFSET] * max_value)
         src = frame.astype(np.float32, copy=False)  # read only: a float32 frame from tca_band is not copied
-        X = np.arange(wo, dtype=np.float64)
+        X = np.arange(wo, dtype=f32)
         S_ = output_to_reference(scale)
-        a, b = S_[0, 0], S_[0, 2]
+        a, b = f32(S_[0, 0]), f32(S_[0, 2])
         if weights is not None:
-            wx0, wx1, fx = _bilinear_axis(X, a, b, weight_level, weights.shape[1])
-            fx0 = 1.0 - fx
+            wx0, wx1, fx = _bilinear_axis_f32(X, a, b, weight_level, weights.shape[1])
+            fx0 = f32(1.0) - fx
         where = _Positions(M, X) if field is None else _FieldPositions(M, X, field, field_cell, a, b)
         if channel_maps is None:
             planes = None
         else:
-            planes = [(_Positions(compose_map(channel_maps[c].reshape(3, 3), M), X) if field is None else
-                       _FieldPositions(compose_map(channel_maps[c].reshape(3, 3), M), X, field, field_cell, a, b),
+            cmaps = [compose_map(channel_maps[c].reshape(3, 3), M64).astype(f32)
+                     for c in range(src.shape[2] if src.ndim == 3 else 1)]
+            planes = [(_Positions(Mc, X) if field is None else _FieldPositions(Mc, X, field, field_cell, a, b),
                        np.ascontiguousarray(src[..., c]) if src.ndim == 3 else src)
-                      for c in range(src.shape[2] if src.ndim == 3 else 1)]
+                      for c, Mc in enumerate(cmaps)]
 
         def strip(y_start, y_end):
-            Y = np.arange(y_start, y_end, dtype=np.float64)
+            Y = np.arange(y_start, y_end, dtype=f32)
             uq, vq = where.at(Y)
             valid = (uq >= -0.5 * TAB_SIZE) & (uq <= (fw - 0.5) * TAB_SIZE)
             valid &= vq >= -0.5 * TAB_SIZE
@@ -507,15 +513,15 @@ class NumpyBackend:
                 vals *= gain
                 vals += offset
             vf = valid.astype(np.float32)
-            if weights is not None:  # bilinear: mix the two rows, then the two columns
-                wy0, wy1, fy = _bilinear_axis(Y, a, b, weight_level, weights.shape[0])
-                rows = (1.0 - fy)[:, None] * weights[wy0].astype(np.float64) + fy[:, None] * weights[wy1]
+            if weights is not None:  # bilinear in float32: mix the two rows, then the two columns
+                wy0, wy1, fy = _bilinear_axis_f32(Y, a, b, weight_level, weights.shape[0])
+                rows = weights[wy0] * (f32(1.0) - fy)[:, None] + weights[wy1] * fy[:, None]
                 w0 = np.take(rows, wx0, axis=1)
                 w0 *= fx0
                 w1 = np.take(rows, wx1, axis=1)
                 w1 *= fx
                 w0 += w1
-                vf *= w0.astype(np.float32)
+                vf *= w0
                 del w0, w1
             if vals.ndim == 2:
                 vals = vals[..., None]
@@ -1131,23 +1137,17 @@ def _level_residual(coef, ref_img, state, level: int, margin: float, field=None,
     return d_out, cov
 
 
-def _project(M, X, Y):
-    wq = M[2, 0] * X + (M[2, 1] * Y + M[2, 2])
-    u = (M[0, 0] * X + (M[0, 1] * Y + M[0, 2])) / wq
-    v = (M[1, 0] * X + (M[1, 1] * Y + M[1, 2])) / wq
-    return u, v
-
-
 class _Positions:
-    """Frame positions of output pixels under the map M, in 1/``TAB_SIZE`` px:
-    (u, v) * TAB_SIZE with u = (M00 X + (M01 Y + M02)) / (M20 X + (M21 Y + M22))
-    and v alike, in float64.  Scaling M's first two rows by TAB_SIZE (a power
-    of two) gives bit for bit the positions times TAB_SIZE; the per-column
-    products are made once per frame, and where M is affine (last row 0, 0, 1:
-    the divisor is exactly 1) the division is left out."""
+    """Frame positions of output pixels under the map M (float32), in
+    1/``TAB_SIZE`` px: (u, v) * TAB_SIZE with
+    u = (M00 X + (M01 Y + M02)) / (M20 X + (M21 Y + M22)) and v alike, in
+    float32 as resample.cu computes them.  Scaling M's first two rows by
+    TAB_SIZE (a power of two) gives bit for bit the positions times TAB_SIZE;
+    the per-column products are made once per frame, and where M is affine
+    (last row 0, 0, 1: the divisor is exactly 1) the division is left out."""
 
     def __init__(self, M, X):
-        Mq = np.array(M, dtype=np.float64)
+        Mq = np.array(M, dtype=np.float32)
         Mq[:2] *= TAB_SIZE
         self.M = Mq
         self.affine = M[2, 0] == 0.0 and M[2, 1] == 0.0 and M[2, 2] == 1.0
@@ -1156,7 +1156,7 @@ class _Positions:
         self.cw = None if self.affine else Mq[2, 0] * X
 
     def at(self, Y):
-        """(uq, vq), float64 (len(Y), len(X)), for the output rows ``Y`` (1-D)."""
+        """(uq, vq), float32 (len(Y), len(X)), for the output rows ``Y`` (1-D, float32)."""
         M = self.M
         uq = self.cu + (M[0, 1] * Y + M[0, 2])[:, None]
         vq = self.cv + (M[1, 1] * Y + M[1, 2])[:, None]
@@ -1169,19 +1169,23 @@ class _Positions:
 
 class _FieldPositions:
     """:class:`_Positions` with a local displacement field: each output pixel
-    (X, Y) first moves by the field (:func:`field_output`), then M maps it;
-    the same positions, times TAB_SIZE, as :func:`_project` there."""
+    (X, Y) first moves by the field (:func:`field_output_f32`), then M (float32)
+    maps it; the same positions, times TAB_SIZE, as resample.cu's float32
+    arithmetic gives there."""
 
-    def __init__(self, M, X, field, field_cell: float, a: float, b: float):
-        self.M, self.X, self.field, self.finv, self.a, self.b = M, X, field, 1.0 / field_cell, a, b
+    def __init__(self, M, X, field, field_cell: float, a, b):
+        self.Mq = np.array(M, dtype=np.float32)
+        self.Mq[:2] *= TAB_SIZE
+        self.X, self.field, self.finv, self.a, self.b = X, field, np.float32(1.0 / field_cell), a, b
 
     def at(self, Y):
-        """(uq, vq), float64 (len(Y), len(X)), for the output rows ``Y`` (1-D)."""
-        Xd, Yd = field_output(self.field, self.finv, self.a, self.b, self.X, Y[:, None])
-        u, v = _project(self.M, Xd, Yd)
-        u *= TAB_SIZE
-        v *= TAB_SIZE
-        return u, v
+        """(uq, vq), float32 (len(Y), len(X)), for the output rows ``Y`` (1-D, float32)."""
+        Xd, Yd = field_output_f32(self.field, self.finv, self.a, self.b, self.X, Y[:, None])
+        M = self.Mq
+        wq = M[2, 0] * Xd + (M[2, 1] * Yd + M[2, 2])
+        uq = (M[0, 0] * Xd + (M[0, 1] * Yd + M[0, 2])) / wq
+        vq = (M[1, 0] * Xd + (M[1, 1] * Yd + M[1, 2])) / wq
+        return uq, vq
 
 
 def _fixed_point_maps_q(uq, vq, fw, fh):
