@@ -53,12 +53,16 @@ SR_HD void sr_lanczos_taps_q(int xq, int yq, const float* tab, int* ix, int* iy,
 }
 
 // The 8x8 Lanczos4 taps at frame position (u, v) (float32): u clamped to [-64, fw + 64], rounded to
-// 1/32 px (32 u is exact: a power of two); the first tap (ix, iy) and the two axes' weight rows.
+// 1/32 px (sr_quantise; 32 u is exact: a power of two); the first tap (ix, iy) and the two axes'
+// weight rows.
+SR_HD int sr_quantise(float u, int n) {
+    float uc = u < -64.0f ? -64.0f : (u > (float)(n + 64) ? (float)(n + 64) : u);
+    return sr_rintf(uc * (float)SR_TAB_SIZE);
+}
+
 SR_HD void sr_lanczos_taps(float u, float v, int fw, int fh, const float* tab, int* ix, int* iy, const float** wx,
                            const float** wy) {
-    float uc = u < -64.0f ? -64.0f : (u > (float)(fw + 64) ? (float)(fw + 64) : u);
-    float vc = v < -64.0f ? -64.0f : (v > (float)(fh + 64) ? (float)(fh + 64) : v);
-    sr_lanczos_taps_q(sr_rintf(uc * (float)SR_TAB_SIZE), sr_rintf(vc * (float)SR_TAB_SIZE), tab, ix, iy, wx, wy);
+    sr_lanczos_taps_q(sr_quantise(u, fw), sr_quantise(v, fh), tab, ix, iy, wx, wy);
 }
 
 // One channel at the position (xq, yq) in 1/32 px (already clamped): the taps and weights of sr_resample_pixel.
@@ -80,17 +84,7 @@ SR_HD float sr_sample_q(const T* frame, int fw, int fh, int xq, int yq, const fl
 // One channel at frame position (u, v): the same taps and weights as sr_resample_pixel.
 template <typename T, int C>
 SR_HD float sr_sample_channel(const T* frame, int fw, int fh, float u, float v, const float* tab, int ch) {
-    int ix, iy;
-    const float *wx, *wy;
-    sr_lanczos_taps(u, v, fw, fh, tab, &ix, &iy, &wx, &wy);
-    float sum = 0.0f;
-    for (int r = 0; r < 8; ++r) {
-        const T* row = frame + (long long)sr_clampi(iy + r, 0, fh - 1) * fw * C;
-        float rs = 0.0f;
-        for (int c = 0; c < 8; ++c) rs += (float)row[sr_clampi(ix + c, 0, fw - 1) * C + ch] * (wy[r] * wx[c]);
-        sum += rs;
-    }
-    return sum;
+    return sr_sample_q<T, C>(frame, fw, fh, sr_quantise(u, fw), sr_quantise(v, fh), tab, ch);
 }
 
 SR_HD bool sr_covers(float u, float v, int fw, int fh) {

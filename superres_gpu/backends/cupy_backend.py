@@ -336,16 +336,12 @@ class CupyBackend:
         return self._type_name(frame.dtype, allow_float=True)
 
     def tca_band(self, frame, channel_maps, taps):
-        from .numpy_backend import band_moves
+        from .numpy_backend import band_maps, band_moves
 
         cp = self.cp
         frame = self._contig(frame)
-        if frame.ndim != 3:
-            raise ValueError("the chroma band correction needs colour frames")
+        maps = band_maps(frame, channel_maps)
         h, w, c = frame.shape
-        maps = np.asarray(channel_maps, np.float64)
-        if maps.shape != (c, 9):
-            raise ValueError(f"channel_maps must be ({c}, 9) float64, one row-major 3x3 per channel")
         lo = cp.empty((c, h, w), dtype=cp.float32)  # only the moved channels' planes are read
         for ch in range(c):
             if band_moves(maps[ch]):

@@ -549,12 +549,8 @@ class NumpyBackend:
         luma, where it is (:mod:`superres_gpu.tca`)."""
         import cv2
 
-        if frame.ndim != 3:
-            raise ValueError("the chroma band correction needs colour frames")
+        maps = band_maps(frame, channel_maps)
         h, w, C = frame.shape
-        maps = np.asarray(channel_maps, np.float64)
-        if maps.shape != (C, 9):
-            raise ValueError(f"channel_maps must be ({C}, 9) float64, one row-major 3x3 per channel")
         out = frame.astype(np.float32)
         f32 = np.float32
         xs = np.arange(w, dtype=np.float32)[None, :]
@@ -756,6 +752,18 @@ def _channels(plane, C: int):
     if C == 3:
         return cv2.cvtColor(plane, cv2.COLOR_GRAY2BGR)
     return cv2.merge([plane] * C)
+
+
+def band_maps(frame, channel_maps) -> np.ndarray:
+    """``channel_maps`` as (C, 9) float64 for :meth:`NumpyBackend.tca_band` of
+    a colour ``frame`` (either backend's), or ValueError."""
+    if frame.ndim != 3:
+        raise ValueError("the chroma band correction needs colour frames")
+    C = frame.shape[2]
+    maps = np.asarray(channel_maps, np.float64)
+    if maps.shape != (C, 9):
+        raise ValueError(f"channel_maps must be ({C}, 9) float64, one row-major 3x3 per channel")
+    return maps
 
 
 def band_moves(m) -> bool:
