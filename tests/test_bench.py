@@ -36,3 +36,24 @@ def test_bench_self_check_catches_problems():
     problems = check(res)
     assert any("below the CRLB" in p for p in problems)
     assert any("rows missing" in p for p in problems)
+
+
+def test_a_rolling_shutter_section_shows_the_dense_error_with_and_without_the_field():
+    """The dense error (the per-row wobble included) is a column of its own
+    where a scenario has rolling shutter, '-' for a row without one."""
+    from superres_gpu.bench.measure import environment
+    from superres_gpu.bench.suite import markdown
+
+    sec = {"scenario": "rolling shutter", "description": "wobble", "frames": 12, "bursts": 3, "size": [512, 384],
+           "crlb_px": 0.0007, "rows": [
+               {"aligner": "superres_gpu auto + template", "backend": "numpy", "rms_px": 0.15, "dense_px": 0.221,
+                "failure_rate": 0.0, "ms_per_frame": 700.0},
+               {"aligner": "superres_gpu auto + template + local auto", "backend": "numpy", "rms_px": 0.15,
+                "dense_px": 0.0666, "failure_rate": 0.0, "ms_per_frame": 1077.0},
+               {"aligner": "other", "backend": "cpu", "rms_px": 0.1, "dense_px": None, "failure_rate": 0.0,
+                "ms_per_frame": 5.0}]}
+    md = markdown({"env": environment(), "smoke": False, "alignment": [sec]})
+    assert "| dense error (px) |" in md
+    assert "| 0.0666 |" in md and "| - |" in md
+    rows = [line for line in md.splitlines() if line.startswith("| ")]
+    assert len({line.count("|") for line in rows}) == 1  # every row has the header's columns

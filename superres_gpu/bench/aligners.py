@@ -58,14 +58,17 @@ def ours(model: str, backend_name: str) -> Aligner:
     return Aligner(f"superres_gpu {model}", "superres_gpu", B.name, prepare, align)
 
 
-def ours_auto(backend_name: str, refine: bool) -> Aligner:
+def ours_auto(backend_name: str, refine: bool, local: str | None = None) -> Aligner:
     """The pipeline's alignment: ``--motion auto`` (chosen on the first three
     frames), and with ``refine`` (as ``--refine``) every frame aligned against
     the template made from the reference and the first
-    ``TEMPLATE_FRAMES`` - 1 others."""
+    ``TEMPLATE_FRAMES`` - 1 others; with ``local`` (``auto`` or ``on``, as
+    ``--local``) each frame's displacement field too: its entries are then
+    (T, field, cell), field None where none was applied."""
     import dataclasses
 
     from ..align import AlignConfig, align, choose_model, frame_levels
+    from ..local import LocalRefiner
     from ..reference import Reference
     from ..state import FrameState
     from ..backends import base as S
@@ -86,16 +89,25 @@ def ours_auto(backend_name: str, refine: bool) -> Aligner:
             starts = [st if B.asnumpy(st)[S.S_ACCEPT] != 0.0 else None for _, st in firsts]
         else:
             starts = []
+        refiner = None if local is None else LocalRefiner(B, ref, local)
         out = []
         for j, lv in enumerate(levels):
             start = starts[j] if j < len(starts) else None
             st = align(B, ref, lv) if start is None else align(B, ref, lv, start=start, coarsest=REFINE_FROM_LEVEL)
+            res = None if refiner is None else refiner.refine(lv, st)
             fs = FrameState.from_vector(B.asnumpy(st))
-            out.append(fs.T if fs.accepted else None)
+            T = fs.T if fs.accepted else None
+            if refiner is None or T is None:
+                out.append(T)
+            else:
+                out.append((T, None if res is None else B.asnumpy(res.field), 0.0 if res is None else res.cell))
         return out
 
     name = "superres_gpu auto + template" if refine else "superres_gpu auto"
-    return Aligner(name, "superres_gpu", B.name, None, None, "--refine" if refine else "default", align_burst=align_burst)
+    if local is not None:
+        name += f" + local {local}"
+    note = ("--refine" if refine else "--no-refine") if local is None else f"--local {local}"
+    return Aligner(name, "superres_gpu", B.name, None, None, note, align_burst=align_burst)
 
 
 def cv_phase_correlate() -> Aligner:
@@ -193,6 +205,7 @@ def all_aligners(backends: list[str]) -> list[Aligner]:
 
     out = [ours(m, b) for b in backends for m in MOTION_MODELS]
     out += [ours_auto(b, refine) for b in backends for refine in (False, True)]
+    out += [ours_auto(b, True, "auto") for b in backends]  # the defaults, local refinement included
     out += [
         cv_phase_correlate(),
         cv_phase_correlate_iterative(),
