@@ -78,7 +78,7 @@ def ours_auto(backend_name: str, refine: bool, local: str | None = None) -> Alig
 
     def align_burst(frames):
         first = B.asarray(frames[0])
-        ref = Reference(B, first, AlignConfig(model="auto"))
+        ref = ref0 = Reference(B, first, AlignConfig(model="auto"))
         levels = [frame_levels(B, ref, B.asarray(f)) for f in frames[1:]]
         choice = choose_model(B, ref, levels[: ref.config.select_frames])
         ref.config = dataclasses.replace(ref.config, model=choice.model)
@@ -89,7 +89,9 @@ def ours_auto(backend_name: str, refine: bool, local: str | None = None) -> Alig
             starts = [st if B.asnumpy(st)[S.S_ACCEPT] != 0.0 else None for _, st in firsts]
         else:
             starts = []
-        refiner = None if local is None else LocalRefiner(B, ref, local)
+        # the field maps each frame onto the reference frame's own geometry (the output grid's), not onto
+        # the template's, whose rows average the first frames' rolling-shutter wobble
+        refiner = None if local is None else LocalRefiner(B, ref0, local)
         out = []
         for j, lv in enumerate(levels):
             start = starts[j] if j < len(starts) else None
@@ -100,7 +102,8 @@ def ours_auto(backend_name: str, refine: bool, local: str | None = None) -> Alig
             if refiner is None or T is None:
                 out.append(T)
             else:
-                out.append((T, None if res is None else B.asnumpy(res.field), 0.0 if res is None else res.cell))
+                applied = res is not None and res.field is not None  # auto: a probed frame may get no field
+                out.append((T, B.asnumpy(res.field) if applied else None, res.cell if applied else 0.0))
         return out
 
     name = "superres_gpu auto + template" if refine else "superres_gpu auto"
