@@ -232,13 +232,6 @@ SR_HD void sr_output_map(const double* Ti, double a, double b, double* M) {
     }
 }
 
-// Frame position of output pixel (X, Y): u = (M00 X + (M01 Y + M02)) / (M20 X + (M21 Y + M22)).
-SR_HD void sr_project(const double* M, double X, double Y, double* u, double* v) {
-    double wq = sr_add(sr_mul(M[6], X), sr_add(sr_mul(M[7], Y), M[8]));
-    *u = sr_div(sr_add(sr_mul(M[0], X), sr_add(sr_mul(M[1], Y), M[2])), wq);
-    *v = sr_div(sr_add(sr_mul(M[3], X), sr_add(sr_mul(M[4], Y), M[5])), wq);
-}
-
 // Mc = C M for 3x3 matrices: ((C[r,0] M[0,k] + C[r,1] M[1,k]) + C[r,2] M[2,k]).
 // (a channel's map composed with the output map: chromatic aberration, resample.cu and kernelreg.cu)
 SR_HD void sr_compose_map(const double* Cm, const double* M, double* out) {
@@ -248,36 +241,14 @@ SR_HD void sr_compose_map(const double* Cm, const double* M, double* out) {
                                     sr_mul(Cm[r * 3 + 2], M[6 + k]));
 }
 
-// Bilinear weight at output pixel (X, Y) (numpy_backend._bilinear_axis).
-SR_HD void sr_weight_axis(double X, double a, double b, double winv, int n, int* i0, int* i1, double* f) {
-    double q = ((X * a + b) + 0.5) * winv - 0.5;
-    q = q < 0.0 ? 0.0 : (q > n - 1.0 ? n - 1.0 : q);
-    double fl = floor(q);
-    *i0 = (int)fl;
-    *i1 = *i0 + 1 < n ? *i0 + 1 : n - 1;
-    *f = q - fl;
-}
-
-SR_HD float sr_weight_at(const float* weights, int ww, int wh, double winv, int X, int Y, double a, double b) {
-    int x0, x1, y0, y1;
-    double fx, fy;
-    sr_weight_axis((double)X, a, b, winv, ww, &x0, &x1, &fx);
-    sr_weight_axis((double)Y, a, b, winv, wh, &y0, &y1, &fy);
-    const float* r0 = weights + (long long)y0 * ww;
-    const float* r1 = weights + (long long)y1 * ww;
-    // the two rows mixed first, then the two columns (the twin's order)
-    double c0 = (1.0 - fy) * (double)r0[x0] + fy * (double)r1[x0];
-    double c1 = (1.0 - fy) * (double)r0[x1] + fy * (double)r1[x1];
-    return (float)((1.0 - fx) * c0 + fx * c1);
-}
-
 // ---- the local displacement field (superres_gpu/local.py) ----------------------------
 // A coarse field (gh, gw, 2) float32 of displacements (dx, dy) in reference pixels, added to a
 // reference position before it is projected into the frame: a frame is read at Tinv (p + D(p)).
 // Node (i, j) sits at reference position ((j + 0.5) cell - 0.5, (i + 0.5) cell - 0.5), finv =
 // 1 / cell; D is bilinear between nodes and constant beyond the outer ones (clamped), so the
-// field has no seams.  All in double through sr_mul/sr_add, in the twin's order
-// (numpy_backend.field_at): the shifted position is rounded to 1/32 px afterwards.
+// field has no seams.  Here in double through sr_mul/sr_add, in the twin's order
+// (numpy_backend.field_at), for the robust residuals (robust.cu); the merge kernels read the
+// field in float32 (sr_field_output_f below).
 SR_HD void sr_field_axis(double p, double finv, int n, int* i0, int* i1, double* f) {
     double q = sr_add(sr_mul(sr_add(p, 0.5), finv), -0.5);
     q = q < 0.0 ? 0.0 : (q > n - 1.0 ? n - 1.0 : q);
@@ -303,17 +274,6 @@ SR_HD void sr_field_at(const float* field, int gw, int gh, double finv, double p
         if (k == 0) *dx = d;
         else *dy = d;
     }
-}
-
-// Output pixel (X, Y) moved by the field: (X, Y) + D(p) / a at p = (aX + b, aY + b), so that
-// projecting it with M = Tinv S reads the frame at Tinv (p + D(p)); a zero field leaves X, Y
-// exactly as they were.
-SR_HD void sr_field_output(const float* field, int gw, int gh, double finv, double a, double b, int X, int Y,
-                           double* Xd, double* Yd) {
-    double dx, dy;
-    sr_field_at(field, gw, gh, finv, sr_add(sr_mul((double)X, a), b), sr_add(sr_mul((double)Y, a), b), &dx, &dy);
-    *Xd = sr_add((double)X, sr_div(dx, a));
-    *Yd = sr_add((double)Y, sr_div(dy, a));
 }
 
 // ---- the same in float32, for the per-pixel work of the kernel merge (kernelreg.cu) -----------
@@ -343,9 +303,11 @@ SR_HD void sr_project_f(const float* M, float X, float Y, float* u, float* v, fl
     *v = sr_fdiv(sr_fadd(sr_fmul(M[3], X), sr_fadd(sr_fmul(M[4], Y), M[5])), *wq);
 }
 
-// Bilinear weight at output pixel (X, Y): q = ((X a + b) + 0.5) winv - 0.5, clamped to [0, n - 1].
-SR_HD void sr_weight_axis_f(int X, float a, float b, float winv, int n, int* i0, int* i1, float* f) {
-    float q = sr_fadd(sr_fmul(sr_fadd(sr_fadd(sr_fmul((float)X, a), b), 0.5f), winv), -0.5f);
+// A bilinear read's taps and fraction on a grid axis of n nodes at q = (p + 0.5) inv - 0.5, clamped to
+// [0, n - 1]: the robust weights' level grid (p = X a + b, inv = 1 / 2^L) and the local field's nodes
+// (inv = 1 / cell) alike.
+SR_HD void sr_grid_axis_f(float p, float inv, int n, int* i0, int* i1, float* f) {
+    float q = sr_fadd(sr_fmul(sr_fadd(p, 0.5f), inv), -0.5f);
     float top = (float)(n - 1);
     q = q < 0.0f ? 0.0f : (q > top ? top : q);
     float fl = floorf(q);
@@ -354,11 +316,12 @@ SR_HD void sr_weight_axis_f(int X, float a, float b, float winv, int n, int* i0,
     *f = sr_fadd(q, -fl);
 }
 
+// Bilinear weight at output pixel (X, Y), the two rows mixed first.
 SR_HD float sr_weight_at_f(const float* weights, int ww, int wh, float winv, int X, int Y, float a, float b) {
     int x0, x1, y0, y1;
     float fx, fy;
-    sr_weight_axis_f(X, a, b, winv, ww, &x0, &x1, &fx);
-    sr_weight_axis_f(Y, a, b, winv, wh, &y0, &y1, &fy);
+    sr_grid_axis_f(sr_fadd(sr_fmul((float)X, a), b), winv, ww, &x0, &x1, &fx);
+    sr_grid_axis_f(sr_fadd(sr_fmul((float)Y, a), b), winv, wh, &y0, &y1, &fy);
     const float* r0 = weights + (long long)y0 * ww;
     const float* r1 = weights + (long long)y1 * ww;
     float gy = sr_fadd(1.0f, -fy), gx = sr_fadd(1.0f, -fx);
@@ -367,23 +330,14 @@ SR_HD float sr_weight_at_f(const float* weights, int ww, int wh, float winv, int
     return sr_fadd(sr_fmul(c0, gx), sr_fmul(c1, fx));
 }
 
-// The local field at reference position (px, py), and output pixel (X, Y) moved by it (sr_field_output).
-SR_HD void sr_field_axis_f(float p, float finv, int n, int* i0, int* i1, float* f) {
-    float q = sr_fadd(sr_fmul(sr_fadd(p, 0.5f), finv), -0.5f);
-    float top = (float)(n - 1);
-    q = q < 0.0f ? 0.0f : (q > top ? top : q);
-    float fl = floorf(q);
-    *i0 = (int)fl;
-    *i1 = *i0 + 1 < n ? *i0 + 1 : n - 1;
-    *f = sr_fadd(q, -fl);
-}
-
+// Output pixel (X, Y) moved by the local field sampled at its reference position p = (X a + b, Y a + b):
+// (X, Y) + D(p) / a, so that M reads the frame at Tinv (p + D(p)); a zero field leaves X, Y as they were.
 SR_HD void sr_field_output_f(const float* field, int gw, int gh, float finv, float a, float b, int X, int Y,
                              float* Xd, float* Yd) {
     int x0, x1, y0, y1;
     float fx, fy;
-    sr_field_axis_f(sr_fadd(sr_fmul((float)X, a), b), finv, gw, &x0, &x1, &fx);
-    sr_field_axis_f(sr_fadd(sr_fmul((float)Y, a), b), finv, gh, &y0, &y1, &fy);
+    sr_grid_axis_f(sr_fadd(sr_fmul((float)X, a), b), finv, gw, &x0, &x1, &fx);
+    sr_grid_axis_f(sr_fadd(sr_fmul((float)Y, a), b), finv, gh, &y0, &y1, &fy);
     const float* r0 = field + (long long)y0 * gw * 2;
     const float* r1 = field + (long long)y1 * gw * 2;
     float gy = sr_fadd(1.0f, -fy), gx = sr_fadd(1.0f, -fx);

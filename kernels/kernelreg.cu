@@ -26,7 +26,7 @@
 //                         bilinear at the output pixel as the weights; else (qa, qb, qc) = (c2, 0, c2)
 //   sw, sh  int           the shape map's width and height (the reference frame's size)
 //   field   const float*  (gh, gw, 2) local displacement field (reference px), read when has_field != 0
-//   finv    double        1 / the field's cell size (common.cuh's sr_field_at)
+//   finv    double        1 / the field's cell size (common.cuh's sr_field_output_f)
 //   chmaps  const double* (C, 9) per-channel 3x3 maps, row-major, read when has_chmaps != 0:
 //                         channel c is read at Cc (u, v) (lateral chromatic aberration, as resample.cu)
 //

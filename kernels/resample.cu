@@ -24,7 +24,7 @@
 //                         channel c is sampled at Cc (u, v) (lateral chromatic aberration);
 //                         coverage stays that of (u, v)
 //   field   const float*  (gh, gw, 2) local displacement field in reference pixels, read when
-//                         has_field != 0 (superres_gpu/local.py; sr_field_at in common.cuh)
+//                         has_field != 0 (superres_gpu/local.py; sr_field_output_f in common.cuh)
 //   finv    double        1 / the field's cell size (reference pixels between nodes)
 //   A covered pixel adds w * value to num and w to den, w sampled bilinearly from
 //   `weights` at q = ((aX + b) + 0.5) * winv - 0.5 (clamped to the map; float32), or w = 1.

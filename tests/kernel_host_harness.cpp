@@ -92,11 +92,11 @@ void h_field_at(const float* field, int gw, int gh, double finv, const double* p
     for (long long i = 0; i < n; ++i) sr_field_at(field, gw, gh, finv, px[i], py[i], dx + i, dy + i);
 }
 
-void h_field_output(const float* field, int gw, int gh, double finv, double a, double b, int wo, int ho, double* Xd,
-                    double* Yd) {
+void h_field_output(const float* field, int gw, int gh, float finv, float a, float b, int wo, int ho, float* Xd,
+                    float* Yd) {
     for (int Y = 0; Y < ho; ++Y)
         for (int X = 0; X < wo; ++X)
-            sr_field_output(field, gw, gh, finv, a, b, X, Y, Xd + (long long)Y * wo + X, Yd + (long long)Y * wo + X);
+            sr_field_output_f(field, gw, gh, finv, a, b, X, Y, Xd + (long long)Y * wo + X, Yd + (long long)Y * wo + X);
 }
 
 void h_robust_weight(const float* e, const float* c, const float* g, long long n, float scale2, double beta,

@@ -56,7 +56,7 @@ def lib(tmp_path_factory):
         "h_robust_residual": [P, I, I, P, I, I, P, I, D, P, I, I, D, I, P, P],
         "h_warp_residual": [P, I, I, P, I, I, P, I, D, P, I, I, D, I, P, P],
         "h_field_at": [P, I, I, D, P, P, L, P, P],
-        "h_field_output": [P, I, I, D, D, D, I, I, P, P],
+        "h_field_output": [P, I, I, F, F, F, I, I, P, P],
         "h_robust_weight": [P, P, P, L, F, D, D, D, P, I, P],
         "h_luma": [P, I, I, I, I, F, P],
         "h_downsample2": [P, I, I, P],
@@ -404,7 +404,7 @@ def test_field_sampling_math(lib, rng):
     """The field's bilinear sample and the moved output coordinates: bit-identical
     to the twin's (positions are rounded to 1/32 px afterwards), clamped beyond
     the outer nodes, exact at the nodes."""
-    from superres_gpu.backends.numpy_backend import field_at, field_output
+    from superres_gpu.backends.numpy_backend import field_at, field_output_f32
 
     field = random_field(rng, 53, 37, 6.5)
     gh, gw = field.shape[:2]
@@ -423,9 +423,10 @@ def test_field_sampling_math(lib, rng):
     assert float(far) == field[0, 0, 0]
     S_ = output_to_reference(1.7)
     wo, ho = output_size(53, 37, 1.7)
-    Xd_k, Yd_k = np.empty((ho, wo)), np.empty((ho, wo))
-    lib.h_field_output(ptr(field), gw, gh, 1 / 6.5, S_[0, 0], S_[0, 2], wo, ho, ptr(Xd_k), ptr(Yd_k))
-    Xd_t, Yd_t = field_output(field, 1 / 6.5, S_[0, 0], S_[0, 2], np.arange(wo, dtype=np.float64),
-                              np.arange(ho, dtype=np.float64)[:, None])
+    Xd_k, Yd_k = np.empty((ho, wo), np.float32), np.empty((ho, wo), np.float32)
+    f32 = np.float32
+    lib.h_field_output(ptr(field), gw, gh, f32(1 / 6.5), f32(S_[0, 0]), f32(S_[0, 2]), wo, ho, ptr(Xd_k), ptr(Yd_k))
+    Xd_t, Yd_t = field_output_f32(field, f32(1 / 6.5), f32(S_[0, 0]), f32(S_[0, 2]), np.arange(wo, dtype=f32),
+                                  np.arange(ho, dtype=f32)[:, None])
     np.testing.assert_array_equal(Xd_k, Xd_t)
     np.testing.assert_array_equal(Yd_k, Yd_t)

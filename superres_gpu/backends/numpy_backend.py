@@ -462,7 +462,7 @@ class NumpyBackend:
         stays that of (u, v).  Each channel is still interpolated once.
         ``field`` (float32 (gh, gw, 2), reference px; node spacing
         ``field_cell``) is a local displacement field: the output pixel's
-        reference position p is read at Tinv (p + D(p)) (:func:`field_output`),
+        reference position p is read at Tinv (p + D(p)) (:func:`field_output_f32`),
         for coverage and every channel; the weight stays sampled at p.
         """
         import cv2
@@ -619,7 +619,7 @@ class NumpyBackend:
         :meth:`resample_accumulate`): num += w (gain A + offset * ``max_value``
         Ks) and den += w Ks.  Nothing is added when ``state[S_ACCEPT]`` is 0.
         A local displacement ``field`` moves (X, Y) first, as in
-        :meth:`resample_accumulate` (:func:`field_output`); J is then M's at the
+        :meth:`resample_accumulate` (:func:`field_output_f32`); J is then M's at the
         moved position (the field's gradient neglected).
 
         ``channel_maps`` (float64 (C, 9), row-major 3x3 per channel, as in
@@ -931,9 +931,8 @@ def output_map(Ti: np.ndarray, scale: float) -> np.ndarray:
 
 def _bilinear_planes(planes, ys, xs) -> np.ndarray:
     """float32 (P, rows, cols): bilinear samples of ``planes`` (P, H, W) float32
-    at the rows ``ys`` and columns ``xs`` of :func:`_bilinear_axis` (rows
-    mixed first, in float32: within a float32 step or two of
-    ``sr_weight_at``'s float64)."""
+    at the rows ``ys`` and columns ``xs`` of :func:`_bilinear_axis_f32` (rows
+    mixed first, in float32, as common.cuh's ``sr_weight_at_f``)."""
     y0, y1, fy = ys
     x0, x1, fx = xs
     fy = fy.astype(np.float32)[:, None]
@@ -946,27 +945,24 @@ def _bilinear_planes(planes, ys, xs) -> np.ndarray:
     return out
 
 
-def _bilinear_axis(X: np.ndarray, a: float, b: float, level: int, n: int):
-    """Indices and fraction of output coordinates X on a level-``level`` weight
-    grid of n pixels: q = ((a X + b) + 0.5) / 2^level - 0.5, clamped to [0, n-1]."""
-    q = ((X * a + b) + 0.5) * (1.0 / float(2**level)) - 0.5
-    q = np.minimum(np.maximum(q, 0.0), n - 1.0)
-    i0 = np.floor(q)
-    f = q - i0
-    i0 = i0.astype(np.int64)
-    return i0, np.minimum(i0 + 1, n - 1), f
-
-
-def _bilinear_axis_f32(X: np.ndarray, a, b, level: int, n: int):
-    """:func:`_bilinear_axis` in float32, one rounding per operation
-    (common.cuh's ``sr_weight_axis_f``; ``X`` float32, ``a``, ``b`` float32)."""
+def _grid_axis_f32(p, inv, n: int):
+    """(first tap, second tap, fraction) of a bilinear read at float32
+    positions ``p`` on an axis of n nodes, q = (p + 0.5) inv - 0.5 clamped to
+    [0, n - 1], one rounding per operation (common.cuh's ``sr_grid_axis_f``):
+    the robust weights' level grid and the local field's nodes alike."""
     f32 = np.float32
-    q = ((X * a + b) + f32(0.5)) * f32(1.0 / float(2**level)) - f32(0.5)
+    q = (p + f32(0.5)) * f32(inv) - f32(0.5)
     q = np.minimum(np.maximum(q, f32(0.0)), f32(n - 1))
     i0 = np.floor(q)
     f = (q - i0).astype(f32)
     i0 = i0.astype(np.int64)
     return i0, np.minimum(i0 + 1, n - 1), f
+
+
+def _bilinear_axis_f32(X: np.ndarray, a, b, level: int, n: int):
+    """Taps and fraction of output coordinates X (float32) on a level-``level``
+    grid of n pixels: :func:`_grid_axis_f32` at a X + b, inv = 1 / 2^level."""
+    return _grid_axis_f32(X * a + b, 1.0 / float(2**level), n)
 
 
 def compose_map(C: np.ndarray, M: np.ndarray) -> np.ndarray:
@@ -1077,33 +1073,17 @@ def field_at(field: np.ndarray, finv: float, px, py):
     return out[0], out[1]
 
 
-def field_output(field: np.ndarray, finv: float, a: float, b: float, X, Y):
-    """Output coordinates (X, Y) moved by the field sampled at their reference
-    position p = (a X + b, a Y + b): (X + dx / a, Y + dy / a), so that the
-    output map reads the frame at Tinv (p + D(p)) (``sr_field_output``)."""
-    X, Y = np.broadcast_arrays(np.asarray(X, np.float64), np.asarray(Y, np.float64))
-    dx, dy = field_at(field, finv, X * a + b, Y * a + b)
-    return X + dx / a, Y + dy / a
-
-
 def field_output_f32(field: np.ndarray, finv, a, b, X, Y):
-    """:func:`field_output` in float32, one rounding per operation
-    (common.cuh's ``sr_field_output_f``, the kernel merge's): (X, Y) float32
-    moved by the field at p = (a X + b, a Y + b)."""
+    """Output coordinates (X, Y) (float32) moved by the field sampled at their
+    reference position p = (a X + b, a Y + b): (X + dx / a, Y + dy / a), so
+    that the output map reads the frame at Tinv (p + D(p)); in float32, one
+    rounding per operation (common.cuh's ``sr_field_output_f``; D bilinear as
+    :func:`field_at`, the two rows mixed first)."""
     f32 = np.float32
     X, Y = np.broadcast_arrays(np.asarray(X, f32), np.asarray(Y, f32))
     gh, gw = field.shape[:2]
-
-    def axis(p, n):
-        q = (p + f32(0.5)) * finv - f32(0.5)
-        q = np.minimum(np.maximum(q, f32(0.0)), f32(n - 1))
-        i0 = np.floor(q)
-        f = (q - i0).astype(f32)
-        i0 = i0.astype(np.int64)
-        return i0, np.minimum(i0 + 1, n - 1), f
-
-    x0, x1, fx = axis(X * a + b, gw)
-    y0, y1, fy = axis(Y * a + b, gh)
+    x0, x1, fx = _grid_axis_f32(X * a + b, finv, gw)
+    y0, y1, fy = _grid_axis_f32(Y * a + b, finv, gh)
     gy, gx = f32(1.0) - fy, f32(1.0) - fx
     d = []
     for k in (0, 1):
