@@ -282,7 +282,11 @@ SR_HD void sr_field_at(const float* field, int gw, int gh, double finv, double p
 // formed in double once per thread block (sr_output_map, sr_compose_map) and rounded to float.
 
 // The output map M = Tinv S (and, with channel maps, Mc = Cc M per channel after it), rounded to
-// float: maps[0..8] = M, maps[9 (1 + c) ..] = channel c's.
+// float: maps[0..8] = M; channel c's block of SR_CHMAP_LEN floats at 9 + SR_CHMAP_LEN c: Mc (9), then
+// its radial term (cx, cy, k3) (sr_radial_f).  chmaps: (C, SR_CHMAP_LEN) double rows, the 3x3 Cc
+// row-major, then cx, cy, k3.
+#define SR_CHMAP_LEN 12
+#define SR_MAPS_LEN(C) (9 + SR_CHMAP_LEN * (C))
 SR_HD void sr_float_maps(const double* Ti, double a, double b, const double* chmaps, int has_chmaps, int C,
                          float* maps) {
     double M[9];
@@ -291,9 +295,24 @@ SR_HD void sr_float_maps(const double* Ti, double a, double b, const double* chm
     if (!has_chmaps) return;
     for (int c = 0; c < C; ++c) {
         double Mc[9];
-        sr_compose_map(chmaps + c * 9, M, Mc);
-        for (int k = 0; k < 9; ++k) maps[9 * (1 + c) + k] = (float)Mc[k];
+        const double* row = chmaps + c * SR_CHMAP_LEN;
+        float* out = maps + 9 + SR_CHMAP_LEN * c;
+        sr_compose_map(row, M, Mc);
+        for (int k = 0; k < 9; ++k) out[k] = (float)Mc[k];
+        for (int k = 9; k < SR_CHMAP_LEN; ++k) out[k] = (float)row[k];
     }
+}
+
+// A channel's cubic radial term at its linear position (u, v) (lateral chromatic aberration's
+// third-order part, superres_gpu/tca.py): with r = (cx, cy, k3) and d = (u - cx, v - cy),
+// (u, v) += (k3 |d|^2) d, in float32, one rounding per operation, in the twin's order
+// (numpy_backend.radial_f32).  k3 = 0 leaves (u, v) exactly as they were.
+SR_HD void sr_radial_f(const float* r, float* u, float* v) {
+    if (r[2] == 0.0f) return;
+    float dx = sr_fadd(*u, -r[0]), dy = sr_fadd(*v, -r[1]);
+    float f = sr_fmul(r[2], sr_fadd(sr_fmul(dx, dx), sr_fmul(dy, dy)));
+    *u = sr_fadd(*u, sr_fmul(f, dx));
+    *v = sr_fadd(*v, sr_fmul(f, dy));
 }
 
 // Frame position of (X, Y) under a float map: u = (M00 X + (M01 Y + M02)) / (M20 X + (M21 Y + M22)).

@@ -27,8 +27,9 @@
 //   sw, sh  int           the shape map's width and height (the reference frame's size)
 //   field   const float*  (gh, gw, 2) local displacement field (reference px), read when has_field != 0
 //   finv    double        1 / the field's cell size (common.cuh's sr_field_output_f)
-//   chmaps  const double* (C, 9) per-channel 3x3 maps, row-major, read when has_chmaps != 0:
-//                         channel c is read at Cc (u, v) (lateral chromatic aberration, as resample.cu)
+//   chmaps  const double* (C, 12) per-channel maps, read when has_chmaps != 0: a row-major 3x3 Cc
+//                         and a cubic radial term: channel c is read at Cc (u, v) moved radially
+//                         (lateral chromatic aberration, as resample.cu)
 //
 // Per pixel, all in float32 (common.cuh's float section; consumer GPUs run double at 1/32 to
 // 1/64 of float): (u, v) = M (X, Y) with M = Tinv S formed in double once per thread block and
@@ -45,7 +46,9 @@
 // sample in or out);
 // num += w (gain sum k value + offset sum k), den += w sum k.
 // With channel maps each channel c is gathered on its own: its position Mc (X, Y), Mc = Cc M
-// (sr_compose_map; after the field's move), its own Jacobian of Mc and so its own offsets
+// (sr_compose_map; after the field's move), moved by its radial term (sr_radial_f; the Jacobian
+// stays Mc's: the radial term changes it by its own size, k3 |d|^2, a few 1e-3 at most), its own
+// Jacobian of Mc and so its own offsets
 // and kernel sum Ks_c.  den is shared across channels, so the frame's weight at the pixel is
 // the least-covered channel's, Ks = min_c Ks_c, and each channel's sum is normalised by its
 // own: A_c <- A_c Ks / Ks_c (0 when Ks = 0).  Channel c's contribution is then Ks times its
@@ -69,12 +72,13 @@ SR_HD void sr_kernel_form(float qa, float qb, float qc, float i00, float i01, fl
                   sr_fmul(sr_fmul(qc, i11), i11));
 }
 
-// One position's kernel sums: the frame read at M (Xd, Yd) with the kernel (qa, qb, qc);
+// One position's kernel sums: the frame read at M (Xd, Yd) (moved by the radial term r when r is not
+// null; the Jacobian stays M's) with the kernel (qa, qb, qc);
 // acc[ch] = sum k value for channels c0 .. c1 - 1, returns Ks = sum k.  Position, Jacobian and
 // its inverse in float32 (common.cuh's float section), in the twin's order.
 template <typename T, int C>
 SR_HD float sr_kernel_sums(const T* frame, int fw, int fh, const float* M, float Xd, float Yd, float qa, float qb,
-                           float qc, int n, int c0, int c1, float* acc) {
+                           float qc, int n, int c0, int c1, float* acc, const float* r) {
     float u, v, wq;
     sr_project_f(M, Xd, Yd, &u, &v, &wq);
     float j00 = sr_fdiv(sr_fadd(M[0], -sr_fmul(u, M[6])), wq), j01 = sr_fdiv(sr_fadd(M[1], -sr_fmul(u, M[7])), wq);
@@ -83,6 +87,7 @@ SR_HD float sr_kernel_sums(const T* frame, int fw, int fh, const float* M, float
     float pa, pb, pc;
     sr_kernel_form(qa, qb, qc, sr_fdiv(j11, det), sr_fdiv(-j01, det), sr_fdiv(-j10, det), sr_fdiv(j00, det), &pa, &pb,
                    &pc);
+    if (r) sr_radial_f(r, &u, &v);
     float s = (n & 1) ? 0.5f : 0.0f;  // odd windows centre on the nearest sample
     float tu = sr_fadd(u, s), tv = sr_fadd(v, s);
     float fl_u = floorf(tu), fl_v = floorf(tv);
@@ -141,11 +146,13 @@ SR_HD void sr_kernel_accumulate_at(const T* frame, int fw, int fh, const double*
     float acc[C];
     float ksum;
     if (!has_chmaps) {
-        ksum = sr_kernel_sums<T, C>(frame, fw, fh, maps, Xd, Yd, qa, qb, qc, n, 0, C, acc);
+        ksum = sr_kernel_sums<T, C>(frame, fw, fh, maps, Xd, Yd, qa, qb, qc, n, 0, C, acc, nullptr);
     } else {
         float ks[C];
-        for (int ch = 0; ch < C; ++ch)
-            ks[ch] = sr_kernel_sums<T, C>(frame, fw, fh, maps + 9 * (1 + ch), Xd, Yd, qa, qb, qc, n, ch, ch + 1, acc);
+        for (int ch = 0; ch < C; ++ch) {
+            const float* mc = maps + 9 + SR_CHMAP_LEN * ch;
+            ks[ch] = sr_kernel_sums<T, C>(frame, fw, fh, mc, Xd, Yd, qa, qb, qc, n, ch, ch + 1, acc, mc + 9);
+        }
         ksum = ks[0];
         for (int ch = 1; ch < C; ++ch) ksum = ks[ch] < ksum ? ks[ch] : ksum;
         for (int ch = 0; ch < C; ++ch) {
@@ -179,7 +186,7 @@ __global__ void kernel_accumulate(const T* __restrict__ frame, int fw, int fh, c
                                   int has_shape, const float* __restrict__ field, int gw, int gh, double finv,
                                   int has_field, const double* __restrict__ chmaps, int has_chmaps) {
     // the frame's maps in double once per block, then float per pixel
-    __shared__ float maps[9 * (1 + C)];
+    __shared__ float maps[SR_MAPS_LEN(C)];
     if (threadIdx.x == 0 && threadIdx.y == 0) sr_float_maps(state + SR_S_TINV, a, b, chmaps, has_chmaps, C, maps);
     __syncthreads();
     int X = blockIdx.x * blockDim.x + threadIdx.x;

@@ -20,8 +20,9 @@
 //   weights const float*  (wh, ww) per-pixel merge weights on the reference's pyramid
 //                         level L (robust merge, mask), read when has_weights != 0
 //   winv    double        1 / 2^L
-//   chmaps  const double* (C, 9) per-channel 3x3 maps, row-major, read when has_chmaps != 0:
-//                         channel c is sampled at Cc (u, v) (lateral chromatic aberration);
+//   chmaps  const double* (C, 12) per-channel maps, read when has_chmaps != 0: a row-major 3x3
+//                         Cc, then a cubic radial term (cx, cy, k3): channel c is sampled at
+//                         Cc (u, v) moved by sr_radial_f (lateral chromatic aberration);
 //                         coverage stays that of (u, v)
 //   field   const float*  (gh, gw, 2) local displacement field in reference pixels, read when
 //                         has_field != 0 (superres_gpu/local.py; sr_field_output_f in common.cuh)
@@ -37,8 +38,9 @@
 // -0.5 <= v <= fh - 0.5.  Position rounded to 1/32: X32 = rint(32 u) (u clamped to
 // [-64, fw + 64] first); taps at (X32 >> 5) - 3 .. + 4, clamped to the frame (replicated
 // border); 2-D weight tab[fy][r] * tab[fx][c].  Per-channel maps: Mc = Cc M elementwise in
-// a fixed order (sr_compose_map, the twin's compose_map, in double) rounded to float; each
-// channel is then interpolated once at its own position.
+// a fixed order (sr_compose_map, the twin's compose_map, in double) rounded to float, the
+// channel's position Mc (X, Y) then moved by its radial term (float32, sr_radial_f); each
+// channel is interpolated once at its own position.
 // Local field: the output pixel's reference position p moves to p + D(p) (D bilinear on
 // the field's nodes, sampled at p) before M projects it, i.e. (u, v) = Tinv (p + D(p)), for
 // coverage, every channel and its map alike; the robust weight stays sampled at p (it
@@ -138,7 +140,9 @@ SR_HD void sr_resample_accumulate_at(const T* frame, int fw, int fh, const doubl
         if (!sr_covers(u, v, fw, fh)) return;
         for (int ch = 0; ch < C; ++ch) {
             float uc, vc;
-            sr_project_f(maps + 9 * (1 + ch), Xd, Yd, &uc, &vc, &wq);
+            const float* mc = maps + 9 + SR_CHMAP_LEN * ch;
+            sr_project_f(mc, Xd, Yd, &uc, &vc, &wq);
+            sr_radial_f(mc + 9, &uc, &vc);
             val[ch] = sr_sample_channel<T, C>(frame, fw, fh, uc, vc, tab, ch);
         }
     } else if (!sr_resample_pixel<T, C>(frame, fw, fh, maps, tab, Xd, Yd, val)) {
@@ -160,7 +164,7 @@ __global__ void resample_accumulate(const T* __restrict__ frame, int fw, int fh,
                                     const double* __restrict__ chmaps, int has_chmaps,
                                     const float* __restrict__ field, int gw, int gh, double finv, int has_field) {
     // the frame's maps in double once per block, then float per pixel
-    __shared__ float maps[9 * (1 + C)];
+    __shared__ float maps[SR_MAPS_LEN(C)];
     if (threadIdx.x == 0 && threadIdx.y == 0) sr_float_maps(state + SR_S_TINV, a, b, chmaps, has_chmaps, C, maps);
     __syncthreads();
     int X = blockIdx.x * blockDim.x + threadIdx.x;
@@ -175,28 +179,38 @@ __global__ void resample_accumulate(const T* __restrict__ frame, int fw, int fh,
 // ---- lateral chromatic aberration on chroma-subsampled frames (superres_gpu/tca.py) --------
 // NumPy twin: NumpyBackend.tca_band.  A JPEG (or HEIC) with 4:2:0 chroma holds each colour
 // channel's own position only in its low band (the chroma planes); the fine detail of all three
-// comes from the luma.  Only the low band is moved: per pixel (x, y) and channel c whose map Cc
-// (an affine 3x3 from green positions to the channel's, row-major double) is not the identity,
-//   out[y, x, c] = frame[y, x, c] + (lo_c(Cc (x, y)) - lo_c[y, x])
+// comes from the luma.  Only the low band is moved: per pixel (x, y) and channel c whose map
+// (maps: (C, 12) double rows, an affine 3x3 Cc from green positions to the channel's, row-major,
+// then the radial term cx, cy, k3) is not the identity,
+//   out[y, x, c] = frame[y, x, c] + (lo_c(Pc (x, y)) - lo_c[y, x]),  Pc = Cc moved radially
 // with lo (C, fh, fw) float32 the channels' low bands (the backend's sepfilter), read with the
 // Lanczos4 taps of the merge (replicated border); other channels are copied.  The displacement
 // in float32 without contraction, coefficients rounded to float from double:
-// d = ((C00 - 1) x + C01 y) + C02 (rows: (C10 x + (C11 - 1) y) + C12); the position in 1/32 px is
-// 32 x + rint(32 d), exact at any frame size, clamped as sr_lanczos_taps clamps.
+// d = ((C00 - 1) x + C01 y) + C02 (rows: (C10 x + (C11 - 1) y) + C12); with k3 != 0, e = (x - cx) + dx
+// (rows: (y - cy) + dy), f = k3 (ex ex + ey ey), d += f e (sr_radial_f's term at Cc (x, y)); the
+// position in 1/32 px is 32 x + rint(32 d), exact at any frame size, clamped as sr_lanczos_taps clamps.
 template <typename T, int C>
 SR_HD void sr_tca_band_at(const T* frame, int fw, int fh, const float* lo, const double* maps, const float* tab,
                           float* out, int x, int y) {
     long long idx = (long long)y * fw + x;
     long long plane = (long long)fw * fh;
     for (int ch = 0; ch < C; ++ch) {
-        const double* m = maps + ch * 9;
+        const double* m = maps + ch * SR_CHMAP_LEN;
         float v = (float)frame[idx * C + ch];
-        bool identity = m[0] == 1.0 && m[1] == 0.0 && m[2] == 0.0 && m[3] == 0.0 && m[4] == 1.0 && m[5] == 0.0;
+        bool identity = m[0] == 1.0 && m[1] == 0.0 && m[2] == 0.0 && m[3] == 0.0 && m[4] == 1.0 && m[5] == 0.0 &&
+                        m[11] == 0.0;
         if (!identity) {
             const float* L = lo + ch * plane;
             float xf = (float)x, yf = (float)y;
             float dx = sr_fadd(sr_fadd(sr_fmul((float)(m[0] - 1.0), xf), sr_fmul((float)m[1], yf)), (float)m[2]);
             float dy = sr_fadd(sr_fadd(sr_fmul((float)m[3], xf), sr_fmul((float)(m[4] - 1.0), yf)), (float)m[5]);
+            float k3 = (float)m[11];
+            if (k3 != 0.0f) {
+                float ex = sr_fadd(sr_fadd(xf, -(float)m[9]), dx), ey = sr_fadd(sr_fadd(yf, -(float)m[10]), dy);
+                float f = sr_fmul(k3, sr_fadd(sr_fmul(ex, ex), sr_fmul(ey, ey)));
+                dx = sr_fadd(dx, sr_fmul(f, ex));
+                dy = sr_fadd(dy, sr_fmul(f, ey));
+            }
             int xq = sr_clampi(x * SR_TAB_SIZE + sr_rintf(dx * (float)SR_TAB_SIZE), -64 * SR_TAB_SIZE,
                                (fw + 64) * SR_TAB_SIZE);
             int yq = sr_clampi(y * SR_TAB_SIZE + sr_rintf(dy * (float)SR_TAB_SIZE), -64 * SR_TAB_SIZE,

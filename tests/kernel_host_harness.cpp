@@ -17,7 +17,7 @@ void h_resample(const void* frame, int is16, int C, int fw, int fh, const double
                 float* num, float* den, int wo, int ho, double a, double b, float maxv, const float* wts, int ww,
                 int wh, int has_w, double winv, const double* chmaps, int has_c, const float* field, int gw, int gh,
                 double finv, int has_f) {
-    float maps[9 * 4];  // as the wrapper forms them once per thread block
+    float maps[SR_MAPS_LEN(3)];  // as the wrapper forms them once per thread block
     sr_float_maps(state + SR_S_TINV, a, b, chmaps, has_c, C, maps);
 #define SR_ARGS fw, fh, state, maps, tab, num, den, wo, X, Y, (float)a, (float)b, maxv, wts, ww, wh, has_w, (float)winv, \
                 has_c, field, gw, gh, (float)finv, has_f
@@ -42,7 +42,7 @@ void h_kernel_accumulate(const void* frame, int is16, int C, int fw, int fh, con
                          int has_w, double winv, int n, float c2, const float* shape, int sw, int sh,
                          int has_shape, const float* field, int gw, int gh, double finv, int has_f,
                          const double* chmaps, int has_c) {
-    float maps[9 * 4];  // as the wrapper forms them once per thread block
+    float maps[SR_MAPS_LEN(3)];  // as the wrapper forms them once per thread block
     sr_float_maps(state + SR_S_TINV, a, b, chmaps, has_c, C, maps);
 #define SR_ARGS fw, fh, state, maps, num, den, wo, X, Y, (float)a, (float)b, maxv, wts, ww, wh, has_w, (float)winv, n, \
                 c2, shape, sw, sh, has_shape, field, gw, gh, (float)finv, has_f, has_c

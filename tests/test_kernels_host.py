@@ -19,7 +19,7 @@ import pytest
 
 from superres_gpu.backends import base as S
 from superres_gpu.backends import get_backend
-from superres_gpu.backends.numpy_backend import cross_power, kernel_window
+from superres_gpu.backends.numpy_backend import channel_map_rows, cross_power, kernel_window
 from superres_gpu.cuda_modules import kernel_dir
 from superres_gpu.geometry import MODEL_ID, MOTION_MODELS, output_size, output_to_reference
 from superres_gpu.interp import alignment_taps, lanczos4_table
@@ -129,7 +129,7 @@ def test_resample_kernel_math(lib, rng, dtype, channels, shape, scale, weighted,
     fk = field if local else np.zeros((1, 1, 2), np.float32)
     S_ = output_to_reference(scale)
     wk = wmap if weighted else np.ones((1, 1), np.float32)
-    ck = cmaps if chromatic else np.zeros((1, 9))
+    ck = channel_map_rows(cmaps, channels) if chromatic else np.zeros((1, 12))
     lib.h_resample(ptr(frame), frame_kind(dtype), channels, w, h, ptr(st), ptr(np.ascontiguousarray(lanczos4_table())),
                    ptr(num_k), ptr(den_k), wo, ho, S_[0, 0], S_[0, 2], maxv, ptr(wk), wk.shape[1], wk.shape[0],
                    int(weighted), 0.5, ptr(ck), int(chromatic), ptr(fk), fk.shape[1], fk.shape[0], 1.0 / 7.0,
@@ -149,9 +149,12 @@ def test_tca_band_kernel_math(lib, rng, dtype, shape):
     h, w = shape
     maxv = 65535.0 if dtype == np.uint16 else 255.0
     frame = (rng.random(shape + (3,)) * maxv).astype(dtype)
-    maps = np.tile(np.eye(3).ravel(), (3, 1))  # green stays; red and blue scaled by -+1 % about off-centre points
+    # green stays; red and blue scaled by -+1 % about off-centre points, red with a cubic radial term too
+    maps = np.zeros((3, 12))
+    maps[1, :9] = np.eye(3).ravel()
     for c, k in ((0, 1.0 + rng.uniform(0.008, 0.012)), (2, 1.0 - rng.uniform(0.008, 0.012))):
-        maps[c] = [k, 0.0, 0.3 * w * (1 - k), 0.0, k, 0.7 * h * (1 - k), 0.0, 0.0, 1.0]
+        maps[c, :9] = [k, 0.0, 0.3 * w * (1 - k), 0.0, k, 0.7 * h * (1 - k), 0.0, 0.0, 1.0]
+    maps[0, 9:] = [0.3 * w, 0.7 * h, 0.8 / np.hypot(w, h) ** 3]  # about 0.8 px at the far corner
     taps = gaussian_taps(1.0)
     want = B.tca_band(frame, maps, taps)
     lo = np.stack([B.sepfilter(np.ascontiguousarray(frame[..., c], dtype=np.float32), taps) for c in range(3)])
@@ -166,12 +169,15 @@ def test_tca_band_kernel_math(lib, rng, dtype, shape):
 
 
 def random_channel_maps(rng, channels, w, h):
-    """(channels, 9) maps: each channel radially scaled by up to 1 % about a
-    centre off the frame's middle (lateral chromatic aberration, exaggerated)."""
-    cmaps = np.empty((channels, 9))
+    """(channels, 12) maps: each channel radially scaled by up to 1 % about a
+    centre off the frame's middle, with a cubic radial term of up to 1 px at
+    the far corner (lateral chromatic aberration, exaggerated); of three
+    channels the middle one has no cubic term (the kernels skip it)."""
+    cmaps = np.zeros((channels, 12))
     for c in range(channels):
         k = 1.0 + rng.uniform(-0.01, 0.01)
-        cmaps[c] = [k, 0.0, 0.4 * w * (1 - k), 0.0, k, 0.6 * h * (1 - k), 0.0, 0.0, 1.0]
+        k3 = 0.0 if channels == 3 and c == 1 else rng.uniform(-1.0, 1.0) / np.hypot(w, h) ** 3
+        cmaps[c] = [k, 0.0, 0.4 * w * (1 - k), 0.0, k, 0.6 * h * (1 - k), 0.0, 0.0, 1.0, 0.4 * w, 0.6 * h, k3]
     return cmaps
 
 
@@ -218,7 +224,7 @@ def test_kernel_accumulate_math(lib, rng, dtype, channels, shape, scale, sigma, 
     if anisotropic:
         sigma = kernel_reach(scale)
     cmaps = random_channel_maps(rng, channels, w, h) if chromatic else None
-    ck = cmaps if chromatic else np.zeros((1, 9))
+    ck = channel_map_rows(cmaps, channels) if chromatic else np.zeros((1, 12))
     B.kernel_accumulate(frame, st, num_t, den_t, scale, maxv, sigma, wmap, 1, smap, field, 6.0, cmaps)
     num_k, den_k = num0.copy(), den0.copy()
     S_ = output_to_reference(scale)

@@ -355,10 +355,10 @@ class CupyBackend:
         """(maps, has_chmaps) for the merge kernels' per-channel map arguments."""
         if channel_maps is None:
             return self._eye9, np.int32(0)
-        cmaps = self._contig(self.cp.asarray(channel_maps, dtype=self.cp.float64))
-        if cmaps.shape != (c, 9):
-            raise ValueError(f"channel_maps must be ({c}, 9) float64, one row-major 3x3 per channel")
-        return cmaps, np.int32(1)
+        from .numpy_backend import channel_map_rows
+
+        rows = channel_map_rows(self.asnumpy(channel_maps), c)
+        return self.cp.asarray(rows), np.int32(1)
 
     def _field_args(self, field, field_cell):
         """(field, gw, gh, 1 / cell, has_field) for the kernels' local-field arguments."""

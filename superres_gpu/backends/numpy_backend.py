@@ -456,10 +456,12 @@ class NumpyBackend:
         bilinearly, see :func:`weight_at`), num += w * value and den += w.
         Nothing is added when ``state[S_ACCEPT]`` is 0.  ``weights`` is a
         float32 map on the reference's pyramid level ``weight_level``.
-        ``channel_maps`` (float64 (C, 9), row-major 3x3 per channel) moves each
-        channel's sampling position: channel c is read at ``Cc (u, v)``
-        (lateral chromatic aberration, see :mod:`superres_gpu.tca`); coverage
-        stays that of (u, v).  Each channel is still interpolated once.
+        ``channel_maps`` (float64 (C, 12) per channel: a row-major 3x3 Cc, then
+        a cubic radial term (cx, cy, k3); (C, 9) rows have none, see
+        :func:`channel_map_rows`) moves each channel's sampling position:
+        channel c is read at ``Cc (u, v)`` moved by :func:`radial_f32` (lateral
+        chromatic aberration, see :mod:`superres_gpu.tca`); coverage stays that
+        of (u, v).  Each channel is still interpolated once.
         ``field`` (float32 (gh, gw, 2), reference px; node spacing
         ``field_cell``) is a local displacement field: the output pixel's
         reference position p is read at Tinv (p + D(p)) (:func:`field_output_f32`),
@@ -487,11 +489,13 @@ class NumpyBackend:
         if channel_maps is None:
             planes = None
         else:
-            cmaps = [compose_map(channel_maps[c].reshape(3, 3), M64).astype(f32)
-                     for c in range(src.shape[2] if src.ndim == 3 else 1)]
-            planes = [(_Positions(Mc, X) if field is None else _FieldPositions(Mc, X, field, field_cell, a, b),
-                       np.ascontiguousarray(src[..., c]) if src.ndim == 3 else src)
-                      for c, Mc in enumerate(cmaps)]
+            rows = channel_map_rows(channel_maps, src.shape[2] if src.ndim == 3 else 1)
+            planes = []
+            for c, row in enumerate(rows):
+                Mc = compose_map(row[:9].reshape(3, 3), M64).astype(f32)
+                pos = _Positions(Mc, X) if field is None else _FieldPositions(Mc, X, field, field_cell, a, b)
+                planes.append((_RadialPositions(pos, row[9:]) if row[11] != 0.0 else pos,
+                               np.ascontiguousarray(src[..., c]) if src.ndim == 3 else src))
 
         def strip(y_start, y_end):
             Y = np.arange(y_start, y_end, dtype=f32)
@@ -536,13 +540,16 @@ class NumpyBackend:
     def tca_band(self, frame, channel_maps, taps) -> np.ndarray:
         """The frame (h, w, C) as float32 with each channel's low band moved by
         its map: for channel c whose ``channel_maps`` row (row-major 3x3, green
-        positions -> the channel's, affine) is not the identity,
-        out[y, x, c] = frame[y, x, c] + (L_c(Cc (x, y)) - L_c[y, x]), with L_c
+        positions -> the channel's, affine, then the radial term cx, cy, k3 as in
+        :meth:`resample_accumulate`) is not the identity,
+        out[y, x, c] = frame[y, x, c] + (L_c(Pc (x, y)) - L_c[y, x]), with L_c
         the channel filtered by ``taps`` (:meth:`sepfilter`) and read with the
         merge's Lanczos4 (replicated border); other channels are copied.  The
         displacement in float32, one rounding per operation, coefficients
         rounded from float64: d = ((C00 - 1) x + C01 y) + C02 (rows:
-        (C10 x + (C11 - 1) y) + C12); the position in 1/32 px is
+        (C10 x + (C11 - 1) y) + C12), and with k3 != 0, e = (x - cx) + dx
+        (rows: (y - cy) + dy), d += (k3 (ex ex + ey ey)) e (the radial term at
+        Cc (x, y), :func:`radial_f32`'s); the position in 1/32 px is
         32 x + rint(32 d), exact at any frame size.  This moves what a 4:2:0
         JPEG or HEIC stores of each channel's own position (its chroma band)
         and leaves the fine detail, which all three channels take from the
@@ -560,11 +567,18 @@ class NumpyBackend:
                 continue
             lo = self.sepfilter(np.ascontiguousarray(out[..., c]), taps)
             k = (f32(m[0] - 1.0), f32(m[1]), f32(m[2]), f32(m[3]), f32(m[4] - 1.0), f32(m[5]))
+            r = (f32(m[9]), f32(m[10]), f32(m[11]))
 
-            def strip(y0, y1, lo=lo, k=k, c=c):
+            def strip(y0, y1, lo=lo, k=k, r=r, c=c):
                 ys = np.arange(y0, y1, dtype=np.float32)[:, None]
                 dx = (k[0] * xs + k[1] * ys) + k[2]
                 dy = (k[3] * xs + k[4] * ys) + k[5]
+                if r[2] != 0.0:
+                    ex = (xs - r[0]) + dx
+                    ey = (ys - r[1]) + dy
+                    f = r[2] * (ex * ex + ey * ey)
+                    dx = dx + f * ex
+                    dy = dy + f * ey
                 uq = np.rint(dx * f32(TAB_SIZE)).astype(np.float64) + TAB_SIZE * xs.astype(np.float64)
                 vq = np.rint(dy * f32(TAB_SIZE)).astype(np.float64) + TAB_SIZE * ys.astype(np.float64)
                 moved = cv2.remap(lo, *_fixed_point_maps_q(uq, vq, w, h), cv2.INTER_LANCZOS4,
@@ -622,10 +636,12 @@ class NumpyBackend:
         :meth:`resample_accumulate` (:func:`field_output_f32`); J is then M's at the
         moved position (the field's gradient neglected).
 
-        ``channel_maps`` (float64 (C, 9), row-major 3x3 per channel, as in
+        ``channel_maps`` (float64 (C, 12) or (C, 9), as in
         :meth:`resample_accumulate`) gathers each channel c on its own: at
         Mc (X, Y) with Mc = :func:`compose_map` (Cc, M) (after the field's move),
-        with the Jacobian of Mc, so its own offsets and kernel sum Ks_c.  ``den``
+        moved by the channel's radial term (:func:`radial_f32`), with the
+        Jacobian of Mc (the radial term's own is left out: it differs from the
+        identity by k3 |d|^2, a few 1e-3 at most), so its own offsets and kernel sum Ks_c.  ``den``
         is shared by the channels, so the frame's weight at the pixel is its
         least-covered channel's, Ks = min_c Ks_c, and each channel's sum is
         normalised by its own: A_c <- A_c (Ks / Ks_c) in float32 (0 where Ks is
@@ -653,13 +669,11 @@ class NumpyBackend:
         S_ = output_to_reference(scale)
         a, b = f32(S_[0, 0]), f32(S_[0, 2])
         if channel_maps is None:
-            gathers = [(M64.astype(f32), _KernelSource(frame, n))]
+            gathers = [(M64.astype(f32), _KernelSource(frame, n), None)]
         else:
-            maps = np.asarray(channel_maps, np.float64)
-            if maps.shape != (C, 9):
-                raise ValueError(f"channel_maps must be ({C}, 9) float64, one row-major 3x3 per channel")
-            gathers = [(compose_map(maps[c].reshape(3, 3), M64).astype(f32), _KernelSource(frame, n, c))
-                       for c in range(C)]
+            rows = channel_map_rows(channel_maps, C)
+            gathers = [(compose_map(rows[c, :9].reshape(3, 3), M64).astype(f32), _KernelSource(frame, n, c),
+                        rows[c, 9:].astype(f32) if rows[c, 11] != 0.0 else None) for c in range(C)]
         if weights is not None:
             wx = _bilinear_axis_f32(X, a, b, weight_level, weights.shape[1])
             wplanes = weights[None]
@@ -673,7 +687,7 @@ class NumpyBackend:
                 q = (c2, f32(0.0), c2)
             else:
                 q = tuple(_bilinear_planes(shape, _bilinear_axis_f32(Y[:, 0], a, b, 0, shape.shape[1]), sx))
-            sums = [_kernel_sums(src, Mg, Xd, Yd, q, (y_end - y_start, wo)) for Mg, src in gathers]
+            sums = [_kernel_sums(src, Mg, Xd, Yd, q, (y_end - y_start, wo), r) for Mg, src, r in gathers]
             if len(sums) == 1:
                 acc, ksum = sums[0]
             else:
@@ -754,22 +768,67 @@ def _channels(plane, C: int):
     return cv2.merge([plane] * C)
 
 
+CHMAP_LEN = 12  # a channel map row: row-major 3x3, then the radial term (cx, cy, k3); common.cuh's SR_CHMAP_LEN
+
+
+def channel_map_rows(channel_maps, C: int) -> np.ndarray:
+    """Per-channel maps as the kernels take them: (C, :data:`CHMAP_LEN`)
+    float64 rows, a row-major 3x3 (green positions -> the channel's) then the
+    cubic radial term (cx, cy, k3) of :func:`radial_f32`; (C, 9) rows (3x3
+    only) get k3 = 0.  ValueError for any other shape or a non-finite entry."""
+    maps = np.asarray(channel_maps, np.float64)
+    if maps.ndim != 2 or maps.shape[0] != C or maps.shape[1] not in (9, CHMAP_LEN):
+        raise ValueError(f"channel_maps must be ({C}, 9) or ({C}, {CHMAP_LEN}) float64: a row-major 3x3 per "
+                         "channel, then optionally its radial term (cx, cy, k3)")
+    if not np.isfinite(maps).all():
+        raise ValueError("channel_maps must be finite")
+    if maps.shape[1] == 9:
+        maps = np.concatenate([maps, np.zeros((C, CHMAP_LEN - 9))], axis=1)
+    return np.ascontiguousarray(maps)
+
+
+def radial_f32(u, v, r):
+    """(u, v) moved by a channel's cubic radial term r = (cx, cy, k3): with
+    d = (u - cx, v - cy), (u, v) + (k3 |d|^2) d, float32, one rounding per
+    operation, in common.cuh's ``sr_radial_f`` order."""
+    f32 = np.float32
+    cx, cy, k3 = f32(r[0]), f32(r[1]), f32(r[2])
+    dx = u - cx
+    dy = v - cy
+    f = k3 * (dx * dx + dy * dy)
+    return u + f * dx, v + f * dy
+
+
+class _RadialPositions:
+    """Positions (times TAB_SIZE, as :class:`_Positions` gives them) moved by
+    a channel's radial term (:func:`radial_f32`, in pixels: dividing and
+    multiplying by TAB_SIZE, a power of two, is exact)."""
+
+    def __init__(self, pos, r):
+        self.pos, self.r = pos, r
+
+    def at(self, Y):
+        uq, vq = self.pos.at(Y)
+        inv = np.float32(1.0 / TAB_SIZE)
+        u, v = radial_f32(uq * inv, vq * inv, self.r)
+        return u * np.float32(TAB_SIZE), v * np.float32(TAB_SIZE)
+
+
 def band_maps(frame, channel_maps) -> np.ndarray:
-    """``channel_maps`` as (C, 9) float64 for :meth:`NumpyBackend.tca_band` of
-    a colour ``frame`` (either backend's), or ValueError."""
+    """``channel_maps`` as (C, :data:`CHMAP_LEN`) float64 (:func:`channel_map_rows`)
+    for :meth:`NumpyBackend.tca_band` of a colour ``frame`` (either backend's),
+    or ValueError."""
     if frame.ndim != 3:
         raise ValueError("the chroma band correction needs colour frames")
-    C = frame.shape[2]
-    maps = np.asarray(channel_maps, np.float64)
-    if maps.shape != (C, 9):
-        raise ValueError(f"channel_maps must be ({C}, 9) float64, one row-major 3x3 per channel")
-    return maps
+    return channel_map_rows(channel_maps, frame.shape[2])
 
 
 def band_moves(m) -> bool:
-    """Whether a channel's map (row-major 3x3) moves it: not the identity in
-    its affine part (what :meth:`NumpyBackend.tca_band` and its kernel test)."""
-    return not (m[0] == 1.0 and m[1] == 0.0 and m[2] == 0.0 and m[3] == 0.0 and m[4] == 1.0 and m[5] == 0.0)
+    """Whether a channel's map row (:func:`channel_map_rows`) moves it: not
+    the identity in its affine part, or a radial term (what
+    :meth:`NumpyBackend.tca_band` and its kernel test)."""
+    return not (m[0] == 1.0 and m[1] == 0.0 and m[2] == 0.0 and m[3] == 0.0 and m[4] == 1.0 and m[5] == 0.0
+                and m[11] == 0.0)
 
 
 class _KernelSource:
@@ -814,11 +873,12 @@ class _KernelSource:
         return out
 
 
-def _kernel_sums(src: _KernelSource, M, Xd, Yd, q, shp):
+def _kernel_sums(src: _KernelSource, M, Xd, Yd, q, shp, radial=None):
     """(A, Ks) float32 of :meth:`NumpyBackend.kernel_accumulate` at one set of
     positions (a strip of ``shp`` output pixels): ``src`` (a
     :class:`_KernelSource`) read at M (Xd, Yd) (float32 map and positions, the
-    position, Jacobian and its inverse in float32) with the kernel ``q`` =
+    position, Jacobian and its inverse in float32; the position then moved by
+    ``radial``, :func:`radial_f32`, when given) with the kernel ``q`` =
     (qa, qb, qc); A (..., channels of ``src.data``: Cs, or 4 for three, the
     fourth 0) = sum k value, Ks = sum k, in the visiting order."""
     import cv2
@@ -840,6 +900,8 @@ def _kernel_sums(src: _KernelSource, M, Xd, Yd, q, shp):
         j10 = (M[1, 0] - v * M[2, 0]) / wq
         j11 = (M[1, 1] - v * M[2, 1]) / wq
     u, v = np.broadcast_to(u, shp), np.broadcast_to(v, shp)
+    if radial is not None:
+        u, v = radial_f32(u, v, radial)
     det = j00 * j11 - j01 * j10
     pa, pb, pc = (np.broadcast_to(t, shp) for t in kernel_form(*q, j11 / det, -j01 / det, -j10 / det, j00 / det))
     if s:
