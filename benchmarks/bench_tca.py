@@ -8,9 +8,12 @@ but ``--merge`` and ``--tca``, CPU backend; PSNR against the optics-blurred
 truth and the sharp truth, 8 px border left out, and the estimate the run
 reports.  On JPEG frames one more run, ``on (channels)``, corrects them as if
 their chroma had full resolution (whole channels read at their maps), which
-is what the chroma band correction replaces there.
+is what the chroma band correction replaces there.  With ``--cubic`` a third
+burst adds a cubic radial term (red +0.3 %, blue -0.2 % more at the corners,
+see ``synth.CameraSpec.lateral_ca_cubic``), with one more run,
+``on (similarity)``, whose estimate leaves the cubic term out.
 
-    python -m benchmarks.bench_tca [--frames 12] [--merges kernel robust] [--jpeg 92] [--json out.json]
+    python -m benchmarks.bench_tca [--frames 12] [--merges kernel robust] [--jpeg 92] [--cubic] [--json out.json]
 """
 
 from __future__ import annotations
@@ -30,9 +33,10 @@ from superres_gpu.options import PipelineConfig
 from superres_gpu.pipeline import run
 
 ABERRATION = (0.002, -0.002)  # red, blue
+CUBIC = (0.003, -0.002)  # red, blue: the cubic term's extra magnification at the corners
 
 
-def measure(frames: int, merges, qualities=(None,), progress=print) -> list[dict]:
+def measure(frames: int, merges, qualities=(None,), cubic: bool = False, progress=print) -> list[dict]:
     import tifffile
 
     from superres_gpu import pipeline
@@ -44,19 +48,27 @@ def measure(frames: int, merges, qualities=(None,), progress=print) -> list[dict
     def full_chroma(B, frames, chroma=(1, 1)):  # the lossless frames' correction, whatever the file holds
         return estimate(B, frames, (1, 1))
 
+    def similarity(B, frames, chroma=(1, 1)):  # the estimate without its cubic term
+        return estimate(B, frames, chroma, cubic=False)
+
+    replace = {"on (channels)": full_chroma, "on (similarity)": similarity}
+    bursts = [((0.0, 0.0), (0.0, 0.0)), (ABERRATION, (0.0, 0.0))] + ([(ABERRATION, CUBIC)] if cubic else [])
+
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for quality in qualities:
-            for ca in ((0.0, 0.0), ABERRATION):
+            for ca, k in bursts:
                 b = synth.recipe_burst("test-medium", frames=frames,
-                                       camera=dataclasses.replace(r.camera, lateral_ca=ca, jpeg_quality=quality))
-                d = tmp / f"burst{ca[0]}q{quality}"
+                                       camera=dataclasses.replace(r.camera, lateral_ca=ca, lateral_ca_cubic=k,
+                                                                  jpeg_quality=quality))
+                d = tmp / f"burst{ca[0]}c{k[0]}q{quality}"
                 b.write(d)
                 opts = ["off", "on"] + (["on (channels)"] if quality is not None and ca != (0.0, 0.0) else [])
+                opts += ["on (similarity)"] if k != (0.0, 0.0) else []
                 for merge in merges:
                     for opt in opts:
                         out = tmp / "out.tif"
-                        pipeline.estimate_tca = full_chroma if opt == "on (channels)" else estimate
+                        pipeline.estimate_tca = replace.get(opt, estimate)
                         t0 = time.perf_counter()
                         try:
                             rep = run(PipelineConfig(inputs=[str(d)], output=str(out), backend="numpy",
@@ -68,13 +80,15 @@ def measure(frames: int, merges, qualities=(None,), progress=print) -> list[dict
                         img = tifffile.imread(out).astype(np.float32) / 65535
                         est = rep["tca"]["estimate"]
                         row = {"frames": "PNG" if quality is None else f"JPEG {quality} 4:2:0", "merge": merge,
-                               "aberration": ca != (0.0, 0.0), "tca": opt,
+                               "aberration": ca != (0.0, 0.0), "cubic": k, "tca": opt,
                                "psnr_blurred": psnr(img, b.truth_blurred, margin=8),
                                "psnr_sharp": psnr(img, b.truth, margin=8), "seconds": secs,
-                               "estimate": None if est is None else {k: est[k]["scale"] for k in ("red", "blue")},
+                               "estimate": None if est is None else {
+                                   c: {"scale": est[c]["scale"], "cubic": est[c]["cubic"],
+                                       "corner_shift_px": est[c]["corner_shift_px"]} for c in ("red", "blue")},
                                "correction": None if est is None else est["correction"]}
                         rows.append(row)
-                        progress(f"{row['frames']} {merge} aberration={row['aberration']} --tca {opt}: "
+                        progress(f"{row['frames']} {merge} aberration={row['aberration']} cubic={k} --tca {opt}: "
                                  f"{row['psnr_blurred']:.2f} / {row['psnr_sharp']:.2f} dB ({secs:.1f} s) "
                                  f"{row['estimate']}")
     return rows
@@ -87,9 +101,10 @@ def main(argv=None) -> int:
     ap.add_argument("--jpeg", type=int, nargs="*", default=[], metavar="Q",
                     help="also 4:2:0 JPEG frames of these qualities")
     ap.add_argument("--png", action=argparse.BooleanOptionalAction, default=True, help="the PNG frames (default on)")
+    ap.add_argument("--cubic", action="store_true", help="also a burst with a cubic radial term")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
-    rows = measure(args.frames, args.merges, ([None] if args.png else []) + list(args.jpeg))
+    rows = measure(args.frames, args.merges, ([None] if args.png else []) + list(args.jpeg), args.cubic)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
     return 0

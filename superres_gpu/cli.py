@@ -584,8 +584,8 @@ def cmd_tca(args, out, err) -> int:
                   "channels' low band", markup=False, highlight=False, soft_wrap=True)
     for name, ch in (("red", est.red), ("blue", est.blue)):
         out.print(f"  {name:4s} scale {100 * ch.scale:+.4f} %  centre ({ch.cx:.1f}, {ch.cy:.1f})  "
-                  f"rotation {ch.rotation_deg:+.4f} deg  corner shift {shift[name]:.3f} px", markup=False,
-                  highlight=False, soft_wrap=True)
+                  f"rotation {ch.rotation_deg:+.4f} deg  cubic {100 * ch.cubic:+.4f} % at the corners  "
+                  f"corner shift {shift[name]:.3f} px", markup=False, highlight=False, soft_wrap=True)
     return EXIT_OK
 
 

@@ -212,6 +212,9 @@ class CameraSpec:
     # lateral chromatic aberration: the red and blue images magnified by 1 + s about the frame's centre
     # against green (s = 0.002: +0.2 %); colour frames without rolling shutter only
     lateral_ca: tuple = (0.0, 0.0)
+    # ... and its third-order part: red's and blue's magnification grows by k at half the frame's
+    # diagonal, with the square of the radius (see tca_source_position)
+    lateral_ca_cubic: tuple = (0.0, 0.0)
 
 
 @dataclass
@@ -246,6 +249,19 @@ def _frame_to_raster(factor: float, offset: float) -> np.ndarray:
     f = float(factor)
     t = f * offset + 0.5 * f - 0.5
     return np.array([[f, 0, t], [0, f, t], [0, 0, 1.0]])
+
+
+def tca_source_position(camera: CameraSpec, width: int, height: int, channel: str, x, y):
+    """Where green shows what ``channel`` ("red" or "blue") shows at frame
+    position (x, y) in a burst of ``camera``: C + (p - C) / (1 + s + k rho^2),
+    C the frame's centre, rho = |p - C| / (half the frame's diagonal), s and k
+    the channel's ``lateral_ca`` and ``lateral_ca_cubic`` (float64 arrays)."""
+    i = {"red": 0, "blue": 1}[channel]
+    s, k = camera.lateral_ca[i], camera.lateral_ca_cubic[i]
+    cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
+    dx, dy = np.asarray(x, np.float64) - cx, np.asarray(y, np.float64) - cy
+    z = 1.0 / (1.0 + s + k * (dx * dx + dy * dy) / (0.5 * math.hypot(width, height)) ** 2)
+    return cx + dx * z, cy + dy * z
 
 
 def scene_map(T: np.ndarray, factor: float, margin: int, pad: int) -> np.ndarray:
@@ -319,19 +335,35 @@ def render_frame(scene: np.ndarray, T: np.ndarray, factor: int, camera: CameraSp
     rw, rh = (width + 2 * pad) * factor, (height + 2 * pad) * factor
     M = scene_map(T, factor, margin, pad)
     ca = tuple(camera.lateral_ca)
-    if any(ca) and (rolling is not None or scene.ndim != 3):
+    cubic = tuple(camera.lateral_ca_cubic)
+    if (any(ca) or any(cubic)) and (rolling is not None or scene.ndim != 3):
         raise ValueError("lateral chromatic aberration needs colour frames without rolling shutter")
-    if rolling is None and any(ca):
-        # channel c at render-raster position x shows the scene green shows at C + (x - C) / (1 + s_c)
+    if rolling is None and (any(ca) or any(cubic)):
+        # channel c at render-raster position x shows the scene green shows at
+        # C + (x - C) / (1 + s_c + k_c rho^2) (tca_source_position, scaled to the raster)
         cr = ((width - 1) / 2.0 + pad + 0.5) * factor - 0.5
         cc = ((height - 1) / 2.0 + pad + 0.5) * factor - 0.5
         chans = []
-        for ch, sc in zip(range(3), (ca[0], 0.0, ca[1])):
-            z = 1.0 / (1.0 + sc)
-            Z = np.array([[z, 0, cr * (1 - z)], [0, z, cc * (1 - z)], [0, 0, 1.0]])
-            chans.append(cv2.warpPerspective(np.ascontiguousarray(scene[..., ch]), M @ Z, (rw, rh),
-                                             flags=cv2.INTER_LANCZOS4 | cv2.WARP_INVERSE_MAP,
-                                             borderMode=cv2.BORDER_REFLECT))
+        for ch, sc, kc in zip(range(3), (ca[0], 0.0, ca[1]), (cubic[0], 0.0, cubic[1])):
+            plane = np.ascontiguousarray(scene[..., ch])
+            if kc == 0.0:
+                z = 1.0 / (1.0 + sc)
+                Z = np.array([[z, 0, cr * (1 - z)], [0, z, cc * (1 - z)], [0, 0, 1.0]])
+                chans.append(cv2.warpPerspective(plane, M @ Z, (rw, rh), flags=cv2.INTER_LANCZOS4 | cv2.WARP_INVERSE_MAP,
+                                                 borderMode=cv2.BORDER_REFLECT))
+                continue
+            r2 = (0.5 * math.hypot(width, height) * factor) ** 2
+            mx = np.empty((rh, rw), np.float32)
+            my = np.empty((rh, rw), np.float32)
+            xs = np.arange(rw, dtype=np.float64)[None, :] - cr
+            for y0 in range(0, rh, 256):
+                ys = np.arange(y0, min(rh, y0 + 256), dtype=np.float64)[:, None] - cc
+                z = 1.0 / (1.0 + sc + kc * (xs * xs + ys * ys) / r2)
+                gx, gy = cr + xs * z, cc + ys * z
+                w_ = M[2, 0] * gx + M[2, 1] * gy + M[2, 2]
+                mx[y0 : y0 + len(ys)] = (M[0, 0] * gx + M[0, 1] * gy + M[0, 2]) / w_
+                my[y0 : y0 + len(ys)] = (M[1, 0] * gx + M[1, 1] * gy + M[1, 2]) / w_
+            chans.append(cv2.remap(plane, mx, my, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REFLECT))
         warped = np.stack(chans, axis=2)
     elif rolling is None:
         warped = cv2.warpPerspective(

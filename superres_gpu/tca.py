@@ -29,8 +29,23 @@ On lossless frames the correction enters the merge's single resampling step:
 each colour channel is read at its own position (:meth:`TCAEstimate.channel_maps`),
 so no frame is resampled twice; on subsampled frames the low band is moved
 once per frame before the merge reads it (a band below half the frame's
-Nyquist frequency: bilinear reads of it lose nothing the merge keeps).  A
-cubic radial term is not estimated.
+Nyquist frequency: bilinear reads of it lose nothing the merge keeps).
+
+The cubic term
+    Many lenses' aberration grows faster than the radius towards the
+    corners.  The model per channel then maps green's position g to the
+    channel's at q = L(g) + k3 (L(g) - c) |L(g) - c|^2, with L the
+    similarity above and c the frame's centre; ``cubic`` = k3 R^2 with R
+    half the frame's diagonal (the extra magnification the term adds at
+    the corners).  After the similarity fit, a Gauss-Newton fit of the
+    whole model (zoom, rotation, shift, the cubic coefficient, and a gain
+    and offset between the edge strengths) to a grid of up to
+    :data:`CUBIC_POINTS` pixels, with Huber weights, starts from it.  The
+    term is kept when the coefficient (the median over the frames) is at
+    least :data:`CUBIC_SIGNIFICANCE` standard errors from zero (its error
+    from the fit's curvature, with neighbouring pixels counted as one over
+    the blur's area, and from the frames' spread) and moves the corners by
+    at least :data:`MIN_CUBIC_PX`; otherwise the similarity stands.
 """
 
 from __future__ import annotations
@@ -52,6 +67,11 @@ MIN_CORNER_PX = 0.1  # --tca auto corrects when either channel moves more than t
 # correction moves (its Gaussian sigma: 1 px for 4:2:0 puts the band where the chroma planes hold it)
 ESTIMATE_SIGMA = 1.25
 BAND_SIGMA = 0.5
+# the cubic term is kept when it is this many standard errors from zero and moves the corners by this much (px)
+CUBIC_SIGNIFICANCE = 3.0
+MIN_CUBIC_PX = 0.03
+CUBIC_POINTS = 250_000  # pixels the cubic fit samples (a grid over the frame)
+CUBIC_ITERATIONS = 12
 
 
 @dataclass(frozen=True)
@@ -62,11 +82,29 @@ class ChannelTCA:
     cx: float  # centre, frame pixels
     cy: float
     rotation_deg: float  # should be near zero; a large value says the estimate is not to be trusted
+    cubic: float = 0.0  # k3 R^2: the cubic term's extra magnification at half the frame's diagonal R
+    cubic_centre: tuple | None = None  # c3, frame pixels (None: the centre above)
 
     def matrix(self) -> np.ndarray:
-        """3x3 map from green positions to this channel's positions (pixel coordinates)."""
+        """3x3 map from green positions to this channel's positions (pixel
+        coordinates), the linear part L of the model."""
         k = 1.0 + self.scale
         return np.array([[k, 0.0, self.cx * (1 - k)], [0.0, k, self.cy * (1 - k)], [0.0, 0.0, 1.0]])
+
+    def radial(self, radius: float) -> tuple[float, float, float]:
+        """(cx3, cy3, k3): the cubic term as the merge kernels take it (k3 per px^2)."""
+        c3 = (self.cx, self.cy) if self.cubic_centre is None else self.cubic_centre
+        return float(c3[0]), float(c3[1]), float(self.cubic) / radius**2
+
+    def position(self, x, y, radius: float):
+        """The channel's position of green's (x, y) (float64 arrays): L(g) moved by the cubic term."""
+        M = self.matrix()
+        u = M[0, 0] * np.asarray(x, np.float64) + M[0, 2]
+        v = M[1, 1] * np.asarray(y, np.float64) + M[1, 2]
+        cx3, cy3, k3 = self.radial(radius)
+        dx, dy = u - cx3, v - cy3
+        f = k3 * (dx * dx + dy * dy)
+        return u + f * dx, v + f * dy
 
 
 @dataclass(frozen=True)
@@ -77,6 +115,11 @@ class TCAEstimate:
     height: int
     frames: int
     chroma: tuple = (1, 1)  # the frames' chroma subsampling (horizontal, vertical): (2, 2) for 4:2:0
+
+    @property
+    def radius(self) -> float:
+        """Half the frame's diagonal (px): the cubic term's unit radius."""
+        return 0.5 * float(np.hypot(self.width, self.height))
 
     @property
     def subsampled(self) -> bool:
@@ -98,16 +141,18 @@ class TCAEstimate:
         ys = np.array([0.0, 0.0, self.height - 1.0, self.height - 1.0])
         out = {}
         for name, ch in (("red", self.red), ("blue", self.blue)):
-            M = ch.matrix()
-            u = M[0, 0] * xs + M[0, 2]
-            v = M[1, 1] * ys + M[1, 2]
+            u, v = ch.position(xs, ys, self.radius)
             out[name] = float(np.max(np.hypot(u - xs, v - ys)))
         return out
 
     def channel_maps(self) -> np.ndarray:
-        """(3, 9) float64: row-major green -> channel maps for red, green (identity), blue,
-        as the resample step takes them."""
-        return np.stack([self.red.matrix().ravel(), np.eye(3).ravel(), self.blue.matrix().ravel()])
+        """(3, 12) float64: green -> channel maps for red, green (identity), blue
+        as the merge kernels take them (a row-major 3x3, then the cubic term
+        cx3, cy3, k3; the backends' ``channel_map_rows``)."""
+        def row(ch):
+            return np.concatenate([ch.matrix().ravel(), ch.radial(self.radius)])
+
+        return np.stack([row(self.red), np.concatenate([np.eye(3).ravel(), np.zeros(3)]), row(self.blue)])
 
     def matters(self) -> bool:
         """Whether either channel moves by more than MIN_CORNER_PX at a corner."""
@@ -117,23 +162,128 @@ class TCAEstimate:
         shift = self.corner_shift_px()
         return {
             name: {"scale": ch.scale, "centre": [ch.cx, ch.cy], "rotation_deg": ch.rotation_deg,
+                   "cubic": ch.cubic, "cubic_centre": list(ch.radial(self.radius)[:2]),
                    "corner_shift_px": shift[name]}
             for name, ch in (("red", self.red), ("blue", self.blue))
         } | {"frames": self.frames, "chroma_subsampling": list(self.chroma),
              "correction": "chroma band" if self.subsampled else "channels"}
 
 
-def channel_transform(B, frame, channel: int, config: AlignConfig | None = None,
-                      blur: float = 0.0) -> np.ndarray | None:
-    """T (3x3) mapping ``channel``'s pixel positions to green's in one RGB
-    frame (host array), or None when the channel could not be aligned; with
-    ``blur`` (Gaussian sigma, px) both channels are blurred first."""
+def _channel_fit(B, frame, channel: int, config: AlignConfig | None, blur: float):
+    """(T, green, other) of one channel's similarity fit against green (T maps
+    the channel's positions to green's; green and other: the edge-strength
+    images compared, host float32), or None when it could not be aligned."""
     cfg = config or AlignConfig(model="similarity")
     green, other = (edge_strength(_blurred(frame[..., c], blur)) for c in (1, channel))
     top = max(float(green.max()), float(other.max()), 1e-12)
     ref = Reference(B, B.asarray(_to_u16(green, top)), cfg)
     st = FrameState.from_vector(B.asnumpy(align_frame(B, ref, B.asarray(_to_u16(other, top)))))
-    return st.T if st.accepted else None
+    return (st.T, green, other) if st.accepted else None
+
+
+@dataclass(frozen=True)
+class ChannelFit:
+    """One frame's fits of one channel against green."""
+
+    linear: tuple  # (s, cx, cy, rotation_deg) of the similarity
+    cubic: tuple | None  # (s, cx, cy, rotation_deg, cubic, cx3, cy3) with the cubic term, or None
+    cubic_se: float = float("inf")  # the cubic coefficient's standard error
+
+
+def channel_model(B, frame, channel: int, blur: float = 0.0, cubic: bool = True) -> ChannelFit | None:
+    """One frame's model of ``channel`` against green (see the module's notes),
+    or None when the channel could not be aligned."""
+    fit = _channel_fit(B, frame, channel, None, blur)
+    if fit is None:
+        return None
+    T, green, other = fit
+    linear = _channel_model(T)
+    if not cubic:
+        return ChannelFit(linear, None)
+    found = _cubic_fit(green, other, np.linalg.inv(T), blur)
+    if found is None:
+        return ChannelFit(linear, None)
+    return ChannelFit(linear, found[0], found[1])
+
+
+def _cubic_fit(green: np.ndarray, other: np.ndarray, L0: np.ndarray, blur: float):
+    """((s, cx, cy, rotation_deg, cubic, cx3, cy3), standard error of the cubic)
+    of a channel's edge strength ``other`` against green's, by Gauss-Newton
+    from the similarity ``L0`` (green -> channel positions), or None when it
+    does not converge.
+
+    The model, in units of R (half the frame's diagonal) about the frame's
+    centre: the channel's position of green's P is Q = Y (1 + K |Y|^2),
+    Y = A P + t, A = [[a, -b], [b, a]]; the residual
+    gain * other(Q) + offset - green(P) is minimised with Huber weights over
+    a grid of pixels (every pixel, up to about CUBIC_POINTS)."""
+    import cv2
+
+    h, w = green.shape
+    R = 0.5 * float(np.hypot(w, h))
+    c0 = np.array([(w - 1) / 2.0, (h - 1) / 2.0])
+    margin = 8
+    step = max(1, int(np.ceil(np.sqrt((w - 2 * margin) * (h - 2 * margin) / CUBIC_POINTS))))
+    gy, gx = np.mgrid[margin : h - margin : step, margin : w - margin : step]
+    G = green[gy, gx].astype(np.float64).ravel()
+    px, py = (gx.ravel() - c0[0]) / R, (gy.ravel() - c0[1]) / R
+    other = np.ascontiguousarray(other, np.float32)
+    dx = cv2.Sobel(other, cv2.CV_32F, 1, 0, ksize=1, scale=0.5)
+    dy = cv2.Sobel(other, cv2.CV_32F, 0, 1, ksize=1, scale=0.5)
+    A = L0[:2, :2] / L0[2, 2]
+    l = L0[:2, 2] / L0[2, 2]
+    # q = A g + l = c0 + A (g - c0) + (A c0 + l - c0): t = (A c0 + l - c0) / R
+    t0 = (A @ c0 + l - c0) / R
+    # (a, b, tx, ty, K, gain, offset)
+    theta = np.array([0.5 * (A[0, 0] + A[1, 1]), 0.5 * (A[1, 0] - A[0, 1]), t0[0], t0[1], 0.0, 1.0, 0.0])
+    n = G.size
+    pad = -n % 1024  # remap's maps as rows of 1024 (OpenCV limits a map's side to 32767)
+    # neighbouring samples are correlated over about the blur's area: the information per sample is
+    # divided by that many
+    corr = max(1.0, 4.0 * np.pi * (max(blur, 1.0) / step) ** 2)
+    se = float("inf")
+    for it in range(CUBIC_ITERATIONS):
+        a, b, tx, ty, K, gain, offset = theta
+        yx, yy = a * px - b * py + tx, b * px + a * py + ty
+        y2 = yx * yx + yy * yy
+        qx, qy = c0[0] + R * yx * (1 + K * y2), c0[1] + R * yy * (1 + K * y2)
+        inside = (qx >= 2) & (qx <= w - 3) & (qy >= 2) & (qy <= h - 3)
+        if inside.sum() < 1000:
+            return None
+        mx, my = (np.pad(v.astype(np.float32), (0, pad)).reshape(-1, 1024) for v in (qx, qy))
+        C, Cx, Cy = (cv2.remap(img, mx, my, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE).ravel()[:n]
+                     .astype(np.float64) for img in (other, dx, dy))
+        if it == 0:
+            M = np.stack([C[inside], np.ones(int(inside.sum()))], axis=1)
+            theta[5:] = gain, offset = np.linalg.lstsq(M, G[inside], rcond=None)[0]
+        res = gain * C + offset - G
+        gxq, gyq = gain * Cx * R, gain * Cy * R  # d res / dQ (q = c0 + R Q)
+        # dQ/dY = (1 + K |Y|^2) I + 2 K Y Y^T, dQ/dK = Y |Y|^2; dY/d(a, b, tx, ty) = [[px, -py, 1, 0], [py, px, 0, 1]]
+        f, kxy = 1 + K * y2, 2 * K * yx * yy
+        ux = gxq * (f + 2 * K * yx * yx) + gyq * kxy  # d res / dY
+        uy = gxq * kxy + gyq * (f + 2 * K * yy * yy)
+        J = np.stack([ux * px + uy * py, -ux * py + uy * px, ux, uy, (gxq * yx + gyq * yy) * y2, C, np.ones(n)],
+                     axis=1)
+        scale = 1.4826 * float(np.median(np.abs(res[inside]))) + 1e-12
+        hub = np.where(inside, np.minimum(1.0, 1.5 * scale / np.maximum(np.abs(res), 1e-30)), 0.0)
+        Jw = J * hub[:, None]
+        H = Jw.T @ J
+        g = Jw.T @ res
+        sigma2 = float((hub * res * res).sum() / max(hub.sum() - 7, 1.0))
+        try:
+            d = -np.linalg.solve(H + 1e-9 * np.diag(np.diag(H)), g)
+        except np.linalg.LinAlgError:
+            return None
+        theta = theta + d
+        se = float(np.sqrt(max(np.linalg.inv(H)[4, 4] * sigma2 * corr, 0.0)))
+        # the largest move the step makes at the corners, px
+        if R * (abs(d[0]) + abs(d[1]) + abs(d[2]) + abs(d[3]) + abs(d[4])) < 1e-4:
+            break
+    a, b, tx, ty, K = theta[:5]
+    L = np.array([[a, -b, c0[0] - a * c0[0] + b * c0[1] + R * tx],
+                  [b, a, c0[1] - b * c0[0] - a * c0[1] + R * ty], [0, 0, 1.0]])
+    s, cx, cy, rot = _channel_model(np.linalg.inv(L))
+    return (s, cx, cy, rot, float(K), float(c0[0]), float(c0[1])), se
 
 
 def edge_strength(channel: np.ndarray) -> np.ndarray:
@@ -177,11 +327,12 @@ def _channel_model(T: np.ndarray) -> tuple[float, float, float, float]:
     return s, float(c[0]), float(c[1]), rot
 
 
-def estimate(B, frames: list, chroma: tuple = (1, 1)) -> TCAEstimate:
+def estimate(B, frames: list, chroma: tuple = (1, 1), cubic: bool = True) -> TCAEstimate:
     """The burst's radial model of red and blue against green: the median over
     ``frames`` (RGB host arrays) of each channel's per-frame estimate;
     ``chroma``: the frames' chroma subsampling (horizontal, vertical), which
-    sets where the channels are compared (see the module's notes).
+    sets where the channels are compared (see the module's notes); ``cubic``:
+    whether the cubic term is tried.
 
     Raises :class:`~superres_gpu.errors.AlignmentError` when no frame gives one
     (grey frames, or too little texture)."""
@@ -189,16 +340,34 @@ def estimate(B, frames: list, chroma: tuple = (1, 1)) -> TCAEstimate:
         raise AlignmentError("chromatic aberration needs colour (RGB) frames")
     h, w = frames[0].shape[:2]
     per = {name: [] for name in CHANNELS}
+    blur = ESTIMATE_SIGMA * max(chroma) if max(chroma) > 1 else 0.0
     for f in frames:
         for name, ch in CHANNELS.items():
-            T = channel_transform(B, f, ch, blur=ESTIMATE_SIGMA * max(chroma) if max(chroma) > 1 else 0.0)
-            if T is not None:
-                per[name].append(_channel_model(T))
+            m = channel_model(B, f, ch, blur, cubic)
+            if m is not None:
+                per[name].append(m)
     if not per["red"] or not per["blue"]:
         raise AlignmentError("no frame's red and blue channels could be aligned to its green channel")
-    models = {}
-    for name, rows in per.items():
-        a = np.median(np.array(rows), axis=0)
-        models[name] = ChannelTCA(float(a[0]), float(a[1]), float(a[2]), float(a[3]))
+    models = {name: _burst_model(fits, w, h) for name, fits in per.items()}
     return TCAEstimate(models["red"], models["blue"], w, h, min(len(per["red"]), len(per["blue"])),
                        (int(chroma[0]), int(chroma[1])))
+
+
+def _burst_model(fits: list, w: int, h: int) -> ChannelTCA:
+    """One channel's burst model from its per-frame fits: the median of the
+    cubic fits where their median coefficient is significant (see the
+    module's notes), else the median of the similarities."""
+    R = 0.5 * float(np.hypot(w, h))
+    cub = [f for f in fits if f.cubic is not None]
+    if len(cub) * 2 >= len(fits):
+        a = np.median(np.array([f.cubic for f in cub]), axis=0)
+        K = float(a[4])
+        n = len(cub)
+        se = float(np.median([f.cubic_se for f in cub])) / np.sqrt(n)
+        if n >= 3:  # the frames' own spread, where there are enough of them to show it
+            ks = np.array([f.cubic[4] for f in cub])
+            se = max(se, 1.4826 * float(np.median(np.abs(ks - K))) * 1.25 / np.sqrt(n))
+        if abs(K) >= CUBIC_SIGNIFICANCE * se and abs(K) * R >= MIN_CUBIC_PX:
+            return ChannelTCA(float(a[0]), float(a[1]), float(a[2]), float(a[3]), K, (float(a[5]), float(a[6])))
+    a = np.median(np.array([f.linear for f in fits]), axis=0)
+    return ChannelTCA(float(a[0]), float(a[1]), float(a[2]), float(a[3]))
