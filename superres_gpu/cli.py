@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import threading
 import time
 
 from . import __version__
@@ -70,6 +71,7 @@ class RichProgress:
         self.enabled = enabled
         self.progress = None
         self.tasks = {}
+        self.lock = threading.Lock()
 
     def __enter__(self):
         if self.enabled:
@@ -106,6 +108,10 @@ class RichProgress:
     def __call__(self, stage: str, done: int, total: int) -> None:
         if self.progress is None:
             return
+        with self.lock:  # the culling pass reports from its own threads
+            self._update(stage, done, total)
+
+    def _update(self, stage: str, done: int, total: int) -> None:
         if stage not in self.tasks:
             self.tasks[stage] = self.progress.add_task(STAGE_LABELS.get(stage, stage), total=total)
         self.progress.update(self.tasks[stage], completed=done, total=total)

@@ -311,10 +311,12 @@ class FrameFeed:
     """Decode frames ahead of their use, in order, in a thread pool.
 
     Iterating yields ``(host array, decode seconds)`` for each of ``infos`` in
-    order; at most ``prefetch`` frames are decoded ahead of the one being
-    used, so memory stays bounded however long the burst.  ``alloc`` makes
-    the arrays frames are decoded into (see :func:`read_frame`).  Use as a
-    context manager: leaving it cancels what is still queued.
+    order (:meth:`numbered`: with its position); at most ``prefetch`` frames
+    are decoded ahead of the one being used, so memory stays bounded however
+    long the burst.  :meth:`skip` takes positions out while it runs (frames
+    culled after the feed started).  ``alloc`` makes the arrays frames are
+    decoded into (see :func:`read_frame`).  Use as a context manager: leaving
+    it cancels what is still queued.
     """
 
     def __init__(self, infos: list[FrameInfo], threads: int, prefetch: int, alloc=None):
@@ -323,22 +325,42 @@ class FrameFeed:
         self.prefetch = max(1, prefetch)
         self.pool = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="decode")
         self.futures: dict = {}
+        self.skipped: set = set()
+        self._next = 0  # the next position to submit
 
     def _timed_read(self, info: FrameInfo):
         t = time.perf_counter()
         img = read_frame(info, self.alloc)
         return img, time.perf_counter() - t
 
-    def _submit(self, k: int) -> None:
-        if k < len(self.infos):
-            self.futures[k] = self.pool.submit(self._timed_read, self.infos[k])
+    def _fill(self) -> None:
+        while self._next < len(self.infos) and len(self.futures) < self.prefetch:
+            if self._next not in self.skipped:
+                self.futures[self._next] = self.pool.submit(self._timed_read, self.infos[self._next])
+            self._next += 1
+
+    def skip(self, positions) -> None:
+        """Leave these positions out: not yielded, their decode cancelled or
+        its result dropped."""
+        for p in positions:
+            self.skipped.add(p)
+            f = self.futures.pop(p, None)
+            if f is not None:
+                f.cancel()
+
+    def numbered(self):
+        """Yields ``(position, (host array, decode seconds))``."""
+        self._fill()
+        for k in range(len(self.infos)):
+            if k in self.skipped:
+                continue
+            self._fill()
+            result = self.futures.pop(k).result()
+            self._fill()
+            yield k, result
 
     def __iter__(self):
-        for k in range(min(self.prefetch, len(self.infos))):
-            self._submit(k)
-        for k in range(len(self.infos)):
-            result = self.futures.pop(k).result()
-            self._submit(k + self.prefetch)
+        for _, result in self.numbered():
             yield result
 
     def close(self) -> None:

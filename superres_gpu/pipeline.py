@@ -6,6 +6,9 @@
           -> claim the outputs (nothing is written until the end)      [output]
           -> cull: sharpness of every frame from a half-size read;
              leave out the blurred ones, choose the reference          [cull]
+             (with a fixed reference, the default, it runs in its own
+             threads beside the reference's decode and preparation; the
+             merge waits for it before the second frame)
           -> reference: decode, luma pyramid, points, spectrum         [reference]
           -> for each kept frame (the next ones decode meanwhile)      [decode]
                upload once -> align to the reference                   [align]
@@ -26,9 +29,11 @@ total)`` and warnings through ``warn(message)``; it never prints.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,24 +110,30 @@ def run(cfg: PipelineConfig, progress=None, warn=None) -> RunResult:
     with clock.stage("probe"):
         records, ref_idx = open_burst(cfg, progress)
     protect = [r.path for r in records]
+    pending = None
     if cfg.mask not in (None, "none", ""):
         protect.append(Path(cfg.mask))
     folders = list({r.path.resolve().parent: None for r in records})
-    with OutputSet(cfg.overwrite, protect=protect, protect_dirs=folders) as outputs:
+    with OutputSet(cfg.overwrite, protect=protect, protect_dirs=folders) as outputs, contextlib.ExitStack() as stack:
         out_tif = outputs.claim(cfg.output, "-o")
         out_report = outputs.claim(cfg.report, "--report")
         out_weights = outputs.claim(cfg.weights_png, "--weights-png")
-        if cfg.cull or cfg.reference == "sharpest":
+        if cfg.reference == "sharpest":  # the reference depends on every frame's score
             with clock.stage("cull"):
                 ref_idx = cull_burst(cfg, records, ref_idx, progress, warn)
+        elif cfg.cull:  # the scores decide only which other frames are merged: scored beside the reference's work
+            pending = stack.enter_context(BackgroundCull(cfg, records, ref_idx, progress, warn, clock))
         ref_info = records[ref_idx].info
         if cfg.gamma == "srgb" and ref_info.format != "raw":
             raise ConfigError(f"--gamma srgb applies to raw (linear) frames; {ref_info.path.name} is already "
                               "gamma-encoded")
         mask_path = find_mask(cfg, ref_info)
         mask = read_mask(mask_path, (ref_info.height, ref_info.width)) if mask_path else None
-        order = merge_order(records, ref_idx)
-        merged = merge_with_cpu_fallback(cfg, records, order, mask, progress, warn, clock)
+        if pending is None:
+            order = merge_order(records, ref_idx)
+        else:  # every frame until the scores are in (see merge_frames)
+            order = [ref_idx] + [i for i in range(len(records)) if i != ref_idx]
+        merged = merge_with_cpu_fallback(cfg, records, order, mask, progress, warn, clock, pending)
         if cfg.gamma == "srgb":
             from .raw import encode_srgb
 
@@ -196,6 +207,52 @@ def cull_burst(cfg: PipelineConfig, records: list[FrameRecord], ref_idx: int, pr
     return ref_idx
 
 
+class BackgroundCull:
+    """The culling pass (:func:`cull_burst`) run in its own threads while the
+    reference is read and prepared; :meth:`order` waits for it and gives the
+    merge order.  A context manager: leaving it cancels what is still queued."""
+
+    def __init__(self, cfg: PipelineConfig, records: list, ref_idx: int, progress, warn, clock: Timings):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.cfg, self.records, self.ref_idx, self.warn, self.clock = cfg, records, ref_idx, warn, clock
+        self.pool = ThreadPoolExecutor(max_workers=max(1, cfg.decode_threads), thread_name_prefix="cull")
+        self.done = 0
+        self._order = None
+        total = len(records)
+        lock = threading.Lock()
+
+        def scored(_):
+            with lock:
+                self.done += 1
+                progress("cull", self.done, total)
+
+        self.futures = [self.pool.submit(cull.score_frame, r.info) for r in records]
+        for f in self.futures:
+            f.add_done_callback(scored)
+
+    def order(self) -> list[int]:
+        """The reference first, then every frame not culled (waits for the scores)."""
+        if self._order is None:
+            with self.clock.stage("cull"):
+                scores = cull.flag_blurred([f.result() for f in self.futures], self.cfg.cull_threshold)
+            ref_idx, culled = cull.select(scores, self.ref_idx, False, True, self.warn)
+            for r, sc, c in zip(self.records, scores, culled):
+                r.score, r.culled = sc, c
+            self._order = merge_order(self.records, ref_idx)
+        return self._order
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
 def find_mask(cfg: PipelineConfig, ref: FrameInfo) -> Path | None:
     if cfg.mask in ("none", ""):
         return None
@@ -219,15 +276,17 @@ def merge_order(records: list[FrameRecord], ref_idx: int) -> list[int]:
     return order
 
 
-def merge_with_cpu_fallback(cfg, records, order, mask, progress, warn, clock) -> Merged:
+def merge_with_cpu_fallback(cfg, records, order, mask, progress, warn, clock, pending=None) -> Merged:
     """:func:`merge_frames`; when the GPU runs out of memory, again on the CPU."""
     try:
-        return merge_frames(cfg, records, order, mask, progress, warn, clock)
+        return merge_frames(cfg, records, order, mask, progress, warn, clock, pending)
     except Exception as e:
         if not is_device_oom(e):
             raise
         reason = str(e)
     warn(f"the GPU ran out of memory ({reason}); starting again on the CPU backend, which is slower")
+    if pending is not None:
+        order = pending.order()
     return merge_frames(dataclasses.replace(cfg, backend="numpy"), records, order, mask, progress, warn, clock)
 
 
@@ -286,9 +345,15 @@ def held_frames(cfg) -> int:
     return max(cfg.align.select_frames if cfg.align.model == AUTO else 0, TEMPLATE_FRAMES - 1 if cfg.refine else 0)
 
 
-def merge_frames(cfg, records, order, mask, progress, warn, clock) -> Merged:
+def merge_frames(cfg, records, order, mask, progress, warn, clock, pending=None) -> Merged:
     """The one pass over the kept frames (``order``, reference first): align,
     weigh, resample and accumulate each; fills each record's state.
+
+    With ``pending`` (a :class:`BackgroundCull`) ``order`` holds every frame
+    and the culling pass runs beside the reference's preparation; once the
+    reference is ready its :meth:`~BackgroundCull.order` replaces ``order``
+    and the culled frames leave the feed (those already decoded ahead are
+    dropped).
 
     The first frames are held back (copies on the backend) until what the
     others are aligned against is settled: with ``--motion auto`` the model
@@ -323,7 +388,9 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock) -> Merged:
 
     infos = [records[i].info for i in order]
     with FrameFeed(infos, cfg.decode_threads, cfg.prefetch, alloc=B.host_frame) as feed:
-        for k, (i, (host, decode_s)) in enumerate(zip(order, feed)):
+        speculative = order
+        for k, (pos, (host, decode_s)) in enumerate(feed.numbered()):
+            i = speculative[pos]
             clock.add("decode", decode_s)
             if k == 0:  # read on the host before the upload hands its buffer back to the decoders
                 tca_est, tca_used = lateral_ca(cfg, host, B, clock, warn, ref_info.chroma)
@@ -353,6 +420,11 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock) -> Merged:
                 m2 = B.mark()
                 acc.add(frame, ref.state(), None, weights.level)
                 B.frame_done(frame)
+                if pending is not None:
+                    order = pending.order()
+                    kept = set(order)
+                    feed.skip([p for p, j in enumerate(speculative) if j not in kept])
+                    n = len(order)
                 finish(i, ref.state(), m0, m1, m2)
                 continue
             if settled:

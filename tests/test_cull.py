@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import tifffile
 
 from superres_gpu import cli
 from superres_gpu.cull import choose_sharpest, flag_blurred, score_burst, sharpness
@@ -96,6 +97,15 @@ def test_run_leaves_out_blurred_frames_and_reports_them(tmp_path):
     assert cli.main(["run", str(tmp_path / "b"), "-o", str(tmp_path / "o2.tif"), "--no-cull", "--report", str(rep2),
                      "-q"]) == 0
     assert json.loads(rep2.read_text())["summary"]["used"] == 8
+    # the culling pass runs beside the reference's preparation: the result is the merge of the kept
+    # frames alone, exactly
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    for p in sorted((tmp_path / "b").iterdir()):
+        if p.name not in ("frame_002.jpg", "frame_005.jpg"):
+            (kept / p.name).write_bytes(p.read_bytes())
+    assert cli.main(["run", str(kept), "-o", str(tmp_path / "o3.tif"), "--no-cull", "-q"]) == 0
+    assert np.array_equal(tifffile.imread(tmp_path / "o.tif"), tifffile.imread(tmp_path / "o3.tif"))
 
 
 def test_cull_command_table_rename_plot(tmp_path, capsys):

@@ -115,6 +115,21 @@ def test_frame_feed_yields_every_frame_in_order_with_bounded_lookahead(tmp_path,
         np.testing.assert_array_equal(img, read_frame(info))
 
 
+def test_frame_feed_skips_positions_taken_out_while_it_runs(tmp_path, small_burst):
+    paths = small_burst.write(tmp_path / "b")
+    infos = [probe(p) for p in paths]
+    assert len(infos) >= 5
+    with FrameFeed(infos, threads=2, prefetch=3) as feed:
+        seen = []
+        for pos, (img, _) in feed.numbered():
+            if pos == 0:
+                feed.skip([1, 3])  # 1 and 3 are queued or decoded already: dropped
+            assert len(feed.futures) <= 3
+            seen.append(pos)
+            np.testing.assert_array_equal(img, read_frame(infos[pos]))
+    assert seen == [0, 2] + list(range(4, len(infos)))
+
+
 @pytest.mark.parametrize("ext,kind,orientation", [(".jpg", "rgb8", 1), (".jpg", "rgb8", 6), (".jpg", "grey8", 1),
                                                   (".png", "rgb8", 1), (".png", "rgba8", 1), (".png", "grey16", 1)])
 def test_decoding_into_a_given_buffer_gives_the_same_frame(tmp_path, rng, ext, kind, orientation):
