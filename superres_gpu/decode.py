@@ -315,13 +315,15 @@ class FrameFeed:
     are decoded ahead of the one being used, so memory stays bounded however
     long the burst.  :meth:`skip` takes positions out while it runs (frames
     culled after the feed started).  ``alloc`` makes the arrays frames are
-    decoded into (see :func:`read_frame`).  Use as a context manager: leaving
-    it cancels what is still queued.
+    decoded into (see :func:`read_frame`); ``release`` takes back those of
+    skipped frames.  Use as a context manager: leaving it cancels what is
+    still queued.
     """
 
-    def __init__(self, infos: list[FrameInfo], threads: int, prefetch: int, alloc=None):
+    def __init__(self, infos: list[FrameInfo], threads: int, prefetch: int, alloc=None, release=None):
         self.infos = list(infos)
         self.alloc = alloc
+        self.release = release
         self.prefetch = max(1, prefetch)
         self.pool = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="decode")
         self.futures: dict = {}
@@ -345,8 +347,12 @@ class FrameFeed:
         for p in positions:
             self.skipped.add(p)
             f = self.futures.pop(p, None)
-            if f is not None:
-                f.cancel()
+            if f is not None and not f.cancel() and self.release is not None:
+                f.add_done_callback(self._give_back)
+
+    def _give_back(self, f) -> None:
+        if not f.cancelled() and f.exception() is None:
+            self.release(f.result()[0])
 
     def numbered(self):
         """Yields ``(position, (host array, decode seconds))``."""

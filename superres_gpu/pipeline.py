@@ -387,7 +387,7 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock, pending=None)
         finish(i, state, m0, m1, m2)
 
     infos = [records[i].info for i in order]
-    with FrameFeed(infos, cfg.decode_threads, cfg.prefetch, alloc=B.host_frame) as feed:
+    with FrameFeed(infos, cfg.decode_threads, cfg.prefetch, alloc=B.host_frame, release=B.release_host) as feed:
         speculative = order
         for k, (pos, (host, decode_s)) in enumerate(feed.numbered()):
             i = speculative[pos]

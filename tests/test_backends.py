@@ -152,3 +152,16 @@ def test_frame_uploads_overlap_compute_without_overwriting_a_buffer_in_use(rng):
     assert len(G._pinned_free) == before
     with pytest.raises(TypeError, match="uint8 or uint16"):
         G.upload_frame(np.zeros((6, 5, 3), np.float32))
+
+
+def test_a_pinned_buffer_that_is_not_uploaded_goes_back_to_the_pool():
+    """A frame culled after it was decoded into pinned memory: its buffer
+    is handed out again, not kept."""
+    G, _ = _upload_backend()
+    host = G.host_frame((6, 5, 3), np.uint8)
+    G.release_host(host)
+    assert host.ctypes.data not in G._pinned_owner and len(G._pinned_free) == 1
+    again = G.host_frame((6, 5, 3), np.uint8)
+    assert again.ctypes.data == host.ctypes.data and not G._pinned_free
+    G.release_host(np.zeros((6, 5, 3), np.uint8))  # not from the pool: nothing happens
+    assert not G._pinned_free

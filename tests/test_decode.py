@@ -119,7 +119,13 @@ def test_frame_feed_skips_positions_taken_out_while_it_runs(tmp_path, small_burs
     paths = small_burst.write(tmp_path / "b")
     infos = [probe(p) for p in paths]
     assert len(infos) >= 5
-    with FrameFeed(infos, threads=2, prefetch=3) as feed:
+    made, released = [], []
+
+    def alloc(shape, dtype):
+        made.append(np.empty(shape, dtype))
+        return made[-1]
+
+    with FrameFeed(infos, threads=2, prefetch=3, alloc=alloc, release=released.append) as feed:
         seen = []
         for pos, (img, _) in feed.numbered():
             if pos == 0:
@@ -128,6 +134,8 @@ def test_frame_feed_skips_positions_taken_out_while_it_runs(tmp_path, small_burs
             seen.append(pos)
             np.testing.assert_array_equal(img, read_frame(infos[pos]))
     assert seen == [0, 2] + list(range(4, len(infos)))
+    # every buffer a skipped frame was decoded into came back (a queued one was never decoded)
+    assert len(made) == len(seen) + len(released) and len(released) <= 2
 
 
 @pytest.mark.parametrize("ext,kind,orientation", [(".jpg", "rgb8", 1), (".jpg", "rgb8", 6), (".jpg", "grey8", 1),

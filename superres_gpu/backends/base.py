@@ -132,6 +132,7 @@ class Backend(Protocol):
     def host_frame(self, shape, dtype) -> np.ndarray: ...  # a host buffer to decode a frame into (pinned on the GPU)
     def upload_frame(self, host): ...  # a frame on the backend (valid until the frame after next: see frame_done)
     def frame_done(self, frame) -> None: ...  # the frame's last kernel is queued; its buffers may be recycled
+    def release_host(self, host) -> None: ...  # a host_frame buffer that will not be uploaded goes back
     def synchronize(self) -> None: ...
     def mark(self): ...  # a point in the work stream (time, or a CUDA event)
     def elapsed(self, m0, m1) -> float: ...  # seconds between two marks

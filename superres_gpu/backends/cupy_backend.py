@@ -89,6 +89,14 @@ class CupyBackend:
             self._pinned_owner[arr.ctypes.data] = mem
         return arr
 
+    def release_host(self, host) -> None:
+        """A buffer from host_frame that will not be uploaded (a frame culled
+        after it was decoded) goes back to the pool."""
+        with self._pinned_lock:
+            mem = self._pinned_owner.pop(host.ctypes.data, None)
+            if mem is not None:
+                self._pinned_free.append((host, mem, None))
+
     def upload_frame(self, host):
         """The frame's device copy, queued on the upload stream; the compute
         stream waits for it.  Valid until the frame after next is uploaded:

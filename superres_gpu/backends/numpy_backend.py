@@ -117,6 +117,9 @@ class NumpyBackend:
         """A host buffer for one decoded frame (the GPU backend's is pinned memory)."""
         return np.empty(shape, dtype=dtype)
 
+    def release_host(self, host) -> None:
+        """A host_frame buffer that will not be uploaded (nothing to do on the CPU)."""
+
     def upload_frame(self, host):
         """The frame as the kernels read it: on the CPU, the host array itself."""
         return host
