@@ -430,7 +430,7 @@ class NumpyBackend:
 
         For each pixel (x, y) of ``ref_img`` (the reference's level-``level``
         luma): its level-0 position p = 2^L (x + 0.5) - 0.5 (moved to p + D(p)
-        by a local displacement ``field``, see :func:`field_at`, when given) is
+        by a local displacement ``field``, see :func:`field_at_f32`, when given) is
         mapped into the frame by Tinv and back to level coordinates; where that
         lies at least ``margin`` px inside, the frame (cubic B-spline
         coefficients ``coef``) is sampled there and d = gain * s + offset - ref;
