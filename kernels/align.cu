@@ -6,7 +6,7 @@
 // align_reduce_partial(img, w, h, pts, n, state, model, level, cx, cy, sc, margin, iteration, partial)
 //   Launch: 1-D grid of NB blocks x 256 threads (grid-stride over the n points).
 //   img      const float*  (h, w) the frame's luma at pyramid level `level`, as cubic
-//                          B-spline coefficients (sampled with sr_sample_bspline)
+//                          B-spline coefficients (sampled with sr_sample_bspline_f)
 //   pts      const float*  (5, n) reference points: level-0 x, y; luma R;
 //                          gradient per normalised unit gx, gy
 //   state    const double* SR_STATE_LEN: Tinv, gain, offset, robust scale, weight choice
@@ -17,8 +17,11 @@
 //                          writes zero sums
 //   Each point is mapped to the frame by Tinv (level-0 px) then to level
 //   coordinates u = (u0 + 0.5)/2^level - 0.5; it counts when it lies at least
-//   `margin` px inside the level image.  Block reduction: warp shuffles, then
-//   shared memory; no atomics (deterministic).
+//   `margin` px inside the level image.  Per point float32 only (the displacement
+//   Tinv p - p, the B-spline sample, residual, weight, Jacobian row), the sums in
+//   double; the state's float32 constants once per block (sr_align_consts, shared
+//   memory).  Block reduction: warp shuffles, then shared memory; no atomics
+//   (deterministic).
 // align_sum_partials(partial, nb, sums)
 //   Launch: ONE block of 64 threads; sums[k] = sum_b partial[b, k] in block order.
 // align_update(sums, state, model, cx, cy, sc, damping, converged_px, iteration)
@@ -32,31 +35,8 @@
 //   Launch: ONE thread.  Sets the status and the accept flag the merge reads.
 #include "common.cuh"
 
-// A point's robust weight for residual e at scale sigma (> 0; 0: every point weighs 1):
-// Huber's at SR_HUBER_K scales, or with `redescend` Tukey's biweight at SR_TUKEY_C scales.
-SR_HD double sr_align_weight(double e, double sigma, bool redescend) {
-    if (!(sigma > 0.0)) return 1.0;
-    double ae = fabs(e);
-    if (redescend) {
-        double r = ae / (SR_TUKEY_C * sigma);
-        if (r >= 1.0) return 0.0;
-        double t = 1.0 - r * r;
-        return t * t;
-    }
-    double thr = SR_HUBER_K * sigma;
-    return ae > thr ? thr / (ae > 1e-300 ? ae : 1e-300) : 1.0;
-}
-
-// The biweight rho of the scale estimate, bounded by 1: 1 - (1 - u^2)^3 for |u| < 1.
-SR_HD double sr_scale_rho(double u) {
-    double u2 = u * u;
-    if (u2 >= 1.0) return 1.0;
-    double t = 1.0 - u2;
-    return 1.0 - t * t * t;
-}
-
 // Trial scale k of the reduction (base.scale_trials): sigma 2^((k - SR_SCALE_STEPS / 2) / 2), the
-// powers written out (the reduction needs SR_SCALE_STEPS of them per point: no pow() there).
+// powers written out.
 #if SR_SCALE_STEPS != 5
 #error "sr_scale_trial's factors are written out for SR_SCALE_STEPS == 5"
 #endif
@@ -81,48 +61,105 @@ SR_HD double sr_m_scale(const double* rho, double cnt, double sigma) {
     return sr_scale_trial(sigma, SR_SCALE_STEPS - 1);
 }
 
-// Adds one point's contributions to acc[0..SR_SUM_USED).
-SR_HD void sr_reduce_point(const float* img, int w, int h, const float* pts, long long n, long long i,
-                           const double* state, int model, int level, double cx, double cy, double sc,
-                           double margin, double* acc) {
-    acc[SR_SUM_N] += 1.0;
-    double x0 = (double)pts[i], y0 = (double)pts[n + i];
-    const double* Ti = state + SR_S_TINV;
-    double wq = Ti[6] * x0 + Ti[7] * y0 + Ti[8];
-    double u0 = (Ti[0] * x0 + Ti[1] * y0 + Ti[2]) / wq;
-    double v0 = (Ti[3] * x0 + Ti[4] * y0 + Ti[5]) / wq;
+// What every point of a reduction shares, formed in double once per thread block from the state and
+// rounded to float (numpy_backend.align_consts_f32): the displacement's coefficients about o = (cx,
+// cy), the level's scale and coverage limits, gain and offset, the weight's threshold (Huber's k
+// sigma) or inverse width (1 / (Tukey's c sigma)), the inverse trial scales of the rho sums.
+struct SrAlignK {
+    SrWarpF warp;
+    float f, inv_f, lo, hi_u, hi_v;
+    float gain, offset, inv_sc;
+    int weighting;  // 0: every point weighs 1 (no scale yet); 1: Huber's; 2: Tukey's biweight
+    float thr, tinv;
+    float rinv[SR_SCALE_STEPS];
+};
+
+SR_HD void sr_align_consts(const double* state, int w, int h, int level, double cx, double cy, double sc,
+                           double margin, SrAlignK* K) {
+    sr_warp_f_init(state + SR_S_TINV, cx, cy, &K->warp);
     double f = (double)(1 << level);
-    double u = (u0 + 0.5) / f - 0.5;
-    double v = (v0 + 0.5) / f - 0.5;
-    if (!(u >= margin && u <= w - 1.0 - margin && v >= margin && v <= h - 1.0 - margin)) return;
-    double s = sr_sample_bspline(img, w, h, u, v);
-    double R = (double)pts[2 * n + i];
-    double e = state[SR_S_GAIN] * s + state[SR_S_OFFSET] - R;
+    K->f = (float)f;
+    K->inv_f = (float)(1.0 / f);
+    K->lo = (float)margin;
+    K->hi_u = (float)(w - 1.0 - margin);
+    K->hi_v = (float)(h - 1.0 - margin);
+    K->gain = (float)state[SR_S_GAIN];
+    K->offset = (float)state[SR_S_OFFSET];
+    K->inv_sc = (float)(1.0 / sc);
     double sigma = state[SR_S_SIGMA];
-    double wt = sr_align_weight(e, sigma, state[SR_S_REDESCEND] != 0.0);
-    if (sigma > 0.0)
-        for (int k = 0; k < SR_SCALE_STEPS; ++k)
-            acc[SR_SUM_RHO + k] += sr_scale_rho(e / (SR_SCALE_C * sr_scale_trial(sigma, k)));
-    double J[8];
-    int np = sr_jacobian(model, (x0 - cx) / sc, (y0 - cy) / sc, (double)pts[3 * n + i], (double)pts[4 * n + i], J);
-    for (int a = 0; a < np; ++a) {
-        double wa = J[a] * wt;
-        for (int b = a; b < np; ++b) acc[SR_SUM_H + sr_upper_index(a, b)] += wa * J[b];
-        acc[SR_SUM_G + a] += J[a] * (wt * e);
+    K->weighting = sigma > 0.0 ? (state[SR_S_REDESCEND] != 0.0 ? 2 : 1) : 0;
+    K->thr = (float)(SR_HUBER_K * sigma);
+    K->tinv = sigma > 0.0 ? (float)(1.0 / (SR_TUKEY_C * sigma)) : 0.0f;
+    for (int k = 0; k < SR_SCALE_STEPS; ++k)
+        K->rinv[k] = sigma > 0.0 ? (float)(1.0 / (SR_SCALE_C * sr_scale_trial(sigma, k))) : 0.0f;
+}
+
+// A point's robust weight for residual e, float32 (numpy_backend.align_weight): Huber's at
+// SR_HUBER_K scales, or Tukey's biweight at SR_TUKEY_C scales; 1 without a scale.
+SR_HD float sr_align_weight_f(float e, const SrAlignK* K) {
+    if (K->weighting == 0) return 1.0f;
+    float ae = fabsf(e);
+    if (K->weighting == 2) {
+        float r = sr_fmul(ae, K->tinv);
+        if (r >= 1.0f) return 0.0f;
+        float t = sr_fadd(1.0f, -sr_fmul(r, r));
+        return sr_fmul(t, t);
     }
+    return ae > K->thr ? sr_fdiv(K->thr, ae) : 1.0f;
+}
+
+// The biweight rho of the scale estimate, bounded by 1: 1 - (1 - u^2)^3 for |u| < 1, float32
+// (numpy_backend.scale_rho).
+SR_HD float sr_scale_rho_f(float u) {
+    float u2 = sr_fmul(u, u);
+    if (u2 >= 1.0f) return 1.0f;
+    float t = sr_fadd(1.0f, -u2);
+    return sr_fadd(1.0f, -sr_fmul(sr_fmul(t, t), t));
+}
+
+// Adds one point's contributions to acc[0..SR_SUM_USED): every per-point value in float32, every sum
+// in double.  A sum of products adds the exact double product of two floats (so a fused
+// multiply-add changes nothing): the twin forms the same products in float64 matrix products.
+SR_HD void sr_reduce_point(const float* img, int w, int h, const float* pts, long long n, long long i,
+                           const SrAlignK* K, int model, double* acc) {
+    acc[SR_SUM_N] += 1.0;
+    float x0 = pts[i], y0 = pts[n + i];
+    float qx = sr_fadd(x0, -K->warp.ox), qy = sr_fadd(y0, -K->warp.oy);
+    float dx, dy;
+    sr_warp_disp_f(&K->warp, qx, qy, &dx, &dy);
+    int iu, iv;
+    float tu, tv;
+    float u = sr_level_pos_f(x0, dx, K->f, K->inv_f, &iu, &tu);
+    float v = sr_level_pos_f(y0, dy, K->f, K->inv_f, &iv, &tv);
+    if (!(u >= K->lo && u <= K->hi_u && v >= K->lo && v <= K->hi_v)) return;
+    float s = sr_sample_bspline_f(img, w, h, iu, iv, tu, tv);
+    float R = pts[2 * n + i];
+    float e = sr_fadd(sr_fadd(sr_fmul(K->gain, s), K->offset), -R);
+    float wt = sr_align_weight_f(e, K);
+    if (K->weighting != 0)
+        for (int k = 0; k < SR_SCALE_STEPS; ++k) acc[SR_SUM_RHO + k] += (double)sr_scale_rho_f(sr_fmul(e, K->rinv[k]));
+    float J[8];
+    int np = sr_jacobian_f(model, sr_fmul(qx, K->inv_sc), sr_fmul(qy, K->inv_sc), pts[3 * n + i], pts[4 * n + i], J);
+    float we = sr_fmul(wt, e), ws = sr_fmul(wt, s), wr = sr_fmul(wt, R);
+    for (int a = 0; a < np; ++a) {
+        double wa = (double)sr_fmul(J[a], wt);
+        for (int b = a; b < np; ++b) acc[SR_SUM_H + sr_upper_index(a, b)] += wa * (double)J[b];
+        acc[SR_SUM_G + a] += (double)J[a] * (double)we;
+    }
+    double de = (double)e, ds = (double)s, dR = (double)R;
     acc[SR_SUM_COUNT] += 1.0;
-    acc[SR_SUM_W] += wt;
-    acc[SR_SUM_WEE] += wt * e * e;
-    acc[SR_SUM_EE] += e * e;
-    acc[SR_SUM_S] += s;
-    acc[SR_SUM_SS] += s * s;
-    acc[SR_SUM_SR] += s * R;
-    acc[SR_SUM_R] += R;
-    acc[SR_SUM_RR] += R * R;
-    acc[SR_SUM_WS] += wt * s;
-    acc[SR_SUM_WSS] += wt * s * s;
-    acc[SR_SUM_WR] += wt * R;
-    acc[SR_SUM_WRR] += wt * R * R;
+    acc[SR_SUM_W] += (double)wt;
+    acc[SR_SUM_WEE] += (double)we * de;
+    acc[SR_SUM_EE] += de * de;
+    acc[SR_SUM_S] += ds;
+    acc[SR_SUM_SS] += ds * ds;
+    acc[SR_SUM_SR] += ds * dR;
+    acc[SR_SUM_R] += dR;
+    acc[SR_SUM_RR] += dR * dR;
+    acc[SR_SUM_WS] += (double)ws;
+    acc[SR_SUM_WSS] += (double)ws * ds;
+    acc[SR_SUM_WR] += (double)wr;
+    acc[SR_SUM_WRR] += (double)wr * dR;
 }
 
 // Solve A x = b (n x n, symmetric positive definite) by Cholesky; false if not SPD.
@@ -287,13 +324,16 @@ __global__ void align_reduce_partial(const float* __restrict__ img, int w, int h
                                      double cy, double sc, double margin, int iteration,
                                      double* __restrict__ partial) {
     __shared__ double sm[(SR_REDUCE_THREADS / 32) * SR_SUM_USED];
+    __shared__ SrAlignK K;
     double acc[SR_SUM_USED];
     for (int k = 0; k < SR_SUM_USED; ++k) acc[k] = 0.0;
     bool skip = iteration > 0 && state[SR_S_CONVERGED] != 0.0;  // the same for every thread
+    if (threadIdx.x == 0 && !skip) sr_align_consts(state, w, h, level, cx, cy, sc, margin, &K);
+    __syncthreads();
     if (!skip)
         for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
              i += (long long)gridDim.x * blockDim.x)
-            sr_reduce_point(img, w, h, pts, n, i, state, model, level, cx, cy, sc, margin, acc);
+            sr_reduce_point(img, w, h, pts, n, i, &K, model, acc);
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     for (int k = 0; k < SR_SUM_USED; ++k) {
         double v = sr_warp_sum(acc[k]);

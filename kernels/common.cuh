@@ -111,32 +111,6 @@ SR_HD int sr_rint(double a) { return (int)nearbyint(a); }  // round half to even
 SR_HD int sr_rintf(float a) { return (int)nearbyintf(a); }
 #endif
 
-// Cubic B-spline weights for taps at -1, 0, 1, 2 of fraction t (resample.bspline_weights).
-SR_HD void sr_bspline_weights(double t, double w[4]) {
-    double u = 1.0 - t, t2 = t * t, t3 = t2 * t;
-    w[0] = u * u * u / 6.0;
-    w[1] = (3.0 * t3 - 6.0 * t2 + 4.0) / 6.0;
-    w[2] = (-3.0 * t3 + 3.0 * t2 + 3.0 * t + 1.0) / 6.0;
-    w[3] = t3 / 6.0;
-}
-
-// Cubic B-spline interpolation of a coefficient image at (u, v), taps clamped.
-SR_HD double sr_sample_bspline(const float* img, int w, int h, double u, double v) {
-    double fu = floor(u), fv = floor(v);
-    double wx[4], wy[4];
-    sr_bspline_weights(u - fu, wx);
-    sr_bspline_weights(v - fv, wy);
-    int iu = (int)fu, iv = (int)fv;
-    double out = 0.0;
-    for (int r = 0; r < 4; ++r) {
-        const float* row = img + (long long)sr_clampi(iv + r - 1, 0, h - 1) * w;
-        double acc = 0.0;
-        for (int c = 0; c < 4; ++c) acc += wx[c] * (double)row[sr_clampi(iu + c - 1, 0, w - 1)];
-        out += wy[r] * acc;
-    }
-    return out;
-}
-
 // Inverse of a 3x3 matrix by the adjugate (same formula as numpy_backend._inv3).
 SR_HD void sr_inv3(const double* T, double* out) {
     double a = T[0], b = T[1], c = T[2], d = T[3], e = T[4], f = T[5], g = T[6], h = T[7], i = T[8];
@@ -165,30 +139,6 @@ SR_HD int sr_model_nparams(int model) {
          : model == SR_MODEL_SIMILARITY  ? 4
          : model == SR_MODEL_AFFINE      ? 6
                                          : 8;
-}
-
-// Steepest-descent row J (n entries) of a point (numpy_backend.model_jacobian).
-SR_HD int sr_jacobian(int model, double xn, double yn, double gx, double gy, double* J) {
-    switch (model) {
-    case SR_MODEL_TRANSLATION:
-        J[0] = gx; J[1] = gy;
-        return 2;
-    case SR_MODEL_EUCLIDEAN:
-        J[0] = gx; J[1] = gy; J[2] = -yn * gx + xn * gy;
-        return 3;
-    case SR_MODEL_SIMILARITY:
-        J[0] = gx; J[1] = gy; J[2] = xn * gx + yn * gy; J[3] = -yn * gx + xn * gy;
-        return 4;
-    case SR_MODEL_AFFINE:
-        J[0] = xn * gx; J[1] = yn * gx; J[2] = gx; J[3] = xn * gy; J[4] = yn * gy; J[5] = gy;
-        return 6;
-    default: {
-        double r = xn * gx + yn * gy;
-        J[0] = xn * gx; J[1] = yn * gx; J[2] = gx; J[3] = xn * gy; J[4] = yn * gy; J[5] = gy;
-        J[6] = -xn * r; J[7] = -yn * r;
-        return 8;
-    }
-    }
 }
 
 // 3x3 warp W(p) in normalised coordinates (geometry.model_matrix).
@@ -241,45 +191,11 @@ SR_HD void sr_compose_map(const double* Cm, const double* M, double* out) {
                                     sr_mul(Cm[r * 3 + 2], M[6 + k]));
 }
 
-// ---- the local displacement field (superres_gpu/local.py) ----------------------------
-// A coarse field (gh, gw, 2) float32 of displacements (dx, dy) in reference pixels, added to a
-// reference position before it is projected into the frame: a frame is read at Tinv (p + D(p)).
-// Node (i, j) sits at reference position ((j + 0.5) cell - 0.5, (i + 0.5) cell - 0.5), finv =
-// 1 / cell; D is bilinear between nodes and constant beyond the outer ones (clamped), so the
-// field has no seams.  Here in double through sr_mul/sr_add, in the twin's order
-// (numpy_backend.field_at), for the robust residuals (robust.cu); the merge kernels read the
-// field in float32 (sr_field_output_f below).
-SR_HD void sr_field_axis(double p, double finv, int n, int* i0, int* i1, double* f) {
-    double q = sr_add(sr_mul(sr_add(p, 0.5), finv), -0.5);
-    q = q < 0.0 ? 0.0 : (q > n - 1.0 ? n - 1.0 : q);
-    double fl = floor(q);
-    *i0 = (int)fl;
-    *i1 = *i0 + 1 < n ? *i0 + 1 : n - 1;
-    *f = sr_add(q, -fl);
-}
-
-SR_HD void sr_field_at(const float* field, int gw, int gh, double finv, double px, double py, double* dx,
-                       double* dy) {
-    int x0, x1, y0, y1;
-    double fx, fy;
-    sr_field_axis(px, finv, gw, &x0, &x1, &fx);
-    sr_field_axis(py, finv, gh, &y0, &y1, &fy);
-    const float* r0 = field + (long long)y0 * gw * 2;
-    const float* r1 = field + (long long)y1 * gw * 2;
-    double gy = sr_add(1.0, -fy), gx = sr_add(1.0, -fx);
-    for (int k = 0; k < 2; ++k) {  // the two rows mixed first, then the two columns
-        double c0 = sr_add(sr_mul(gy, (double)r0[x0 * 2 + k]), sr_mul(fy, (double)r1[x0 * 2 + k]));
-        double c1 = sr_add(sr_mul(gy, (double)r0[x1 * 2 + k]), sr_mul(fy, (double)r1[x1 * 2 + k]));
-        double d = sr_add(sr_mul(gx, c0), sr_mul(fx, c1));
-        if (k == 0) *dx = d;
-        else *dy = d;
-    }
-}
-
-// ---- the same in float32, for the per-pixel work of the kernel merge (kernelreg.cu) -----------
+// ---- float32 per-pixel / per-point work (the merges, the alignment, the robust residuals) ------
 // Consumer GPUs run double precision at 1/32 to 1/64 of float: per pixel only float32, one rounding
 // per operation (sr_fmul, sr_fadd, sr_fdiv: no contraction), in the twin's order; the maps are
-// formed in double once per thread block (sr_output_map, sr_compose_map) and rounded to float.
+// formed in double once per thread block (sr_output_map, sr_compose_map, sr_warp_f_init) and
+// rounded to float.
 
 // The output map M = Tinv S (and, with channel maps, Mc = Cc M per channel after it), rounded to
 // float: maps[0..8] = M; channel c's block of SR_CHMAP_LEN floats at 9 + SR_CHMAP_LEN c: Mc (9), then
@@ -349,25 +265,154 @@ SR_HD float sr_weight_at_f(const float* weights, int ww, int wh, float winv, int
     return sr_fadd(sr_fmul(c0, gx), sr_fmul(c1, fx));
 }
 
-// Output pixel (X, Y) moved by the local field sampled at its reference position p = (X a + b, Y a + b):
-// (X, Y) + D(p) / a, so that M reads the frame at Tinv (p + D(p)); a zero field leaves X, Y as they were.
-SR_HD void sr_field_output_f(const float* field, int gw, int gh, float finv, float a, float b, int X, int Y,
-                             float* Xd, float* Yd) {
+// ---- the local displacement field (superres_gpu/local.py) ----------------------------
+// A coarse field (gh, gw, 2) float32 of displacements (dx, dy) in reference pixels, added to a
+// reference position before it is projected into the frame: a frame is read at Tinv (p + D(p)).
+// Node (i, j) sits at reference position ((j + 0.5) cell - 0.5, (i + 0.5) cell - 0.5), finv =
+// 1 / cell; D is bilinear between nodes and constant beyond the outer ones (clamped), so the
+// field has no seams.  In float32, the two rows mixed first, then the two columns, in the twin's
+// order (numpy_backend.field_at_f32): the merges (sr_field_output_f) and the robust residuals.
+SR_HD void sr_field_at_f(const float* field, int gw, int gh, float finv, float px, float py, float* dx, float* dy) {
     int x0, x1, y0, y1;
     float fx, fy;
-    sr_grid_axis_f(sr_fadd(sr_fmul((float)X, a), b), finv, gw, &x0, &x1, &fx);
-    sr_grid_axis_f(sr_fadd(sr_fmul((float)Y, a), b), finv, gh, &y0, &y1, &fy);
+    sr_grid_axis_f(px, finv, gw, &x0, &x1, &fx);
+    sr_grid_axis_f(py, finv, gh, &y0, &y1, &fy);
     const float* r0 = field + (long long)y0 * gw * 2;
     const float* r1 = field + (long long)y1 * gw * 2;
     float gy = sr_fadd(1.0f, -fy), gx = sr_fadd(1.0f, -fx);
     float d[2];
-    for (int k = 0; k < 2; ++k) {  // the two rows mixed first, then the two columns
+    for (int k = 0; k < 2; ++k) {
         float c0 = sr_fadd(sr_fmul(gy, r0[x0 * 2 + k]), sr_fmul(fy, r1[x0 * 2 + k]));
         float c1 = sr_fadd(sr_fmul(gy, r0[x1 * 2 + k]), sr_fmul(fy, r1[x1 * 2 + k]));
         d[k] = sr_fadd(sr_fmul(gx, c0), sr_fmul(fx, c1));
     }
-    *Xd = sr_fadd((float)X, sr_fdiv(d[0], a));
-    *Yd = sr_fadd((float)Y, sr_fdiv(d[1], a));
+    *dx = d[0];
+    *dy = d[1];
+}
+
+// Output pixel (X, Y) moved by the local field sampled at its reference position p = (X a + b, Y a + b):
+// (X, Y) + D(p) / a, so that M reads the frame at Tinv (p + D(p)); a zero field leaves X, Y as they were.
+SR_HD void sr_field_output_f(const float* field, int gw, int gh, float finv, float a, float b, int X, int Y,
+                             float* Xd, float* Yd) {
+    float dx, dy;
+    sr_field_at_f(field, gw, gh, finv, sr_fadd(sr_fmul((float)X, a), b), sr_fadd(sr_fmul((float)Y, a), b), &dx, &dy);
+    *Xd = sr_fadd((float)X, sr_fdiv(dx, a));
+    *Yd = sr_fadd((float)Y, sr_fdiv(dy, a));
+}
+
+// ---- float32 per-point work of the alignment and the robust residuals (align.cu, robust.cu) ------
+// A frame is read at Tinv p for reference positions p of up to ~4000 px, where a float32 position
+// is only good to 2.4e-4 px.  So float32 carries the small displacement Tinv p - p, never the
+// transformed position: Tinv, conjugated to an origin o near the image centre and less the identity,
+// is formed in double once per thread block (sr_warp_f_init) and rounded to float; per point the
+// displacement follows from the centred position q = p - o (sr_warp_disp_f), and the level position
+// keeps the integer part of p apart from the fractions (sr_level_pos_f): the B-spline's taps and
+// fraction are as exact as the displacement itself (~1e-6 px).
+struct SrWarpF {
+    float A[9];  // Tc / Tc[8] - I, Tc = C(-o) Tinv C(o): the displacement's coefficients
+    float ox, oy;
+};
+
+SR_HD void sr_warp_f_init(const double* Ti, double ox, double oy, SrWarpF* W) {
+    double M[9], Tc[9];
+    for (int r = 0; r < 3; ++r) {  // M = Tinv C(o)
+        M[r * 3 + 0] = Ti[r * 3 + 0];
+        M[r * 3 + 1] = Ti[r * 3 + 1];
+        M[r * 3 + 2] = sr_add(sr_add(sr_mul(Ti[r * 3 + 0], ox), sr_mul(Ti[r * 3 + 1], oy)), Ti[r * 3 + 2]);
+    }
+    for (int k = 0; k < 3; ++k) {  // Tc = C(-o) M
+        Tc[k] = sr_add(M[k], -sr_mul(ox, M[6 + k]));
+        Tc[3 + k] = sr_add(M[3 + k], -sr_mul(oy, M[6 + k]));
+        Tc[6 + k] = M[6 + k];
+    }
+    double z = Tc[8];
+    for (int k = 0; k < 9; ++k) W->A[k] = (float)sr_add(sr_div(Tc[k], z), (k % 4 == 0) ? -1.0 : 0.0);
+    W->ox = (float)ox;
+    W->oy = (float)oy;
+}
+
+// The displacement (dx, dy) = Tinv p - p at the centred position q = p - o, in float32:
+// with m = A6 qx + A7 qy + A8 (the divisor less 1; 0 for affine motion),
+// dx = ((A0 qx + A1 qy) + A2 - qx m) / (1 + m), dy alike (numpy_backend.warp_disp_f32).
+SR_HD void sr_warp_disp_f(const SrWarpF* W, float qx, float qy, float* dx, float* dy) {
+    const float* A = W->A;
+    float m = sr_fadd(sr_fadd(sr_fmul(A[6], qx), sr_fmul(A[7], qy)), A[8]);
+    float nx = sr_fadd(sr_fadd(sr_fmul(A[0], qx), sr_fmul(A[1], qy)), A[2]);
+    float ny = sr_fadd(sr_fadd(sr_fmul(A[3], qx), sr_fmul(A[4], qy)), A[5]);
+    float den = sr_fadd(1.0f, m);
+    *dx = sr_fdiv(sr_fadd(nx, -sr_fmul(qx, m)), den);
+    *dy = sr_fdiv(sr_fadd(ny, -sr_fmul(qy, m)), den);
+}
+
+// Level position u = (p + d + 0.5) / f - 0.5 of the level-0 position p moved by d (f = 2^level,
+// inv_f = 1 / f): its tap *i = floor(u) and fraction *t, with p's integer part kept out of the
+// float32 sum (exact but for the one rounding of p's fraction plus d); returns u rounded to float
+// for the coverage test (numpy_backend.level_pos_f32).
+SR_HD float sr_level_pos_f(float p, float d, float f, float inv_f, int* i, float* t) {
+    float ip = floorf(p);
+    float fp = sr_fadd(p, -ip);
+    float q = floorf(sr_fmul(ip, inv_f));                         // ip = q f + r, 0 <= r < f
+    float r = sr_fadd(ip, -sr_fmul(q, f));
+    float c = sr_fadd(r, sr_fmul(0.5f, sr_fadd(1.0f, -f)));      // r + 0.5 - f / 2, exact
+    float s = sr_fmul(sr_fadd(c, sr_fadd(fp, d)), inv_f);        // u - q
+    float fl = floorf(s);
+    *i = (int)q + (int)fl;
+    *t = sr_fadd(s, -fl);
+    return sr_fadd(q, s);
+}
+
+// Cubic B-spline weights for taps at -1, 0, 1, 2 of fraction t, float32 (interp.bspline_weights_f32).
+#define SR_SIXTH 0.16666667f
+SR_HD void sr_bspline_weights_f(float t, float w[4]) {
+    float u = sr_fadd(1.0f, -t), t2 = sr_fmul(t, t), t3 = sr_fmul(t2, t);
+    w[0] = sr_fmul(sr_fmul(sr_fmul(u, u), u), SR_SIXTH);
+    w[1] = sr_fmul(sr_fadd(sr_fadd(sr_fmul(3.0f, t3), sr_fmul(-6.0f, t2)), 4.0f), SR_SIXTH);
+    w[2] = sr_fmul(sr_fadd(sr_fadd(sr_fadd(sr_fmul(-3.0f, t3), sr_fmul(3.0f, t2)), sr_fmul(3.0f, t)), 1.0f), SR_SIXTH);
+    w[3] = sr_fmul(t3, SR_SIXTH);
+}
+
+// Cubic B-spline interpolation of a coefficient image at tap (iu, iv) and fractions (tu, tv)
+// (sr_level_pos_f), taps clamped, float32: each row's four products summed, then the rows
+// (numpy_backend.sample_bspline_f32).
+SR_HD float sr_sample_bspline_f(const float* img, int w, int h, int iu, int iv, float tu, float tv) {
+    float wx[4], wy[4];
+    sr_bspline_weights_f(tu, wx);
+    sr_bspline_weights_f(tv, wy);
+    float out = 0.0f;
+    for (int r = 0; r < 4; ++r) {
+        const float* row = img + (long long)sr_clampi(iv + r - 1, 0, h - 1) * w;
+        float acc = 0.0f;
+        for (int c = 0; c < 4; ++c) acc = sr_fadd(acc, sr_fmul(wx[c], row[sr_clampi(iu + c - 1, 0, w - 1)]));
+        out = sr_fadd(out, sr_fmul(wy[r], acc));
+    }
+    return out;
+}
+
+// Steepest-descent row J (n entries) of a point, float32 (numpy_backend.model_jacobian on float32).
+SR_HD int sr_jacobian_f(int model, float xn, float yn, float gx, float gy, float* J) {
+    switch (model) {
+    case SR_MODEL_TRANSLATION:
+        J[0] = gx; J[1] = gy;
+        return 2;
+    case SR_MODEL_EUCLIDEAN:
+        J[0] = gx; J[1] = gy; J[2] = sr_fadd(sr_fmul(-yn, gx), sr_fmul(xn, gy));
+        return 3;
+    case SR_MODEL_SIMILARITY:
+        J[0] = gx; J[1] = gy; J[2] = sr_fadd(sr_fmul(xn, gx), sr_fmul(yn, gy));
+        J[3] = sr_fadd(sr_fmul(-yn, gx), sr_fmul(xn, gy));
+        return 4;
+    case SR_MODEL_AFFINE:
+        J[0] = sr_fmul(xn, gx); J[1] = sr_fmul(yn, gx); J[2] = gx;
+        J[3] = sr_fmul(xn, gy); J[4] = sr_fmul(yn, gy); J[5] = gy;
+        return 6;
+    default: {
+        float r = sr_fadd(sr_fmul(xn, gx), sr_fmul(yn, gy));
+        J[0] = sr_fmul(xn, gx); J[1] = sr_fmul(yn, gx); J[2] = gx;
+        J[3] = sr_fmul(xn, gy); J[4] = sr_fmul(yn, gy); J[5] = gy;
+        J[6] = sr_fmul(-xn, r); J[7] = sr_fmul(-yn, r);
+        return 8;
+    }
+    }
 }
 
 // ---- device-only helpers ----------------------------------------------------------

@@ -16,8 +16,8 @@ Cubic B-spline (alignment)
     (unrounded) position: the frame is first turned into B-spline
     coefficients by the separable inverse filter of (1, 4, 1)/6
     (:func:`bspline_prefilter_taps`, a truncated exact inverse), then read
-    with the four positive B-spline weights per axis (:func:`bspline_weights`),
-    taps clamped to the image.  Its phase error is far smaller than that of
+    with the four positive B-spline weights per axis (:func:`bspline_weights_f32`,
+    float32 like the whole per-point work), taps clamped to the image.  Its phase error is far smaller than that of
     the Keys cubic convolution kernel, whose fraction-dependent shift biased
     sub-pixel estimates by ~0.005 px even on smooth images.
 """
@@ -64,13 +64,23 @@ def lanczos4_table() -> np.ndarray:
     return tab
 
 
-def bspline_weights(t):
-    """Cubic B-spline weights for taps at offsets -1, 0, 1, 2 of fraction t (array)."""
-    t = np.asarray(t)
-    u = 1.0 - t
+def bspline_weights_f32(t):
+    """Cubic B-spline weights for taps at offsets -1, 0, 1, 2 of fraction t
+    (float32 array), in float32, one rounding per operation in the order of
+    common.cuh's ``sr_bspline_weights_f``: (1 - t)^3 / 6, (3 t^3 - 6 t^2 + 4) / 6,
+    (-3 t^3 + 3 t^2 + 3 t + 1) / 6, t^3 / 6, each /6 a product with float32(1/6)."""
+    f32 = np.float32
+    t = np.asarray(t, dtype=f32)
+    sixth = f32(1.0 / 6.0)
+    u = f32(1.0) - t
     t2 = t * t
     t3 = t2 * t
-    return u * u * u / 6.0, (3.0 * t3 - 6.0 * t2 + 4.0) / 6.0, (-3.0 * t3 + 3.0 * t2 + 3.0 * t + 1.0) / 6.0, t3 / 6.0
+    return (
+        u * u * u * sixth,
+        (f32(3.0) * t3 + f32(-6.0) * t2 + f32(4.0)) * sixth,
+        (f32(-3.0) * t3 + f32(3.0) * t2 + f32(3.0) * t + f32(1.0)) * sixth,
+        t3 * sixth,
+    )
 
 
 @lru_cache(maxsize=None)

@@ -10,7 +10,7 @@ the frame is read at Tinv (p + D(p)) instead of Tinv p.
 The field
     A coarse grid of nodes ``cell`` reference pixels apart, node (i, j) at
     ((j + 0.5) cell - 0.5, (i + 0.5) cell - 0.5), bilinear between nodes and
-    constant beyond the outer ones (``common.cuh``'s ``sr_field_at``, the
+    constant beyond the outer ones (``common.cuh``'s ``sr_field_at_f``, the
     twin's ``field_at``).  Each node's tile is the support of its bilinear
     hat: 2 ``cell`` px wide, overlapping its neighbours' by 50 %.  Bilinear
     interpolation of nodes has no seams, and as the field is a residual in

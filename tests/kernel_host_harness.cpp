@@ -73,23 +73,45 @@ void h_tca_band(const void* frame, int is16, int fw, int fh, const float* lo, co
 void h_robust_residual(const float* coef, int cw, int ch, const float* ref, int w, int h, const double* state,
                        int level, double margin, const float* field, int gw, int gh, double finv, int has_f, float* d2,
                        float* cov) {
+    SrLevelK K;  // as the kernel forms it once per thread block
+    sr_level_consts(state, cw, ch, w, h, level, margin, &K);
     for (int y = 0; y < h; ++y)
         for (int x = 0; x < w; ++x)
-            sr_robust_residual_at(coef, cw, ch, ref, w, state, level, margin, x, y, field, gw, gh, finv, has_f, d2, cov);
+            sr_robust_residual_at(coef, cw, ch, ref, w, &K, x, y, field, gw, gh, (float)finv, has_f, d2, cov);
 }
 
 void h_warp_residual(const float* coef, int cw, int ch, const float* ref, int w, int h, const double* state,
                      int level, double margin, const float* field, int gw, int gh, double finv, int has_f, float* e,
                      float* cov) {
+    SrLevelK K;
+    sr_level_consts(state, cw, ch, w, h, level, margin, &K);
     for (int y = 0; y < h; ++y)
         for (int x = 0; x < w; ++x)
-            sr_warp_residual_at(coef, cw, ch, ref, w, state, level, margin, x, y, field, gw, gh, finv, has_f, e, cov);
+            sr_warp_residual_at(coef, cw, ch, ref, w, &K, x, y, field, gw, gh, (float)finv, has_f, e, cov);
 }
 
 // The field at n reference positions, and output pixels moved by it.
-void h_field_at(const float* field, int gw, int gh, double finv, const double* px, const double* py, long long n,
-                double* dx, double* dy) {
-    for (long long i = 0; i < n; ++i) sr_field_at(field, gw, gh, finv, px[i], py[i], dx + i, dy + i);
+void h_field_at(const float* field, int gw, int gh, float finv, const float* px, const float* py, long long n,
+                float* dx, float* dy) {
+    for (long long i = 0; i < n; ++i) sr_field_at_f(field, gw, gh, finv, px[i], py[i], dx + i, dy + i);
+}
+
+// The warp's float32 displacement and level positions at n level-0 positions (about origin o).
+void h_warp_positions(const double* Ti, double ox, double oy, int level, const float* px, const float* py,
+                      long long n, float* dx, float* dy, int* iu, int* iv, float* tu, float* tv, float* u, float* v) {
+    SrWarpF W;
+    sr_warp_f_init(Ti, ox, oy, &W);
+    float f = (float)(1 << level), inv_f = 1.0f / f;
+    for (long long i = 0; i < n; ++i) {
+        sr_warp_disp_f(&W, sr_fadd(px[i], -W.ox), sr_fadd(py[i], -W.oy), dx + i, dy + i);
+        u[i] = sr_level_pos_f(px[i], dx[i], f, inv_f, iu + i, tu + i);
+        v[i] = sr_level_pos_f(py[i], dy[i], f, inv_f, iv + i, tv + i);
+    }
+}
+
+void h_sample_bspline(const float* img, int w, int h, const int* iu, const int* iv, const float* tu,
+                      const float* tv, long long n, float* out) {
+    for (long long i = 0; i < n; ++i) out[i] = sr_sample_bspline_f(img, w, h, iu[i], iv[i], tu[i], tv[i]);
 }
 
 void h_field_output(const float* field, int gw, int gh, float finv, float a, float b, int wo, int ho, float* Xd,
@@ -102,7 +124,8 @@ void h_field_output(const float* field, int gw, int gh, float finv, float a, flo
 void h_robust_weight(const float* e, const float* c, const float* g, long long n, float scale2, double beta,
                      double k1, double k2, const float* mask, int has_mask, float* out) {
     for (long long i = 0; i < n; ++i)
-        out[i] = sr_robust_weight_value(e[i], c[i], g[i], (double)scale2, beta, k1, k2, has_mask && mask[i] > 0.0f);
+        out[i] = sr_robust_weight_value(e[i], c[i], g[i], scale2, (float)beta, (float)k1, (float)k2,
+                                        has_mask && mask[i] > 0.0f);
 }
 
 void h_luma(const void* frame, int is16, int C, int w, int h, float inv_max, float* out) {
@@ -148,7 +171,9 @@ void h_align_reduce(const float* img, int w, int h, const float* pts, long long 
                     int level, double cx, double cy, double sc, double margin, int iteration, double* sums) {
     for (int k = 0; k < SR_SUMS_LEN; ++k) sums[k] = 0.0;
     if (iteration > 0 && state[SR_S_CONVERGED] != 0.0) return;  // the kernel's skip (align_reduce_partial)
-    for (long long i = 0; i < n; ++i) sr_reduce_point(img, w, h, pts, n, i, state, model, level, cx, cy, sc, margin, sums);
+    SrAlignK K;  // as the kernel forms it once per thread block
+    sr_align_consts(state, w, h, level, cx, cy, sc, margin, &K);
+    for (long long i = 0; i < n; ++i) sr_reduce_point(img, w, h, pts, n, i, &K, model, sums);
 }
 
 void h_align_update(const double* sums, double* state, int model, double cx, double cy, double sc, double damping,

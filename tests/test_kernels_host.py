@@ -55,7 +55,9 @@ def lib(tmp_path_factory):
         "h_tca_band": [P, I, I, I, P, P, P, P],
         "h_robust_residual": [P, I, I, P, I, I, P, I, D, P, I, I, D, I, P, P],
         "h_warp_residual": [P, I, I, P, I, I, P, I, D, P, I, I, D, I, P, P],
-        "h_field_at": [P, I, I, D, P, P, L, P, P],
+        "h_field_at": [P, I, I, F, P, P, L, P, P],
+        "h_warp_positions": [P, D, D, I, P, P, L, P, P, P, P, P, P, P, P],
+        "h_sample_bspline": [P, I, I, P, P, P, P, L, P],
         "h_field_output": [P, I, I, F, F, F, I, I, P, P],
         "h_robust_weight": [P, P, P, L, F, D, D, D, P, I, P],
         "h_luma": [P, I, I, I, I, F, P],
@@ -310,8 +312,10 @@ def test_align_kernel_math(lib, rng, model, weight):
     sums_t = B.align_reduce(img, pts, st, mid, 1, norm, 1.0, 0)
     sums_k = np.empty(64)
     lib.h_align_reduce(ptr(img), w, h, ptr(pts), n, ptr(st), mid, 1, *norm, 1.0, 0, ptr(sums_k))
-    atol, rtol = tol("reduce_vs_direct")
+    atol, rtol = tol("host_reduce_vs_twin")
     np.testing.assert_allclose(sums_k, sums_t, atol=atol, rtol=rtol)
+    # the counts are exact: the same float32 positions decide which points count
+    assert sums_k[S.SUM_COUNT] == sums_t[S.SUM_COUNT] and sums_k[S.SUM_N] == sums_t[S.SUM_N]
     assert sums_k[S.SUM_COUNT] > 50
     assert (sums_k[S.SUM_RHO : S.SUM_RHO + S.SCALE_STEPS] > 0).all() == (weight != "none")
     atol, rtol = tol("host_update_vs_twin")
@@ -370,15 +374,14 @@ def test_robust_kernel_math(lib, rng, level, local):
     lib.h_robust_residual(ptr(coef), w, h, ptr(ref), w, h, ptr(st), level, 2.0, *fargs, ptr(d2_k), ptr(cov_k))
     np.testing.assert_array_equal(cov_k, cov_t)
     assert 0.2 < cov_t.mean() < 1.0
-    atol, rtol = tol("host_robust_residual")
-    np.testing.assert_allclose(d2_k, d2_t, atol=atol, rtol=rtol)
+    np.testing.assert_array_equal(d2_k, d2_t)  # the same float32 operations in the same order
     e_t, cov_t2 = B.warp_residual(coef, ref, st, level, 2.0, field, 9.0)
     e_k, cov_k2 = np.empty_like(ref), np.empty_like(ref)
     lib.h_warp_residual(ptr(coef), w, h, ptr(ref), w, h, ptr(st), level, 2.0, *fargs, ptr(e_k), ptr(cov_k2))
     np.testing.assert_array_equal(cov_k2, cov_t)
     np.testing.assert_array_equal(cov_t2, cov_t)
-    np.testing.assert_allclose(e_k, e_t, atol=atol, rtol=rtol)
-    np.testing.assert_allclose(e_t * e_t, d2_t, rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(e_k, e_t)
+    np.testing.assert_array_equal(e_t * e_t, d2_t)
     assert (e_t < 0).any() and (e_t > 0).any()  # signed
     e = rng.random((h, w)).astype(np.float32) * 0.01
     e[:5] = 1.0  # a mover: far more residual than noise explains
@@ -391,8 +394,7 @@ def test_robust_kernel_math(lib, rng, level, local):
         mk = m if m is not None else np.zeros(1, np.float32)
         lib.h_robust_weight(ptr(e), ptr(c), ptr(g), e.size, np.float32(0.0004), 0.0625, 3.0, 6.0, ptr(mk),
                             int(m is not None), ptr(w_k))
-        atol, rtol = tol("host_robust_weight")
-        np.testing.assert_allclose(w_k, w_t, atol=atol, rtol=rtol)
+        np.testing.assert_array_equal(w_k, w_t)  # float32, the same operations
         assert 0 < (w_t == 1).mean() < 1 and (w_t == 0).any()
 
 
@@ -407,32 +409,72 @@ def test_normalize_kernel_math(lib, rng, channels):
 
 
 def test_field_sampling_math(lib, rng):
-    """The field's bilinear sample and the moved output coordinates: bit-identical
-    to the twin's (positions are rounded to 1/32 px afterwards), clamped beyond
-    the outer nodes, exact at the nodes."""
-    from superres_gpu.backends.numpy_backend import field_at, field_output_f32
+    """The field's float32 bilinear sample and the moved output coordinates:
+    bit-identical to the twin's (positions are rounded to 1/32 px afterwards),
+    within float32 rounding of the float64 definition (field_at), clamped
+    beyond the outer nodes, exact at the nodes."""
+    from superres_gpu.backends.numpy_backend import field_at, field_at_f32, field_output_f32
 
+    f32 = np.float32
     field = random_field(rng, 53, 37, 6.5)
     gh, gw = field.shape[:2]
-    px = rng.uniform(-10, 63, 500)
-    py = rng.uniform(-10, 47, 500)
-    dx_k, dy_k = np.empty(500), np.empty(500)
-    lib.h_field_at(ptr(field), gw, gh, 1 / 6.5, ptr(px), ptr(py), 500, ptr(dx_k), ptr(dy_k))
-    dx_t, dy_t = field_at(field, 1 / 6.5, px, py)
+    px = rng.uniform(-10, 63, 500).astype(f32)
+    py = rng.uniform(-10, 47, 500).astype(f32)
+    dx_k, dy_k = np.empty(500, f32), np.empty(500, f32)
+    lib.h_field_at(ptr(field), gw, gh, f32(1 / 6.5), ptr(px), ptr(py), 500, ptr(dx_k), ptr(dy_k))
+    dx_t, dy_t = field_at_f32(field, f32(1 / 6.5), px, py)
     np.testing.assert_array_equal(dx_k, dx_t)
     np.testing.assert_array_equal(dy_k, dy_t)
+    dx_64, dy_64 = field_at(field, 1 / 6.5, px, py)
+    atol, rtol = tol("field_f32_vs_float64")
+    np.testing.assert_allclose(dx_t, dx_64, atol=atol, rtol=rtol)
+    np.testing.assert_allclose(dy_t, dy_64, atol=atol, rtol=rtol)
     j, i = 3, 2  # node (i, j): exactly its value
     nx, ny = field_at(field, 1 / 6.5, (j + 0.5) * 6.5 - 0.5, (i + 0.5) * 6.5 - 0.5)
     assert float(nx) == pytest.approx(field[i, j, 0], abs=1e-12)
     assert float(ny) == pytest.approx(field[i, j, 1], abs=1e-12)
-    far, _ = field_at(field, 1 / 6.5, -100.0, -100.0)  # beyond the corner node: its value
+    far, _ = field_at_f32(field, f32(1 / 6.5), -100.0, -100.0)  # beyond the corner node: its value
     assert float(far) == field[0, 0, 0]
     S_ = output_to_reference(1.7)
     wo, ho = output_size(53, 37, 1.7)
     Xd_k, Yd_k = np.empty((ho, wo), np.float32), np.empty((ho, wo), np.float32)
-    f32 = np.float32
     lib.h_field_output(ptr(field), gw, gh, f32(1 / 6.5), f32(S_[0, 0]), f32(S_[0, 2]), wo, ho, ptr(Xd_k), ptr(Yd_k))
     Xd_t, Yd_t = field_output_f32(field, f32(1 / 6.5), f32(S_[0, 0]), f32(S_[0, 2]), np.arange(wo, dtype=f32),
                                   np.arange(ho, dtype=f32)[:, None])
     np.testing.assert_array_equal(Xd_k, Xd_t)
     np.testing.assert_array_equal(Yd_k, Yd_t)
+
+
+@pytest.mark.parametrize("level", [0, 1, 3])
+@pytest.mark.parametrize("homography", [False, True])
+def test_warp_positions_and_bspline_math(lib, rng, level, homography):
+    """The float32 displacement, level taps and fractions on a 4000x3000 frame,
+    and the float32 B-spline sample at them: bit-identical to the twin's."""
+    from superres_gpu.backends.numpy_backend import level_pos_f32, sample_bspline_f32, warp_coeffs_f32, warp_disp_f32
+
+    f32 = np.float32
+    T = random_state(rng, homography)[S.S_TINV].reshape(3, 3).copy()
+    n = 4000
+    px = rng.uniform(-20, 4020, n).astype(f32)
+    py = rng.uniform(-20, 3020, n).astype(f32)
+    px[:1000] = np.round(px[:1000])  # whole pixels, as the reference's points
+    ox, oy = 1999.5, 1499.5
+    out = {k: np.empty(n, f32) for k in ("dx", "dy", "tu", "tv", "u", "v")}
+    iu_k, iv_k = np.empty(n, np.int32), np.empty(n, np.int32)
+    lib.h_warp_positions(ptr(np.ascontiguousarray(T)), ox, oy, level, ptr(px), ptr(py), n, ptr(out["dx"]),
+                         ptr(out["dy"]), ptr(iu_k), ptr(iv_k), ptr(out["tu"]), ptr(out["tv"]), ptr(out["u"]),
+                         ptr(out["v"]))
+    A = warp_coeffs_f32(T, ox, oy)
+    dx, dy = warp_disp_f32(A, px - f32(ox), py - f32(oy))
+    iu, tu, u = level_pos_f32(px, dx, level)
+    iv, tv, v = level_pos_f32(py, dy, level)
+    for k, t in (("dx", dx), ("dy", dy), ("tu", tu), ("tv", tv), ("u", u), ("v", v)):
+        np.testing.assert_array_equal(out[k], t, err_msg=k)
+    np.testing.assert_array_equal(iu_k, iu)
+    np.testing.assert_array_equal(iv_k, iv)
+    # the B-spline sample at those taps on a level image (taps clamped at its borders)
+    img = rng.random((3000 >> level, 4000 >> level)).astype(f32)
+    got = np.empty(n, f32)
+    iu32, iv32 = iu.astype(np.int32), iv.astype(np.int32)
+    lib.h_sample_bspline(ptr(img), img.shape[1], img.shape[0], ptr(iu32), ptr(iv32), ptr(tu), ptr(tv), n, ptr(got))
+    np.testing.assert_array_equal(got, sample_bspline_f32(img, iu, iv, tu, tv))

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 import numpy as np
 
 from ..geometry import MODEL_NPARAMS, MOTION_MODELS, is_plausible, model_matrix, output_to_reference
-from ..interp import TAB_BITS, TAB_SIZE, bspline_weights
+from ..interp import TAB_BITS, TAB_SIZE, bspline_weights_f32
 from ..pixels import full_scale
 from . import base as S
 
@@ -50,37 +50,48 @@ def model_jacobian(model_id: int, xn, yn, gxn, gyn) -> np.ndarray:
     return np.stack(cols, axis=1)
 
 
-def sample_bspline(coef: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Cubic B-spline interpolation of a coefficient image at float64 positions
-    (u, v), taps clamped (``coef`` from ``sepfilter(img, bspline taps)``).
-    Many positions are sampled in chunks on the worker threads (each position's
-    value is the same whatever chunk it falls in)."""
-    u = np.asarray(u)
-    v = np.asarray(v)
-    if u.size < 2 * _SAMPLE_CHUNK:
-        return _sample_bspline(coef, u, v)
-    out = np.empty(u.size, dtype=np.float64)
-    uf, vf = u.ravel(), v.ravel()
+def sample_bspline_f32(coef: np.ndarray, iu, iv, tu, tv) -> np.ndarray:
+    """Cubic B-spline interpolation of a coefficient image (float32) at taps
+    (iu, iv) (integers: floor of the position) and fractions (tu, tv)
+    (float32, :func:`level_pos_f32`), taps clamped, in float32 in the order of
+    common.cuh's ``sr_sample_bspline_f``: each row's four products summed, then
+    the rows.  Many positions are sampled in chunks on the worker threads (each
+    position's value is the same whatever chunk it falls in)."""
+    iu, iv = np.asarray(iu), np.asarray(iv)
+    tu, tv = np.asarray(tu, np.float32), np.asarray(tv, np.float32)
+    if iu.size < 2 * _SAMPLE_CHUNK:
+        return _sample_bspline_f32(coef, iu, iv, tu, tv)
+    out = np.empty(iu.size, dtype=np.float32)
+    a, b, c, d = iu.ravel(), iv.ravel(), tu.ravel(), tv.ravel()
 
     def work(i0, i1):
-        out[i0:i1] = _sample_bspline(coef, uf[i0:i1], vf[i0:i1])
+        out[i0:i1] = _sample_bspline_f32(coef, a[i0:i1], b[i0:i1], c[i0:i1], d[i0:i1])
 
-    _run_strips(work, u.size, _SAMPLE_CHUNK)
-    return out.reshape(u.shape)
+    _run_strips(work, iu.size, _SAMPLE_CHUNK)
+    return out.reshape(iu.shape)
 
 
-def _sample_bspline(coef: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+def sample_bspline(coef: np.ndarray, u, v) -> np.ndarray:
+    """:func:`sample_bspline_f32` at positions (u, v) (any float): taps
+    floor(u), floor(v), fractions rounded to float32 (a convenience for
+    tests and tools; the kernels' twins form taps and fractions with
+    :func:`level_pos_f32`)."""
+    u, v = np.asarray(u, np.float64), np.asarray(v, np.float64)
+    iu, iv = np.floor(u), np.floor(v)
+    return sample_bspline_f32(coef, iu.astype(np.int64), iv.astype(np.int64), (u - iu).astype(np.float32),
+                              (v - iv).astype(np.float32))
+
+
+def _sample_bspline_f32(coef, iu, iv, tu, tv) -> np.ndarray:
     h, w = coef.shape
-    iu = np.floor(u)
-    iv = np.floor(v)
-    wx = bspline_weights(u - iu)
-    wy = bspline_weights(v - iv)
-    iu = iu.astype(np.int64)
-    iv = iv.astype(np.int64)
-    flat = coef.ravel()
-    out = np.zeros(u.shape, dtype=np.float64)
-    if u.size == 0:
+    out = np.zeros(iu.shape, dtype=np.float32)
+    if iu.size == 0:
         return out
+    wx = bspline_weights_f32(tu)
+    wy = bspline_weights_f32(tv)
+    iu = iu.astype(np.int64, copy=False)
+    iv = iv.astype(np.int64, copy=False)
+    flat = coef.ravel()
     if iu.min() >= 1 and iu.max() <= w - 3 and iv.min() >= 1 and iv.max() <= h - 3:
         # every tap inside (the usual case: points keep a margin): no clamping, one index per row
         corner = (iv - 1) * w + (iu - 1)
@@ -89,13 +100,91 @@ def _sample_bspline(coef: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarra
     else:
         rows = [np.clip(iv + (r - 1), 0, h - 1) * w for r in range(4)]
         cols = [np.clip(iu + (c - 1), 0, w - 1) for c in range(4)]
-    for r in range(4):
-        acc = np.zeros(u.shape, dtype=np.float64)
+    for r in range(4):  # 0 + x = x: starting each sum from its first product changes no value
+        acc = None
         for c in range(4):
             idx = rows[r] + c if cols is None else rows[r] + cols[c]
-            acc += wx[c] * np.take(flat, idx)
+            term = wx[c] * np.take(flat, idx)
+            acc = term if acc is None else acc + term
         out += wy[r] * acc
     return out
+
+
+def warp_coeffs_f32(Ti: np.ndarray, ox: float, oy: float) -> np.ndarray:
+    """float32[9]: the displacement's coefficients A = Tc / Tc[2, 2] - I of
+    the inverse warp ``Ti`` (3x3, reference -> frame, level-0 px) conjugated
+    to the origin o, Tc = C(-o) Ti C(o), formed in float64 in the order of
+    common.cuh's ``sr_warp_f_init`` and rounded to float32."""
+    T = [float(x) for x in np.asarray(Ti, np.float64).ravel()]
+    M = [0.0] * 9
+    for r in range(3):
+        M[3 * r] = T[3 * r]
+        M[3 * r + 1] = T[3 * r + 1]
+        M[3 * r + 2] = (T[3 * r] * ox + T[3 * r + 1] * oy) + T[3 * r + 2]
+    Tc = [0.0] * 9
+    for k in range(3):
+        Tc[k] = M[k] + -(ox * M[6 + k])
+        Tc[3 + k] = M[3 + k] + -(oy * M[6 + k])
+        Tc[6 + k] = M[6 + k]
+    z = Tc[8]
+    return np.array([Tc[k] / z + (-1.0 if k % 4 == 0 else 0.0) for k in range(9)], dtype=np.float32)
+
+
+def warp_disp_f32(A: np.ndarray, qx, qy):
+    """(dx, dy) float32: the displacement Tinv p - p at centred positions q = p - o
+    (float32, broadcast together) from :func:`warp_coeffs_f32`'s A, in float32 in
+    the order of common.cuh's ``sr_warp_disp_f``: m = (A6 qx + A7 qy) + A8,
+    dx = ((A0 qx + A1 qy) + A2 - qx m) / (1 + m), dy alike.  Where the warp is
+    affine (m = 0) dx is the numerator itself, as the kernel's arithmetic gives."""
+    nx = A[0] * qx + A[1] * qy + A[2]
+    ny = A[3] * qx + A[4] * qy + A[5]
+    if A[6] == 0 and A[7] == 0 and A[8] == 0:
+        return np.broadcast_arrays(nx, ny)
+    m = A[6] * qx + A[7] * qy + A[8]
+    den = np.float32(1.0) + m
+    return (nx - qx * m) / den, (ny - qy * m) / den
+
+
+def level_pos_f32(p, d, level: int):
+    """(tap, fraction, u) of level-0 positions ``p`` moved by displacements
+    ``d`` (float32, broadcast together) on pyramid level ``level``: u = (p + d
+    + 0.5) / 2^L - 0.5, its floor as int64, its fraction float32 and u itself
+    rounded to float32 (for the coverage test); p's integer part is kept out
+    of the float32 sum (common.cuh's ``sr_level_pos_f``, the same operations)."""
+    f32 = np.float32
+    f = f32(2**level)
+    inv_f = f32(1.0 / 2**level)
+    p = np.asarray(p, f32)
+    ip = np.floor(p)
+    fp = p - ip
+    q = np.floor(ip * inv_f)
+    r = ip - q * f
+    c = r + f32(0.5) * (f32(1.0) - f)
+    s = (c + (fp + d)) * inv_f
+    fl = np.floor(s)
+    t = s - fl
+    i = q.astype(np.int64) + fl.astype(np.int64)
+    return i, t, q + s
+
+
+class _AlignConsts:
+    """common.cuh's ``SrAlignK``: what every point of a reduction shares,
+    formed in float64 from the state and rounded to float32 as
+    ``sr_align_consts`` does once per thread block."""
+
+    def __init__(self, state, w: int, h: int, level: int, norm, margin: float):
+        f32 = np.float32
+        cx, cy, sc = (float(v) for v in norm)
+        self.A = warp_coeffs_f32(state[S.S_TINV].reshape(3, 3), cx, cy)
+        self.ox, self.oy = f32(cx), f32(cy)
+        self.lo = f32(margin)
+        self.hi_u, self.hi_v = f32(w - 1.0 - margin), f32(h - 1.0 - margin)
+        self.gain, self.offset = f32(state[S.S_GAIN]), f32(state[S.S_OFFSET])
+        self.inv_sc = f32(1.0 / sc)
+        self.sigma = float(state[S.S_SIGMA])
+        self.redescend = state[S.S_REDESCEND] != 0.0
+        trials = S.scale_trials(self.sigma) if self.sigma > 0.0 else []
+        self.rinv = [f32(1.0 / (S.SCALE_C * float(t))) for t in trials]
 
 
 class NumpyBackend:
@@ -247,7 +336,11 @@ class NumpyBackend:
                      iteration: int = 0) -> np.ndarray:
         """One Gauss-Newton pass: sample the frame at the reference's points.
 
-        ``img`` is the frame's level-``level`` luma as cubic B-spline
+        Every per-point value is float32 in the kernel's order (the
+        displacement Tinv p - p, never the transformed position, then the
+        level position, B-spline sample, residual, weight and Jacobian row:
+        :func:`warp_disp_f32`, :func:`level_pos_f32`, :func:`sample_bspline_f32`);
+        the sums are float64.  ``img`` is the frame's level-``level`` luma as cubic B-spline
         coefficients (float32), ``points`` the
         (5, N) float32 reference data (level-0 x, y; value; gradient per
         normalised unit x, y), ``norm`` = (cx, cy, sc).  A point counts when its
@@ -263,56 +356,52 @@ class NumpyBackend:
         out = np.zeros(S.SUMS_LEN, dtype=np.float64)
         if iteration > 0 and state[S.S_CONVERGED] != 0.0:
             return out
-        x0 = points[S.PT_X].astype(np.float64)
-        y0 = points[S.PT_Y].astype(np.float64)
+        f64 = np.float64
+        x0 = np.asarray(points[S.PT_X], np.float32)
+        y0 = np.asarray(points[S.PT_Y], np.float32)
         out[S.SUM_N] = x0.size
-        Ti = state[S.S_TINV].reshape(3, 3)
-        wq = Ti[2, 0] * x0 + Ti[2, 1] * y0 + Ti[2, 2]
-        u0 = (Ti[0, 0] * x0 + Ti[0, 1] * y0 + Ti[0, 2]) / wq
-        v0 = (Ti[1, 0] * x0 + Ti[1, 1] * y0 + Ti[1, 2]) / wq
-        f = float(2**level)
-        u = (u0 + 0.5) / f - 0.5
-        v = (v0 + 0.5) / f - 0.5
         h, w = img.shape
-        valid = (u >= margin) & (u <= w - 1.0 - margin) & (v >= margin) & (v <= h - 1.0 - margin)
+        K = _AlignConsts(state, w, h, level, norm, margin)
+        qx, qy = x0 - K.ox, y0 - K.oy
+        dx, dy = warp_disp_f32(K.A, qx, qy)
+        iu, tu, u = level_pos_f32(x0, dx, level)
+        iv, tv, v = level_pos_f32(y0, dy, level)
+        valid = (u >= K.lo) & (u <= K.hi_u) & (v >= K.lo) & (v <= K.hi_v)
         if not valid.any():
             return out
         if valid.all():  # the usual case: the same arrays without copying them through the mask
             valid = slice(None)
-        s = sample_bspline(img, u[valid], v[valid])
-        R = points[S.PT_R][valid].astype(np.float64)
-        e = state[S.S_GAIN] * s + state[S.S_OFFSET] - R
-        sigma = state[S.S_SIGMA]
-        wts = align_weight(e, sigma, state[S.S_REDESCEND] != 0.0)
-        if sigma > 0.0:
-            for k, sk in enumerate(S.scale_trials(sigma)):
-                out[S.SUM_RHO + k] = scale_rho(e / (S.SCALE_C * sk)).sum()
-        cx, cy, sc = norm
-        xn = (x0[valid] - cx) / sc
-        yn = (y0[valid] - cy) / sc
-        J = model_jacobian(
-            model_id, xn, yn, points[S.PT_GX][valid].astype(np.float64), points[S.PT_GY][valid].astype(np.float64)
-        )
+        s = sample_bspline_f32(img, iu[valid], iv[valid], tu[valid], tv[valid])
+        R = np.asarray(points[S.PT_R][valid], np.float32)
+        e = K.gain * s + K.offset - R
+        wts = align_weight(e, K.sigma, K.redescend)
+        for k, ri in enumerate(K.rinv):
+            out[S.SUM_RHO + k] = scale_rho(e * ri).sum(dtype=f64)
+        J = model_jacobian(model_id, qx[valid] * K.inv_sc, qy[valid] * K.inv_sc,
+                           np.asarray(points[S.PT_GX][valid], np.float32), np.asarray(points[S.PT_GY][valid], np.float32))
         n = J.shape[1]
-        Hm = J.T @ (J * wts[:, None])
-        g = J.T @ (wts * e)
+        # sums of products of two float32 values: their float64 products are exact, as the kernel's
+        J64 = J.astype(f64)
+        Hm = (J * wts[:, None]).astype(f64).T @ J64
+        e64, s64, R64 = e.astype(f64), s.astype(f64), R.astype(f64)
+        we, ws, wr = (wts * e).astype(f64), wts * s, wts * R
         for i in range(n):
             for j in range(i, n):
                 out[S.SUM_H + S.upper_index(i, j)] = Hm[i, j]
-        out[S.SUM_G : S.SUM_G + n] = g
+        out[S.SUM_G : S.SUM_G + n] = J64.T @ we
         out[S.SUM_COUNT] = e.size
-        out[S.SUM_W] = wts.sum()
-        out[S.SUM_WEE] = (wts * e * e).sum()
-        out[S.SUM_EE] = (e * e).sum()
-        out[S.SUM_S] = s.sum()
-        out[S.SUM_SS] = (s * s).sum()
-        out[S.SUM_SR] = (s * R).sum()
-        out[S.SUM_R] = R.sum()
-        out[S.SUM_RR] = (R * R).sum()
-        out[S.SUM_WS] = (wts * s).sum()
-        out[S.SUM_WSS] = (wts * s * s).sum()
-        out[S.SUM_WR] = (wts * R).sum()
-        out[S.SUM_WRR] = (wts * R * R).sum()
+        out[S.SUM_W] = wts.sum(dtype=f64)
+        out[S.SUM_WEE] = we @ e64
+        out[S.SUM_EE] = e64 @ e64
+        out[S.SUM_S] = s64.sum()
+        out[S.SUM_SS] = s64 @ s64
+        out[S.SUM_SR] = s64 @ R64
+        out[S.SUM_R] = R64.sum()
+        out[S.SUM_RR] = R64 @ R64
+        out[S.SUM_WS] = ws.sum(dtype=f64)
+        out[S.SUM_WSS] = ws.astype(f64) @ s64
+        out[S.SUM_WR] = wr.sum(dtype=f64)
+        out[S.SUM_WRR] = wr.astype(f64) @ R64
         return out
 
     def align_update(self, sums, state, model_id: int, norm, damping: float, converged_px: float = 0.0,
@@ -344,7 +433,7 @@ class NumpyBackend:
 
         For each pixel (x, y) of ``ref_img`` (the reference's level-``level``
         luma): its level-0 position p = 2^L (x + 0.5) - 0.5 (moved to p + D(p)
-        by a local displacement ``field``, see :func:`field_at`, when given) is
+        by a local displacement ``field``, see :func:`field_at_f32`, when given) is
         mapped into the frame by Tinv and back to level coordinates; where that
         lies at least ``margin`` px inside, the frame (cubic B-spline
         coefficients ``coef``) is sampled there and d = gain * s + offset - ref;
@@ -431,16 +520,21 @@ class NumpyBackend:
         (``scale2``, a robust burst-wide level) and small misalignment at
         edges (``beta`` times the reference's local gradient energy ``g``)
         explain; w = clip((k2^2 - r2) / (k2^2 - k1^2), 0, 1): 1 up to k1, 0 from k2.
-        Where c <= 0.5 (not covered) w = 1; where ``mask`` > 0, w = 0.  float32.
+        Where c <= 0.5 (not covered) w = 1; where ``mask`` > 0, w = 0.  In float32
+        (``beta``, ``k1``, ``k2`` rounded to float32), as robust.cu.
         """
-        s2 = float(np.asarray(scale2))
+        f32 = np.float32
+        s2 = f32(np.asarray(scale2))
+        k1, k2 = f32(k1), f32(k2)
+        e, c, g = (np.asarray(a, f32) for a in (e, c, g))
         with np.errstate(divide="ignore", invalid="ignore"):
-            r2 = (e.astype(np.float64) / c) / (s2 + beta * g.astype(np.float64))
-        w = np.clip((k2 * k2 - r2) / (k2 * k2 - k1 * k1), 0.0, 1.0)
-        w = np.where(c > 0.5, w, 1.0)
+            r2 = (e / c) / (s2 + f32(beta) * g)
+        k2s = k2 * k2
+        w = np.clip((k2s - r2) / (k2s - k1 * k1), f32(0.0), f32(1.0))
+        w = np.where(c > f32(0.5), w, f32(1.0))
         if mask is not None:
-            w = np.where(mask > 0, 0.0, w)
-        return w.astype(np.float32)
+            w = np.where(mask > 0, f32(0.0), w)
+        return w.astype(np.float32, copy=False)
 
     # --- kernel 1: fused resample-and-accumulate ---------------------------------
     def resample_accumulate(self, frame, state, num, den, scale: float, max_value: float, weights=None,
@@ -1110,7 +1204,7 @@ def tile_phase_shifts(xp, ref_img, img, x0, y0, size: int):
 
 def _field_axis(p, finv: float, n: int):
     """Node indices and fraction of reference positions p on a field axis of
-    n nodes (``sr_field_axis``): q = (p + 0.5) finv - 0.5, clamped to [0, n-1]."""
+    n nodes (float64, :func:`field_at`): q = (p + 0.5) finv - 0.5, clamped to [0, n-1]."""
     q = (p + 0.5) * finv - 0.5
     q = np.minimum(np.maximum(q, 0.0), n - 1.0)
     i0 = np.floor(q)
@@ -1123,7 +1217,9 @@ def field_at(field: np.ndarray, finv: float, px, py):
     """(dx, dy), float64: the displacement field (gh, gw, 2) bilinear at
     reference positions (px, py) (broadcast together), node (i, j) at
     ((j + 0.5) / finv - 0.5, (i + 0.5) / finv - 0.5), clamped beyond the outer
-    nodes; the two rows mixed first, then the columns (``sr_field_at``)."""
+    nodes; the two rows mixed first, then the columns.  The field's definition
+    in float64 (synthetic truth, tests); the kernels and their twins read it in
+    float32 (:func:`field_at_f32`)."""
     gh, gw = field.shape[:2]
     px, py = np.broadcast_arrays(np.asarray(px, np.float64), np.asarray(py, np.float64))
     x0, x1, fx = _field_axis(px, finv, gw)
@@ -1138,17 +1234,16 @@ def field_at(field: np.ndarray, finv: float, px, py):
     return out[0], out[1]
 
 
-def field_output_f32(field: np.ndarray, finv, a, b, X, Y):
-    """Output coordinates (X, Y) (float32) moved by the field sampled at their
-    reference position p = (a X + b, a Y + b): (X + dx / a, Y + dy / a), so
-    that the output map reads the frame at Tinv (p + D(p)); in float32, one
-    rounding per operation (common.cuh's ``sr_field_output_f``; D bilinear as
-    :func:`field_at`, the two rows mixed first)."""
+def field_at_f32(field: np.ndarray, finv, px, py):
+    """(dx, dy), float32: the displacement field (gh, gw, 2) bilinear at float32
+    reference positions (px, py) (broadcast together), as :func:`field_at` but
+    in float32, one rounding per operation, the two rows mixed first
+    (common.cuh's ``sr_field_at_f``, what the kernels read)."""
     f32 = np.float32
-    X, Y = np.broadcast_arrays(np.asarray(X, f32), np.asarray(Y, f32))
+    px, py = np.broadcast_arrays(np.asarray(px, f32), np.asarray(py, f32))
     gh, gw = field.shape[:2]
-    x0, x1, fx = _grid_axis_f32(X * a + b, finv, gw)
-    y0, y1, fy = _grid_axis_f32(Y * a + b, finv, gh)
+    x0, x1, fx = _grid_axis_f32(px, finv, gw)
+    y0, y1, fy = _grid_axis_f32(py, finv, gh)
     gy, gx = f32(1.0) - fy, f32(1.0) - fx
     d = []
     for k in (0, 1):
@@ -1156,34 +1251,57 @@ def field_output_f32(field: np.ndarray, finv, a, b, X, Y):
         c0 = gy * fk[y0, x0] + fy * fk[y1, x0]
         c1 = gy * fk[y0, x1] + fy * fk[y1, x1]
         d.append(gx * c0 + fx * c1)
-    return X + d[0] / a, Y + d[1] / a
+    return d[0], d[1]
+
+
+def field_output_f32(field: np.ndarray, finv, a, b, X, Y):
+    """Output coordinates (X, Y) (float32) moved by the field sampled at their
+    reference position p = (a X + b, a Y + b): (X + dx / a, Y + dy / a), so
+    that the output map reads the frame at Tinv (p + D(p)); in float32, one
+    rounding per operation (common.cuh's ``sr_field_output_f``; D from
+    :func:`field_at_f32`)."""
+    f32 = np.float32
+    X, Y = np.broadcast_arrays(np.asarray(X, f32), np.asarray(Y, f32))
+    dx, dy = field_at_f32(field, finv, X * a + b, Y * a + b)
+    return X + dx / a, Y + dy / a
 
 
 def _level_residual(coef, ref_img, state, level: int, margin: float, field=None, field_cell: float = 0.0,
                     square: bool = False):
     """(d, coverage) float32 of :meth:`NumpyBackend.warp_residual` (``square``:
-    d^2, squared in float64, of :meth:`NumpyBackend.robust_residual`)."""
+    d^2 of :meth:`NumpyBackend.robust_residual`).  In float32 as robust.cu's
+    ``sr_level_residual``: a pixel's level-0 position p (exact) moves by the
+    field D(p) and the warp's displacement at p + D about the image centre
+    (:func:`warp_disp_f32`); only displacements are rounded."""
+    f32 = np.float32
     h, w = ref_img.shape
     f = float(2**level)
-    Ti = state[S.S_TINV].reshape(3, 3)
     ch, cw = coef.shape
+    A = warp_coeffs_f32(state[S.S_TINV].reshape(3, 3), 0.5 * (f * w) - 0.5, 0.5 * (f * h) - 0.5)
+    ox, oy = f32(0.5 * (f * w) - 0.5), f32(0.5 * (f * h) - 0.5)
+    lo, hi_u, hi_v = f32(margin), f32(cw - 1.0 - margin), f32(ch - 1.0 - margin)
+    gain, offset = f32(state[S.S_GAIN]), f32(state[S.S_OFFSET])
+    finv = f32(1.0 / field_cell) if field is not None else None
     d_out = np.zeros((h, w), np.float32)
     cov = np.zeros((h, w), np.float32)
-    xs = f * (np.arange(w, dtype=np.float64) + 0.5) - 0.5
+    xs = f32(f) * (np.arange(w, dtype=f32) + f32(0.5)) - f32(0.5)
+    qx = xs - ox
 
     def strip(r0, r1):  # bounded temporaries on large frames; strips on the worker threads
-        ys = (f * (np.arange(r0, r1, dtype=np.float64) + 0.5) - 0.5)[:, None]
-        x0, y0 = xs, ys
+        ys = (f32(f) * (np.arange(r0, r1, dtype=f32) + f32(0.5)) - f32(0.5))[:, None]
+        qy = ys - oy
         if field is not None:
-            dx, dy = field_at(field, 1.0 / field_cell, xs, ys)
-            x0, y0 = xs + dx, ys + dy
-        wq = Ti[2, 0] * x0 + Ti[2, 1] * y0 + Ti[2, 2]
-        u = ((Ti[0, 0] * x0 + Ti[0, 1] * y0 + Ti[0, 2]) / wq + 0.5) / f - 0.5
-        v = ((Ti[1, 0] * x0 + Ti[1, 1] * y0 + Ti[1, 2]) / wq + 0.5) / f - 0.5
-        ok = (u >= margin) & (u <= cw - 1.0 - margin) & (v >= margin) & (v <= ch - 1.0 - margin)
-        s = _sample_bspline(coef, u[ok], v[ok])
-        d = state[S.S_GAIN] * s + state[S.S_OFFSET] - ref_img[r0:r1][ok].astype(np.float64)
-        d_out[r0:r1][ok] = (d * d if square else d).astype(np.float32)
+            Dx, Dy = field_at_f32(field, finv, xs[None, :], ys)
+            dx, dy = warp_disp_f32(A, qx + Dx, qy + Dy)
+            dx, dy = Dx + dx, Dy + dy
+        else:
+            dx, dy = warp_disp_f32(A, qx[None, :], qy)
+        iu, tu, u = level_pos_f32(xs[None, :], dx, level)
+        iv, tv, v = level_pos_f32(ys, dy, level)
+        ok = (u >= lo) & (u <= hi_u) & (v >= lo) & (v <= hi_v)
+        s = _sample_bspline_f32(coef, iu[ok], iv[ok], tu[ok], tv[ok])
+        d = gain * s + offset - ref_img[r0:r1][ok]
+        d_out[r0:r1][ok] = d * d if square else d
         cov[r0:r1][ok] = 1.0
 
     _run_strips(strip, h, max(1, _RESAMPLE_STRIP_PIXELS // max(w, 1)))
@@ -1395,21 +1513,30 @@ def align_update_math(sums: np.ndarray, state: np.ndarray, model_id: int, norm, 
 
 
 def align_weight(e: np.ndarray, sigma: float, redescend: bool) -> np.ndarray:
-    """Robust weights of residuals ``e`` at scale ``sigma`` (none when it is 0):
-    Huber's at ``HUBER_K`` scales, or Tukey's biweight at ``TUKEY_C`` scales."""
+    """Robust weights (float32) of float32 residuals ``e`` at scale ``sigma``
+    (none when it is 0): Huber's at ``HUBER_K`` scales, k sigma / |e| beyond,
+    or Tukey's biweight (1 - r^2)^2, r = |e| * float32(1 / (TUKEY_C sigma)),
+    0 from r = 1; in float32 as common.cuh's ``sr_align_weight_f``."""
+    f32 = np.float32
+    e = np.asarray(e, f32)
     if not sigma > 0.0:
         return np.ones_like(e)
     ae = np.abs(e)
     if redescend:
-        r = ae / (S.TUKEY_C * sigma)
-        return np.where(r >= 1.0, 0.0, np.square(1.0 - r * r))
-    thr = S.HUBER_K * sigma
-    return np.where(ae > thr, thr / np.maximum(ae, 1e-300), 1.0)
+        r = ae * f32(1.0 / (S.TUKEY_C * sigma))
+        t = f32(1.0) - r * r
+        return np.where(r >= f32(1.0), f32(0.0), t * t)
+    thr = f32(S.HUBER_K * sigma)
+    w = np.ones_like(e)
+    far = ae > thr
+    w[far] = thr / ae[far]
+    return w
 
 
 def scale_rho(u: np.ndarray) -> np.ndarray:
     """The biweight rho of the scale estimate: 1 - (1 - u^2)^3, 1 beyond |u| = 1
-    (t = 1 - u^2 cubed as (t t) t, as ``sr_scale_rho``)."""
+    (t = 1 - u^2 cubed as (t t) t, as ``sr_scale_rho_f``; in u's precision:
+    float32 in the reduction)."""
     t = u * u
     np.subtract(1.0, t, out=t)
     np.maximum(t, 0.0, out=t)  # |u| >= 1: t = 0, rho = 1
