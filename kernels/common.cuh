@@ -307,7 +307,7 @@ SR_HD void sr_field_output_f(const float* field, int gw, int gh, float finv, flo
 // is formed in double once per thread block (sr_warp_f_init) and rounded to float; per point the
 // displacement follows from the centred position q = p - o (sr_warp_disp_f), and the level position
 // keeps the integer part of p apart from the fractions (sr_level_pos_f): the B-spline's taps and
-// fraction are as exact as the displacement itself (~1e-6 px).
+// fraction are as exact as the displacement itself (~1e-5 px).
 struct SrWarpF {
     float A[9];  // Tc / Tc[8] - I, Tc = C(-o) Tinv C(o): the displacement's coefficients
     float ox, oy;

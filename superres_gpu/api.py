@@ -149,7 +149,9 @@ def superresolve(
     decode_threads : int, optional
         Threads that decode frames ahead of their use (default: one per core, 2 to 16).
     progress : callable, optional
-        ``progress(stage, done, total)``, called as the work advances.
+        ``progress(stage, done, total)``, called as the work advances; the
+        culling pass (``stage`` "cull") calls it from its own threads, one
+        call at a time, while the run's thread may be reporting another stage.
     warn : callable, optional
         ``warn(message)`` for dropped frames and similar (default: stderr).
     **options

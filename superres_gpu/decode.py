@@ -371,7 +371,8 @@ class FrameFeed:
 
     def close(self) -> None:
         for f in self.futures.values():
-            f.cancel()
+            if not f.cancel() and self.release is not None:  # decoding or decoded: its buffer goes back
+                f.add_done_callback(self._give_back)
         self.futures.clear()
         self.pool.shutdown(wait=True, cancel_futures=True)
 

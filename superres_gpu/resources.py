@@ -63,7 +63,7 @@ def check_frame_pixels(path, width: int, height: int, max_megapixels: float = DE
 
 def run_memory(width: int, height: int, channels: int, itemsize: int, scale: float, frames_in_flight: int,
                kernel: bool = False, held: int = 0, template_scale: float | None = None,
-               chroma_band: bool = False) -> int:
+               chroma_band: bool = False, culling: int = 0) -> int:
     """Bytes of host memory a run needs, roughly: ``frames_in_flight`` decoded
     frames, the working arrays of alignment (and of the kernel merge, with
     ``kernel``), and at the output size the accumulators (float32 per channel
@@ -71,10 +71,12 @@ def run_memory(width: int, height: int, channels: int, itemsize: int, scale: flo
     with their pyramids; with ``template_scale`` the template's merge at that
     scale (accumulators and mean) and a copy of the reference; with
     ``chroma_band`` the frame the chromatic aberration's correction makes of
-    a chroma-subsampled frame (:mod:`superres_gpu.tca`)."""
+    a chroma-subsampled frame (:mod:`superres_gpu.tca`); ``culling`` reads of
+    the culling pass at the same time (a decoded frame and its float32 luma
+    each: formats without a half-size decode read the whole frame)."""
     n_in = width * height
     n_out = round(scale * width) * round(scale * height)
-    frames = (frames_in_flight + held) * n_in * channels * itemsize
+    frames = (frames_in_flight + held) * n_in * channels * itemsize + culling * n_in * (channels * itemsize + 4)
     work = (_WORK_BYTES_PER_PIXEL + (_KERNEL_BYTES_PER_PIXEL if kernel else 0) + _HELD_BYTES_PER_PIXEL * held) * n_in
     if chroma_band:
         work += (_BAND_BYTES_PER_CHANNEL * channels + _BAND_BYTES_PER_PIXEL) * n_in

@@ -76,6 +76,7 @@ CUBIC_SIGNIFICANCE = 3.0
 MIN_CUBIC_PX = 0.03
 CUBIC_POINTS = 250_000  # pixels the cubic fit samples (a grid over the frame)
 CUBIC_ITERATIONS = 12
+CUBIC_CONVERGED_PX = 0.002  # the fit has converged when its last step moves the corners by less (px)
 
 
 @dataclass(frozen=True)
@@ -245,7 +246,7 @@ def _cubic_fit(green: np.ndarray, other: np.ndarray, L0: np.ndarray, blur: float
     # neighbouring samples are correlated over about the blur's area: the information per sample is
     # divided by that many
     corr = max(1.0, 4.0 * np.pi * (max(blur, 1.0) / step) ** 2)
-    se = float("inf")
+    se = moved = float("inf")
     for it in range(CUBIC_ITERATIONS):
         a, b, tx, ty, K, gain, offset = theta
         yx, yy = a * px - b * py + tx, b * px + a * py + ty
@@ -281,8 +282,11 @@ def _cubic_fit(green: np.ndarray, other: np.ndarray, L0: np.ndarray, blur: float
         theta = theta + d
         se = float(np.sqrt(max(np.linalg.inv(H)[4, 4] * sigma2 * corr, 0.0)))
         # the largest move the step makes at the corners, px
-        if R * (abs(d[0]) + abs(d[1]) + abs(d[2]) + abs(d[3]) + abs(d[4])) < 1e-4:
+        moved = R * (abs(d[0]) + abs(d[1]) + abs(d[2]) + abs(d[3]) + abs(d[4]))
+        if moved < 1e-4:
             break
+    if moved > CUBIC_CONVERGED_PX:  # still moving after the last iteration: not converged
+        return None
     a, b, tx, ty, K = theta[:5]
     L = np.array([[a, -b, c0[0] - a * c0[0] + b * c0[1] + R * tx],
                   [b, a, c0[1] - b * c0[0] - a * c0[1] + R * ty], [0, 0, 1.0]])

@@ -195,10 +195,11 @@ def test_resample_with_channel_maps(G, rng, channels):
     h, w = 45, 61
     host = (rng.random((h, w) + ((3,) if channels == 3 else ())) * 255).astype(np.uint8)
     st = state_with(random_T(rng), S_GAIN=1.01, S_OFFSET=0.002)
-    cmaps = np.empty((channels, 9))
+    cmaps = np.empty((channels, 12))  # each with a cubic radial term of up to 1 px at the far corner
     for c in range(channels):
         k = 1.0 + rng.uniform(-0.01, 0.01)
-        cmaps[c] = [k, 0.0, 25.0 * (1 - k), 0.0, k, 20.0 * (1 - k), 0.0, 0.0, 1.0]
+        k3 = rng.uniform(-1.0, 1.0) / np.hypot(w, h) ** 3
+        cmaps[c] = [k, 0.0, 25.0 * (1 - k), 0.0, k, 20.0 * (1 - k), 0.0, 0.0, 1.0, 25.0, 20.0, k3]
     wo, ho = output_size(w, h, 2.0)
     num_t, den_t = np.zeros((ho, wo, channels), np.float32), np.zeros((ho, wo), np.float32)
     NB.resample_accumulate(host, st, num_t, den_t, 2.0, 255.0, None, 1, cmaps)
@@ -218,9 +219,10 @@ def test_tca_band_and_float_frames_in_both_merges(G, rng, dtype):
     h, w = 45, 61
     maxv = float(np.iinfo(dtype).max)
     host = (rng.random((h, w, 3)) * maxv).astype(dtype)
-    maps = np.tile(np.eye(3).ravel(), (3, 1))
-    for c, k in ((0, 1.008), (2, 0.991)):
-        maps[c] = [k, 0.0, 0.3 * w * (1 - k), 0.0, k, 0.7 * h * (1 - k), 0.0, 0.0, 1.0]
+    maps = np.tile(np.concatenate([np.eye(3).ravel(), np.zeros(3)]), (3, 1))
+    for c, k, k3 in ((0, 1.008, 0.8), (2, 0.991, -0.6)):  # k3: px of cubic term at the far corner
+        maps[c] = [k, 0.0, 0.3 * w * (1 - k), 0.0, k, 0.7 * h * (1 - k), 0.0, 0.0, 1.0, 0.3 * w, 0.7 * h,
+                   k3 / np.hypot(w, h) ** 3]
     taps = gaussian_taps(1.0)
     want = NB.tca_band(host, maps, taps)
     got = G.tca_band(padded(G, host), maps, taps)
@@ -405,9 +407,10 @@ def test_kernel_accumulate_with_channel_maps(G, rng, anisotropic):
     host = (rng.random((h, w, 3)) * 255).astype(np.uint8)
     st = state_with(random_T(rng), S_GAIN=0.97, S_OFFSET=0.01)
     field = rng.normal(0, 0.7, (5, 7, 2)).astype(np.float32)
-    cmaps = np.empty((3, 9))
-    for c, k in enumerate((1.006, 1.0, 0.994)):
-        cmaps[c] = [k, 0.0, 0.4 * w * (1 - k), 0.0, k, 0.6 * h * (1 - k), 0.0, 0.0, 1.0]
+    cmaps = np.empty((3, 12))
+    for c, k, k3 in ((0, 1.006, 0.7), (1, 1.0, 0.0), (2, 0.994, -0.9)):  # k3: px of cubic term at the far corner
+        cmaps[c] = [k, 0.0, 0.4 * w * (1 - k), 0.0, k, 0.6 * h * (1 - k), 0.0, 0.0, 1.0, 0.4 * w, 0.6 * h,
+                    k3 / np.hypot(w, h) ** 3]
     smap = np.empty((3, h, w), np.float32)
     smap[0], smap[1], smap[2] = -1.2, 0.3, -0.8
     smap = smap if anisotropic else None

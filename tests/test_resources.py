@@ -28,6 +28,8 @@ def test_run_memory_counts_frames_work_and_output():
     base = run_memory(w, h, 3, 1, 1.0, 0)
     assert run_memory(w, h, 3, 1, 1.0, 5) - base == 5 * w * h * 3  # each frame in flight: its decoded bytes
     assert run_memory(w, h, 3, 2, 1.0, 1) - base == w * h * 3 * 2  # 16-bit frames: twice the bytes
+    # the culling pass beside the reference's preparation: per thread a decoded frame and its float32 luma
+    assert run_memory(w, h, 3, 1, 1.0, 0, culling=4) - base == 4 * w * h * (3 + 4)
     # the output part grows with the square of the scale: 4x the pixels at scale 2, 16x at 4
     s2 = run_memory(w, h, 3, 1, 2.0, 0)
     s4 = run_memory(w, h, 3, 1, 4.0, 0)
