@@ -200,8 +200,15 @@ def open_burst(cfg: PipelineConfig, progress) -> tuple[list[FrameRecord], int]:
 
 def cull_burst(cfg: PipelineConfig, records: list[FrameRecord], ref_idx: int, progress, warn) -> int:
     """Score every frame, mark the culled ones; returns the reference's index."""
-    scores = cull.flag_blurred(cull.score_burst([r.info for r in records], cfg.decode_threads, progress),
-                               cfg.cull_threshold)
+    return apply_scores(cfg, records, cull.score_burst([r.info for r in records], cfg.decode_threads, progress),
+                        ref_idx, warn)
+
+
+def apply_scores(cfg: PipelineConfig, records: list[FrameRecord], scores: list, ref_idx: int, warn) -> int:
+    """Flag the blurred frames among ``scores``, choose the reference (with
+    ``--reference sharpest``) and mark the culled records; returns the
+    reference's index."""
+    scores = cull.flag_blurred(scores, cfg.cull_threshold)
     ref_idx, culled = cull.select(scores, ref_idx, cfg.reference == "sharpest", cfg.cull, warn)
     for r, sc, c in zip(records, scores, culled):
         r.score, r.culled = sc, c
@@ -236,10 +243,8 @@ class BackgroundCull:
         """The reference first, then every frame not culled (waits for the scores)."""
         if self._order is None:
             with self.clock.stage("cull"):
-                scores = cull.flag_blurred([f.result() for f in self.futures], self.cfg.cull_threshold)
-            ref_idx, culled = cull.select(scores, self.ref_idx, False, True, self.warn)
-            for r, sc, c in zip(self.records, scores, culled):
-                r.score, r.culled = sc, c
+                scores = [f.result() for f in self.futures]
+            ref_idx = apply_scores(self.cfg, self.records, scores, self.ref_idx, self.warn)
             self._order = merge_order(self.records, ref_idx)
         return self._order
 
