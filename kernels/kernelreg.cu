@@ -11,7 +11,7 @@
 //   fw, fh  int           frame size
 //   state   const double* alignment state (SR_STATE_LEN): Tinv, gain, offset, accept
 //   num     float*        (ho, wo, C) running sum of weighted values, updated in place
-//   den     float*        (ho, wo) running sum of weights, updated in place
+//   den     float*        (ho, wo) running sum of weights, updated in place ((ho, wo, C) with channel maps)
 //   wo, ho  int           output size
 //   a, b    double        output -> reference: p = a * X + b  (a = 1/s, b = 0.5/s - 0.5)
 //   max_value float       255 or 65535 (scales the photometric offset)
@@ -49,10 +49,9 @@
 // (sr_compose_map; after the field's move), moved by its radial term (sr_radial_f; the Jacobian
 // stays Mc's: the radial term changes it by its own size, k3 |d|^2, a few 1e-3 at most), its own
 // Jacobian of Mc and so its own offsets
-// and kernel sum Ks_c.  den is shared across channels, so the frame's weight at the pixel is
-// the least-covered channel's, Ks = min_c Ks_c, and each channel's sum is normalised by its
-// own: A_c <- A_c Ks / Ks_c (0 when Ks = 0).  Channel c's contribution is then Ks times its
-// own kernel-regression value A_c / Ks_c; identity maps give exactly the sums without maps.
+// and kernel sum Ks_c, and den has a plane per channel, (ho, wo, C):
+// num_c += w (gain A_c + offset Ks_c), den_c += w Ks_c, so each channel is its own kernel
+// regression over the frames (identity maps give in every plane exactly the sums without maps).
 #include "common.cuh"
 
 #define SR_KERNEL_KMIN 0.011108996538242306f  // expf(-4.5f): the Gaussian three standard deviations out
@@ -144,37 +143,37 @@ SR_HD void sr_kernel_accumulate_at(const T* frame, int fw, int fh, const double*
     float Xd = (float)X, Yd = (float)Y;
     if (has_field) sr_field_output_f(field, gw, gh, finv, a, b, X, Y, &Xd, &Yd);
     float acc[C];
-    float ksum;
+    float ks[C];  // the kernel sum per channel (all equal without channel maps)
     if (!has_chmaps) {
-        ksum = sr_kernel_sums<T, C>(frame, fw, fh, maps, Xd, Yd, qa, qb, qc, n, 0, C, acc, nullptr);
+        float k = sr_kernel_sums<T, C>(frame, fw, fh, maps, Xd, Yd, qa, qb, qc, n, 0, C, acc, nullptr);
+        for (int ch = 0; ch < C; ++ch) ks[ch] = k;
     } else {
-        float ks[C];
         for (int ch = 0; ch < C; ++ch) {
             const float* mc = maps + 9 + SR_CHMAP_LEN * ch;
             ks[ch] = sr_kernel_sums<T, C>(frame, fw, fh, mc, Xd, Yd, qa, qb, qc, n, ch, ch + 1, acc, mc + 9);
-        }
-        ksum = ks[0];
-        for (int ch = 1; ch < C; ++ch) ksum = ks[ch] < ksum ? ks[ch] : ksum;
-        for (int ch = 0; ch < C; ++ch) {
-            float r = ksum > 0.0f ? ksum / ks[ch] : 0.0f;
-            acc[ch] = acc[ch] * r;
         }
     }
     float gain = (float)state[SR_S_GAIN];
     float off = (float)(state[SR_S_OFFSET] * (double)max_value);
     for (int ch = 0; ch < C; ++ch) {
         float g = acc[ch] * gain;
-        float o = off * ksum;
+        float o = off * ks[ch];
         acc[ch] = g + o;
     }
     if (has_weights) {
         float wt = sr_weight_at_f(weights, ww, wh, winv, X, Y, a, b);
-        for (int ch = 0; ch < C; ++ch) acc[ch] *= wt;
-        ksum *= wt;
+        for (int ch = 0; ch < C; ++ch) {
+            acc[ch] *= wt;
+            ks[ch] *= wt;
+        }
     }
     long long idx = (long long)Y * wo + X;
     for (int ch = 0; ch < C; ++ch) num[idx * C + ch] += acc[ch];
-    den[idx] += ksum;
+    if (has_chmaps) {
+        for (int ch = 0; ch < C; ++ch) den[idx * C + ch] += ks[ch];
+    } else {
+        den[idx] += ks[0];
+    }
 }
 
 #if defined(SR_DEVICE)

@@ -130,6 +130,15 @@ class KernelAccumulator(Accumulator):
             raise ValueError("the kernel's sigma must be positive")
         self.shape = None  # the anisotropic kernel's map (steer); None: isotropic of sigma
 
+    def correct_chromatic_aberration(self, estimate) -> None:
+        """As :meth:`superres_gpu.merge.Accumulator.correct_chromatic_aberration`;
+        with channel maps ``den`` gets a plane per channel (each channel is its
+        own kernel regression); before the first :meth:`add`."""
+        super().correct_chromatic_aberration(estimate)
+        if self.channel_maps is not None:
+            xp = self.B.xp
+            self.den = xp.zeros((self.height, self.width, self.channels), dtype=xp.float32)
+
     def steer(self, luma, noise: float) -> None:
         """Make the kernel anisotropic, steered by the reference frame's ``luma``
         whose noise is ``noise`` (:func:`kernel_shape`); before the first :meth:`add`."""
@@ -140,34 +149,42 @@ class KernelAccumulator(Accumulator):
         per-pixel ``weights`` on the reference's level ``weight_level`` (and a
         local displacement ``field``: :mod:`superres_gpu.local`); with
         ``channel_maps`` set (chromatic aberration) each channel is gathered at
-        its own position and ``den`` is the least-covered channel's kernel weight
+        its own position with its own kernel weight in ``den``'s plane for it
         (on chroma-subsampled frames the low bands are moved first: :meth:`source`)."""
         reach = self.sigma if self.shape is None else kernel_reach(self.scale)
         self.B.kernel_accumulate(self.source(frame), state, self.num, self.den, self.scale, self.max_value, reach,
                                  weights, weight_level, self.shape, field, field_cell, self.channel_maps)
 
     def coverage(self) -> np.ndarray:
-        """Host copy of the per-pixel kernel weight (the sum over frames)."""
-        return self.B.asnumpy(self.den)
+        """Host copy of the per-pixel kernel weight (the sum over frames; with
+        channel maps the least-covered channel's)."""
+        return self.B.asnumpy(self.den if self.den.ndim == 2 else self.den.min(axis=2))
 
     def take_mean(self):
         """(mean, covered) as :meth:`superres_gpu.merge.Accumulator.take_mean`,
         holes filled from the wider kernel; the accumulator is spent."""
         B, xp = self.B, self.B.xp
         taps = gaussian_taps(FILL_SIGMA_FRAME_PX * self.scale)
-        hole = self.den < HOLE_WEIGHT
+        dens = [self.den] if self.den.ndim == 2 else [xp.ascontiguousarray(self.den[..., c])
+                                                       for c in range(self.den.shape[2])]
+        least = dens[0] if len(dens) == 1 else self.den.min(axis=2)
+        hole = least < HOLE_WEIGHT
         any_hole = bool(B.asnumpy(hole.any()))
-        den_w = B.sepfilter(self.den, taps) if any_hole else None
         mean, self.num = self.num, None
         for ch in range(mean.shape[2]):
+            den = dens[min(ch, len(dens) - 1)]
             if any_hole:
+                den_w = B.sepfilter(den, taps)
                 plane = xp.ascontiguousarray(mean[..., ch])
                 wide = B.sepfilter(plane, taps)
-                mean[..., ch] = xp.where(hole, wide / xp.maximum(den_w, 1e-12), plane / xp.maximum(self.den, 1e-12))
+                mean[..., ch] = xp.where(hole, wide / xp.maximum(den_w, 1e-12), plane / xp.maximum(den, 1e-12))
             else:  # no hole: the kernel-regression estimate everywhere
-                mean[..., ch] /= xp.maximum(self.den, xp.float32(1e-12))
-        covered = ((self.den > 0) | (den_w > 1e-6)).astype(xp.float32) if any_hole else \
-            (self.den > 0).astype(xp.float32)
+                mean[..., ch] /= xp.maximum(den, xp.float32(1e-12))
+        if any_hole:
+            least_w = B.sepfilter(least, taps)
+            covered = ((least > 0) | (least_w > 1e-6)).astype(xp.float32)
+        else:
+            covered = (least > 0).astype(xp.float32)
         return mean, covered
 
     def result(self) -> np.ndarray:

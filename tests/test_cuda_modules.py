@@ -221,8 +221,9 @@ def test_every_launch_matches_its_kernel_signature(checked_gpu_backend, rng):
             G.kernel_accumulate(frame, st, num, den, 2.0, 255.0, 0.6, None, 1, field=field, field_cell=8.0)
             G.kernel_accumulate(frame, st, num, den, 2.0, 255.0, 0.9, None, 1, np.full((3, 21, 34), -0.5, np.float32))
             cmaps = np.tile(np.eye(3).ravel(), (c, 1))
-            G.kernel_accumulate(frame, st, num, den, 2.0, 255.0, 0.6, None, 1, channel_maps=cmaps)
-            G.kernel_accumulate(frame, st, num, den, 2.0, 255.0, 0.9, np.ones((10, 17), np.float32), 1,
+            den_c = np.zeros((ho, wo, c), np.float32)  # with channel maps, a plane per channel
+            G.kernel_accumulate(frame, st, num, den_c, 2.0, 255.0, 0.6, None, 1, channel_maps=cmaps)
+            G.kernel_accumulate(frame, st, num, den_c, 2.0, 255.0, 0.9, np.ones((10, 17), np.float32), 1,
                                 np.full((3, 21, 34), -0.5, np.float32), field, 8.0, cmaps)
             G.resample_accumulate(frame, st, num, den, 2.0, 255.0, None, 1, np.tile(np.eye(3).ravel(), (c, 1)))
             G.resample_accumulate(frame, st, num, den, 2.0, 255.0, np.ones((10, 17), np.float32), 1, None, field, 8.0)

@@ -417,7 +417,7 @@ def test_kernel_accumulate_with_channel_maps(G, rng, anisotropic):
     sigma = 0.9 if anisotropic else 0.6
     wmap = rng.random((h // 2, w // 2)).astype(np.float32)
     wo, ho = output_size(w, h, 2.0)
-    num_t, den_t = np.zeros((ho, wo, 3), np.float32), np.zeros((ho, wo), np.float32)
+    num_t, den_t = np.zeros((ho, wo, 3), np.float32), np.zeros((ho, wo, 3), np.float32)  # a plane per channel
     NB.kernel_accumulate(host, st, num_t, den_t, 2.0, 255.0, sigma, wmap, 1, smap, field, 9.5, cmaps)
     num_g, den_g = G.asarray(num_t * 0), G.asarray(den_t * 0)
     G.kernel_accumulate(padded(G, host), G.asarray(st), num_g, den_g, 2.0, 255.0, sigma, padded(G, wmap), 1,

@@ -215,7 +215,7 @@ def test_kernel_accumulate_math(lib, rng, dtype, channels, shape, scale, sigma, 
     st[S.S_GAIN], st[S.S_OFFSET] = 1.05, -0.01
     wo, ho = output_size(w, h, scale)
     num0 = rng.random((ho, wo, channels)).astype(np.float32)
-    den0 = np.full((ho, wo), 2.0, np.float32)
+    den0 = np.full((ho, wo) + ((channels,) if chromatic else ()), 2.0, np.float32)  # a plane per channel with maps
     num_t, den_t = num0.copy(), den0.copy()
     wmap = rng.random((h // 2, w // 2)).astype(np.float32) if weighted else None
     if weighted:

@@ -133,8 +133,9 @@ TOL = {
                       "over 4 seeds, 0.21-0.36 px with the similarity alone"),
     "tca_cubic_exact_rel": (0.02, None, "the cubic fit on an edge image moved by the model itself: the sharp edge image "
                             "interpolated twice (cubic), errors that follow the sampling phase; measured 0.4-1.3 %"),
-    "tca_kernel_psnr_loss_db": (0.5, None, "--merge kernel --tca on, +-0.2 % red/blue, 6 PNG frames, PSNR against the "
-                                "sharp truth vs the same burst without aberration; measured 0.35 (12 frames: 0.34)"),
+    "tca_kernel_psnr_loss_db": (0.3, None, "--merge kernel --tca on, +-0.2 % red/blue, 6 PNG frames, PSNR against the "
+                                "sharp truth vs the same burst without aberration (the target); measured 0.03 (12 "
+                                "frames: 0.01), each channel its own kernel regression (0.35 when den was shared)"),
     "tca_jpeg_psnr_loss_db": (0.45, None, "--tca auto on 8 JPEG 92 4:2:0 frames with +-0.2 % red/blue scaling vs the same burst without, robust merge; measured 0.37 (0.26 with 12 frames, the benchmark's); green, never corrected, alone loses 0.32 dB: the luma mixes the displaced channels before the chroma is subsampled, which no correction of the decoded channels undoes"),
     "tca_psnr_loss_db": (0.3, None, "--tca auto on a burst with +-0.2 % red/blue scaling vs the same burst without (the target; estimate from the reference alone, 8 PNG frames); measured 0.15"),
     "real_consistency_db": (30.0, None, "the merge area-downsampled to the reference grid against the reference"),

@@ -179,13 +179,16 @@ class CupyBackend:
             raise TypeError(f"{what} must be float32 on the device, not {a.dtype}")
         return self._contig(a)
 
-    def _accumulate_args(self, frame, num, den, weights):
+    def _accumulate_args(self, frame, num, den, weights, den_planes: bool = False):
         """The checked arguments both merge kernels share: (frame, fw, fh,
-        channels, wo, ho, weight map, its width and height, has_weights)."""
+        channels, wo, ho, weight map, its width and height, has_weights);
+        ``den_planes``: den has a plane per channel, (ho, wo, channels)."""
         frame = self._contig(frame)
         fh, fw = frame.shape[:2]
         c = 1 if frame.ndim == 2 else frame.shape[2]
-        ho, wo = den.shape
+        ho, wo = den.shape[:2]
+        if den.shape != ((ho, wo, c) if den_planes else (ho, wo)):
+            raise ValueError(f"den must be {'(ho, wo, channels)' if den_planes else '(ho, wo)'} here, not {den.shape}")
         if num.shape != (ho, wo, c) or not (num.flags.c_contiguous and den.flags.c_contiguous):
             raise ValueError("num must be a contiguous (ho, wo, channels) float32 array matching den")
         if num.dtype != np.float32 or den.dtype != np.float32:
@@ -385,7 +388,8 @@ class CupyBackend:
                           field_cell: float = 0.0, channel_maps=None) -> None:
         from .numpy_backend import kernel_window
 
-        frame, fw, fh, c, wo, ho, wmap, ww, wh, has = self._accumulate_args(frame, num, den, weights)
+        frame, fw, fh, c, wo, ho, wmap, ww, wh, has = self._accumulate_args(frame, num, den, weights,
+                                                                            channel_maps is not None)
         if shape is None:
             smap, sw, sh, has_s = self._one, 1, 1, 0
         else:

@@ -738,12 +738,11 @@ class NumpyBackend:
         Mc (X, Y) with Mc = :func:`compose_map` (Cc, M) (after the field's move),
         moved by the channel's radial term (:func:`radial_f32`), with the
         Jacobian of Mc (the radial term's own is left out: it differs from the
-        identity by k3 |d|^2, a few 1e-3 at most), so its own offsets and kernel sum Ks_c.  ``den``
-        is shared by the channels, so the frame's weight at the pixel is its
-        least-covered channel's, Ks = min_c Ks_c, and each channel's sum is
-        normalised by its own: A_c <- A_c (Ks / Ks_c) in float32 (0 where Ks is
-        0), i.e. channel c adds Ks times its own kernel-regression value
-        A_c / Ks_c.  Identity maps give exactly the sums without maps.
+        identity by k3 |d|^2, a few 1e-3 at most), so its own offsets and kernel
+        sum Ks_c; ``den`` then has a plane per channel ((ho, wo, C)):
+        num_c += w (gain A_c + offset Ks_c), den_c += w Ks_c, each channel its
+        own kernel regression over the frames.  Identity maps give in every
+        plane exactly the sums without maps.
 
         The sums are computed in strips of output rows on the worker threads
         (:func:`_run_strips`); each window tap is one nearest-sample
@@ -754,8 +753,11 @@ class NumpyBackend:
 
         if state[S.S_ACCEPT] == 0.0:
             return
-        ho, wo = den.shape
+        ho, wo = den.shape[:2]
         C = num.shape[2]
+        if den.shape != ((ho, wo, C) if channel_maps is not None else (ho, wo)):
+            raise ValueError(f"den must be (ho, wo{', channels' if channel_maps is not None else ''}) here, "
+                             f"not {den.shape}")
         M64 = output_map(state[S.S_TINV].reshape(3, 3), scale)
         gain = np.float32(state[S.S_GAIN])
         offset = np.float32(state[S.S_OFFSET] * max_value)
@@ -785,27 +787,21 @@ class NumpyBackend:
             else:
                 q = tuple(_bilinear_planes(shape, _bilinear_axis_f32(Y[:, 0], a, b, 0, shape.shape[1]), sx))
             sums = [_kernel_sums(src, Mg, Xd, Yd, q, (y_end - y_start, wo), r) for Mg, src, r in gathers]
-            if len(sums) == 1:
+            if channel_maps is None:
                 acc, ksum = sums[0]
-            else:
-                ksum = sums[0][1].copy()
-                for _, ks in sums[1:]:
-                    np.minimum(ksum, ks, out=ksum)
-                acc = np.empty(ksum.shape + (C,), f32)
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    for c, (a_c, ks) in enumerate(sums):
-                        r = np.where(ksum > 0, ksum / ks, f32(0.0))
-                        acc[..., c] = a_c[..., 0] * r
+            else:  # each channel its own sums: ksum (rows, wo, C)
+                acc = np.stack([a_c[..., 0] for a_c, _ in sums], axis=2)
+                ksum = np.stack([ks for _, ks in sums], axis=2)
                 del sums
             d = acc.shape[2]  # C, or 4 for three channels read as four (the fourth 0)
             acc *= gain  # g + o, then times w, in kernelreg.cu's order
             if offset != 0.0:
-                acc += _channels(ksum * offset, d)
+                acc += ksum * offset if ksum.ndim == 3 else _channels(ksum * offset, d)
             if weights is not None:
                 wt = _bilinear_planes(wplanes, _bilinear_axis_f32(Y[:, 0], a, b, weight_level, weights.shape[0]),
                                       wx)[0]
                 acc *= _channels(wt, d)
-                ksum *= wt
+                ksum *= wt[..., None] if ksum.ndim == 3 else wt
             num[y_start:y_end] += cv2.cvtColor(acc, cv2.COLOR_BGRA2BGR) if d != C else acc
             den[y_start:y_end] += ksum
 
