@@ -63,7 +63,7 @@ def check_frame_pixels(path, width: int, height: int, max_megapixels: float = DE
 
 def run_memory(width: int, height: int, channels: int, itemsize: int, scale: float, frames_in_flight: int,
                kernel: bool = False, held: int = 0, template_scale: float | None = None,
-               chroma_band: bool = False, culling: int = 0) -> int:
+               chroma_band: bool = False, culling: int = 0, den_planes: int = 1) -> int:
     """Bytes of host memory a run needs, roughly: ``frames_in_flight`` decoded
     frames, the working arrays of alignment (and of the kernel merge, with
     ``kernel``), and at the output size the accumulators (float32 per channel
@@ -73,14 +73,16 @@ def run_memory(width: int, height: int, channels: int, itemsize: int, scale: flo
     ``chroma_band`` the frame the chromatic aberration's correction makes of
     a chroma-subsampled frame (:mod:`superres_gpu.tca`); ``culling`` reads of
     the culling pass at the same time (a decoded frame and its float32 luma
-    each: formats without a half-size decode read the whole frame)."""
+    each: formats without a half-size decode read the whole frame);
+    ``den_planes`` the weight sums' planes (the kernel merge's with channel
+    maps: one per channel)."""
     n_in = width * height
     n_out = round(scale * width) * round(scale * height)
     frames = (frames_in_flight + held) * n_in * channels * itemsize + culling * n_in * (channels * itemsize + 4)
     work = (_WORK_BYTES_PER_PIXEL + (_KERNEL_BYTES_PER_PIXEL if kernel else 0) + _HELD_BYTES_PER_PIXEL * held) * n_in
     if chroma_band:
         work += (_BAND_BYTES_PER_CHANNEL * channels + _BAND_BYTES_PER_PIXEL) * n_in
-    out = n_out * (4 * (channels + 1) + 4 * channels + 2 * channels)
+    out = n_out * (4 * (channels + den_planes) + 4 * channels + 2 * channels)
     if template_scale is not None:
         n_t = round(template_scale * width) * round(template_scale * height)
         out += n_t * (4 * (channels + 1) + 4 * channels) + n_in * channels * itemsize

@@ -30,6 +30,8 @@ def test_run_memory_counts_frames_work_and_output():
     assert run_memory(w, h, 3, 2, 1.0, 1) - base == w * h * 3 * 2  # 16-bit frames: twice the bytes
     # the culling pass beside the reference's preparation: per thread a decoded frame and its float32 luma
     assert run_memory(w, h, 3, 1, 1.0, 0, culling=4) - base == 4 * w * h * (3 + 4)
+    # the kernel merge's weight sums with channel maps: a plane per channel
+    assert run_memory(w, h, 3, 1, 1.0, 0, den_planes=3) - base == 2 * 4 * w * h
     # the output part grows with the square of the scale: 4x the pixels at scale 2, 16x at 4
     s2 = run_memory(w, h, 3, 1, 2.0, 0)
     s4 = run_memory(w, h, 3, 1, 4.0, 0)
