@@ -165,3 +165,21 @@ def test_a_pinned_buffer_that_is_not_uploaded_goes_back_to_the_pool():
     assert again.ctypes.data == host.ctypes.data and not G._pinned_free
     G.release_host(np.zeros((6, 5, 3), np.uint8))  # not from the pool: nothing happens
     assert not G._pinned_free
+
+
+def test_the_merge_kernels_check_den_against_the_channel_maps():
+    """The kernel merge with channel maps sums each channel's weights in its
+    own plane of den: the GPU backend refuses a den of the other shape
+    before launching (checked on the CPU: the argument checks need no device)."""
+    G = object.__new__(CupyBackend)
+    G.cp = types.SimpleNamespace(ascontiguousarray=np.ascontiguousarray)
+    G._one = np.ones((1, 1), np.float32)
+    frame = np.zeros((9, 11, 3), np.uint8)
+    num = np.zeros((18, 22, 3), np.float32)
+    plane, planes = np.zeros((18, 22), np.float32), np.zeros((18, 22, 3), np.float32)
+    assert G._accumulate_args(frame, num, plane, None)[3:6] == (3, 22, 18)
+    assert G._accumulate_args(frame, num, planes, None, den_planes=True)[3:6] == (3, 22, 18)
+    with pytest.raises(ValueError, match=r"den must be \(ho, wo, channels\)"):
+        G._accumulate_args(frame, num, plane, None, den_planes=True)
+    with pytest.raises(ValueError, match=r"den must be \(ho, wo\)"):
+        G._accumulate_args(frame, num, planes, None)
