@@ -170,18 +170,18 @@ class KernelAccumulator(Accumulator):
         least = dens[0] if len(dens) == 1 else self.den.min(axis=2)
         hole = least < HOLE_WEIGHT
         any_hole = bool(B.asnumpy(hole.any()))
+        dens_w = [B.sepfilter(d, taps) for d in dens] if any_hole else None
         mean, self.num = self.num, None
         for ch in range(mean.shape[2]):
-            den = dens[min(ch, len(dens) - 1)]
+            k = min(ch, len(dens) - 1)
             if any_hole:
-                den_w = B.sepfilter(den, taps)
                 plane = xp.ascontiguousarray(mean[..., ch])
                 wide = B.sepfilter(plane, taps)
-                mean[..., ch] = xp.where(hole, wide / xp.maximum(den_w, 1e-12), plane / xp.maximum(den, 1e-12))
+                mean[..., ch] = xp.where(hole, wide / xp.maximum(dens_w[k], 1e-12), plane / xp.maximum(dens[k], 1e-12))
             else:  # no hole: the kernel-regression estimate everywhere
-                mean[..., ch] /= xp.maximum(den, xp.float32(1e-12))
+                mean[..., ch] /= xp.maximum(dens[k], xp.float32(1e-12))
         if any_hole:
-            least_w = B.sepfilter(least, taps)
+            least_w = dens_w[0] if len(dens) == 1 else B.sepfilter(least, taps)
             covered = ((least > 0) | (least_w > 1e-6)).astype(xp.float32)
         else:
             covered = (least > 0).astype(xp.float32)

@@ -57,6 +57,29 @@ def test_holes_are_filled_from_the_wider_kernel_never_black():
     np.testing.assert_allclose(mean[hole], 90.0, atol=atol * 255, rtol=rtol)
 
 
+def test_identity_channel_maps_give_the_same_merge_holes_included(rng):
+    """With channel maps each channel is its own kernel regression (a plane of
+    den per channel); identity maps give exactly the merge without them,
+    where the wider kernel fills holes too."""
+    from superres_gpu.tca import ChannelTCA, TCAEstimate
+
+    frame = (rng.random((40, 40, 3)) * 255).astype(np.uint8)
+    w = np.ones((20, 20), np.float32)
+    w[8:12, 3:7] = 0.0  # a hole
+    none = ChannelTCA(0.0, 19.5, 19.5, 0.0)
+    outs = []
+    for maps in (False, True):
+        acc = KernelAccumulator(B, 40, 40, 3, 2.0, 255.0)
+        if maps:
+            acc.correct_chromatic_aberration(TCAEstimate(none, none, 40, 40, 1))
+            assert acc.den.shape == (80, 80, 3)
+        acc.add(frame, S.identity_state(), w, 1)
+        assert np.any(acc.coverage() < HOLE_WEIGHT)
+        outs.append(acc.take_mean())
+    np.testing.assert_array_equal(outs[1][0], outs[0][0])
+    np.testing.assert_array_equal(outs[1][1], outs[0][1])
+
+
 def test_dropped_frames_add_nothing():
     frame = np.full((12, 12), 50, np.uint8)
     acc = KernelAccumulator(B, 12, 12, 1, 2.0, 255.0)
