@@ -134,6 +134,8 @@ class KernelAccumulator(Accumulator):
         """As :meth:`superres_gpu.merge.Accumulator.correct_chromatic_aberration`;
         with channel maps ``den`` gets a plane per channel (each channel is its
         own kernel regression); before the first :meth:`add`."""
+        if self.B.asnumpy(self.den.any()):
+            raise RuntimeError("correct_chromatic_aberration must come before the first frame is added")
         super().correct_chromatic_aberration(estimate)
         if self.channel_maps is not None:
             xp = self.B.xp
@@ -165,27 +167,24 @@ class KernelAccumulator(Accumulator):
         holes filled from the wider kernel; the accumulator is spent."""
         B, xp = self.B, self.B.xp
         taps = gaussian_taps(FILL_SIGMA_FRAME_PX * self.scale)
-        dens = [self.den] if self.den.ndim == 2 else [xp.ascontiguousarray(self.den[..., c])
-                                                       for c in range(self.den.shape[2])]
-        least = dens[0] if len(dens) == 1 else self.den.min(axis=2)
+        planes = self.den.ndim == 3  # channel maps: a weight plane per channel
+        least = self.den.min(axis=2) if planes else self.den
         hole = least < HOLE_WEIGHT
         any_hole = bool(B.asnumpy(hole.any()))
-        dens_w = [B.sepfilter(d, taps) for d in dens] if any_hole else None
+        least_w = B.sepfilter(least, taps) if any_hole else None
         mean, self.num = self.num, None
-        for ch in range(mean.shape[2]):
-            k = min(ch, len(dens) - 1)
-            if any_hole:
+        if not any_hole:  # the kernel-regression estimate everywhere
+            xp.divide(mean, xp.maximum(self.den if planes else self.den[..., None], xp.float32(1e-12)), out=mean)
+        else:
+            for ch in range(mean.shape[2]):
+                den = xp.ascontiguousarray(self.den[..., ch]) if planes else self.den
+                den_w = B.sepfilter(den, taps) if planes else least_w
                 plane = xp.ascontiguousarray(mean[..., ch])
                 wide = B.sepfilter(plane, taps)
-                mean[..., ch] = xp.where(hole, wide / xp.maximum(dens_w[k], 1e-12), plane / xp.maximum(dens[k], 1e-12))
-            else:  # no hole: the kernel-regression estimate everywhere
-                mean[..., ch] /= xp.maximum(dens[k], xp.float32(1e-12))
-        if any_hole:
-            least_w = dens_w[0] if len(dens) == 1 else B.sepfilter(least, taps)
-            covered = ((least > 0) | (least_w > 1e-6)).astype(xp.float32)
-        else:
-            covered = (least > 0).astype(xp.float32)
-        return mean, covered
+                mean[..., ch] = xp.where(hole, wide / xp.maximum(den_w, 1e-12), plane / xp.maximum(den, 1e-12))
+                del den, den_w, plane, wide
+        covered = ((least > 0) | (least_w > 1e-6)) if any_hole else (least > 0)
+        return mean, covered.astype(xp.float32)
 
     def result(self) -> np.ndarray:
         """The merged estimate as uint16 on the host (0..65535 for the input's full range)."""

@@ -193,7 +193,8 @@ def open_burst(cfg: PipelineConfig, progress) -> tuple[list[FrameRecord], int]:
                       template_scale=TEMPLATE_SCALE if cfg.refine else None,
                       chroma_band=cfg.tca != "off" and ref.channels == 3 and max(ref.chroma) > 1,
                       culling=max(1, cfg.decode_threads) if cfg.cull and cfg.reference != "sharpest" else 0,
-                      den_planes=ref.channels if cfg.merge in KERNEL_MERGES and cfg.tca != "off" else 1)
+                      den_planes=ref.channels if cfg.merge in KERNEL_MERGES and cfg.tca != "off"
+                      and max(ref.chroma) == 1 else 1)  # channel maps (lossless chroma): a weight plane each
     check_run_memory(ref.path, need)
     check_merge_size(ref.path, ref.width, ref.height, cfg.scale)
     return records, ref_idx

@@ -94,8 +94,8 @@ TOL = {
     # ---- kernel math compiled for the CPU (no FMA) vs NumPy twin ----------------------------
     "host_cross_power": (2e-7, 0.0, "float32 complex product and magnitude: sqrtf vs NumPy's hypot"),
     "kernel_channel_maps_vs_per_channel": (1e-5, 1e-5, "a channel gathered alone with its map folded into Tinv: the "
-                                           "same positions to 1e-13 px (another float64 order), float32 sums "
-                                           "un-offset and renormalised on the host"),
+                                           "same positions to 1e-13 px (another float64 order), the float32 "
+                                           "sums of each channel's plane of num and den compared directly"),
     "host_kernel_accumulate": (1e-6, 1e-6, "the same float32 offsets in the same order (the twin's last "
                                "product-sum possibly fused by OpenCV); expf of the C library vs OpenCV's exp, and "
                                "the twin's float32 kernel coefficients and bilinear maps vs the kernel's float64, a "
