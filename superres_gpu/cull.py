@@ -134,6 +134,7 @@ def score_frame(info: FrameInfo | str | Path) -> FrameScore:
 
 def score_burst(infos: list[FrameInfo], threads: int = 4, progress=None) -> list[FrameScore]:
     """Score every frame (threads; decoding releases the GIL)."""
+    cv2_quiet()  # OpenCV imported here, before the threads (see cv2_quiet)
     out: list = [None] * len(infos)
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         futures = {pool.submit(score_frame, info): i for i, info in enumerate(infos)}

@@ -27,7 +27,10 @@ _CV2_QUIET = False
 
 
 def cv2_quiet():
-    """OpenCV, with its own log output limited to errors (once per process)."""
+    """OpenCV, with its own log output limited to errors (once per process).
+    Call it before starting threads that use OpenCV: its first import (a
+    bootstrap that replaces its own module) deadlocks when two threads make
+    it at once."""
     global _CV2_QUIET
     import cv2
 
@@ -321,6 +324,7 @@ class FrameFeed:
     """
 
     def __init__(self, infos: list[FrameInfo], threads: int, prefetch: int, alloc=None, release=None):
+        cv2_quiet()  # imported in this thread first: OpenCV's import deadlocks when two threads make it at once
         self.infos = list(infos)
         self.alloc = alloc
         self.release = release

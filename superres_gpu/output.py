@@ -12,8 +12,8 @@
 from __future__ import annotations
 
 import os
+import secrets
 import struct
-import tempfile
 import zlib
 from pathlib import Path
 
@@ -34,12 +34,6 @@ class _DiscardOnError:
         if et is not None:
             self.discard()
         return False
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def _is_own_report(path: Path) -> bool:
@@ -63,7 +57,9 @@ class AtomicOutput(_DiscardOnError):
     """An output path written through a temporary file in the same folder.
 
     The temporary file is created at construction, which proves early that
-    the folder is writable.  ``commit()`` renames it over the final path;
+    the folder is writable; with ``owner`` (a list) the output is appended
+    to it before the file exists, so an interruption at any moment leaves
+    no file its owner would not discard.  ``commit()`` renames it over the final path;
     ``discard()`` (also on any exception inside a ``with`` block) removes it,
     so no partial output is ever left behind.
 
@@ -75,7 +71,7 @@ class AtomicOutput(_DiscardOnError):
     """
 
     def __init__(self, path: str | os.PathLike, overwrite: bool = False, protect: list[Path] = (),
-                 protect_dirs: list[Path] = ()):
+                 protect_dirs: list[Path] = (), owner: list | None = None):
         self.path = Path(path)
         if self.path.is_dir():
             raise OutputError("is a folder; give a file name", str(self.path))
@@ -104,17 +100,28 @@ class AtomicOutput(_DiscardOnError):
         parent = self.path.parent if str(self.path.parent) else Path(".")
         if not parent.is_dir():
             raise OutputError("folder does not exist", str(parent))
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=".superres-", suffix=".partial", dir=parent)
-        except OSError as e:
-            raise OutputError(f"cannot write here ({e.strerror})", str(self.path)) from None
-        try:
-            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; outputs follow the umask
-        except OSError:
-            pass
-        os.close(fd)
-        self.tmp = Path(tmp)
+        # the temporary file's name is known, and this output handed to ``owner``, before the file
+        # exists: a signal at any point leaves nothing that discard() would not remove
         self.done = self.committed = False
+        self.tmp = None
+        if owner is not None:
+            owner.append(self)
+        for _ in range(100):
+            name = parent / f".superres-{secrets.token_hex(6)}.partial"
+            self.tmp = name
+            try:
+                fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
+            except FileExistsError:
+                self.tmp = None  # not ours
+                continue
+            except OSError as e:
+                self.tmp, self.done = None, True
+                raise OutputError(f"cannot write here ({e.strerror})", str(self.path)) from None
+            os.close(fd)
+            break
+        else:
+            self.done = True
+            raise OutputError("cannot find a free temporary name here", str(self.path))
 
     def write_bytes(self, data: bytes) -> None:
         """Fill the temporary file (flushed to disk, so a full disk shows here, naming the output)."""
@@ -141,11 +148,12 @@ class AtomicOutput(_DiscardOnError):
 
     def discard(self) -> None:
         if not self.done:
-            try:
-                self.tmp.unlink()
-            except FileNotFoundError:
-                pass
             self.done = True
+            if self.tmp is not None:
+                try:
+                    self.tmp.unlink()
+                except FileNotFoundError:
+                    pass
 
 
 def _open_tmp(path: Path):
@@ -179,9 +187,9 @@ class OutputSet(_DiscardOnError):
             ):
                 what = f"{option} " if option else ""
                 raise OutputError(f"{what}names a file that is already another output of this run", str(path))
-        out = AtomicOutput(path, overwrite=self.overwrite, protect=self.protect, protect_dirs=self.protect_dirs)
-        self.items.append(out)
-        return out
+        # the output joins self.items before its temporary file exists (see AtomicOutput)
+        return AtomicOutput(path, overwrite=self.overwrite, protect=self.protect, protect_dirs=self.protect_dirs,
+                            owner=self.items)
 
     def commit(self) -> None:
         done: list[tuple[AtomicOutput, Path | None]] = []

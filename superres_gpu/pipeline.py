@@ -225,6 +225,9 @@ class BackgroundCull:
     def __init__(self, cfg: PipelineConfig, records: list, ref_idx: int, progress, warn, clock: Timings):
         from concurrent.futures import ThreadPoolExecutor
 
+        from .decode import cv2_quiet
+
+        cv2_quiet()  # OpenCV imported here, before the threads (see cv2_quiet)
         self.cfg, self.records, self.ref_idx, self.warn, self.clock = cfg, records, ref_idx, warn, clock
         self.pool = ThreadPoolExecutor(max_workers=max(1, cfg.decode_threads), thread_name_prefix="cull")
         self.done = 0

@@ -258,3 +258,24 @@ def test_exif_block_leaves_out_what_it_cannot_encode():
                                       "f_number": float("nan")}, "sw"))
     assert got == {"model": "M", "orientation": 1}  # non-ASCII make and malformed values left out
     assert parse_tiff_exif(exif_block({}, "sw")) == {"orientation": 1}
+
+
+def test_an_interruption_while_an_output_is_claimed_leaves_no_temporary_file(tmp_path, monkeypatch):
+    """The output joins its set before its temporary file exists: a signal
+    (here: Ctrl-C) right after the file is created still has it removed."""
+    import os
+
+    from superres_gpu import output
+
+    real = os.open
+
+    def open_then_interrupt(*a, **k):
+        fd = real(*a, **k)
+        os.close(fd)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(output.os, "open", open_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        with output.OutputSet() as outs:
+            outs.claim(tmp_path / "o.tif", "-o")
+    assert list(tmp_path.iterdir()) == []
