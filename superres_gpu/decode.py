@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import struct
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,6 +25,7 @@ from .errors import InputError
 from .pixels import full_scale
 
 _CV2_QUIET = False
+_CV2_LOCK = threading.Lock()
 
 
 def cv2_quiet():
@@ -32,7 +34,8 @@ def cv2_quiet():
     bootstrap that replaces its own module) deadlocks when two threads make
     it at once."""
     global _CV2_QUIET
-    import cv2
+    with _CV2_LOCK:  # callers in several threads at once (bursts of a batch): one imports, the others wait
+        import cv2
 
     if not _CV2_QUIET:
         try:  # every decode failure becomes our own line naming the file
