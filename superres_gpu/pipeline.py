@@ -122,7 +122,8 @@ def run(cfg: PipelineConfig, progress=None, warn=None) -> RunResult:
             with clock.stage("cull"):
                 ref_idx = cull_burst(cfg, records, ref_idx, progress, warn)
         elif cfg.cull:  # the scores decide only which other frames are merged: scored beside the reference's work
-            pending = stack.enter_context(BackgroundCull(cfg, records, ref_idx, progress, warn, clock))
+            pending = stack.enter_context(contextlib.closing(BackgroundCull(cfg, records, ref_idx, progress, warn,
+                                                                            clock)))
         ref_info = records[ref_idx].info
         if cfg.gamma == "srgb" and ref_info.format != "raw":
             raise ConfigError(f"--gamma srgb applies to raw (linear) frames; {ref_info.path.name} is already "
@@ -220,7 +221,7 @@ def apply_scores(cfg: PipelineConfig, records: list[FrameRecord], scores: list, 
 class BackgroundCull:
     """The culling pass (:func:`cull_burst`) run in its own threads while the
     reference is read and prepared; :meth:`order` waits for it and gives the
-    merge order.  A context manager: leaving it cancels what is still queued."""
+    merge order; :meth:`close` cancels what is still queued."""
 
     def __init__(self, cfg: PipelineConfig, records: list, ref_idx: int, progress, warn, clock: Timings):
         from concurrent.futures import ThreadPoolExecutor
@@ -255,13 +256,6 @@ class BackgroundCull:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
 
 
 def find_mask(cfg: PipelineConfig, ref: FrameInfo) -> Path | None:
