@@ -379,4 +379,4 @@ def _burst_model(fits: list, w: int, h: int) -> ChannelTCA:
         if abs(K) >= CUBIC_SIGNIFICANCE * se and abs(K) * R >= MIN_CUBIC_PX:
             return ChannelTCA(float(a[0]), float(a[1]), float(a[2]), float(a[3]), K, (float(a[5]), float(a[6])))
     a = np.median(np.array([f.linear for f in fits]), axis=0)
-    return ChannelTCA(float(a[0]), float(a[1]), float(a[2]), float(a[3]))
+    return ChannelTCA(float(a[0]), float(a[1]), float(a[2]), float(a[3]), 0.0, ((w - 1) / 2.0, (h - 1) / 2.0))

@@ -48,6 +48,7 @@ def test_scale_is_estimated_on_lossless_frames():
     assert abs(est.red.scale - TRUE_CA[0]) < tol * abs(TRUE_CA[0]), est.report()
     assert abs(est.blue.scale - TRUE_CA[1]) < tol * abs(TRUE_CA[1]), est.report()
     assert est.red.cubic == 0.0 and est.blue.cubic == 0.0  # no cubic term where there is none
+    assert est.report()["red"]["cubic_centre"] == [159.5, 119.5]  # the frame's centre, as with a cubic term
     assert est.frames == 4
     # 0.2 % at the corner of a 320x240 frame (200 px from the centre): about 0.4 px
     shift = est.corner_shift_px()
