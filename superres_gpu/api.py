@@ -35,10 +35,14 @@ class SuperresResult(NamedTuple):
     report: dict
 
 
-def as_frames(arrays) -> list[ArrayFrame]:
+def as_frames(arrays, chroma=(1, 1)) -> list[ArrayFrame]:
     """Turn a stack ((N, H, W) or (N, H, W, 3)) or a sequence of arrays into
     in-memory frames.  uint8 and uint16 are taken as they are; floating-point
-    frames must lie in [0, 1] and are quantised to uint16."""
+    frames must lie in [0, 1] and are quantised to uint16.  ``chroma``: the
+    (horizontal, vertical) chroma subsampling of the files the colour arrays
+    were decoded from ((2, 2) for 4:2:0 JPEG or HEIC), as a file's header
+    would give it."""
+    chroma = _chroma(chroma)
     frames = []
     for k, a in enumerate(arrays):
         name = f"array[{k}]"
@@ -60,8 +64,23 @@ def as_frames(arrays) -> list[ArrayFrame]:
         a = np.ascontiguousarray(a)
         h, w = a.shape[:2]
         channels = 1 if a.ndim == 2 else 3
-        frames.append(ArrayFrame(Path(name), "array", w, h, channels, a.dtype.itemsize * 8, pixels=a))
+        frames.append(ArrayFrame(Path(name), "array", w, h, channels, a.dtype.itemsize * 8,
+                                 chroma=chroma if channels == 3 else (1, 1), pixels=a))
     return frames
+
+
+def _chroma(chroma) -> tuple[int, int]:
+    try:
+        if isinstance(chroma, (str, bytes)):
+            raise TypeError
+        h, v = (int(c) for c in chroma)
+        ok = all(float(c) == int(c) for c in chroma) and 1 <= h <= 4 and 1 <= v <= 4
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise InputError(f"chroma_subsampling {chroma!r}: expected (horizontal, vertical) factors of 1 to 4, "
+                         "e.g. (2, 2) for frames decoded from 4:2:0 JPEG")
+    return h, v
 
 
 def _is_array_input(frames) -> bool:
@@ -92,6 +111,7 @@ def superresolve(
     gamma: str = "linear",
     overwrite: bool = False,
     decode_threads: int | None = None,
+    chroma_subsampling=None,
     progress=None,
     warn=None,
     **options,
@@ -148,6 +168,13 @@ def superresolve(
         Replace existing outputs.
     decode_threads : int, optional
         Threads that decode frames ahead of their use (default: one per core, 2 to 16).
+    chroma_subsampling : (int, int), optional
+        For colour arrays decoded from files that store their chroma at a lower
+        resolution: the (horizontal, vertical) factors, (2, 2) for 4:2:0 JPEG
+        or HEIC (what phones write).  Files carry this in their headers;
+        arrays do not, and the chromatic aberration correction (``tca``)
+        measures and moves such frames' channels differently (see ``superres
+        run --help``).  Default (1, 1): full-resolution chroma.
     progress : callable, optional
         ``progress(stage, done, total)``, called as the work advances; the
         culling pass (``stage`` "cull") calls it from its own threads, one
@@ -192,12 +219,14 @@ def superresolve(
     from .pipeline import PipelineConfig, run
 
     if _is_array_input(frames):
-        inputs = as_frames(frames)
+        inputs = as_frames(frames, (1, 1) if chroma_subsampling is None else chroma_subsampling)
         if reference not in ("first", "sharpest"):
             raise InputError(f"reference {reference!r}: for arrays use 'first' or 'sharpest'")
         if mask is None:
             mask = "none"
     else:
+        if chroma_subsampling is not None:
+            raise InputError("chroma_subsampling is for arrays: files give their own in their headers")
         inputs = [frames] if isinstance(frames, (str, os.PathLike)) else list(frames)
     cfg = PipelineConfig(
         inputs=inputs,

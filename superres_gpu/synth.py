@@ -210,7 +210,8 @@ class CameraSpec:
     jpeg_quality: int | None = 95  # None: lossless PNG frames
     bits: int = 8
     # lateral chromatic aberration: the red and blue images magnified by 1 + s about the frame's centre
-    # against green (s = 0.002: +0.2 %); colour frames without rolling shutter only
+    # against green (s = 0.002: +0.2 %); colour frames only (with rolling shutter too: the lens's
+    # aberration is fixed to the sensor, the wobble moves the image under it)
     lateral_ca: tuple = (0.0, 0.0)
     # ... and its third-order part: red's and blue's magnification grows by k at half the frame's
     # diagonal, with the square of the radius (see tca_source_position)
@@ -324,6 +325,43 @@ def motion_blur_kernel(length: float, angle_deg: float, factor: int) -> np.ndarr
     return k / k.sum()
 
 
+def _raster_centre(width: int, height: int, pad: int, factor: int) -> tuple[float, float]:
+    """The frame's centre in render-raster coordinates (half-pixel convention)."""
+    return ((width - 1) / 2.0 + pad + 0.5) * factor - 0.5, ((height - 1) / 2.0 + pad + 0.5) * factor - 0.5
+
+
+def _source_map(M: np.ndarray, width: int, height: int, pad: int, factor: int, rolling=None, sc: float = 0.0,
+                kc: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """float32 maps (mx, my): where each render-raster pixel of a channel reads
+    the scene raster.  The lens puts the channel's image at raster position x
+    where green's is at C + (x - C) / (1 + sc + kc rho^2) (the channel's
+    lateral aberration, :func:`tca_source_position`); with ``rolling`` =
+    (amplitude px, phase) the sensor reads row y while the image has moved
+    along x by amplitude sin(2 pi 1.5 y / height + phase) (the frame row y: the
+    wobble follows the sensor's rows); M maps the image to the scene."""
+    rw, rh = (width + 2 * pad) * factor, (height + 2 * pad) * factor
+    cr, cc = _raster_centre(width, height, pad, factor)
+    r2 = (0.5 * math.hypot(width, height) * factor) ** 2
+    mx = np.empty((rh, rw), np.float32)
+    my = np.empty((rh, rw), np.float32)
+    xs = np.arange(rw, dtype=np.float64)[None, :]
+    for y0 in range(0, rh, 256):
+        ys = np.arange(y0, min(rh, y0 + 256), dtype=np.float64)[:, None]
+        gx, gy = np.broadcast_to(xs, (len(ys), rw)), np.broadcast_to(ys, (len(ys), rw))
+        if sc or kc:
+            dx, dy = xs - cr, ys - cc
+            z = 1.0 / (1.0 + sc + kc * (dx * dx + dy * dy) / r2)
+            gx, gy = cr + dx * z, cc + dy * z
+        if rolling is not None:
+            amp, phase = rolling
+            fy = (ys + 0.5) / factor - 0.5 - pad  # the sensor's frame row
+            gx = gx + amp * np.sin(2 * np.pi * fy / height * 1.5 + phase) * factor
+        wq = M[2, 0] * gx + M[2, 1] * gy + M[2, 2]
+        mx[y0 : y0 + len(ys)] = (M[0, 0] * gx + M[0, 1] * gy + M[0, 2]) / wq
+        my[y0 : y0 + len(ys)] = (M[1, 0] * gx + M[1, 1] * gy + M[1, 2]) / wq
+    return mx, my
+
+
 def render_frame(scene: np.ndarray, T: np.ndarray, factor: int, camera: CameraSpec, width: int, height: int,
                  margin: int, rolling=None, shake=None) -> np.ndarray:
     """One noise-free ``width`` x ``height`` frame in [0,1] float32 (before
@@ -336,47 +374,31 @@ def render_frame(scene: np.ndarray, T: np.ndarray, factor: int, camera: CameraSp
     M = scene_map(T, factor, margin, pad)
     ca = tuple(camera.lateral_ca)
     cubic = tuple(camera.lateral_ca_cubic)
-    if (any(ca) or any(cubic)) and (rolling is not None or scene.ndim != 3):
-        raise ValueError("lateral chromatic aberration needs colour frames without rolling shutter")
-    if rolling is None and (any(ca) or any(cubic)):
+    aberrated = any(ca) or any(cubic)
+    if aberrated and scene.ndim != 3:
+        raise ValueError("lateral chromatic aberration needs colour frames")
+    if aberrated:
         # channel c at render-raster position x shows the scene green shows at
         # C + (x - C) / (1 + s_c + k_c rho^2) (tca_source_position, scaled to the raster)
-        cr = ((width - 1) / 2.0 + pad + 0.5) * factor - 0.5
-        cc = ((height - 1) / 2.0 + pad + 0.5) * factor - 0.5
+        cr, cc = _raster_centre(width, height, pad, factor)
         chans = []
         for ch, sc, kc in zip(range(3), (ca[0], 0.0, ca[1]), (cubic[0], 0.0, cubic[1])):
             plane = np.ascontiguousarray(scene[..., ch])
-            if kc == 0.0:
+            if rolling is None and kc == 0.0:  # a scale alone: one perspective warp
                 z = 1.0 / (1.0 + sc)
                 Z = np.array([[z, 0, cr * (1 - z)], [0, z, cc * (1 - z)], [0, 0, 1.0]])
                 chans.append(cv2.warpPerspective(plane, M @ Z, (rw, rh), flags=cv2.INTER_LANCZOS4 | cv2.WARP_INVERSE_MAP,
                                                  borderMode=cv2.BORDER_REFLECT))
-                continue
-            r2 = (0.5 * math.hypot(width, height) * factor) ** 2
-            mx = np.empty((rh, rw), np.float32)
-            my = np.empty((rh, rw), np.float32)
-            xs = np.arange(rw, dtype=np.float64)[None, :] - cr
-            for y0 in range(0, rh, 256):
-                ys = np.arange(y0, min(rh, y0 + 256), dtype=np.float64)[:, None] - cc
-                z = 1.0 / (1.0 + sc + kc * (xs * xs + ys * ys) / r2)
-                gx, gy = cr + xs * z, cc + ys * z
-                w_ = M[2, 0] * gx + M[2, 1] * gy + M[2, 2]
-                mx[y0 : y0 + len(ys)] = (M[0, 0] * gx + M[0, 1] * gy + M[0, 2]) / w_
-                my[y0 : y0 + len(ys)] = (M[1, 0] * gx + M[1, 1] * gy + M[1, 2]) / w_
-            chans.append(cv2.remap(plane, mx, my, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REFLECT))
+            else:
+                mx, my = _source_map(M, width, height, pad, factor, rolling, sc, kc)
+                chans.append(cv2.remap(plane, mx, my, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REFLECT))
         warped = np.stack(chans, axis=2)
     elif rolling is None:
         warped = cv2.warpPerspective(
             scene, M, (rw, rh), flags=cv2.INTER_LANCZOS4 | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT
         )
     else:
-        amp, phase = rolling
-        ys, xs = np.mgrid[0:rh, 0:rw].astype(np.float64)
-        fy = (ys + 0.5) / factor - 0.5 - pad  # frame row
-        xw = xs + amp * np.sin(2 * np.pi * fy / height * 1.5 + phase) * factor
-        wq = M[2, 0] * xw + M[2, 1] * ys + M[2, 2]
-        mx = ((M[0, 0] * xw + M[0, 1] * ys + M[0, 2]) / wq).astype(np.float32)
-        my = ((M[1, 0] * xw + M[1, 1] * ys + M[1, 2]) / wq).astype(np.float32)
+        mx, my = _source_map(M, width, height, pad, factor, rolling)
         warped = cv2.remap(scene, mx, my, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REFLECT)
     if shake:
         warped = cv2.filter2D(warped, -1, motion_blur_kernel(shake[0], shake[1], factor), borderType=cv2.BORDER_REFLECT)

@@ -75,3 +75,22 @@ def test_the_api_default_merge_is_the_pipelines():
 
     assert inspect.signature(superresolve).parameters["merge"].default == DEFAULT_MERGE
     assert PipelineConfig(inputs=[], output="o.tif").merge == DEFAULT_MERGE
+
+
+def test_arrays_take_the_chroma_subsampling_of_their_files(burst_dir, small_burst):
+    """Decoded 4:2:0 JPEG frames as arrays, with chroma_subsampling=(2, 2), are
+    corrected for chromatic aberration exactly as their files are; without it
+    they are taken as full-chroma frames (whole channels moved)."""
+    files, rep_files = superres_gpu.superresolve(burst_dir, backend="numpy", tca="on", sharpen="off")
+    assert rep_files["tca"]["estimate"]["chroma_subsampling"] == [2, 2]
+    arrays, rep_arrays = superres_gpu.superresolve(small_burst.frames, backend="numpy", tca="on", sharpen="off",
+                                                   chroma_subsampling=(2, 2))
+    np.testing.assert_array_equal(files, arrays)
+    assert rep_arrays["tca"]["estimate"]["correction"] == "chroma band"
+    _, rep_full = superres_gpu.superresolve(small_burst.frames, backend="numpy", tca="on", sharpen="off")
+    assert rep_full["tca"]["estimate"]["correction"] == "channels"
+    for bad in ((0, 2), (2,), "22", (2.5, 2), None.__class__):
+        with pytest.raises(InputError, match="chroma_subsampling"):
+            superres_gpu.superresolve(small_burst.frames, backend="numpy", chroma_subsampling=bad)
+    with pytest.raises(InputError, match="chroma_subsampling is for arrays"):
+        superres_gpu.superresolve(burst_dir, backend="numpy", chroma_subsampling=(2, 2))
