@@ -151,8 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .cull import DEFAULT_THRESHOLD
     from .geometry import MOTION_MODELS
     from .kernelmerge import KERNEL_SHAPES
-    from .options import (COMPRESSIONS, DEFAULT_LOCAL, DEFAULT_MERGE, DEFAULT_REFINE, FORMATS, LOCAL_CHOICES, MERGES,
-                          TCA_CHOICES, check_fraction, check_megapixels, check_optics_sigma, check_scale, check_sharpen)
+    from .options import (COMPRESSIONS, DEFAULT_LOCAL, DEFAULT_MERGE, DEFAULT_REFINE, DEFAULT_TCA, FORMATS,
+                          LOCAL_CHOICES, MERGES, TCA_CHOICES, check_fraction, check_megapixels, check_optics_sigma, check_scale, check_sharpen)
     from .resources import DEFAULT_MAX_MEGAPIXELS
     from .restore import DEFAULT_OPTICS_SIGMA
 
@@ -258,9 +258,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--tca",
         choices=TCA_CHOICES,
-        default="off",
+        default=DEFAULT_TCA,
         help="lateral chromatic aberration, estimated on the reference and corrected inside the merge's "
-        "resampling: on, auto (when it moves a channel by more than 0.1 px at a corner) or off (default: off)",
+        "resampling: on, auto (when it moves a channel by more than 0.1 px at a corner, 0.3 px on 4:2:0 JPEG "
+        f"or HEIC frames) or off (default: {DEFAULT_TCA})",
     )
     r.add_argument(
         "--local",

@@ -24,6 +24,7 @@ MERGES = ("robust", "mean", "kernel", "kernel-mean")
 DEFAULT_MERGE = "kernel"  # chosen by benchmarks/bench_reconstruction.py across scenes and frame counts
 KERNEL_MERGES = ("kernel", "kernel-mean")  # kernel regression (kernelmerge.py); "kernel" with the robust weights
 TCA_CHOICES = ("off", "auto", "on")
+DEFAULT_TCA = "auto"
 LOCAL_CHOICES = ("off", "auto", "on")  # local refinement (superres_gpu/local.py)
 DEFAULT_REFINE = True  # the alignment benchmark: 1.2-1.4x the Cramer-Rao bound instead of 2.3-2.7x, PSNR unchanged
 DEFAULT_LOCAL = "auto"  # the benchmark: static bursts lose nothing, the estimate stops after three frames
@@ -152,7 +153,7 @@ class PipelineConfig:
     gamma: str = "linear"  # tone curve of raw (linear) input's output: "linear" or "srgb"
     sharpen: str | float = "auto"  # "auto", "off" or AMOUNT (restore AMOUNT times as far as auto); see restore.py
     optics_sigma: float = DEFAULT_OPTICS_SIGMA  # lens blur (frame px) the kernel merge's restoration undoes
-    tca: str = "off"  # lateral chromatic aberration: off, auto (correct when it matters), on
+    tca: str = DEFAULT_TCA  # lateral chromatic aberration: off, auto (correct when it matters), on
     local: str = DEFAULT_LOCAL  # local displacement field after the global model: off, auto (when significant), on
     refine: bool = DEFAULT_REFINE  # align against a denoised template made from the first frames (template.py)
     decode_threads: int = field(default_factory=lambda: max(2, min(16, os.cpu_count() or 2)))

@@ -88,6 +88,7 @@ class Merged:
     motion_choice: ModelChoice | None = None  # its evidence, when chosen by --motion auto
     tca: TCAEstimate | None = None  # the chromatic aberration estimate (--tca auto or on)
     tca_applied: bool = False
+    tca_note: str | None = None  # why --tca auto made no estimate, where it could not
     robust_noise: str | None = None  # what the robust weights divided by: "noise profile" or "measured"
     local: dict | None = None  # the local refinement's burst figures (node spacing, level), when estimated
     template_frames: list | None = None  # --refine: the frames the template was made from (names)
@@ -159,7 +160,7 @@ def run(cfg: PipelineConfig, progress=None, warn=None) -> RunResult:
         report = build_report(cfg, records, ref_idx, mask_path, merged.backend, clock.seconds, merged.peak_gpu_mib,
                               merged.restoration, merged.motion, merged.motion_choice)
         report["tca"] = {"option": cfg.tca, "applied": merged.tca_applied,
-                         "estimate": None if merged.tca is None else merged.tca.report()}
+                         "estimate": None if merged.tca is None else merged.tca.report(), "note": merged.tca_note}
         report["robust_noise"] = merged.robust_noise
         report["local"] = {"option": cfg.local, **(merged.local or {"active": False})}
         report["template"] = None if merged.template_frames is None else {"frames": merged.template_frames}
@@ -323,13 +324,15 @@ def process_frame(B, ref: Reference, weights: RobustWeights, acc: Accumulator, f
     return state, rejected, disagreement, (m1, m2), figures
 
 
-def lateral_ca(cfg, frame, B, clock, warn, chroma=(1, 1)) -> tuple[TCAEstimate | None, bool]:
-    """(estimate, applied) of the reference frame's chromatic aberration (host
-    ``frame``, its chroma subsampling ``chroma``) under ``cfg.tca``; (None,
-    False) when off, or auto on grey frames or where no estimate could be made
-    (with a warning)."""
+def lateral_ca(cfg, frame, B, clock, chroma=(1, 1)) -> tuple[TCAEstimate | None, bool, str | None]:
+    """(estimate, applied, note) of the reference frame's chromatic aberration
+    (host ``frame``, its chroma subsampling ``chroma``) under ``cfg.tca``;
+    (None, False, None) when off or auto on grey frames.  Where auto (the
+    default) can make no estimate (too little colour texture) the burst is
+    merged without the correction and ``note`` (the report's) says why; with
+    ``on`` that is an error."""
     if cfg.tca == "off" or (cfg.tca == "auto" and frame.ndim != 3):
-        return None, False
+        return None, False, None
     if frame.ndim != 3:
         raise InputError("--tca on needs colour frames; these are grey")
     with clock.stage("tca"):
@@ -338,9 +341,8 @@ def lateral_ca(cfg, frame, B, clock, warn, chroma=(1, 1)) -> tuple[TCAEstimate |
         except AlignmentError as e:
             if cfg.tca == "on":
                 raise
-            warn(f"chromatic aberration not corrected: {e.message}")
-            return None, False
-    return est, cfg.tca == "on" or est.matters()
+            return None, False, f"not estimated: {e.message}"
+    return est, cfg.tca == "on" or est.matters(), None
 
 
 def held_frames(cfg) -> int:
@@ -398,7 +400,7 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock, pending=None)
             i = speculative[pos]
             clock.add("decode", decode_s)
             if k == 0:  # read on the host before the upload hands its buffer back to the decoders
-                tca_est, tca_used = lateral_ca(cfg, host, B, clock, warn, ref_info.chroma)
+                tca_est, tca_used, tca_note = lateral_ca(cfg, host, B, clock, ref_info.chroma)
             m0 = B.mark()
             frame = B.upload_frame(host)
             del host
@@ -518,4 +520,4 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock, pending=None)
             image = acc.result()
     picture = weights.picture() if cfg.weights_png else None
     return Merged(image, picture, B.name, B.peak_memory_mib(), restoration, ref.config.model, choice, tca_est,
-                  tca_used, weights.noise_source, None if local is None else local.report(), template_frames)
+                  tca_used, tca_note, weights.noise_source, None if local is None else local.report(), template_frames)

@@ -64,7 +64,13 @@ from .reference import Reference
 from .state import FrameState
 
 CHANNELS = {"red": 0, "blue": 2}
-MIN_CORNER_PX = 0.1  # --tca auto corrects when either channel moves more than this at a corner
+# --tca auto corrects when either channel moves more than this at a corner (px): on full-chroma frames the
+# estimate's own error is about a fifth of it (0.02 px on aberration-free synthetic bursts); on frames with
+# subsampled chroma (per subsampling factor: 0.3 px for 4:2:0) the correction moves only the low band, and on
+# synthetic 4:2:0 JPEG bursts it gains less than a wrong model of 0.18 px at the corners costs (0.02 dB) until
+# about 0.3 px (see benchmarks/RESULTS.md)
+MIN_CORNER_PX = 0.1
+MIN_CORNER_PX_SUBSAMPLED = 0.15
 # chroma-subsampled frames, per subsampling factor (2 for 4:2:0): the blur (frame px, Gaussian sigma)
 # before the edge strengths are compared (on synthetic 4:2:0 JPEG bursts the scale comes out at 91-104 %
 # of the truth at quality 92, where the unblurred estimate is at 35-45 %), and the low band the
@@ -159,9 +165,13 @@ class TCAEstimate:
 
         return np.stack([row(self.red), np.concatenate([np.eye(3).ravel(), np.zeros(3)]), row(self.blue)])
 
+    def min_corner_px(self) -> float:
+        """The corner shift from which ``--tca auto`` corrects these frames."""
+        return MIN_CORNER_PX_SUBSAMPLED * max(self.chroma) if self.subsampled else MIN_CORNER_PX
+
     def matters(self) -> bool:
-        """Whether either channel moves by more than MIN_CORNER_PX at a corner."""
-        return max(self.corner_shift_px().values()) > MIN_CORNER_PX
+        """Whether either channel moves by more than :meth:`min_corner_px` at a corner."""
+        return max(self.corner_shift_px().values()) > self.min_corner_px()
 
     def report(self) -> dict:
         shift = self.corner_shift_px()
@@ -171,7 +181,7 @@ class TCAEstimate:
                    "corner_shift_px": shift[name]}
             for name, ch in (("red", self.red), ("blue", self.blue))
         } | {"frames": self.frames, "chroma_subsampling": list(self.chroma),
-             "correction": "chroma band" if self.subsampled else "channels"}
+             "correction": "chroma band" if self.subsampled else "channels", "auto_from_px": self.min_corner_px()}
 
 
 def _channel_fit(B, frame, channel: int, config: AlignConfig | None, blur: float):

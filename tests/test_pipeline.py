@@ -122,8 +122,9 @@ def test_tca_is_corrected_inside_the_merge(tmp_path):
     from tolerances import TOL
 
     result = _tca_runs(tmp_path, 8, "robust", False, {0.0: ("off", "auto"), 0.002: ("off", "auto")})
-    assert result[0.0, "off"][1] == {"option": "off", "applied": False, "estimate": None}
+    assert result[0.0, "off"][1] == {"option": "off", "applied": False, "estimate": None, "note": None}
     assert result[0.0, "auto"][1]["applied"] is False  # nothing to correct: the estimate says so
+    assert result[0.0, "auto"][1]["estimate"]["auto_from_px"] == 0.1
     assert result[0.002, "auto"][1]["applied"] is True
     est = result[0.002, "auto"][1]["estimate"]
     assert est["red"]["scale"] > 0 > est["blue"]["scale"] and est["red"]["corner_shift_px"] > 0.3
@@ -143,10 +144,34 @@ def test_tca_on_4_2_0_jpeg_moves_the_chroma_band(tmp_path):
     rep = result[0.002, "auto"][1]
     assert rep["applied"] is True
     assert rep["estimate"]["correction"] == "chroma band" and rep["estimate"]["chroma_subsampling"] == [2, 2]
+    assert rep["estimate"]["auto_from_px"] == 0.3  # the low band's correction pays from a larger shift
     clean, lost, fixed = result[0.0, "off"][0], result[0.002, "off"][0], result[0.002, "auto"][0]
     assert clean - lost > 0.8, (clean, lost)  # what the aberration costs uncorrected
     assert clean - fixed < TOL["tca_jpeg_psnr_loss_db"][0], (clean, lost, fixed)
     assert fixed - lost > 0.6 * (clean - lost), (clean, lost, fixed)
+
+
+def test_tca_auto_is_the_default_and_merges_without_it_where_no_estimate_can_be_made(tmp_path, burst_dir,
+                                                                                   monkeypatch):
+    from superres_gpu import pipeline
+    from superres_gpu.errors import AlignmentError
+
+    assert PipelineConfig(inputs=[], output="o.tif").tca == "auto"
+
+    def fails(B, frames, chroma=(1, 1)):
+        raise AlignmentError("no frame's red and blue channels could be aligned to its green channel")
+
+    monkeypatch.setattr(pipeline, "estimate_tca", fails)
+    warnings = []
+    rep = run(PipelineConfig(inputs=[str(burst_dir)], output=str(tmp_path / "o.tif"), backend="numpy"),
+              warn=warnings.append).report
+    assert rep["tca"] == {"option": "auto", "applied": False, "estimate": None,
+                          "note": "not estimated: no frame's red and blue channels could be aligned to its green "
+                                  "channel"}
+    assert not [w for w in warnings if "aberration" in w]  # the default says nothing the user did not ask about
+    with pytest.raises(AlignmentError, match="red and blue"):
+        run(PipelineConfig(inputs=[str(burst_dir)], output=str(tmp_path / "p.tif"), backend="numpy", tca="on"))
+    assert not (tmp_path / "p.tif").exists()
 
 
 def test_tca_is_corrected_inside_the_kernel_merge(tmp_path):

@@ -205,3 +205,16 @@ def test_aberration_under_rolling_shutter_is_estimated():
     tol = TOL["tca_scale_rel"][0]
     assert abs(est.red.scale - TRUE_CA[0]) < tol * abs(TRUE_CA[0]), est.report()
     assert abs(est.blue.scale - TRUE_CA[1]) < tol * abs(TRUE_CA[1]), est.report()
+
+
+def test_auto_corrects_subsampled_frames_from_a_larger_shift():
+    """--tca auto: 0.1 px at a corner on full-chroma frames, 0.3 px on 4:2:0 ones,
+    where only the low band is moved and small corrections gain less than a wrong
+    estimate of their size costs."""
+    ch = ChannelTCA(0.001, 159.5, 119.5, 0.0)  # 0.2 px at the corners of 320x240
+    zero = ChannelTCA(0.0, 159.5, 119.5, 0.0)
+    full, sub = TCAEstimate(ch, zero, 320, 240, 1), TCAEstimate(ch, zero, 320, 240, 1, (2, 2))
+    assert abs(full.corner_shift_px()["red"] - 0.2) < 1e-3
+    assert full.matters() and not sub.matters()
+    assert (full.report()["auto_from_px"], sub.report()["auto_from_px"]) == (0.1, 0.3)
+    assert TCAEstimate(ChannelTCA(0.002, 159.5, 119.5, 0.0), zero, 320, 240, 1, (2, 2)).matters()
