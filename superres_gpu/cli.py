@@ -152,7 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .geometry import MOTION_MODELS
     from .kernelmerge import KERNEL_SHAPES
     from .options import (COMPRESSIONS, DEFAULT_LOCAL, DEFAULT_MERGE, DEFAULT_REFINE, DEFAULT_TCA, FORMATS,
-                          LOCAL_CHOICES, MERGES, TCA_CHOICES, check_fraction, check_megapixels, check_optics_sigma, check_scale, check_sharpen)
+                          LOCAL_CHOICES, MERGES, TCA_CHOICES, check_fraction, check_megapixels, check_optics_sigma,
+                          check_scale, check_sharpen)
     from .resources import DEFAULT_MAX_MEGAPIXELS
     from .restore import DEFAULT_OPTICS_SIGMA
 
