@@ -8,7 +8,9 @@
 # 2. the GPU tests with SUPERRES_REQUIRE_GPU=1,
 # 3. a quick pass of the CPU twin/kernel-math tests,
 # 4. the GPU benchmark (100 frames of 12 MP, --repeat 1), which writes its JSON after every step,
-# each under its own timeout; the timeouts add up to 465 s, under the 8 minutes this check may take.
+# 5. the time per frame of each alignment option (--local, --tca, --refine) on 6 frames of 12 MP,
+# each under its own timeout; the timeouts add up to 585 s, under the 10 minutes one command may take
+# (the last step writes its JSON after every run, so a cut-off run keeps what it measured).
 # A short table comes last.  Full logs go to LOG_DIR (default: $SUPERRES_LOG_DIR, else
 # $OUT/device_check, else ./device_check_logs).
 set -u
@@ -62,6 +64,12 @@ timeout 210 python3 -m benchmarks.bench_gpu --frames "$FRAMES" --repeat 1 --json
 BENCH_RC=$?
 tail -n 8 "$LOG/bench_gpu.log"
 
+echo "== options (6 frames of 12 MP, timeout 120 s)"
+timeout 120 python3 -m benchmarks.bench_options --backend cupy --frames 6 --width 4000 --height 3000 \
+    --json "$LOG/bench_options.json" --markdown "$LOG/bench_options.md" >"$LOG/bench_options.log" 2>&1
+OPT_RC=$?
+tail -n 4 "$LOG/bench_options.log"
+
 echo
 echo "== summary"
 summ() { grep -Eo '[0-9]+ (passed|failed|skipped|errors?)' "$1" | tr '\n' ' '; }
@@ -69,10 +77,16 @@ printf '%-28s rc=%-4s\n' "environment probe" "$ENV_RC"
 printf '%-28s rc=%-4s %s\n' "GPU tests" "$TEST_RC" "$(summ "$LOG/gpu_tests.log")"
 printf '%-28s rc=%-4s %s\n' "CPU twin/host tests" "$CPU_RC" "$(summ "$LOG/cpu_tests.log")"
 printf '%-28s rc=%-4s\n' "GPU benchmark" "$BENCH_RC"
+printf '%-28s rc=%-4s\n' "options benchmark" "$OPT_RC"
 if [ -f "$LOG/bench_gpu.md" ]; then
     cat "$LOG/bench_gpu.md"
 elif [ -f "$LOG/bench_gpu.json" ]; then
     echo "benchmark cut off; measured so far:"; cat "$LOG/bench_gpu.json"
+fi
+if [ -f "$LOG/bench_options.md" ]; then
+    cat "$LOG/bench_options.md"
+elif [ -f "$LOG/bench_options.json" ]; then
+    echo "options benchmark cut off; measured so far:"; cat "$LOG/bench_options.json"
 fi
 echo "logs: $LOG"
 [ "$TEST_RC" -eq 0 ] && [ "$BENCH_RC" -eq 0 ]

@@ -57,3 +57,24 @@ def test_a_rolling_shutter_section_shows_the_dense_error_with_and_without_the_fi
     assert "| 0.0666 |" in md and "| - |" in md
     rows = [line for line in md.splitlines() if line.startswith("| ")]
     assert len({line.count("|") for line in rows}) == 1  # every row has the header's columns
+
+
+def test_the_options_benchmark_times_each_option_against_the_defaults(tmp_path):
+    """benchmarks/bench_options.py (what the GPU device check runs for the time per frame of
+    each alignment option): one run per option, the figures kept after every run."""
+    import json
+
+    from benchmarks import bench_options
+
+    js, md = tmp_path / "o.json", tmp_path / "o.md"
+    assert bench_options.main(["--frames", "3", "--width", "192", "--height", "144", "--json", str(js),
+                               "--markdown", str(md)]) == 0
+    fig = json.loads(js.read_text())
+    rows = {r["option"]: r for r in fig["rows"]}
+    assert list(rows) == [label for label, _ in bench_options.VARIANTS]
+    assert rows["--tca off"]["timings"].get("tca", 0.0) == 0.0 and rows["defaults"]["timings"]["tca"] > 0.0
+    assert rows["--tca on"]["tca_applied"] is True
+    assert rows["--no-refine"]["timings"].get("template", 0.0) == 0.0 < rows["defaults"]["timings"]["template"]
+    assert all(r["used"] == 3 and r["s_per_frame"] > 0 and r["input_size"] == [192, 144] for r in rows.values())
+    text = md.read_text()
+    assert "| --local on |" in text and "3 frames of 192x144" in text
