@@ -31,6 +31,13 @@ so no frame is resampled twice; on subsampled frames the low band is moved
 once per frame before the merge reads it (a band below half the frame's
 Nyquist frequency: bilinear reads of it lose nothing the merge keeps).
 
+``--tca auto``
+    corrects when a channel's shift at a corner is both large enough to
+    matter (:meth:`TCAEstimate.min_corner_px`: larger on subsampled frames,
+    where only the low band moves) and at least :data:`SHIFT_SIGNIFICANCE`
+    standard errors of that shift (:func:`_corner_shift_se`, from the
+    similarity fit's curvature on the edge strengths).
+
 The cubic term
     Many lenses' aberration grows faster than the radius towards the
     corners.  The model per channel then maps green's position g to the
@@ -54,6 +61,7 @@ The cubic term
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,6 +79,10 @@ CHANNELS = {"red": 0, "blue": 2}
 # about 0.3 px (see benchmarks/RESULTS.md)
 MIN_CORNER_PX = 0.1
 MIN_CORNER_PX_SUBSAMPLED = 0.15
+# ... and by this many standard errors of that shift (the similarity fit's, from its curvature on the edge
+# strengths with neighbouring pixels counted as one over the blur's area, and from the frames' spread):
+# frames with little colour texture give large, meaningless estimates that it keeps out
+SHIFT_SIGNIFICANCE = 3.0
 # chroma-subsampled frames, per subsampling factor (2 for 4:2:0): the blur (frame px, Gaussian sigma)
 # before the edge strengths are compared (on synthetic 4:2:0 JPEG bursts the scale comes out at 91-104 %
 # of the truth at quality 92, where the unblurred estimate is at 35-45 %), and the low band the
@@ -95,6 +107,7 @@ class ChannelTCA:
     rotation_deg: float  # should be near zero; a large value says the estimate is not to be trusted
     cubic: float = 0.0  # k3 R^2: the cubic term's extra magnification at half the frame's diagonal R
     cubic_centre: tuple | None = None  # c3, frame pixels (None: the centre above)
+    corner_se: float = 0.0  # standard error (px) of the similarity's largest shift at a corner (0: not known)
 
     def matrix(self) -> np.ndarray:
         """3x3 map from green positions to this channel's positions (pixel
@@ -148,13 +161,8 @@ class TCAEstimate:
 
     def corner_shift_px(self) -> dict:
         """Per channel, the largest displacement (px) the model implies at the frame's corners."""
-        xs = np.array([0.0, self.width - 1.0, 0.0, self.width - 1.0])
-        ys = np.array([0.0, 0.0, self.height - 1.0, self.height - 1.0])
-        out = {}
-        for name, ch in (("red", self.red), ("blue", self.blue)):
-            u, v = ch.position(xs, ys, self.radius)
-            out[name] = float(np.max(np.hypot(u - xs, v - ys)))
-        return out
+        return {name: _corner_shift(ch, self.width, self.height) for name, ch in (("red", self.red),
+                                                                                  ("blue", self.blue))}
 
     def channel_maps(self) -> np.ndarray:
         """(3, 12) float64: green -> channel maps for red, green (identity), blue
@@ -170,15 +178,18 @@ class TCAEstimate:
         return MIN_CORNER_PX_SUBSAMPLED * max(self.chroma) if self.subsampled else MIN_CORNER_PX
 
     def matters(self) -> bool:
-        """Whether either channel moves by more than :meth:`min_corner_px` at a corner."""
-        return max(self.corner_shift_px().values()) > self.min_corner_px()
+        """Whether either channel moves at a corner by more than :meth:`min_corner_px`
+        and by more than :data:`SHIFT_SIGNIFICANCE` standard errors of that shift."""
+        shift = self.corner_shift_px()
+        return any(shift[name] > self.min_corner_px() and shift[name] > SHIFT_SIGNIFICANCE * ch.corner_se
+                   for name, ch in (("red", self.red), ("blue", self.blue)))
 
     def report(self) -> dict:
         shift = self.corner_shift_px()
         return {
             name: {"scale": ch.scale, "centre": [ch.cx, ch.cy], "rotation_deg": ch.rotation_deg,
                    "cubic": ch.cubic, "cubic_centre": list(ch.radial(self.radius)[:2]),
-                   "corner_shift_px": shift[name]}
+                   "corner_shift_px": shift[name], "corner_shift_se_px": ch.corner_se}
             for name, ch in (("red", self.red), ("blue", self.blue))
         } | {"frames": self.frames, "chroma_subsampling": list(self.chroma),
              "correction": "chroma band" if self.subsampled else "channels", "auto_from_px": self.min_corner_px()}
@@ -203,6 +214,7 @@ class ChannelFit:
     linear: tuple  # (s, cx, cy, rotation_deg) of the similarity
     cubic: tuple | None  # (s, cx, cy, rotation_deg, cubic, cx3, cy3) with the cubic term, or None
     cubic_se: float = float("inf")  # the cubic coefficient's standard error
+    corner_se: float = float("inf")  # the similarity's largest corner shift's standard error (px)
 
 
 def channel_model(B, frame, channel: int, blur: float = 0.0, cubic: bool = True) -> ChannelFit | None:
@@ -213,12 +225,100 @@ def channel_model(B, frame, channel: int, blur: float = 0.0, cubic: bool = True)
         return None
     T, green, other = fit
     linear = _channel_model(T)
+    se = _corner_shift_se(green, other, np.linalg.inv(T), blur)
     if not cubic:
-        return ChannelFit(linear, None)
+        return ChannelFit(linear, None, corner_se=se)
     found = _cubic_fit(green, other, np.linalg.inv(T), blur)
     if found is None:
-        return ChannelFit(linear, None)
-    return ChannelFit(linear, found[0], found[1])
+        return ChannelFit(linear, None, corner_se=se)
+    return ChannelFit(linear, found[0], found[1], se)
+
+
+class _Grid:
+    """The pixels the Gauss-Newton fits below sample (a grid over the frame, up
+    to about CUBIC_POINTS, 8 px in from the border), in units of R (half the
+    frame's diagonal) about the frame's centre c0, with green's edge strength
+    there; ``corr``: neighbouring samples are correlated over about the blur's
+    area, so the information per sample is divided by that many."""
+
+    def __init__(self, green: np.ndarray, blur: float):
+        h, w = green.shape
+        self.w, self.h = w, h
+        self.R = 0.5 * float(np.hypot(w, h))
+        self.c0 = np.array([(w - 1) / 2.0, (h - 1) / 2.0])
+        margin = 8
+        step = max(1, int(np.ceil(np.sqrt((w - 2 * margin) * (h - 2 * margin) / CUBIC_POINTS))))
+        gy, gx = np.mgrid[margin : h - margin : step, margin : w - margin : step]
+        self.G = green[gy, gx].astype(np.float64).ravel()
+        self.px, self.py = (gx.ravel() - self.c0[0]) / self.R, (gy.ravel() - self.c0[1]) / self.R
+        self.n = self.G.size
+        self.corr = max(1.0, 4.0 * np.pi * (max(blur, 1.0) / step) ** 2)
+
+    def start(self, L0: np.ndarray) -> tuple[float, float, float, float]:
+        """(a, b, tx, ty) of the similarity ``L0`` (green -> channel positions):
+        q = A g + l = c0 + A (g - c0) + (A c0 + l - c0), t = (A c0 + l - c0) / R."""
+        A = L0[:2, :2] / L0[2, 2]
+        t0 = (A @ self.c0 + L0[:2, 2] / L0[2, 2] - self.c0) / self.R
+        return 0.5 * (A[0, 0] + A[1, 1]), 0.5 * (A[1, 0] - A[0, 1]), float(t0[0]), float(t0[1])
+
+    def sample(self, imgs, qx, qy):
+        """``imgs`` (float32 images) read at (qx, qy) by cubic interpolation, float64."""
+        import cv2
+
+        pad = -self.n % 1024  # remap's maps as rows of 1024 (OpenCV limits a map's side to 32767)
+        mx, my = (np.pad(v.astype(np.float32), (0, pad)).reshape(-1, 1024) for v in (qx, qy))
+        return [cv2.remap(img, mx, my, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE).ravel()[: self.n]
+                .astype(np.float64) for img in imgs]
+
+    def inside(self, qx, qy):
+        return (qx >= 2) & (qx <= self.w - 3) & (qy >= 2) & (qy <= self.h - 3)
+
+
+def _gradients(other: np.ndarray):
+    import cv2
+
+    other = np.ascontiguousarray(other, np.float32)
+    return (other, cv2.Sobel(other, cv2.CV_32F, 1, 0, ksize=1, scale=0.5),
+            cv2.Sobel(other, cv2.CV_32F, 0, 1, ksize=1, scale=0.5))
+
+
+def _huber(res, inside):
+    scale = 1.4826 * float(np.median(np.abs(res[inside]))) + 1e-12
+    return np.where(inside, np.minimum(1.0, 1.5 * scale / np.maximum(np.abs(res), 1e-30)), 0.0)
+
+
+def _corner_shift_se(green: np.ndarray, other: np.ndarray, L0: np.ndarray, blur: float) -> float:
+    """Standard error (px) of the largest shift at a corner that the similarity
+    ``L0`` (green -> channel positions) implies: the fit's covariance from its
+    curvature on the edge strengths (one Gauss-Newton linearisation at L0, the
+    residual's Huber-weighted variance, correlated samples counted as
+    :class:`_Grid` does), projected on each corner's shift; inf where too few
+    samples fall inside."""
+    g = _Grid(green, blur)
+    a, b, tx, ty = g.start(L0)
+    qx, qy = g.c0[0] + g.R * (a * g.px - b * g.py + tx), g.c0[1] + g.R * (b * g.px + a * g.py + ty)
+    inside = g.inside(qx, qy)
+    if inside.sum() < 1000:
+        return float("inf")
+    C, Cx, Cy = g.sample(_gradients(other), qx, qy)
+    gain, offset = np.linalg.lstsq(np.stack([C[inside], np.ones(int(inside.sum()))], axis=1), g.G[inside],
+                                   rcond=None)[0]
+    res = gain * C + offset - g.G
+    ux, uy = gain * Cx * g.R, gain * Cy * g.R
+    J = np.stack([ux * g.px + uy * g.py, -ux * g.py + uy * g.px, ux, uy, C, np.ones(g.n)], axis=1)
+    hub = _huber(res, inside)
+    H = (J * hub[:, None]).T @ J
+    sigma2 = float((hub * res * res).sum() / max(hub.sum() - 6, 1.0))
+    try:
+        cov = np.linalg.inv(H)[:4, :4] * sigma2 * g.corr
+    except np.linalg.LinAlgError:
+        return float("inf")
+    worst = 0.0
+    for cx, cy in ((0, 0), (g.w - 1, 0), (0, g.h - 1), (g.w - 1, g.h - 1)):
+        P = (np.array([cx, cy]) - g.c0) / g.R
+        Jc = np.array([[P[0], -P[1], 1, 0], [P[1], P[0], 0, 1]])  # d shift / d (a, b, tx, ty)
+        worst = max(worst, float(np.linalg.eigvalsh(Jc @ cov @ Jc.T).max()))  # the least certain direction
+    return g.R * float(np.sqrt(max(worst, 0.0)))
 
 
 def _cubic_fit(green: np.ndarray, other: np.ndarray, L0: np.ndarray, blur: float):
@@ -232,42 +332,21 @@ def _cubic_fit(green: np.ndarray, other: np.ndarray, L0: np.ndarray, blur: float
     Y = A P + t, A = [[a, -b], [b, a]]; the residual
     gain * other(Q) + offset - green(P) is minimised with Huber weights over
     a grid of pixels (every pixel, up to about CUBIC_POINTS)."""
-    import cv2
-
-    h, w = green.shape
-    R = 0.5 * float(np.hypot(w, h))
-    c0 = np.array([(w - 1) / 2.0, (h - 1) / 2.0])
-    margin = 8
-    step = max(1, int(np.ceil(np.sqrt((w - 2 * margin) * (h - 2 * margin) / CUBIC_POINTS))))
-    gy, gx = np.mgrid[margin : h - margin : step, margin : w - margin : step]
-    G = green[gy, gx].astype(np.float64).ravel()
-    px, py = (gx.ravel() - c0[0]) / R, (gy.ravel() - c0[1]) / R
-    other = np.ascontiguousarray(other, np.float32)
-    dx = cv2.Sobel(other, cv2.CV_32F, 1, 0, ksize=1, scale=0.5)
-    dy = cv2.Sobel(other, cv2.CV_32F, 0, 1, ksize=1, scale=0.5)
-    A = L0[:2, :2] / L0[2, 2]
-    l = L0[:2, 2] / L0[2, 2]
-    # q = A g + l = c0 + A (g - c0) + (A c0 + l - c0): t = (A c0 + l - c0) / R
-    t0 = (A @ c0 + l - c0) / R
+    g = _Grid(green, blur)
+    R, c0, G, px, py, n = g.R, g.c0, g.G, g.px, g.py, g.n
+    imgs = _gradients(other)
     # (a, b, tx, ty, K, gain, offset)
-    theta = np.array([0.5 * (A[0, 0] + A[1, 1]), 0.5 * (A[1, 0] - A[0, 1]), t0[0], t0[1], 0.0, 1.0, 0.0])
-    n = G.size
-    pad = -n % 1024  # remap's maps as rows of 1024 (OpenCV limits a map's side to 32767)
-    # neighbouring samples are correlated over about the blur's area: the information per sample is
-    # divided by that many
-    corr = max(1.0, 4.0 * np.pi * (max(blur, 1.0) / step) ** 2)
+    theta = np.array([*g.start(L0), 0.0, 1.0, 0.0])
     se = moved = float("inf")
     for it in range(CUBIC_ITERATIONS):
         a, b, tx, ty, K, gain, offset = theta
         yx, yy = a * px - b * py + tx, b * px + a * py + ty
         y2 = yx * yx + yy * yy
         qx, qy = c0[0] + R * yx * (1 + K * y2), c0[1] + R * yy * (1 + K * y2)
-        inside = (qx >= 2) & (qx <= w - 3) & (qy >= 2) & (qy <= h - 3)
+        inside = g.inside(qx, qy)
         if inside.sum() < 1000:
             return None
-        mx, my = (np.pad(v.astype(np.float32), (0, pad)).reshape(-1, 1024) for v in (qx, qy))
-        C, Cx, Cy = (cv2.remap(img, mx, my, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE).ravel()[:n]
-                     .astype(np.float64) for img in (other, dx, dy))
+        C, Cx, Cy = g.sample(imgs, qx, qy)
         if it == 0:
             M = np.stack([C[inside], np.ones(int(inside.sum()))], axis=1)
             theta[5:] = gain, offset = np.linalg.lstsq(M, G[inside], rcond=None)[0]
@@ -279,18 +358,17 @@ def _cubic_fit(green: np.ndarray, other: np.ndarray, L0: np.ndarray, blur: float
         uy = gxq * kxy + gyq * (f + 2 * K * yy * yy)
         J = np.stack([ux * px + uy * py, -ux * py + uy * px, ux, uy, (gxq * yx + gyq * yy) * y2, C, np.ones(n)],
                      axis=1)
-        scale = 1.4826 * float(np.median(np.abs(res[inside]))) + 1e-12
-        hub = np.where(inside, np.minimum(1.0, 1.5 * scale / np.maximum(np.abs(res), 1e-30)), 0.0)
+        hub = _huber(res, inside)
         Jw = J * hub[:, None]
         H = Jw.T @ J
-        g = Jw.T @ res
+        grad = Jw.T @ res
         sigma2 = float((hub * res * res).sum() / max(hub.sum() - 7, 1.0))
         try:
-            d = -np.linalg.solve(H + 1e-9 * np.diag(np.diag(H)), g)
+            d = -np.linalg.solve(H + 1e-9 * np.diag(np.diag(H)), grad)
         except np.linalg.LinAlgError:
             return None
         theta = theta + d
-        se = float(np.sqrt(max(np.linalg.inv(H)[4, 4] * sigma2 * corr, 0.0)))
+        se = float(np.sqrt(max(np.linalg.inv(H)[4, 4] * sigma2 * g.corr, 0.0)))
         # the largest move the step makes at the corners, px
         moved = R * (abs(d[0]) + abs(d[1]) + abs(d[2]) + abs(d[3]) + abs(d[4]))
         if moved < 1e-4:
@@ -372,10 +450,31 @@ def estimate(B, frames: list, chroma: tuple = (1, 1), cubic: bool = True) -> TCA
                        (int(chroma[0]), int(chroma[1])))
 
 
+def _corner_shift(ch: ChannelTCA, w: int, h: int) -> float:
+    """The largest displacement (px) channel model ``ch`` implies at the corners of a w x h frame."""
+    xs = np.array([0.0, w - 1.0, 0.0, w - 1.0])
+    ys = np.array([0.0, 0.0, h - 1.0, h - 1.0])
+    u, v = ch.position(xs, ys, 0.5 * float(np.hypot(w, h)))
+    return float(np.max(np.hypot(u - xs, v - ys)))
+
+
 def _burst_model(fits: list, w: int, h: int) -> ChannelTCA:
-    """One channel's burst model from its per-frame fits: the median of the
-    cubic fits where their median coefficient is significant (see the
-    module's notes), else the median of the similarities."""
+    """One channel's burst model from its per-frame fits (see :func:`_burst_fit`),
+    with the standard error of its similarity's corner shift: the per-frame
+    errors' median over the square root of the frames, or the frames' own
+    spread where there are three or more and it is larger."""
+    model = _burst_fit(fits, w, h)
+    n = len(fits)
+    se = float(np.median([f.corner_se for f in fits])) / np.sqrt(n)
+    if n >= 3:
+        shifts = np.array([_corner_shift(ChannelTCA(*f.linear), w, h) for f in fits])
+        se = max(se, 1.4826 * float(np.median(np.abs(shifts - np.median(shifts)))) * 1.25 / np.sqrt(n))
+    return dataclasses.replace(model, corner_se=float(se))
+
+
+def _burst_fit(fits: list, w: int, h: int) -> ChannelTCA:
+    """The median of the cubic fits where their median coefficient is
+    significant (see the module's notes), else the median of the similarities."""
     R = 0.5 * float(np.hypot(w, h))
     cub = [f for f in fits if f.cubic is not None]
     if len(cub) * 2 >= len(fits):

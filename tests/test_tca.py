@@ -218,3 +218,25 @@ def test_auto_corrects_subsampled_frames_from_a_larger_shift():
     assert full.matters() and not sub.matters()
     assert (full.report()["auto_from_px"], sub.report()["auto_from_px"]) == (0.1, 0.3)
     assert TCAEstimate(ChannelTCA(0.002, 159.5, 119.5, 0.0), zero, 320, 240, 1, (2, 2)).matters()
+
+
+def test_auto_corrects_only_a_significant_shift():
+    """--tca auto also asks the corner shift to be three standard errors from zero: an
+    estimate from frames with little colour texture is large and meaningless."""
+    ch, zero = ChannelTCA(0.002, 159.5, 119.5, 0.0, corner_se=0.05), ChannelTCA(0.0, 159.5, 119.5, 0.0)
+    assert TCAEstimate(ch, zero, 320, 240, 1).matters()  # 0.4 px, 8 standard errors
+    vague = dataclasses.replace(ch, corner_se=0.2)
+    assert not TCAEstimate(vague, zero, 320, 240, 1).matters()  # 0.4 px, 2 standard errors
+    assert TCAEstimate(vague, zero, 320, 240, 1).report()["red"]["corner_shift_se_px"] == 0.2
+
+
+def test_the_corner_shift_standard_error_matches_the_estimates_spread():
+    """On lossless 320x240 frames the estimate's corner error is a few hundredths of a pixel
+    (0.01-0.04 px, the benchmark's); its standard error says as much, from one frame and
+    from several (the median's, smaller)."""
+    one = estimate(B, _burst(TRUE_CA, frames=1, jpeg_quality=None).frames)
+    four = estimate(B, _burst(TRUE_CA, frames=4, jpeg_quality=None).frames)
+    for est in (one, four):
+        for ch in (est.red, est.blue):
+            assert 0.003 < ch.corner_se < 0.05, est.report()
+    assert four.red.corner_se < one.red.corner_se and four.matters()
