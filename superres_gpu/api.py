@@ -71,11 +71,11 @@ def as_frames(arrays, chroma=(1, 1)) -> list[ArrayFrame]:
 
 def _chroma(chroma) -> tuple[int, int]:
     try:
-        if isinstance(chroma, (str, bytes)):
+        if isinstance(chroma, (str, bytes)) or any(isinstance(c, (bool, np.bool_)) for c in chroma):
             raise TypeError
         h, v = (int(c) for c in chroma)
         ok = all(float(c) == int(c) for c in chroma) and 1 <= h <= 4 and 1 <= v <= 4
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         ok = False
     if not ok:
         raise InputError(f"chroma_subsampling {chroma!r}: expected (horizontal, vertical) factors of 1 to 4, "

@@ -261,8 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
         choices=TCA_CHOICES,
         default=DEFAULT_TCA,
         help="lateral chromatic aberration, estimated on the reference and corrected inside the merge's "
-        "resampling: on, auto (when it moves a channel by more than 0.1 px at a corner, 0.3 px on 4:2:0 JPEG "
-        f"or HEIC frames) or off (default: {DEFAULT_TCA})",
+        "resampling: on, auto (when it moves a channel at a corner by more than three standard errors and "
+        "0.1 px, 0.15 px per chroma subsampling factor on JPEG or HEIC frames with subsampled colour: 0.3 px "
+        f"for 4:2:0) or off (default: {DEFAULT_TCA})",
     )
     r.add_argument(
         "--local",
@@ -368,6 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--cull", action=argparse.BooleanOptionalAction, default=True, help="leave out blurred frames")
     b.add_argument("--sharpen", action=argparse.BooleanOptionalAction, default=True, help="restoration after merge")
     b.add_argument("--gamma", choices=("linear", "srgb"), default="linear", help="tone curve of raw bursts' output")
+    b.add_argument("--tca", choices=TCA_CHOICES, default=DEFAULT_TCA,
+                   help=f"lateral chromatic aberration, as for run (default {DEFAULT_TCA})")
     b.add_argument("--workers", type=int, default=1, metavar="N", help="bursts processed at once on this machine")
     b.add_argument("--scheduler", metavar="tcp://HOST:8786",
                    help="run each burst as a task on this Dask distributed scheduler (extra: batch)")
@@ -488,8 +491,8 @@ def print_summary(console, report: dict, wall: float) -> None:
     t.add_row("size", f"{iw}x{ih} -> {ow}x{oh} (scale {report['scale']:g})")
     t.add_row("backend", report["backend"])
     tim = report["timings"]
-    stages = ", ".join(f"{k} {tim[k]:.2f}s" for k in ("probe", "cull", "decode", "align", "weights", "merge", "restore",
-                                                       "write") if k in tim)
+    stages = ", ".join(f"{k} {tim[k]:.2f}s" for k in ("probe", "cull", "decode", "tca", "motion", "template", "align",
+                                                       "weights", "merge", "restore", "write") if k in tim)
     t.add_row("time", f"{wall:.2f}s total ({stages})")
     t.add_row("output", report["output"])
     console.print(t)
@@ -506,7 +509,7 @@ def cmd_batch(args, out, err) -> int:
     if args.gpu and args.backend not in ("auto", "cupy"):
         raise ConfigError(f"--gpu runs the cupy backend; it contradicts --backend {args.backend}")
     options = dict(scale=args.scale, backend="cupy" if args.gpu else args.backend, motion=args.motion,
-                   merge=args.merge, cull=args.cull, sharpen=args.sharpen, gamma=args.gamma)
+                   merge=args.merge, cull=args.cull, sharpen=args.sharpen, gamma=args.gamma, tca=args.tca)
     outdir = Path(args.output)
     if outdir.exists() and not outdir.is_dir():
         raise ConfigError(f"{outdir}: output exists and is not a folder")
@@ -593,7 +596,11 @@ def cmd_tca(args, out, err) -> int:
     for name, ch in (("red", est.red), ("blue", est.blue)):
         out.print(f"  {name:4s} scale {100 * ch.scale:+.4f} %  centre ({ch.cx:.1f}, {ch.cy:.1f})  "
                   f"rotation {ch.rotation_deg:+.4f} deg  cubic {100 * ch.cubic:+.4f} % at the corners  "
-                  f"corner shift {shift[name]:.3f} px", markup=False, highlight=False, soft_wrap=True)
+                  f"corner shift {shift[name]:.3f} +- {ch.corner_se:.3f} px", markup=False, highlight=False,
+                  soft_wrap=True)
+    verdict = "would correct it" if est.matters() else "would leave it"
+    out.print(f"  superres run --tca auto (the default) {verdict}: it corrects a corner shift above "
+              f"{est.min_corner_px():.2f} px and three standard errors", markup=False, highlight=False, soft_wrap=True)
     return EXIT_OK
 
 

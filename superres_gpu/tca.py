@@ -247,6 +247,9 @@ class _Grid:
         self.R = 0.5 * float(np.hypot(w, h))
         self.c0 = np.array([(w - 1) / 2.0, (h - 1) / 2.0])
         margin = 8
+        self.n = 0
+        if min(w, h) <= 2 * margin:  # no pixel to fit (the callers give up below 1000)
+            return
         step = max(1, int(np.ceil(np.sqrt((w - 2 * margin) * (h - 2 * margin) / CUBIC_POINTS))))
         gy, gx = np.mgrid[margin : h - margin : step, margin : w - margin : step]
         self.G = green[gy, gx].astype(np.float64).ravel()
@@ -295,6 +298,8 @@ def _corner_shift_se(green: np.ndarray, other: np.ndarray, L0: np.ndarray, blur:
     :class:`_Grid` does), projected on each corner's shift; inf where too few
     samples fall inside."""
     g = _Grid(green, blur)
+    if g.n < 1000:
+        return float("inf")
     a, b, tx, ty = g.start(L0)
     qx, qy = g.c0[0] + g.R * (a * g.px - b * g.py + tx), g.c0[1] + g.R * (b * g.px + a * g.py + ty)
     inside = g.inside(qx, qy)
@@ -333,6 +338,8 @@ def _cubic_fit(green: np.ndarray, other: np.ndarray, L0: np.ndarray, blur: float
     gain * other(Q) + offset - green(P) is minimised with Huber weights over
     a grid of pixels (every pixel, up to about CUBIC_POINTS)."""
     g = _Grid(green, blur)
+    if g.n < 1000:
+        return None
     R, c0, G, px, py, n = g.R, g.c0, g.G, g.px, g.py, g.n
     imgs = _gradients(other)
     # (a, b, tx, ty, K, gain, offset)

@@ -89,7 +89,7 @@ def test_arrays_take_the_chroma_subsampling_of_their_files(burst_dir, small_burs
     assert rep_arrays["tca"]["estimate"]["correction"] == "chroma band"
     _, rep_full = superres_gpu.superresolve(small_burst.frames, backend="numpy", tca="on", sharpen="off")
     assert rep_full["tca"]["estimate"]["correction"] == "channels"
-    for bad in ((0, 2), (2,), "22", (2.5, 2), None.__class__):
+    for bad in ((0, 2), (2,), "22", (2.5, 2), None.__class__, (float("inf"), 2), (True, True), (float("nan"), 1)):
         with pytest.raises(InputError, match="chroma_subsampling"):
             superres_gpu.superresolve(small_burst.frames, backend="numpy", chroma_subsampling=bad)
     with pytest.raises(InputError, match="chroma_subsampling is for arrays"):

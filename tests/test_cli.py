@@ -329,3 +329,11 @@ def test_kernel_merge_from_the_command_line(tmp_path, burst_dir):
                    "--optics-sigma", "0.4") == 0
     r = json.loads(rep.read_text())
     assert r["merge"] == "kernel" and r["optics_sigma"] == 0.4 and r["restoration"]["lambda"] > 0
+
+
+def test_batch_takes_the_chromatic_aberration_option():
+    from superres_gpu.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["batch", "root", "-o", "out"]).tca == "auto"
+    assert parser.parse_args(["batch", "root", "-o", "out", "--tca", "off"]).tca == "off"

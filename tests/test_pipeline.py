@@ -196,3 +196,15 @@ def test_a_burst_shorter_than_the_template_makes_it_from_every_frame(tmp_path):
     names = r["template"]["frames"]  # the reference and both others: fewer than the four it asks for
     assert names[0] == Path(r["reference"]).name and sorted(names) == sorted(Path(f["path"]).name for f in r["frames"])
     assert "template" in r["timings"] and "motion" in r["timings"]
+
+
+def test_narrow_colour_frames_merge_under_the_default_tca():
+    """Frames too narrow for the chromatic aberration's fit (14 px high): --tca auto, the
+    default, merges without the correction instead of failing."""
+    import superres_gpu
+    from superres_gpu.synth import recipe_burst
+
+    frames = [np.ascontiguousarray(f[100:114, :300]) for f in recipe_burst("test-medium", frames=3).frames]
+    image, rep = superres_gpu.superresolve(frames, backend="numpy", cull=False)
+    assert image.shape == (28, 600, 3)
+    assert rep["tca"]["option"] == "auto" and rep["tca"]["applied"] is False

@@ -129,6 +129,7 @@ def test_the_tca_command_prints_the_estimate(tmp_path, capsys):
     assert cli.main(["tca", str(tmp_path / "b"), "--backend", "numpy"]) == 0
     text = capsys.readouterr().out
     assert "red" in text and "blue" in text and "corner shift" in text and "3 frames" in text
+    assert "--tca auto (the default) would correct it" in text and "+- 0.0" in text
     assert cli.main(["tca", str(tmp_path / "b"), "--frames", "0"]) != 0
 
 
