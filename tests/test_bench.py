@@ -78,3 +78,18 @@ def test_the_options_benchmark_times_each_option_against_the_defaults(tmp_path):
     assert all(r["used"] == 3 and r["s_per_frame"] > 0 and r["input_size"] == [192, 144] for r in rows.values())
     text = md.read_text()
     assert "| --local on |" in text and "3 frames of 192x144" in text
+
+
+def test_the_kernel_strip_benchmark_times_each_size_and_checks_the_sums_agree(tmp_path):
+    """benchmarks/bench_kernel_strips.py: a row per strip size (one of them a single output
+    row) and the sums identical whatever the size; the module's strip size restored after."""
+    from benchmarks import bench_kernel_strips
+    from superres_gpu.backends import numpy_backend as nb
+
+    before = nb._KERNEL_STRIP_PIXELS
+    md = tmp_path / "k.md"
+    assert bench_kernel_strips.main(["--width", "120", "--height", "90", "--repeat", "1", "--homography",
+                                     "--sizes", "240", "4096", "--markdown", str(md)]) == 0
+    assert nb._KERNEL_STRIP_PIXELS == before
+    text = md.read_text()
+    assert "| 240 |" in text and "| 4096 |" in text and "identical for every strip size: yes" in text
