@@ -85,8 +85,8 @@ def main(argv=None) -> int:
     base = statistics.median(times[a.sizes[0]])
     motion = "rotation + zoom + shift" + (" + perspective" if a.homography else "")
     lines = [
-        f"Frame {a.width}x{a.height} RGB, {a.scale:g}x, anisotropic kernel, {motion}; "
-        f"{2 * a.repeat} timed adds per size (two rounds, sizes in turn).",
+        (f"Frame {a.width}x{a.height} RGB, {a.scale:g}x, anisotropic kernel, {motion}; "
+         f"{2 * a.repeat} timed adds per size (two rounds, sizes in turn)."),
         f"Machine: {environment_line(environment())}",
         "",
         "| strip (output px) | median (s per frame) | round 1 | round 2 | vs the first size |",
