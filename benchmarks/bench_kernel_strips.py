@@ -57,9 +57,10 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
 
     from superres_gpu import kernelmerge as km
+    from superres_gpu.backends import get_backend
     from superres_gpu.backends import numpy_backend as nb
 
-    B = nb.NumpyBackend()
+    B = get_backend("numpy")
     frame, state = _frame_and_state(a.width, a.height, a.homography)
     acc = km.KernelAccumulator(B, a.width, a.height, 3, a.scale, 1.0)
     acc.steer(frame.mean(axis=2), 0.01)
