@@ -45,13 +45,20 @@ def _frame_and_state(width: int, height: int, homography: bool):
     return frame, state
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--width", type=int, default=1632)
-    p.add_argument("--height", type=int, default=1224)
+    p.add_argument("--width", type=_positive, default=1632)
+    p.add_argument("--height", type=_positive, default=1224)
     p.add_argument("--scale", type=float, default=2.0)
-    p.add_argument("--sizes", type=int, nargs="+", default=[1 << 16, 1 << 17])
-    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--sizes", type=_positive, nargs="+", default=[1 << 16, 1 << 17])
+    p.add_argument("--repeat", type=_positive, default=3)
     p.add_argument("--homography", action="store_true")
     p.add_argument("--markdown")
     a = p.parse_args(argv)
