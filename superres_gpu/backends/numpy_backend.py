@@ -791,14 +791,13 @@ class NumpyBackend:
                 acc = np.stack([a_c[..., 0] for a_c, _ in sums], axis=2)
                 ksum = np.stack([ks for _, ks in sums], axis=2)
                 del sums
-            d = acc.shape[2]  # C
             acc *= gain  # g + o, then times w, in kernelreg.cu's order
             if offset != 0.0:
-                acc += ksum * offset if ksum.ndim == 3 else _channels(ksum * offset, d)
+                acc += ksum * offset if ksum.ndim == 3 else _channels(ksum * offset, C)
             if weights is not None:
                 wt = _bilinear_planes(wplanes, _bilinear_axis_f32(Y[:, 0], a, b, weight_level, weights.shape[0]),
                                       wx)[0]
-                acc *= _channels(wt, d)
+                acc *= _channels(wt, C)
                 ksum *= wt[..., None] if ksum.ndim == 3 else wt
             num[y_start:y_end] += acc
             den[y_start:y_end] += ksum
