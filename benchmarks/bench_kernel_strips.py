@@ -37,11 +37,9 @@ def _frame_and_state(width: int, height: int, homography: bool):
     T = np.array([[np.cos(th) * 1.002, -np.sin(th), 3.3], [np.sin(th), np.cos(th) * 1.001, -2.7], [0.0, 0.0, 1.0]])
     if homography:
         T[2, 0] = 1e-6
-    state = np.zeros(S.STATE_LEN, np.float64)
+    state = S.identity_state()
     state[S.S_T] = T.ravel()
     state[S.S_TINV] = np.linalg.inv(T).ravel()
-    state[S.S_GAIN] = 1.0
-    state[S.S_ACCEPT] = 1.0
     return frame, state
 
 
