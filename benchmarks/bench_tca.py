@@ -11,9 +11,12 @@ their chroma had full resolution (whole channels read at their maps), which
 is what the chroma band correction replaces there.  With ``--cubic`` a third
 burst adds a cubic radial term (red +0.3 %, blue -0.2 % more at the corners,
 see ``synth.CameraSpec.lateral_ca_cubic``), with one more run,
-``on (similarity)``, whose estimate leaves the cubic term out.
+``on (similarity)``, whose estimate leaves the cubic term out.  ``--size WxH``
+renders the bursts at that frame size instead of the recipe's 320x240 (the
+same chart and motion).
 
-    python -m benchmarks.bench_tca [--frames 12] [--merges kernel robust] [--jpeg 92] [--cubic] [--json out.json]
+    python -m benchmarks.bench_tca [--frames 12] [--merges kernel robust] [--jpeg 92] [--cubic] [--size WxH]
+                                   [--json out.json]
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ ABERRATION = (0.002, -0.002)  # red, blue
 CUBIC = (0.003, -0.002)  # red, blue: the cubic term's extra magnification at the corners
 
 
-def measure(frames: int, merges, qualities=(None,), cubic: bool = False, progress=print) -> list[dict]:
+def measure(frames: int, merges, qualities=(None,), cubic: bool = False, size=None, progress=print) -> list[dict]:
     import tifffile
 
     from superres_gpu import pipeline
@@ -58,7 +61,8 @@ def measure(frames: int, merges, qualities=(None,), cubic: bool = False, progres
         tmp = Path(tmp)
         for quality in qualities:
             for ca, k in bursts:
-                b = synth.recipe_burst("test-medium", frames=frames,
+                b = synth.recipe_burst("test-medium", frames=frames, **({} if size is None else
+                                                                       {"width": size[0], "height": size[1]}),
                                        camera=dataclasses.replace(r.camera, lateral_ca=ca, lateral_ca_cubic=k,
                                                                   jpeg_quality=quality))
                 d = tmp / f"burst{ca[0]}c{k[0]}q{quality}"
@@ -80,6 +84,7 @@ def measure(frames: int, merges, qualities=(None,), cubic: bool = False, progres
                         img = tifffile.imread(out).astype(np.float32) / 65535
                         est = rep["tca"]["estimate"]
                         row = {"frames": "PNG" if quality is None else f"JPEG {quality} 4:2:0", "merge": merge,
+                               "size": [b.frames[0].shape[1], b.frames[0].shape[0]],
                                "aberration": ca != (0.0, 0.0), "cubic": k, "tca": opt,
                                "psnr_blurred": psnr(img, b.truth_blurred, margin=8),
                                "psnr_sharp": psnr(img, b.truth, margin=8), "seconds": secs,
@@ -94,6 +99,16 @@ def measure(frames: int, merges, qualities=(None,), cubic: bool = False, progres
     return rows
 
 
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not WxH (e.g. 1280x960)") from None
+    if w < 64 or h < 64:
+        raise argparse.ArgumentTypeError(f"{text!r}: frames must be at least 64x64")
+    return w, h
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=12)
@@ -102,9 +117,10 @@ def main(argv=None) -> int:
                     help="also 4:2:0 JPEG frames of these qualities")
     ap.add_argument("--png", action=argparse.BooleanOptionalAction, default=True, help="the PNG frames (default on)")
     ap.add_argument("--cubic", action="store_true", help="also a burst with a cubic radial term")
+    ap.add_argument("--size", type=_size, metavar="WxH", help="frame size (default: the recipe's, 320x240)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
-    rows = measure(args.frames, args.merges, ([None] if args.png else []) + list(args.jpeg), args.cubic)
+    rows = measure(args.frames, args.merges, ([None] if args.png else []) + list(args.jpeg), args.cubic, args.size)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
     return 0
