@@ -28,10 +28,11 @@ _KERNEL_BYTES_PER_PIXEL = 28
 # ... of a frame held back until the motion model and the template are settled, besides
 # its decoded copy: its FrameLevels (float32 luma pyramid and B-spline coefficients).
 _HELD_BYTES_PER_PIXEL = 11
-# ... with chromatic aberration corrected on chroma-subsampled frames: the frame as float32
-# per channel, and one channel's low band
-_BAND_BYTES_PER_CHANNEL = 4
-_BAND_BYTES_PER_PIXEL = 4
+# ... with chromatic aberration corrected on chroma-subsampled frames: the frame and the channels' low
+# bands as float32 per channel; the luma, its chroma chain (and the half-size step between), and the low
+# band of the channel being moved, per pixel (pixels.chroma_low_band, NumpyBackend.tca_band)
+_BAND_BYTES_PER_CHANNEL = 8
+_BAND_BYTES_PER_PIXEL = 14
 
 
 MAX_SIDE = 32766 - 16  # OpenCV's remap (both merges on the CPU) takes images below 32767 px a side; the kernel

@@ -18,14 +18,18 @@ Frames whose chroma is stored at a lower resolution than their luma (JPEG
 and HEIC with 4:2:0 or 4:2:2 subsampling, what phones write) hold each
 colour channel's own position only in its low band: their fine detail is
 rebuilt from the luma, mostly green, in all three channels.  On such frames
-the luma's share is taken out of each channel first (:func:`luma_detail_removed`:
-what the decoder added to the chroma's low band, at green's position mostly),
-the edge strengths are then compared after a Gaussian blur
-(:data:`ESTIMATE_SIGMA` per subsampling factor), where the chroma planes carry
-the channels' own edges, and the correction moves only each channel's low band
-(:meth:`TCAEstimate.band_taps`, the backend's ``tca_band``): moving the whole
-channel would move the luma's detail in it too, which no lens put there
-(on the synthetic 4:2:0 bursts that makes the merge worse than no correction).
+the luma's share is taken out of each channel first
+(:func:`superres_gpu.pixels.chroma_low_band`: what the decoder added to the
+chroma, the luma's detail, at green's position mostly), which leaves each
+channel's own low band as the file stores it; left in, it pulls the estimate
+towards green (the scale 7-10 % short on synthetic 4:2:0 frames of 1280x960
+and larger, at every JPEG quality from 80 to 92).  The edge strengths of those
+low bands are compared after a Gaussian blur (:data:`ESTIMATE_SIGMA` per
+subsampling factor), and the correction moves only that low band
+(:meth:`TCAEstimate.band_chroma`, the backend's ``tca_band``): moving the
+whole channel would move the luma's detail in it too, which no lens put
+there (on the synthetic 4:2:0 bursts that makes the merge worse than no
+correction).
 
 On lossless frames the correction enters the merge's single resampling step:
 each colour channel is read at its own position (:meth:`TCAEstimate.channel_maps`),
@@ -70,6 +74,7 @@ import numpy as np
 
 from .align import AlignConfig, align_frame
 from .errors import AlignmentError
+from .pixels import chroma_low_band
 from .reference import Reference
 from .state import FrameState
 
@@ -89,10 +94,8 @@ SHIFT_SIGNIFICANCE = 3.0
 # before the edge strengths are compared, after the luma's share is taken out (on synthetic 4:2:0 JPEG
 # frames the scale comes out at 99-101 % of the truth from 1280x960 on at quality 80-92; at 320x240
 # 96-109 % at quality 92 and 81-105 % at 80-85, where a larger blur overshoots at 92 and the unblurred
-# estimate is at 35-45 %), and the low band the correction moves (its Gaussian sigma: 1 px for 4:2:0
-# puts the band where the chroma planes hold it)
+# estimate is at 35-45 %)
 ESTIMATE_SIGMA = 1.0
-BAND_SIGMA = 0.5
 # the cubic term is kept when it is this many standard errors from zero and moves the corners by this much (px)
 CUBIC_SIGNIFICANCE = 3.0
 MIN_CUBIC_PX = 0.03
@@ -153,15 +156,11 @@ class TCAEstimate:
     def subsampled(self) -> bool:
         return max(self.chroma) > 1
 
-    def band_taps(self) -> np.ndarray | None:
-        """The Gaussian taps of the low band that the correction moves on
+    def band_chroma(self) -> tuple | None:
+        """The chroma subsampling whose low band the correction moves on
         chroma-subsampled frames (``tca_band``); None on full-chroma frames,
         where whole channels are read at their maps."""
-        if not self.subsampled:
-            return None
-        from .interp import gaussian_taps
-
-        return gaussian_taps(BAND_SIGMA * max(self.chroma))
+        return self.chroma if self.subsampled else None
 
     def corner_shift_px(self) -> dict:
         """Per channel, the largest displacement (px) the model implies at the frame's corners."""
@@ -434,43 +433,6 @@ def _channel_model(T: np.ndarray) -> tuple[float, float, float, float]:
     return s, float(c[0]), float(c[1]), rot
 
 
-LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # JPEG's (ITU-R BT.601) luma of R, G, B
-
-
-def luma_detail_removed(frame: np.ndarray, chroma: tuple) -> np.ndarray:
-    """float32 RGB: a chroma-subsampled ``frame`` (RGB, decoded) less the luma's
-    fine detail that its decoder put in every channel.
-
-    A JPEG stores Y = 0.299 R + 0.587 G + 0.114 B at full resolution and the
-    colour differences R - Y, B - Y averaged over blocks of ``chroma``
-    (horizontal, vertical) pixels; the decoder brings them back up by linear
-    interpolation (libjpeg's "fancy" upsampling) and adds Y, so each decoded
-    channel is U(c) + (Y - U(Y)), U that chain of block average and linear
-    upsampling.  The second term, the same in all three channels, holds the
-    luma's detail where the lens put it in each channel mixed (mostly green's
-    position): it pulls the channels' estimate towards green (7-10 % short of
-    the scale on synthetic 4:2:0 frames of 1280x960 and larger at every JPEG
-    quality from 80 to 92).  Y is rebuilt from the decoded channels (exact up
-    to rounding: the colour differences hold no luma) and that term taken
-    out, which leaves U(c), each channel's own low band.  HEIC's chroma chain
-    is taken to be the same."""
-    import cv2
-
-    sx, sy = int(chroma[0]), int(chroma[1])
-    f = frame.astype(np.float32)
-    if sx <= 1 and sy <= 1:
-        return f
-    wr, wg, wb = (np.float32(w) for w in LUMA_WEIGHTS)
-    Y = wr * f[..., 0] + wg * f[..., 1] + wb * f[..., 2]
-    h, w = Y.shape
-    ph, pw = -h % sy, -w % sx  # the encoder replicates the last row and column to fill a block
-    Yp = np.pad(Y, ((0, ph), (0, pw)), mode="edge") if ph or pw else Y
-    blocks = Yp.reshape(Yp.shape[0] // sy, sy, Yp.shape[1] // sx, sx).mean(axis=(1, 3), dtype=np.float32)
-    up = cv2.resize(blocks, (Yp.shape[1], Yp.shape[0]), interpolation=cv2.INTER_LINEAR)[:h, :w]
-    f -= (Y - up)[..., None]
-    return f
-
-
 def estimate(B, frames: list, chroma: tuple = (1, 1), cubic: bool = True) -> TCAEstimate:
     """The burst's radial model of red and blue against green: the median over
     ``frames`` (RGB host arrays) of each channel's per-frame estimate;
@@ -488,7 +450,7 @@ def estimate(B, frames: list, chroma: tuple = (1, 1), cubic: bool = True) -> TCA
     cubic = cubic and max(chroma) == 1  # in the low band alone the cubic and the scale cannot be told apart
     for f in frames:
         if max(chroma) > 1:
-            f = luma_detail_removed(f, chroma)
+            f = chroma_low_band(f, chroma)
         for name, ch in CHANNELS.items():
             m = channel_model(B, f, ch, blur, cubic)
             if m is not None:

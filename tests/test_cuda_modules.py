@@ -18,7 +18,7 @@ from superres_gpu.backends.cupy_backend import CupyBackend
 from superres_gpu.backends.numpy_backend import NumpyBackend
 from superres_gpu.cuda_modules import ARCHS, KERNELS, compile_ptx, kernel_dir, kernel_source
 from superres_gpu.geometry import MODEL_ID, output_size
-from superres_gpu.interp import bspline_prefilter_taps, gaussian_taps, lanczos4_table
+from superres_gpu.interp import bspline_prefilter_taps, lanczos4_table
 from superres_gpu.state import transform_state
 
 from conftest import ROOT
@@ -152,7 +152,7 @@ def kernel_signatures() -> dict:
 def _fake_cupy():
     """NumPy standing in for CuPy: enough for the backend's host-side code."""
     fake = types.SimpleNamespace(ndarray=np.ndarray, fft=np.fft, empty=np.zeros, empty_like=np.zeros_like)
-    for name in ("zeros", "ones", "full", "asarray", "ascontiguousarray", "where", "maximum",
+    for name in ("zeros", "ones", "full", "asarray", "ascontiguousarray", "where", "maximum", "pad", "take",
                  "nan_to_num", "nanmedian", "stack", "float32", "float64", "uint8", "uint16", "complex64", "nan"):
         setattr(fake, name, getattr(np, name))
     return fake
@@ -235,7 +235,7 @@ def test_every_launch_matches_its_kernel_signature(checked_gpu_backend, rng):
             if c == 3:  # chroma-subsampled colour frames: the low band moved, then float32 frames merged
                 moved = np.tile(np.eye(3).ravel(), (3, 1))
                 moved[0, [0, 2, 4, 5]] = [1.002, -0.03, 1.002, -0.02]
-                fl = G.tca_band(frame, moved, gaussian_taps(1.0))
+                fl = G.tca_band(frame, moved, (2, 2))
                 G.resample_accumulate(fl, st, num, den, 2.0, 255.0)
                 G.kernel_accumulate(fl, st, num, den, 2.0, 255.0, 0.6)
     img = rng.random((21, 34)).astype(np.float32)

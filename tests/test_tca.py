@@ -155,9 +155,8 @@ def test_the_jpeg_chroma_subsampling_is_read_from_the_header(tmp_path, rng, samp
 
 def test_the_chroma_band_correction_moves_the_low_band_only(rng):
     """tca_band moves what is smooth in a channel and leaves its fine detail:
-    a broad blob in red follows the map, a one-pixel checkerboard stays."""
-    from superres_gpu.interp import gaussian_taps
-
+    a broad blob in red follows the map, a one-pixel checkerboard (all luma
+    detail on 4:2:0 frames: its 2x2 blocks average to one grey) stays."""
     h, w = 60, 80
     y, x = np.mgrid[0:h, 0:w].astype(np.float64)
     shift = 0.625  # red's map: green position p shows in red at p + (0.625, 0) (20/32 px, no rounding)
@@ -165,7 +164,7 @@ def test_the_chroma_band_correction_moves_the_low_band_only(rng):
     maps[0, 2] = shift
     blob = lambda dx: 60 + 150 * np.exp(-((x + dx - 40) ** 2 + (y - 30) ** 2) / (2 * 12.0**2))
     frame = np.rint(257 * np.stack([blob(0.0)] * 3, axis=2)).astype(np.uint16)
-    out = B.tca_band(frame, maps, gaussian_taps(1.0))
+    out = B.tca_band(frame, maps, (2, 2))
     assert np.array_equal(out[..., 1:], frame[..., 1:].astype(np.float32))  # green and blue copied
     inner = (slice(10, -10), slice(10, -10))
     # moved: within 3 % of the 5 levels the steepest part moves by (the blob's own part above the band stays)
@@ -173,7 +172,7 @@ def test_the_chroma_band_correction_moves_the_low_band_only(rng):
     assert np.abs(out[..., 0] - frame[..., 0])[inner].max() / 257 > 2.0
     checker = (np.indices((h, w)).sum(axis=0) % 2 * 200 + 20).astype(np.uint8)
     fine = np.repeat(checker[..., None], 3, axis=2)
-    moved = B.tca_band(fine, maps, gaussian_taps(1.0))
+    moved = B.tca_band(fine, maps, (2, 2))
     assert np.abs(moved[..., 0] - fine[..., 0])[inner].max() < 1.0
 
 
@@ -188,18 +187,18 @@ def test_scale_is_estimated_on_4_2_0_jpeg_frames():
     assert abs(est.red.scale - TRUE_CA[0]) < tol * abs(TRUE_CA[0]), est.report()
     assert abs(est.blue.scale - TRUE_CA[1]) < tol * abs(TRUE_CA[1]), est.report()
     full = estimate(B, frames)
-    assert full.red.scale < 0.6 * TRUE_CA[0] and full.band_taps() is None
+    assert full.red.scale < 0.6 * TRUE_CA[0] and full.band_chroma() is None
 
 
 @pytest.mark.parametrize("sampling,chroma", [("420", (2, 2)), ("422", (2, 1))])
-def test_the_luma_detail_removed_leaves_each_channels_own_low_band(rng, sampling, chroma):
+def test_the_chroma_low_band_leaves_each_channels_own_low_band(rng, sampling, chroma):
     """A decoded subsampled JPEG channel is its own low band (block average,
     linear upsampling) plus the luma's fine detail: taking the luma's share
     out leaves the true channel through that chain, to the encoder's
     rounding (odd frame sides: the encoder's replicated last row and column)."""
     import cv2
 
-    from superres_gpu.tca import luma_detail_removed
+    from superres_gpu.pixels import chroma_low_band
 
     h, w = 61, 83
     base = cv2.GaussianBlur(rng.random((h, w, 3)).astype(np.float32), (0, 0), 1.0)
@@ -211,7 +210,7 @@ def test_the_luma_detail_removed_leaves_each_channels_own_low_band(rng, sampling
     padded = np.pad(img.astype(np.float64), ((0, -h % sy), (0, -w % sx), (0, 0)), mode="edge")
     blocks = padded.reshape(padded.shape[0] // sy, sy, padded.shape[1] // sx, sx, 3).mean(axis=(1, 3))
     want = cv2.resize(blocks.astype(np.float32), padded.shape[1::-1], interpolation=cv2.INTER_LINEAR)[:h, :w]
-    out = luma_detail_removed(decoded, chroma)
+    out = chroma_low_band(decoded, chroma)
     assert out.dtype == np.float32 and out.shape == decoded.shape
 
     def rms(a):
@@ -221,7 +220,7 @@ def test_the_luma_detail_removed_leaves_each_channels_own_low_band(rng, sampling
     # the same amount is taken from every channel: the colour differences are the decoder's
     np.testing.assert_allclose(out[..., 0] - out[..., 1], decoded[..., 0].astype(np.float32) - decoded[..., 1],
                                atol=1e-4)
-    assert np.array_equal(luma_detail_removed(decoded, (1, 1)), decoded.astype(np.float32))
+    assert np.array_equal(chroma_low_band(decoded, (1, 1)), decoded.astype(np.float32))
 
 
 def test_the_4_2_0_estimate_on_a_larger_frame_meets_the_corner_target():

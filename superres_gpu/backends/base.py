@@ -27,6 +27,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..pixels import LUMA_WEIGHTS  # noqa: F401  (ITU-R BT.601, as in JPEG: the backends' luma)
+
 STATE_LEN = 32
 S_T = slice(0, 9)  # 3x3 frame -> reference, row-major
 S_TINV = slice(9, 18)  # 3x3 reference -> frame
@@ -91,7 +93,6 @@ TUKEY_C = 4.685
 SCALE_C = 1.547
 SCALE_DELTA = 0.5
 SCALE_STEPS = 5
-LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601, as in JPEG
 
 
 def scale_trials(sigma: float) -> np.ndarray:
@@ -156,7 +157,7 @@ class Backend(Protocol):
     def resample_accumulate(self, frame, state, num, den, scale: float, max_value: float, weights=None,
                             weight_level: int = 1, channel_maps=None, field=None, field_cell: float = 0.0) -> None: ...
     def select_points(self, score, count: int, cells: int): ...
-    def tca_band(self, frame, channel_maps, taps): ...
+    def tca_band(self, frame, channel_maps, chroma): ...
     def kernel_accumulate(self, frame, state, num, den, scale: float, max_value: float, sigma: float,
                           weights=None, weight_level: int = 1, shape=None, field=None,
                           field_cell: float = 0.0, channel_maps=None) -> None: ...

@@ -346,17 +346,20 @@ class CupyBackend:
             raise TypeError("float32 frames reach the kernel merge only from tca_band, in colour")
         return self._type_name(frame.dtype, allow_float=True)
 
-    def tca_band(self, frame, channel_maps, taps):
+    def tca_band(self, frame, channel_maps, chroma):
+        from ..pixels import chroma_low_band
         from .numpy_backend import band_maps, band_moves
 
         cp = self.cp
         frame = self._contig(frame)
         maps = band_maps(frame, channel_maps)
         h, w, c = frame.shape
+        band = chroma_low_band(frame, chroma, cp)  # the NumPy twin's operations, on the device
         lo = cp.empty((c, h, w), dtype=cp.float32)  # only the moved channels' planes are read
         for ch in range(c):
             if band_moves(maps[ch]):
-                lo[ch] = self.sepfilter(cp.ascontiguousarray(frame[..., ch], dtype=cp.float32), taps)
+                lo[ch] = band[..., ch]
+        del band
         out = cp.empty((h, w, c), dtype=cp.float32)
         k = self._kernel("resample", f"tca_band<{self._type_name(frame.dtype)}, {c}>")
         k(grid_2d(w, h), BLOCK_2D, (frame, np.int32(w), np.int32(h), lo, cp.asarray(maps.ravel()), self._tab, out))

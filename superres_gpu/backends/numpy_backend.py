@@ -634,14 +634,16 @@ class NumpyBackend:
         _run_strips(strip, ho, rows_per)
 
     # --- kernel 1 (part): chromatic aberration in the chroma band -----------------
-    def tca_band(self, frame, channel_maps, taps) -> np.ndarray:
-        """The frame (h, w, C) as float32 with each channel's low band moved by
-        its map: for channel c whose ``channel_maps`` row (row-major 3x3, green
+    def tca_band(self, frame, channel_maps, chroma) -> np.ndarray:
+        """The RGB frame (h, w, 3) as float32 with each channel's low band moved
+        by its map: for channel c whose ``channel_maps`` row (row-major 3x3, green
         positions -> the channel's, affine, then the radial term cx, cy, k3 as in
         :meth:`resample_accumulate`) is not the identity,
         out[y, x, c] = frame[y, x, c] + (L_c(Pc (x, y)) - L_c[y, x]), with L_c
-        the channel filtered by ``taps`` (:meth:`sepfilter`) and read with the
-        merge's Lanczos4 (replicated border); other channels are copied.  The
+        the channel's low band under the chroma subsampling ``chroma``
+        (:func:`superres_gpu.pixels.chroma_low_band`: the channel less the luma's
+        detail) read with the merge's Lanczos4 (replicated border); other
+        channels are copied.  The
         displacement in float32, one rounding per operation, coefficients
         rounded from float64: d = ((C00 - 1) x + C01 y) + C02 (rows:
         (C10 x + (C11 - 1) y) + C12), and with k3 != 0, e = (x - cx) + dx
@@ -653,16 +655,19 @@ class NumpyBackend:
         luma, where it is (:mod:`superres_gpu.tca`)."""
         import cv2
 
+        from ..pixels import chroma_low_band
+
         maps = band_maps(frame, channel_maps)
         h, w, C = frame.shape
         out = frame.astype(np.float32)
+        band = chroma_low_band(frame, chroma)
         f32 = np.float32
         xs = np.arange(w, dtype=np.float32)[None, :]
         for c in range(C):
             m = maps[c]
             if not band_moves(m):
                 continue
-            lo = self.sepfilter(np.ascontiguousarray(out[..., c]), taps)
+            lo = np.ascontiguousarray(band[..., c])
             k = (f32(m[0] - 1.0), f32(m[1]), f32(m[2]), f32(m[3]), f32(m[4] - 1.0), f32(m[5]))
             r = (f32(m[9]), f32(m[10]), f32(m[11]))
 
