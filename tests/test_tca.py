@@ -225,7 +225,7 @@ def test_the_chroma_low_band_leaves_each_channels_own_low_band(rng, sampling, ch
 
 def test_the_4_2_0_estimate_on_a_larger_frame_meets_the_corner_target():
     """On 4:2:0 frames of 1280x960 the luma's share left in each channel put the
-    scale 7-10 % short (0.13-0.21 px at the corners); taken out, the channels
+    scale 7-10 % short (0.13-0.15 px at the corners); taken out, the channels
     meet within 0.05 px of the truth at the corners, and a frame without
     aberration still gives next to none."""
     r = synth.RECIPES["test-medium"]
