@@ -27,7 +27,7 @@ class Accumulator:
         self.width, self.height = output_size(width, height, scale)
         self.channels = channels
         self.channel_maps = None  # (channels, 9) float64: per-channel sampling maps (chromatic aberration)
-        # (maps, chroma): on chroma-subsampled frames, each channel's low band moved by its map before the
+        # (maps, chroma, upsampling): on chroma-subsampled frames, each channel's low band moved by its map before the
         # merge reads the frame (the backend's tca_band); channel_maps stays None then
         self.band = None
         xp = B.xp
@@ -47,11 +47,11 @@ class Accumulator:
         :class:`superres_gpu.tca.TCAEstimate`: whole channels read at their maps
         in the merge's one resampling step, or, on chroma-subsampled frames,
         each channel's low band moved first (:meth:`source`)."""
-        chroma = estimate.band_chroma()
-        if chroma is None:
+        chain = estimate.band_chain()
+        if chain is None:
             self.channel_maps, self.band = estimate.channel_maps(), None
         else:
-            self.channel_maps, self.band = None, (estimate.channel_maps(), chroma)
+            self.channel_maps, self.band = None, (estimate.channel_maps(), *chain)
 
     def source(self, frame):
         """What the merge reads of ``frame``: the frame itself, or with

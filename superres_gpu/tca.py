@@ -26,7 +26,7 @@ towards green (the scale 7-10 % short on synthetic 4:2:0 frames of 1280x960
 and larger, at every JPEG quality from 80 to 92).  The edge strengths of those
 low bands are compared after a Gaussian blur (:data:`ESTIMATE_SIGMA` per
 subsampling factor), and the correction moves only that low band
-(:meth:`TCAEstimate.band_chroma`, the backend's ``tca_band``): moving the
+(:meth:`TCAEstimate.band_chain`, the backend's ``tca_band``): moving the
 whole channel would move the luma's detail in it too, which no lens put
 there (on the synthetic 4:2:0 bursts that makes the merge worse than no
 correction).
@@ -74,7 +74,7 @@ import numpy as np
 
 from .align import AlignConfig, align_frame
 from .errors import AlignmentError
-from .pixels import chroma_low_band
+from .pixels import chroma_low_band, chroma_upsampling
 from .reference import Reference
 from .state import FrameState
 
@@ -146,6 +146,7 @@ class TCAEstimate:
     height: int
     frames: int
     chroma: tuple = (1, 1)  # the frames' chroma subsampling (horizontal, vertical): (2, 2) for 4:2:0
+    upsampling: str = "linear"  # how their decoder brought the chroma up (pixels.chroma_upsampling)
 
     @property
     def radius(self) -> float:
@@ -156,11 +157,11 @@ class TCAEstimate:
     def subsampled(self) -> bool:
         return max(self.chroma) > 1
 
-    def band_chroma(self) -> tuple | None:
-        """The chroma subsampling whose low band the correction moves on
-        chroma-subsampled frames (``tca_band``); None on full-chroma frames,
-        where whole channels are read at their maps."""
-        return self.chroma if self.subsampled else None
+    def band_chain(self) -> tuple | None:
+        """(chroma, upsampling): the chroma chain whose low band the correction
+        moves on chroma-subsampled frames (``tca_band``); None on full-chroma
+        frames, where whole channels are read at their maps."""
+        return (self.chroma, self.upsampling) if self.subsampled else None
 
     def corner_shift_px(self) -> dict:
         """Per channel, the largest displacement (px) the model implies at the frame's corners."""
@@ -195,6 +196,7 @@ class TCAEstimate:
                    "corner_shift_px": shift[name], "corner_shift_se_px": ch.corner_se}
             for name, ch in (("red", self.red), ("blue", self.blue))
         } | {"frames": self.frames, "chroma_subsampling": list(self.chroma),
+             "chroma_upsampling": self.upsampling if self.subsampled else None,
              "correction": "chroma band" if self.subsampled else "channels", "auto_from_px": self.min_corner_px()}
 
 
@@ -448,9 +450,10 @@ def estimate(B, frames: list, chroma: tuple = (1, 1), cubic: bool = True) -> TCA
     per = {name: [] for name in CHANNELS}
     blur = ESTIMATE_SIGMA * max(chroma) if max(chroma) > 1 else 0.0
     cubic = cubic and max(chroma) == 1  # in the low band alone the cubic and the scale cannot be told apart
+    upsampling = chroma_upsampling(frames[0], chroma) if max(chroma) > 1 else "linear"
     for f in frames:
         if max(chroma) > 1:
-            f = chroma_low_band(f, chroma)
+            f = chroma_low_band(f, chroma, upsampling=upsampling)
         for name, ch in CHANNELS.items():
             m = channel_model(B, f, ch, blur, cubic)
             if m is not None:
@@ -459,7 +462,7 @@ def estimate(B, frames: list, chroma: tuple = (1, 1), cubic: bool = True) -> TCA
         raise AlignmentError("no frame's red and blue channels could be aligned to its green channel")
     models = {name: _burst_model(fits, w, h) for name, fits in per.items()}
     return TCAEstimate(models["red"], models["blue"], w, h, min(len(per["red"]), len(per["blue"])),
-                       (int(chroma[0]), int(chroma[1])))
+                       (int(chroma[0]), int(chroma[1])), upsampling)
 
 
 def _corner_shift(ch: ChannelTCA, w: int, h: int) -> float:
