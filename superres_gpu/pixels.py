@@ -67,6 +67,34 @@ def chroma_low_band(frame, chroma, xp=np, upsampling: str = "linear"):
     return f
 
 
+def smooth_chroma_band(frame, chroma, xp=np, upsampling: str = "linear"):
+    """float32 (h, w, 3): the smooth low band of each channel of a decoded
+    chroma-subsampled RGB ``frame``, what the chromatic aberration's
+    correction moves: the true channel through the block average and linear
+    upsampling, W(c).  For a "linear" decoder that is :func:`chroma_low_band`;
+    for a "nearest" one, whose low band is blocks (a pattern of the decoder,
+    on the frame's grid, that moving would smear), it is W of the decoded
+    channel itself, since the block average of the decoded channel is the
+    block average of the true one (the repeated chroma and the luma's detail
+    average out over each block, to rounding)."""
+    if upsampling != "nearest":
+        return chroma_low_band(frame, chroma, xp, upsampling)
+    sx, sy = _factors(chroma)
+    f = xp.asarray(frame)
+    if f.ndim != 3 or f.shape[2] != 3:
+        raise ValueError("the chroma's low band needs an RGB frame")
+    h, w = f.shape[:2]
+    out = xp.empty((h, w, 3), dtype=xp.float32)
+    for c in range(3):  # a channel at a time: the temporaries stay a plane's
+        plane = f[..., c]
+        if h % sy or w % sx:
+            plane = xp.pad(plane, ((0, -h % sy), (0, -w % sx)), mode="edge")
+        blocks = plane.reshape(plane.shape[0] // sy, sy, plane.shape[1] // sx, sx).mean(axis=(1, 3),
+                                                                                       dtype=xp.float32)
+        out[..., c] = _upsample(xp, _upsample(xp, blocks, sy, 0, "linear")[:h], sx, 1, "linear")[:, :w]
+    return out
+
+
 # chroma_upsampling: blocks whose colour differences change by more than this (of full scale) from a
 # neighbouring block take part, and they must be at least this many
 _ACTIVE_STEP = 8.0 / 255.0

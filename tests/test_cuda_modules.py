@@ -235,6 +235,7 @@ def test_every_launch_matches_its_kernel_signature(checked_gpu_backend, rng):
             if c == 3:  # chroma-subsampled colour frames: the low band moved, then float32 frames merged
                 moved = np.tile(np.eye(3).ravel(), (3, 1))
                 moved[0, [0, 2, 4, 5]] = [1.002, -0.03, 1.002, -0.02]
+                G.tca_band(frame, moved, (2, 2), "nearest")
                 fl = G.tca_band(frame, moved, (2, 2))
                 G.resample_accumulate(fl, st, num, den, 2.0, 255.0)
                 G.kernel_accumulate(fl, st, num, den, 2.0, 255.0, 0.6)

@@ -174,6 +174,12 @@ def test_the_chroma_band_correction_moves_the_low_band_only(rng):
     fine = np.repeat(checker[..., None], 3, axis=2)
     moved = B.tca_band(fine, maps, (2, 2))
     assert np.abs(moved[..., 0] - fine[..., 0])[inner].max() < 1.0
+    # the same with a decoder that repeats the chroma in blocks (HEIC): its smooth band moves
+    out = B.tca_band(frame, maps, (2, 2), "nearest")
+    np.testing.assert_allclose(out[..., 0][inner] / 257, blob(shift)[inner], atol=0.15)
+    assert np.array_equal(out[..., 1:], frame[..., 1:].astype(np.float32))
+    moved = B.tca_band(fine, maps, (2, 2), "nearest")
+    assert np.abs(moved[..., 0] - fine[..., 0])[inner].max() < 1.0
 
 
 def test_scale_is_estimated_on_4_2_0_jpeg_frames():
@@ -221,7 +227,7 @@ def test_the_chroma_low_band_leaves_each_channels_own_low_band(rng, codec, chrom
     replicated last row and column)."""
     import cv2
 
-    from superres_gpu.pixels import chroma_block_spread, chroma_low_band, chroma_upsampling
+    from superres_gpu.pixels import chroma_block_spread, chroma_low_band, chroma_upsampling, smooth_chroma_band
 
     h, w = 61, 83
     base = cv2.GaussianBlur(rng.random((h, w, 3)).astype(np.float32), (0, 0), 1.0)
@@ -245,6 +251,12 @@ def test_the_chroma_low_band_leaves_each_channels_own_low_band(rng, codec, chrom
     assert rms(out) < tol and rms(decoded.astype(np.float32)) > 5 * tol, (rms(out), rms(decoded.astype(np.float32)))
     other = chroma_low_band(decoded, chroma, upsampling="nearest" if upsampling == "linear" else "linear")
     assert rms(other) > 5 * tol  # the other decoder's chain does not fit
+    # what the correction moves: the true channel through the block average and linear upsampling
+    smooth = cv2.resize(blocks.astype(np.float32), padded.shape[1::-1], interpolation=cv2.INTER_LINEAR)[:h, :w]
+    moved = smooth_chroma_band(decoded, chroma, upsampling=upsampling)
+    assert moved.dtype == np.float32 and float(np.sqrt(np.mean((moved - smooth) ** 2))) < tol
+    if upsampling == "linear":
+        assert np.array_equal(moved, out)
     # the same amount is taken from every channel: the colour differences are the decoder's
     np.testing.assert_allclose(out[..., 0] - out[..., 1], decoded[..., 0].astype(np.float32) - decoded[..., 1],
                                atol=1e-4)

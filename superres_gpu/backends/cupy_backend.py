@@ -347,14 +347,14 @@ class CupyBackend:
         return self._type_name(frame.dtype, allow_float=True)
 
     def tca_band(self, frame, channel_maps, chroma, upsampling="linear"):
-        from ..pixels import chroma_low_band
+        from ..pixels import smooth_chroma_band
         from .numpy_backend import band_maps, band_moves
 
         cp = self.cp
         frame = self._contig(frame)
         maps = band_maps(frame, channel_maps)
         h, w, c = frame.shape
-        band = chroma_low_band(frame, chroma, cp, upsampling)  # the NumPy twin's operations, on the device
+        band = smooth_chroma_band(frame, chroma, cp, upsampling)  # the NumPy twin's operations, on the device
         lo = cp.empty((c, h, w), dtype=cp.float32)  # only the moved channels' planes are read
         for ch in range(c):
             if band_moves(maps[ch]):

@@ -655,12 +655,12 @@ class NumpyBackend:
         luma, where it is (:mod:`superres_gpu.tca`)."""
         import cv2
 
-        from ..pixels import chroma_low_band
+        from ..pixels import smooth_chroma_band
 
         maps = band_maps(frame, channel_maps)
         h, w, C = frame.shape
         out = frame.astype(np.float32)
-        band = chroma_low_band(frame, chroma, upsampling=upsampling)
+        band = smooth_chroma_band(frame, chroma, upsampling=upsampling)
         f32 = np.float32
         xs = np.arange(w, dtype=np.float32)[None, :]
         for c in range(C):
