@@ -25,8 +25,12 @@ channel's own low band as the file stores it; left in, it pulls the estimate
 towards green (the scale 7-10 % short on synthetic 4:2:0 frames of 1280x960
 and larger, at every JPEG quality from 80 to 92).  The edge strengths of those
 low bands are compared after a Gaussian blur (:data:`ESTIMATE_SIGMA` per
-subsampling factor), and the correction moves only that low band
-(:meth:`TCAEstimate.band_chain`, the backend's ``tca_band``): moving the
+subsampling factor), and the correction moves only the low band
+(:meth:`TCAEstimate.band_chain`, the backend's ``tca_band``, through
+:func:`superres_gpu.pixels.smooth_chroma_band`: for a decoder that repeats
+the chroma in blocks, as libheif does, the block pattern itself stays on the
+frame's grid, and the decoder is told from the frame by
+:func:`superres_gpu.pixels.chroma_upsampling`): moving the
 whole channel would move the luma's detail in it too, which no lens put
 there (on the synthetic 4:2:0 bursts that makes the merge worse than no
 correction).

@@ -640,12 +640,12 @@ class NumpyBackend:
         positions -> the channel's, affine, then the radial term cx, cy, k3 as in
         :meth:`resample_accumulate`) is not the identity,
         out[y, x, c] = frame[y, x, c] + (L_c(Pc (x, y)) - L_c[y, x]), with L_c
-        the channel's low band under the chroma subsampling ``chroma`` and the
-        decoder's ``upsampling`` (:func:`superres_gpu.pixels.chroma_low_band`:
-        the channel less the luma's detail) read with the merge's Lanczos4 (replicated border); other
-        channels are copied.  The
-        displacement in float32, one rounding per operation, coefficients
-        rounded from float64: d = ((C00 - 1) x + C01 y) + C02 (rows:
+        the channel's smooth low band under the chroma subsampling ``chroma`` and
+        the decoder's ``upsampling`` (:func:`superres_gpu.pixels.smooth_chroma_band`:
+        the channel without the luma's detail), read with the merge's Lanczos4
+        (replicated border); other channels are copied.  The displacement in
+        float32, one rounding per operation, coefficients rounded from float64:
+        d = ((C00 - 1) x + C01 y) + C02 (rows:
         (C10 x + (C11 - 1) y) + C12), and with k3 != 0, e = (x - cx) + dx
         (rows: (y - cy) + dy), d += (k3 (ex ex + ey ey)) e (the radial term at
         Cc (x, y), :func:`radial_f32`'s); the position in 1/32 px is
