@@ -93,3 +93,30 @@ def test_the_kernel_strip_benchmark_times_each_size_and_checks_the_sums_agree(tm
     assert nb._KERNEL_STRIP_PIXELS == before
     text = md.read_text()
     assert "| 240 |" in text and "| 4096 |" in text and "identical for every strip size: yes" in text
+
+
+def test_the_aberration_benchmark_runs_jpeg_and_heic_bursts_at_a_chosen_size(tmp_path):
+    """benchmarks/bench_tca.py on small JPEG and HEIC bursts of a chosen size: every run
+    of every burst, the estimate's chroma chain as each decoder has it, the estimate
+    restored after the runs that replace it."""
+    import pytest
+
+    pytest.importorskip("pillow_heif")
+    from benchmarks import bench_tca
+    from superres_gpu import pipeline
+
+    before = pipeline.estimate_tca
+    js = tmp_path / "t.json"
+    assert bench_tca.main(["--frames", "2", "--merges", "robust", "--no-png", "--jpeg", "92", "--heic", "90",
+                           "--size", "240x180", "--json", str(js)]) == 0
+    assert pipeline.estimate_tca is before
+    rows = json.loads(js.read_text())
+    runs = {(r["frames"], r["aberration"], r["tca"]) for r in rows}
+    for fmt in ("JPEG 92 4:2:0", "HEIC 90 4:2:0"):
+        assert {(fmt, False, "off"), (fmt, False, "on"), (fmt, True, "off"), (fmt, True, "on"),
+                (fmt, True, "on (channels)")} == {k for k in runs if k[0] == fmt}
+    assert all(r["size"] == [240, 180] for r in rows)
+    chains = {r["frames"]: r["chroma_upsampling"] for r in rows if r["tca"] == "on"}
+    assert chains == {"JPEG 92 4:2:0": "linear", "HEIC 90 4:2:0": "nearest"}
+    with pytest.raises(SystemExit):
+        bench_tca.main(["--size", "12x"])
