@@ -591,8 +591,9 @@ def cmd_tca(args, out, err) -> int:
     out.print(f"lateral chromatic aberration of {est.frames} frames ({est.width}x{est.height}), against green:",
               markup=False, highlight=False, soft_wrap=True)
     if est.subsampled:
-        out.print(f"  chroma subsampled {est.chroma[0]}x{est.chroma[1]}: measured, and corrected by --tca, in the "
-                  "channels' low band", markup=False, highlight=False, soft_wrap=True)
+        how = {"linear": "smoothly, as JPEG decoders do", "nearest": "in blocks, as HEIC through pillow-heif"}
+        out.print(f"  chroma subsampled {est.chroma[0]}x{est.chroma[1]}, brought up {how[est.upsampling]}: measured, "
+                  "and corrected by --tca, in the channels' low band", markup=False, highlight=False, soft_wrap=True)
     for name, ch in (("red", est.red), ("blue", est.blue)):
         out.print(f"  {name:4s} scale {100 * ch.scale:+.4f} %  centre ({ch.cx:.1f}, {ch.cy:.1f})  "
                   f"rotation {ch.rotation_deg:+.4f} deg  cubic {100 * ch.cubic:+.4f} % at the corners  "

@@ -133,6 +133,24 @@ def test_the_tca_command_prints_the_estimate(tmp_path, capsys):
     assert cli.main(["tca", str(tmp_path / "b"), "--frames", "0"]) != 0
 
 
+def test_the_tca_command_says_how_subsampled_chroma_was_decoded(tmp_path, capsys):
+    """On JPEG 4:2:0 frames the command says the chroma was brought up smoothly; on
+    HEIC frames (pillow-heif), in blocks; the report carries the same."""
+    b = _burst(TRUE_CA, frames=2, jpeg_quality=92)
+    b.write(tmp_path / "jpg")
+    assert cli.main(["tca", str(tmp_path / "jpg"), "--backend", "numpy"]) == 0
+    assert "chroma subsampled 2x2, brought up smoothly, as JPEG decoders do" in capsys.readouterr().out
+    pillow_heif = pytest.importorskip("pillow_heif")
+    lossless = _burst(TRUE_CA, frames=2, jpeg_quality=None)
+    (tmp_path / "heic").mkdir()
+    for i, f in enumerate(lossless.frames):
+        h, w = f.shape[:2]
+        pillow_heif.from_bytes(mode="RGB", size=(w, h), data=np.ascontiguousarray(f).tobytes()).save(
+            tmp_path / "heic" / f"f{i}.heic", quality=90)
+    assert cli.main(["tca", str(tmp_path / "heic"), "--backend", "numpy"]) == 0
+    assert "chroma subsampled 2x2, brought up in blocks, as HEIC through pillow-heif" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("sampling,want", [("420", (2, 2)), ("422", (2, 1)), ("444", (1, 1)), ("grey", (1, 1))])
 def test_the_jpeg_chroma_subsampling_is_read_from_the_header(tmp_path, rng, sampling, want):
     import cv2
