@@ -51,11 +51,11 @@ def measure(frames: int, merges, qualities=(None,), cubic: bool = False, size=No
     rows = []
     estimate = pipeline.estimate_tca
 
-    def full_chroma(B, frames, chroma=(1, 1)):  # the lossless frames' correction, whatever the file holds
+    def full_chroma(B, frames, chroma=(1, 1), origin=(0, 0)):  # the lossless frames' correction, whatever the file holds
         return estimate(B, frames, (1, 1))
 
-    def similarity(B, frames, chroma=(1, 1)):  # the estimate without its cubic term
-        return estimate(B, frames, chroma, cubic=False)
+    def similarity(B, frames, chroma=(1, 1), origin=(0, 0)):  # the estimate without its cubic term
+        return estimate(B, frames, chroma, cubic=False, origin=origin)
 
     replace = {"on (channels)": full_chroma, "on (similarity)": similarity}
     bursts = [((0.0, 0.0), (0.0, 0.0)), (ABERRATION, (0.0, 0.0))] + ([(ABERRATION, CUBIC)] if cubic else [])

@@ -183,8 +183,8 @@ __global__ void resample_accumulate(const T* __restrict__ frame, int fw, int fh,
 // (maps: (C, 12) double rows, an affine 3x3 Cc from green positions to the channel's, row-major,
 // then the radial term cx, cy, k3) is not the identity,
 //   out[y, x, c] = frame[y, x, c] + (lo_c(Pc (x, y)) - lo_c[y, x]),  Pc = Cc moved radially
-// with lo (C, fh, fw) float32 the channels' low bands (pixels.chroma_low_band: each channel less
-// the luma's detail, the chroma as the file stores it, made by the backend), read with the
+// with lo (C, fh, fw) float32 the channels' smooth low bands (pixels.smooth_chroma_band, made by
+// the backend: the chroma as the file stores it, without the luma's detail), read with the
 // Lanczos4 taps of the merge (replicated border); other channels are copied.  The displacement
 // in float32 without contraction, coefficients rounded to float from double:
 // d = ((C00 - 1) x + C01 y) + C02 (rows: (C10 x + (C11 - 1) y) + C12); with k3 != 0, e = (x - cx) + dx

@@ -586,7 +586,8 @@ def cmd_tca(args, out, err) -> int:
     if args.frames < 1:
         raise ConfigError(f"--frames must be at least 1 (got {args.frames})")
     infos = [probe(p) for p in list_inputs(args.inputs)[: args.frames]]
-    est = estimate(get_backend(args.backend), [read_frame(i) for i in infos], infos[0].chroma)
+    est = estimate(get_backend(args.backend), [read_frame(i) for i in infos], infos[0].chroma,
+                   origin=infos[0].chroma_origin)
     shift = est.corner_shift_px()
     out.print(f"lateral chromatic aberration of {est.frames} frames ({est.width}x{est.height}), against green:",
               markup=False, highlight=False, soft_wrap=True)

@@ -54,6 +54,17 @@ class FrameInfo:
     chroma: tuple = (1, 1)
 
     @property
+    def chroma_origin(self) -> tuple[int, int]:
+        """(x, y): the pixels of a partial chroma block before the first whole
+        one on each axis of the upright frame.  The encoder's blocks start at
+        the stored picture's first row and column; where the EXIF orientation
+        reverses an axis whose length the factor does not divide, the partial
+        block at its end comes first."""
+        sx, sy = int(self.chroma[0]), int(self.chroma[1])
+        x_reversed, y_reversed = self.orientation in (2, 3, 6, 7), self.orientation in (3, 4, 7, 8)
+        return (-self.width % sx if x_reversed else 0, -self.height % sy if y_reversed else 0)
+
+    @property
     def shape(self) -> tuple[int, ...]:
         if self.channels == 1:
             return (self.height, self.width)

@@ -324,9 +324,9 @@ def process_frame(B, ref: Reference, weights: RobustWeights, acc: Accumulator, f
     return state, rejected, disagreement, (m1, m2), figures
 
 
-def lateral_ca(cfg, frame, B, clock, chroma=(1, 1)) -> tuple[TCAEstimate | None, bool, str | None]:
+def lateral_ca(cfg, frame, B, clock, chroma=(1, 1), origin=(0, 0)) -> tuple[TCAEstimate | None, bool, str | None]:
     """(estimate, applied, note) of the reference frame's chromatic aberration
-    (host ``frame``, its chroma subsampling ``chroma``) under ``cfg.tca``;
+    (host ``frame``, its chroma subsampling ``chroma`` and the blocks' ``origin``) under ``cfg.tca``;
     (None, False, None) when off or auto on grey frames.  Where auto (the
     default) can make no estimate (too little colour texture) the burst is
     merged without the correction and ``note`` (the report's) says why; with
@@ -337,7 +337,7 @@ def lateral_ca(cfg, frame, B, clock, chroma=(1, 1)) -> tuple[TCAEstimate | None,
         raise InputError("--tca on needs colour frames; these are grey")
     with clock.stage("tca"):
         try:
-            est = estimate_tca(B, [frame], chroma)
+            est = estimate_tca(B, [frame], chroma, origin=origin)
         except AlignmentError as e:
             if cfg.tca == "on":
                 raise
@@ -400,7 +400,8 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock, pending=None)
             i = speculative[pos]
             clock.add("decode", decode_s)
             if k == 0:  # read on the host before the upload hands its buffer back to the decoders
-                tca_est, tca_used, tca_note = lateral_ca(cfg, host, B, clock, ref_info.chroma)
+                tca_est, tca_used, tca_note = lateral_ca(cfg, host, B, clock, ref_info.chroma,
+                                                         ref_info.chroma_origin)
             m0 = B.mark()
             frame = B.upload_frame(host)
             del host

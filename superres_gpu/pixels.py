@@ -1,4 +1,5 @@
-"""Pixel value encodings: the full-scale value of 8- and 16-bit samples."""
+"""Pixel value encodings: the full-scale value of 8- and 16-bit samples, and the
+chroma subsampling chain of JPEG and HEIC frames (what their decoders rebuild)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # JPEG's (ITU-R BT.601) luma of R, G, B
 UPSAMPLINGS = ("linear", "nearest")  # how a decoder brings subsampled chroma back up (chroma_low_band)
 
 
-def chroma_low_band(frame, chroma, xp=np, upsampling: str = "linear"):
+def chroma_low_band(frame, chroma, xp=np, upsampling: str = "linear", origin=(0, 0)):
     """float32 (h, w, 3): each channel of a decoded chroma-subsampled RGB
     ``frame`` less the luma's fine detail that its decoder put in all three,
     which leaves the channel's own low band; ``chroma`` the subsampling
@@ -47,7 +48,10 @@ def chroma_low_band(frame, chroma, xp=np, upsampling: str = "linear"):
     where the lens put each (mostly green's position).  Y is rebuilt from the
     decoded channels (exact to rounding: the colour differences hold no
     luma) and Y - U(Y) taken out, which leaves U(c).  Full-resolution chroma
-    gives the frame itself as float32."""
+    gives the frame itself as float32.  ``origin`` (x, y): the pixels of a
+    partial block before the first whole one on each axis, where the frame
+    was turned upright from a stored picture with odd sides
+    (:attr:`superres_gpu.discover.FrameInfo.chroma_origin`)."""
     sx, sy = _factors(chroma)
     if upsampling not in UPSAMPLINGS:
         raise ValueError(f"chroma upsampling must be one of {UPSAMPLINGS}, not {upsampling!r}")
@@ -57,17 +61,12 @@ def chroma_low_band(frame, chroma, xp=np, upsampling: str = "linear"):
     if sx == 1 and sy == 1:
         return f
     Y = _luma(f)
-    h, w = Y.shape
-    ph, pw = -h % sy, -w % sx
-    Yp = xp.pad(Y, ((0, ph), (0, pw)), mode="edge") if ph or pw else Y
-    blocks = Yp.reshape(Yp.shape[0] // sy, sy, Yp.shape[1] // sx, sx).mean(axis=(1, 3), dtype=xp.float32)
-    up = _upsample(xp, _upsample(xp, blocks, sy, 0, upsampling)[:h], sx, 1, upsampling)[:, :w]
-    Y -= up
+    Y -= _chain(xp, Y, sx, sy, upsampling, origin)
     f -= Y[..., None]
     return f
 
 
-def smooth_chroma_band(frame, chroma, xp=np, upsampling: str = "linear"):
+def smooth_chroma_band(frame, chroma, xp=np, upsampling: str = "linear", origin=(0, 0)):
     """float32 (h, w, 3): the smooth low band of each channel of a decoded
     chroma-subsampled RGB ``frame``, what the chromatic aberration's
     correction moves: the true channel through the block average and linear
@@ -76,9 +75,9 @@ def smooth_chroma_band(frame, chroma, xp=np, upsampling: str = "linear"):
     on the frame's grid, that moving would smear), it is W of the decoded
     channel itself, since the block average of the decoded channel is the
     block average of the true one (the repeated chroma and the luma's detail
-    average out over each block, to rounding)."""
+    average out over each block, to rounding); ``origin`` as there."""
     if upsampling != "nearest":
-        return chroma_low_band(frame, chroma, xp, upsampling)
+        return chroma_low_band(frame, chroma, xp, upsampling, origin)
     sx, sy = _factors(chroma)
     f = xp.asarray(frame)
     if f.ndim != 3 or f.shape[2] != 3:
@@ -86,13 +85,21 @@ def smooth_chroma_band(frame, chroma, xp=np, upsampling: str = "linear"):
     h, w = f.shape[:2]
     out = xp.empty((h, w, 3), dtype=xp.float32)
     for c in range(3):  # a channel at a time: the temporaries stay a plane's
-        plane = f[..., c]
-        if h % sy or w % sx:
-            plane = xp.pad(plane, ((0, -h % sy), (0, -w % sx)), mode="edge")
-        blocks = plane.reshape(plane.shape[0] // sy, sy, plane.shape[1] // sx, sx).mean(axis=(1, 3),
-                                                                                       dtype=xp.float32)
-        out[..., c] = _upsample(xp, _upsample(xp, blocks, sy, 0, "linear")[:h], sx, 1, "linear")[:, :w]
+        out[..., c] = _chain(xp, f[..., c], sx, sy, "linear", origin)
     return out
+
+
+def _chain(xp, plane, sx: int, sy: int, upsampling: str, origin):
+    """float32: ``plane`` (h, w) averaged over the chroma's blocks (the grid
+    starting ``origin`` (x, y) pixels before the plane, the border rows and
+    columns replicated to fill the partial blocks) and brought back up."""
+    h, w = plane.shape
+    ox, oy = int(origin[0]) % sx, int(origin[1]) % sy
+    pad = ((oy, -(h + oy) % sy), (ox, -(w + ox) % sx))
+    if any(pad[0]) or any(pad[1]):
+        plane = xp.pad(plane, pad, mode="edge")
+    blocks = plane.reshape(plane.shape[0] // sy, sy, plane.shape[1] // sx, sx).mean(axis=(1, 3), dtype=xp.float32)
+    return _upsample(xp, _upsample(xp, blocks, sy, 0, upsampling)[oy : oy + h], sx, 1, upsampling)[:, ox : ox + w]
 
 
 # chroma_upsampling: blocks whose colour differences change by more than this (of full scale) from a
@@ -106,19 +113,19 @@ _MIN_ACTIVE_BLOCKS = 50
 NEAREST_MAX_SPREAD = 0.2
 
 
-def chroma_upsampling(frame, chroma) -> str:
+def chroma_upsampling(frame, chroma, origin=(0, 0)) -> str:
     """How the decoder of a chroma-subsampled RGB ``frame`` (host array)
     brought its chroma back up, told from the frame: "nearest" where the
     colour differences R - Y and B - Y are constant within the chroma's
     blocks (their spread within a block, median over the blocks whose
     colour changes from a neighbour's, at most :data:`NEAREST_MAX_SPREAD`
     of that change), else "linear" (also where too little colour changes to
-    tell: JPEG's usual decoding)."""
-    spread = chroma_block_spread(frame, chroma)
+    tell: JPEG's usual decoding); ``origin`` as for :func:`chroma_low_band`."""
+    spread = chroma_block_spread(frame, chroma, origin)
     return "nearest" if spread is not None and spread <= NEAREST_MAX_SPREAD else "linear"
 
 
-def chroma_block_spread(frame, chroma) -> float | None:
+def chroma_block_spread(frame, chroma, origin=(0, 0)) -> float | None:
     """The evidence :func:`chroma_upsampling` weighs: the colour differences'
     spread within a chroma block over their change to the neighbouring
     block, median over the blocks whose colour changes by more than 8 levels
@@ -130,10 +137,11 @@ def chroma_block_spread(frame, chroma) -> float | None:
     top = full_scale(f.dtype) if f.dtype in (np.uint8, np.uint16) else 1.0
     f = f.astype(np.float32) / np.float32(top)
     Y = _luma(f)
-    h, w = (Y.shape[0] // sy) * sy, (Y.shape[1] // sx) * sx
+    y0, x0 = (sy - int(origin[1]) % sy) % sy, (sx - int(origin[0]) % sx) % sx  # the first whole block
+    h, w = ((Y.shape[0] - y0) // sy) * sy, ((Y.shape[1] - x0) // sx) * sx
     spread, step = [], []
     for c in (0, 2):
-        d = (f[:h, :w, c] - Y[:h, :w]).reshape(h // sy, sy, w // sx, sx)
+        d = (f[y0 : y0 + h, x0 : x0 + w, c] - Y[y0 : y0 + h, x0 : x0 + w]).reshape(h // sy, sy, w // sx, sx)
         within = d.max(axis=(1, 3)) - d.min(axis=(1, 3))
         m = d.mean(axis=(1, 3))
         for jump, inside in ((np.abs(np.diff(m, axis=1)), within[:, :-1]), (np.abs(np.diff(m, axis=0)), within[:-1])):

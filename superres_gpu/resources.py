@@ -31,9 +31,10 @@ _HELD_BYTES_PER_PIXEL = 11
 # ... with chromatic aberration corrected on chroma-subsampled frames: the frame and the channels' low
 # bands as float32 per channel; the luma, its chroma chain (and the half-size step between), and the low
 # band of the channel being moved, per pixel (pixels.smooth_chroma_band, NumpyBackend.tca_band: measured
-# 39 B per pixel of an 8-bit RGB frame at the peak, 35 with a decoder that repeats the chroma in blocks)
+# 39-41 B per pixel of an 8-bit RGB frame at the peak, 45 with odd sides (the padded luma), 35-36 with a
+# decoder that repeats the chroma in blocks)
 _BAND_BYTES_PER_CHANNEL = 8
-_BAND_BYTES_PER_PIXEL = 15
+_BAND_BYTES_PER_PIXEL = 21
 
 
 MAX_SIDE = 32766 - 16  # OpenCV's remap (both merges on the CPU) takes images below 32767 px a side; the kernel

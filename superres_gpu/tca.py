@@ -38,8 +38,9 @@ correction).
 On lossless frames the correction enters the merge's single resampling step:
 each colour channel is read at its own position (:meth:`TCAEstimate.channel_maps`),
 so no frame is resampled twice; on subsampled frames the low band is moved
-once per frame before the merge reads it (a band below half the frame's
-Nyquist frequency: bilinear reads of it lose nothing the merge keeps).
+once per frame before the merge reads it (the chroma's blocks brought up
+smoothly: a band that the Lanczos read of the move keeps, while the frame's
+fine detail is not resampled).
 
 ``--tca auto``
     corrects when a channel's shift at a corner is both large enough to
@@ -151,6 +152,7 @@ class TCAEstimate:
     frames: int
     chroma: tuple = (1, 1)  # the frames' chroma subsampling (horizontal, vertical): (2, 2) for 4:2:0
     upsampling: str = "linear"  # how their decoder brought the chroma up (pixels.chroma_upsampling)
+    origin: tuple = (0, 0)  # pixels of a partial chroma block before the first whole one (FrameInfo.chroma_origin)
 
     @property
     def radius(self) -> float:
@@ -162,10 +164,10 @@ class TCAEstimate:
         return max(self.chroma) > 1
 
     def band_chain(self) -> tuple | None:
-        """(chroma, upsampling): the chroma chain whose low band the correction
-        moves on chroma-subsampled frames (``tca_band``); None on full-chroma
-        frames, where whole channels are read at their maps."""
-        return (self.chroma, self.upsampling) if self.subsampled else None
+        """(chroma, upsampling, origin): the chroma chain whose low band the
+        correction moves on chroma-subsampled frames (``tca_band``); None on
+        full-chroma frames, where whole channels are read at their maps."""
+        return (self.chroma, self.upsampling, self.origin) if self.subsampled else None
 
     def corner_shift_px(self) -> dict:
         """Per channel, the largest displacement (px) the model implies at the frame's corners."""
@@ -439,12 +441,13 @@ def _channel_model(T: np.ndarray) -> tuple[float, float, float, float]:
     return s, float(c[0]), float(c[1]), rot
 
 
-def estimate(B, frames: list, chroma: tuple = (1, 1), cubic: bool = True) -> TCAEstimate:
+def estimate(B, frames: list, chroma: tuple = (1, 1), cubic: bool = True, origin: tuple = (0, 0)) -> TCAEstimate:
     """The burst's radial model of red and blue against green: the median over
     ``frames`` (RGB host arrays) of each channel's per-frame estimate;
     ``chroma``: the frames' chroma subsampling (horizontal, vertical), which
     sets where the channels are compared (see the module's notes); ``cubic``:
-    whether the cubic term is tried (on frames with full-resolution chroma).
+    whether the cubic term is tried (on frames with full-resolution chroma);
+    ``origin``: where the chroma's blocks start (:attr:`FrameInfo.chroma_origin`).
 
     Raises :class:`~superres_gpu.errors.AlignmentError` when no frame gives one
     (grey frames, or too little texture)."""
@@ -454,10 +457,11 @@ def estimate(B, frames: list, chroma: tuple = (1, 1), cubic: bool = True) -> TCA
     per = {name: [] for name in CHANNELS}
     blur = ESTIMATE_SIGMA * max(chroma) if max(chroma) > 1 else 0.0
     cubic = cubic and max(chroma) == 1  # in the low band alone the cubic and the scale cannot be told apart
-    upsampling = chroma_upsampling(frames[0], chroma) if max(chroma) > 1 else "linear"
+    origin = (int(origin[0]), int(origin[1])) if max(chroma) > 1 else (0, 0)
+    upsampling = chroma_upsampling(frames[0], chroma, origin) if max(chroma) > 1 else "linear"
     for f in frames:
         if max(chroma) > 1:
-            f = chroma_low_band(f, chroma, upsampling=upsampling)
+            f = chroma_low_band(f, chroma, upsampling=upsampling, origin=origin)
         for name, ch in CHANNELS.items():
             m = channel_model(B, f, ch, blur, cubic)
             if m is not None:
@@ -466,7 +470,7 @@ def estimate(B, frames: list, chroma: tuple = (1, 1), cubic: bool = True) -> TCA
         raise AlignmentError("no frame's red and blue channels could be aligned to its green channel")
     models = {name: _burst_model(fits, w, h) for name, fits in per.items()}
     return TCAEstimate(models["red"], models["blue"], w, h, min(len(per["red"]), len(per["blue"])),
-                       (int(chroma[0]), int(chroma[1])), upsampling)
+                       (int(chroma[0]), int(chroma[1])), upsampling, origin)
 
 
 def _corner_shift(ch: ChannelTCA, w: int, h: int) -> float:

@@ -158,7 +158,7 @@ def test_tca_auto_is_the_default_and_merges_without_it_where_no_estimate_can_be_
 
     assert PipelineConfig(inputs=[], output="o.tif").tca == "auto"
 
-    def fails(B, frames, chroma=(1, 1)):
+    def fails(B, frames, chroma=(1, 1), origin=(0, 0)):
         raise AlignmentError("no frame's red and blue channels could be aligned to its green channel")
 
     monkeypatch.setattr(pipeline, "estimate_tca", fails)

@@ -346,7 +346,7 @@ class CupyBackend:
             raise TypeError("float32 frames reach the kernel merge only from tca_band, in colour")
         return self._type_name(frame.dtype, allow_float=True)
 
-    def tca_band(self, frame, channel_maps, chroma, upsampling="linear"):
+    def tca_band(self, frame, channel_maps, chroma, upsampling="linear", origin=(0, 0)):
         from ..pixels import smooth_chroma_band
         from .numpy_backend import band_maps, band_moves
 
@@ -354,7 +354,7 @@ class CupyBackend:
         frame = self._contig(frame)
         maps = band_maps(frame, channel_maps)
         h, w, c = frame.shape
-        band = smooth_chroma_band(frame, chroma, cp, upsampling)  # the NumPy twin's operations, on the device
+        band = smooth_chroma_band(frame, chroma, cp, upsampling, origin)  # the NumPy twin's operations, on the device
         lo = cp.empty((c, h, w), dtype=cp.float32)  # only the moved channels' planes are read
         for ch in range(c):
             if band_moves(maps[ch]):

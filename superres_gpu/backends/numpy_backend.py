@@ -634,14 +634,15 @@ class NumpyBackend:
         _run_strips(strip, ho, rows_per)
 
     # --- kernel 1 (part): chromatic aberration in the chroma band -----------------
-    def tca_band(self, frame, channel_maps, chroma, upsampling: str = "linear") -> np.ndarray:
+    def tca_band(self, frame, channel_maps, chroma, upsampling: str = "linear", origin=(0, 0)) -> np.ndarray:
         """The RGB frame (h, w, 3) as float32 with each channel's low band moved
         by its map: for channel c whose ``channel_maps`` row (row-major 3x3, green
         positions -> the channel's, affine, then the radial term cx, cy, k3 as in
         :meth:`resample_accumulate`) is not the identity,
         out[y, x, c] = frame[y, x, c] + (L_c(Pc (x, y)) - L_c[y, x]), with L_c
         the channel's smooth low band under the chroma subsampling ``chroma`` and
-        the decoder's ``upsampling`` (:func:`superres_gpu.pixels.smooth_chroma_band`:
+        the decoder's ``upsampling``, its blocks starting ``origin`` pixels before
+        the frame (:func:`superres_gpu.pixels.smooth_chroma_band`:
         the channel without the luma's detail), read with the merge's Lanczos4
         (replicated border); other channels are copied.  The displacement in
         float32, one rounding per operation, coefficients rounded from float64:
@@ -660,7 +661,7 @@ class NumpyBackend:
         maps = band_maps(frame, channel_maps)
         h, w, C = frame.shape
         out = frame.astype(np.float32)
-        band = smooth_chroma_band(frame, chroma, upsampling=upsampling)
+        band = smooth_chroma_band(frame, chroma, upsampling=upsampling, origin=origin)
         f32 = np.float32
         xs = np.arange(w, dtype=np.float32)[None, :]
         for c in range(C):
