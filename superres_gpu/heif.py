@@ -67,8 +67,19 @@ def probe_heif(path: Path):
         raise InputError("corrupt HEIF: zero image size", str(path))
     channels = 1 if heif.mode.startswith("L") else 3
     bits = 8 if int(heif.info.get("bit_depth", 8)) <= 8 else 16
-    # HEIC stills are HEVC 4:2:0 as phones write them; libheif does not say so without decoding
-    return FrameInfo(Path(path), "heif", w, h, channels, bits, 1, _exif(heif), (2, 2) if channels == 3 else (1, 1))
+    return FrameInfo(Path(path), "heif", w, h, channels, bits, 1, _exif(heif), _chroma(heif) if channels == 3 else (1, 1))
+
+
+_CHROMA = {420: (2, 2), 422: (2, 1), 444: (1, 1)}
+
+
+def _chroma(heif) -> tuple[int, int]:
+    """The stored chroma subsampling (horizontal, vertical) that pillow-heif
+    reports (``info["chroma"]``: 420, 422 or 444); 4:2:0, what phones write,
+    where it reports none.  (A 4:2:2 picture that the container rotates by a
+    quarter turn has its factors the other way round upright: not seen from
+    here, and not written by phones.)"""
+    return _CHROMA.get(heif.info.get("chroma"), (2, 2))
 
 
 def decode_heif(info) -> np.ndarray:

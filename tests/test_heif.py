@@ -50,6 +50,16 @@ def test_header_orientation_and_exif(tmp_path, rng):
     assert list_inputs([tmp_path]) == [p]
 
 
+@pytest.mark.parametrize("chroma,want", [(420, (2, 2)), (422, (2, 1)), (444, (1, 1))])
+def test_the_chroma_subsampling_is_read_from_the_file(tmp_path, rng, chroma, want):
+    """The stored chroma subsampling as pillow-heif reports it (the chromatic
+    aberration's correction depends on it); grey pictures have none."""
+    rgb = (rng.random((32, 48, 3)) * 255).astype(np.uint8)
+    path = tmp_path / "c.heic"
+    pillow_heif.from_bytes(mode="RGB", size=(48, 32), data=rgb.tobytes()).save(path, quality=90, chroma=chroma)
+    assert probe(path).chroma == want
+
+
 def test_ten_bit_heic_reads_as_16_bit(tmp_path, rng):
     rgb = (rng.random((32, 48, 3)) * 65535).astype(np.uint16)
     info = probe(write_heic(tmp_path / "d.heic", rgb, quality=-1))
