@@ -174,19 +174,21 @@ def _upsample(xp, a, s: int, axis: int, upsampling: str):
     if s == 1:
         return a
     m = a.shape[axis]
+    # the taps and weights are made where ``a`` lives (no copy from the host per frame on the GPU)
+    x = xp.arange(m * s, dtype=xp.int64)
     if upsampling == "nearest":
-        return xp.take(a, xp.asarray(np.arange(m * s) // s), axis=axis)
-    src = (np.arange(m * s, dtype=np.float64) + 0.5) / s - 0.5
-    i0 = np.floor(src).astype(np.int64)
-    frac = (src - i0).astype(np.float32)
-    i1 = np.minimum(i0 + 1, m - 1)
-    i0 = np.maximum(i0, 0)
-    frac[src < 0] = 0.0
+        return xp.take(a, x // s, axis=axis)
+    src = (x.astype(xp.float64) + 0.5) / s - 0.5
+    i0 = xp.floor(src)
+    frac = xp.where(src < 0, 0.0, src - i0).astype(xp.float32)
+    i0 = i0.astype(xp.int64)
+    i1 = xp.minimum(i0 + 1, m - 1)
+    i0 = xp.maximum(i0, 0)
     shape = [1, 1]
     shape[axis] = -1
-    fr = xp.asarray(frac).reshape(shape)
-    lo = xp.take(a, xp.asarray(i0), axis=axis)
-    out = xp.take(a, xp.asarray(i1), axis=axis)
+    fr = frac.reshape(shape)
+    lo = xp.take(a, i0, axis=axis)
+    out = xp.take(a, i1, axis=axis)
     out -= lo  # lo + (hi - lo) frac, two arrays at a time
     out *= fr
     out += lo
