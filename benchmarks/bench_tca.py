@@ -51,7 +51,8 @@ def measure(frames: int, merges, qualities=(None,), cubic: bool = False, size=No
     rows = []
     estimate = pipeline.estimate_tca
 
-    def full_chroma(B, frames, chroma=(1, 1), origin=(0, 0)):  # the lossless frames' correction, whatever the file holds
+    # the lossless frames' correction, whatever the file holds
+    def full_chroma(B, frames, chroma=(1, 1), origin=(0, 0)):
         return estimate(B, frames, (1, 1))
 
     def similarity(B, frames, chroma=(1, 1), origin=(0, 0)):  # the estimate without its cubic term
@@ -90,7 +91,8 @@ def measure(frames: int, merges, qualities=(None,), cubic: bool = False, size=No
                         secs = time.perf_counter() - t0
                         img = tifffile.imread(out).astype(np.float32) / 65535
                         est = rep["tca"]["estimate"]
-                        row = {"frames": "PNG" if codec == "png" else f"{codec.upper()} {quality} 4:2:0", "merge": merge,
+                        label = "PNG" if codec == "png" else f"{codec.upper()} {quality} 4:2:0"
+                        row = {"frames": label, "merge": merge,
                                "size": [b.frames[0].shape[1], b.frames[0].shape[0]],
                                "aberration": ca != (0.0, 0.0), "cubic": k, "tca": opt,
                                "psnr_blurred": psnr(img, b.truth_blurred, margin=8),

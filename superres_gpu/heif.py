@@ -67,7 +67,8 @@ def probe_heif(path: Path):
         raise InputError("corrupt HEIF: zero image size", str(path))
     channels = 1 if heif.mode.startswith("L") else 3
     bits = 8 if int(heif.info.get("bit_depth", 8)) <= 8 else 16
-    return FrameInfo(Path(path), "heif", w, h, channels, bits, 1, _exif(heif), _chroma(heif) if channels == 3 else (1, 1))
+    chroma = _chroma(heif) if channels == 3 else (1, 1)
+    return FrameInfo(Path(path), "heif", w, h, channels, bits, 1, _exif(heif), chroma)
 
 
 _CHROMA = {420: (2, 2), 422: (2, 1), 444: (1, 1)}

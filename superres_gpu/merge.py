@@ -27,8 +27,8 @@ class Accumulator:
         self.width, self.height = output_size(width, height, scale)
         self.channels = channels
         self.channel_maps = None  # (channels, 9) float64: per-channel sampling maps (chromatic aberration)
-        # (maps, chroma, upsampling, origin): on chroma-subsampled frames, each channel's low band moved by its map before the
-        # merge reads the frame (the backend's tca_band); channel_maps stays None then
+        # (maps, chroma, upsampling, origin): on chroma-subsampled frames, each channel's low band moved by its
+        # map before the merge reads the frame (the backend's tca_band); channel_maps stays None then
         self.band = None
         xp = B.xp
         self.num = xp.zeros((self.height, self.width, channels), dtype=xp.float32)

@@ -152,8 +152,8 @@ def kernel_signatures() -> dict:
 def _fake_cupy():
     """NumPy standing in for CuPy: enough for the backend's host-side code."""
     fake = types.SimpleNamespace(ndarray=np.ndarray, fft=np.fft, empty=np.zeros, empty_like=np.zeros_like)
-    for name in ("zeros", "ones", "full", "asarray", "ascontiguousarray", "where", "maximum", "pad", "take", "arange", "floor", "minimum", "int64",
-                 "nan_to_num", "nanmedian", "stack", "float32", "float64", "uint8", "uint16", "complex64", "nan"):
+    for name in ("zeros", "ones", "full", "asarray", "ascontiguousarray", "where", "maximum", "pad", "take", "arange",
+                 "floor", "minimum", "int64", "nan_to_num", "nanmedian", "stack", "float32", "float64", "uint8", "uint16", "complex64", "nan"):
         setattr(fake, name, getattr(np, name))
     return fake
 
