@@ -61,6 +61,7 @@ from .robust import NoiseModel, RobustWeights
 from .state import FrameState
 from .tca import TCAEstimate
 from .tca import estimate as estimate_tca
+from .tca import estimate_frames
 from .template import REFINE_FROM_LEVEL, TEMPLATE_FRAMES, TEMPLATE_SCALE, make_template
 from .timing import Timings
 
@@ -190,8 +191,11 @@ def open_burst(cfg: PipelineConfig, progress) -> tuple[list[FrameRecord], int]:
         progress("check", k + 1, len(paths))
     ref = records[ref_idx].info
     check_burst([r.info for r in records], ref)
+    # small frames: the estimate's host copies of the first frames and the reference's, held for its merge
+    want = tca_frames(cfg, ref, min(held_frames(cfg), len(paths) - 1))
+    tca_copies = want + 1 if want > 1 else 0
     need = run_memory(ref.width, ref.height, ref.channels, ref.dtype.itemsize, cfg.scale, cfg.prefetch + 2,
-                      kernel=cfg.merge in KERNEL_MERGES, held=min(held_frames(cfg), len(paths) - 1),
+                      kernel=cfg.merge in KERNEL_MERGES, held=min(held_frames(cfg), len(paths) - 1) + tca_copies,
                       template_scale=TEMPLATE_SCALE if cfg.refine else None,
                       chroma_band=cfg.tca != "off" and ref.channels == 3 and max(ref.chroma) > 1,
                       culling=max(1, cfg.decode_threads) if cfg.cull and cfg.reference != "sharpest" else 0,
@@ -324,25 +328,36 @@ def process_frame(B, ref: Reference, weights: RobustWeights, acc: Accumulator, f
     return state, rejected, disagreement, (m1, m2), figures
 
 
-def lateral_ca(cfg, frame, B, clock, chroma=(1, 1), origin=(0, 0)) -> tuple[TCAEstimate | None, bool, str | None]:
-    """(estimate, applied, note) of the reference frame's chromatic aberration
-    (host ``frame``, its chroma subsampling ``chroma`` and the blocks' ``origin``) under ``cfg.tca``;
+def lateral_ca(cfg, frames, B, clock, chroma=(1, 1), origin=(0, 0)) -> tuple[TCAEstimate | None, bool, str | None]:
+    """(estimate, applied, note) of the burst's chromatic aberration from host
+    ``frames`` (the reference first; :func:`tca_frames` says how many), their
+    chroma subsampling ``chroma`` and the blocks' ``origin``, under ``cfg.tca``;
     (None, False, None) when off or auto on grey frames.  Where auto (the
     default) can make no estimate (too little colour texture) the burst is
     merged without the correction and ``note`` (the report's) says why; with
     ``on`` that is an error."""
-    if cfg.tca == "off" or (cfg.tca == "auto" and frame.ndim != 3):
+    if cfg.tca == "off" or (cfg.tca == "auto" and frames[0].ndim != 3):
         return None, False, None
-    if frame.ndim != 3:
+    if frames[0].ndim != 3:
         raise InputError("--tca on needs colour frames; these are grey")
     with clock.stage("tca"):
         try:
-            est = estimate_tca(B, [frame], chroma, origin=origin)
+            est = estimate_tca(B, frames, chroma, origin=origin)
         except AlignmentError as e:
             if cfg.tca == "on":
                 raise
             return None, False, f"not estimated: {e.message}"
     return est, cfg.tca == "on" or est.matters(), None
+
+
+def tca_frames(cfg, info: FrameInfo, hold: int) -> int:
+    """How many frames the chromatic aberration is estimated on: the reference
+    and, on small frames (:func:`superres_gpu.tca.estimate_frames`), some of the
+    ``hold`` frames held back after it anyway (the reference's merge then waits
+    for them); 1 when the estimate is off or the frames are grey."""
+    if cfg.tca == "off" or info.channels != 3:
+        return 1
+    return estimate_frames(info.width, info.height, 1 + hold)
 
 
 def held_frames(cfg) -> int:
@@ -380,13 +395,31 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock, pending=None)
     noise = NoiseModel.from_raw(getattr(ref_info, "raw", None))
     hold = held_frames(cfg)
     settled = hold == 0  # the model and the template are known: frames are aligned as they come
+    tca_est, tca_used, tca_note = None, False, None
+    tca_want = tca_frames(cfg, ref_info, hold)
+    tca_hosts = []  # host copies of the first frames when the estimate reads more than the reference
+    deferred = None  # the reference's own merge, waiting for that estimate
 
-    def finish(i, state, m0, m1, m2):
-        marks.append((m0, m1, m2, B.mark()))
+    def finish(i, state, m0, m1, m2, merging=None):
+        # marks: aligned m0 -> m1, weighed m1 -> m2, merged (from ``merging``, else m2) -> now
+        marks.append((m0, m1, m2, m2 if merging is None else merging, B.mark()))
         dev_states[i] = state
         if len(marks) >= 3:  # keep at most two frames of work queued ahead of the device
-            B.wait(marks[-3][3])
+            B.wait(marks[-3][-1])
         progress("frames", len(marks), n)
+
+    def merge_reference():
+        # the estimate on the first frames, then the correction and the reference's merge it waited for
+        nonlocal deferred, tca_est, tca_used, tca_note
+        i, frame, state, m0, m1, m2 = deferred
+        deferred = None
+        tca_est, tca_used, tca_note = lateral_ca(cfg, tca_hosts, B, clock, ref_info.chroma, ref_info.chroma_origin)
+        tca_hosts.clear()
+        if tca_used:
+            acc.correct_chromatic_aberration(tca_est)
+        merging = B.mark()
+        acc.add(frame, state, None, weights.level)
+        finish(i, state, m0, m1, m2, merging)
 
     def align_and_merge(i, frame, levels, m0, start=None):
         state, dev_rejected[i], dev_disagree[i], (m1, m2), dev_local[i] = process_frame(
@@ -399,9 +432,12 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock, pending=None)
         for k, (pos, (host, decode_s)) in enumerate(feed.numbered()):
             i = speculative[pos]
             clock.add("decode", decode_s)
-            if k == 0:  # read on the host before the upload hands its buffer back to the decoders
-                tca_est, tca_used, tca_note = lateral_ca(cfg, host, B, clock, ref_info.chroma,
+            # read on the host before the upload hands its buffer back to the decoders
+            if k == 0 and tca_want == 1:
+                tca_est, tca_used, tca_note = lateral_ca(cfg, [host], B, clock, ref_info.chroma,
                                                          ref_info.chroma_origin)
+            elif k < tca_want:
+                tca_hosts.append(np.array(host))
             m0 = B.mark()
             frame = B.upload_frame(host)
             del host
@@ -426,14 +462,18 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock, pending=None)
                 if cfg.merge in KERNEL_MERGES and cfg.kernel_shape == "anisotropic":
                     acc.steer(wref.pyramid[0], ref_noise / ref_info.max_value)
                 m2 = B.mark()
-                acc.add(frame, ref.state(), None, weights.level)
+                if tca_want == 1:
+                    acc.add(frame, ref.state(), None, weights.level)
+                else:  # merged once the estimate has its frames (a copy, as below)
+                    deferred = (i, B.xp.array(frame), ref.state(), m0, m1, m2)
                 B.frame_done(frame)
                 if pending is not None:
                     order = pending.order()
                     kept = set(order)
                     feed.skip([p for p, j in enumerate(speculative) if j not in kept])
                     n = len(order)
-                finish(i, ref.state(), m0, m1, m2)
+                if deferred is None:
+                    finish(i, ref.state(), m0, m1, m2)
                 continue
             if settled:
                 align_and_merge(i, frame, None, m0)
@@ -445,6 +485,8 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock, pending=None)
             del frame
             if len(held) < hold and k < n - 1:
                 continue
+            if deferred is not None:
+                merge_reference()
             if ref.config.model == AUTO:
                 with clock.stage("motion"):
                     choice = choose_model(B, ref, [h[2] for h in held[: cfg.align.select_frames]])
@@ -465,6 +507,8 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock, pending=None)
             for (hi, hframe, hlevels, hm0), start in zip(held, starts):  # their alignment starts now, after the choice
                 align_and_merge(hi, hframe, hlevels, B.mark(), start)
             held = []
+    if deferred is not None:  # no frame followed the reference
+        merge_reference()
     with clock.stage("merge"):
         stacked = B.asnumpy(B.xp.stack([dev_states[i] for i in order]))
         for row, i in zip(stacked, order):
@@ -478,10 +522,10 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock, pending=None)
             figures = B.asnumpy(B.xp.stack([dev_local[i] for i in refined]))
             for row, i in zip(figures, refined):
                 records[i].local = local_frame_report(row)
-    for m0, m1, m2, m3 in marks:
+    for m0, m1, m2, m2b, m3 in marks:
         clock.add("align", B.elapsed(m0, m1))
         clock.add("weights", B.elapsed(m1, m2))
-        clock.add("merge", B.elapsed(m2, m3))
+        clock.add("merge", B.elapsed(m2b, m3))
     used = 1 + sum(records[i].used for i in order[1:])
     if used == 1 and all(records[i].state.status == STATUS_DISAGREES for i in order[1:]):
         raise InputError(f"the content of every one of the {n - 1} other frames disagrees with the reference "

@@ -10,7 +10,8 @@ The estimate aligns each channel's edge strength (gradient magnitude) in a
 frame to its green channel's with the aligner itself (phase correlation,
 then Gauss-Newton on a similarity: a zoom about the frame's centre, plus a
 shift that moves the centre and a rotation that should come out near zero),
-on one or more frames, and takes the median of each parameter.  Edge
+on one or more frames (:func:`estimate_frames`: as many as hold
+:data:`ESTIMATE_PIXELS`), and takes the median of each parameter.  Edge
 strength rather than intensity: coloured patches give the channels edges of
 opposite sign in the same place (see :func:`edge_strength`).
 
@@ -104,6 +105,12 @@ ESTIMATE_SIGMA = 1.0
 # the cubic term is kept when it is this many standard errors from zero and moves the corners by this much (px)
 CUBIC_SIGNIFICANCE = 3.0
 MIN_CUBIC_PX = 0.03
+# the burst's estimate reads frames (the reference first) until they hold this many pixels: one frame of
+# 1280x960 or larger meets the targets alone; on smaller frames each frame's estimate carries the decimation's
+# aliasing, which follows the sampling phase and so differs between frames (on 320x240 frames the median over
+# five brings the cubic model within 0.05 px at the corners in 16 of 16 channel estimates, against 13 of 16
+# from one; see benchmarks/RESULTS.md)
+ESTIMATE_PIXELS = 1_200_000
 CUBIC_POINTS = 250_000  # pixels the cubic fit samples (a grid over the frame)
 CUBIC_ITERATIONS = 12
 CUBIC_CONVERGED_PX = 0.002  # the fit has converged when its last step moves the corners by less (px)
@@ -471,6 +478,13 @@ def estimate(B, frames: list, chroma: tuple = (1, 1), cubic: bool = True, origin
     models = {name: _burst_model(fits, w, h) for name, fits in per.items()}
     return TCAEstimate(models["red"], models["blue"], w, h, min(len(per["red"]), len(per["blue"])),
                        (int(chroma[0]), int(chroma[1])), upsampling, origin)
+
+
+def estimate_frames(width: int, height: int, available: int) -> int:
+    """How many of ``available`` frames (the reference and those after it) the
+    burst's estimate reads: enough to hold :data:`ESTIMATE_PIXELS` pixels, at
+    least one."""
+    return max(1, min(int(available), -(-ESTIMATE_PIXELS // max(1, int(width) * int(height)))))
 
 
 def _corner_shift(ch: ChannelTCA, w: int, h: int) -> float:

@@ -208,3 +208,53 @@ def test_narrow_colour_frames_merge_under_the_default_tca():
     image, rep = superres_gpu.superresolve(frames, backend="numpy", cull=False)
     assert image.shape == (28, 600, 3)
     assert rep["tca"]["option"] == "auto" and rep["tca"]["applied"] is False
+
+
+def test_tca_is_estimated_on_the_first_frames_of_small_bursts(tmp_path, monkeypatch):
+    """On small frames the estimate reads the reference and the frames held back after it
+    (the template's); the reference's merge waits for it and comes out as it would at once."""
+    import dataclasses
+
+    import tifffile
+
+    from superres_gpu import pipeline, synth, tca
+    from superres_gpu.template import TEMPLATE_FRAMES
+
+    r = synth.RECIPES["test-medium"]
+    d = tmp_path / "b"
+    synth.recipe_burst("test-medium", frames=7, camera=dataclasses.replace(r.camera, lateral_ca=(0.002, -0.002),
+                                                                           jpeg_quality=None)).write(d)
+    seen = []
+    estimate = pipeline.estimate_tca
+
+    def first_only(B, frames, chroma=(1, 1), origin=(0, 0)):  # the same estimate however many frames it gets
+        seen.append(len(frames))
+        return estimate(B, frames[:1], chroma, origin=origin)
+
+    monkeypatch.setattr(pipeline, "estimate_tca", first_only)
+
+    def go(name, **kw):
+        out = tmp_path / f"{name}.tif"
+        rep = run(PipelineConfig(inputs=[str(d)], output=str(out), backend="numpy", tca="on", cull=False,
+                                 **kw)).report
+        return tifffile.imread(out), rep
+
+    many, rep = go("many")
+    assert seen == [TEMPLATE_FRAMES]  # 320x240: the reference and the four held back
+    assert rep["tca"]["applied"] and rep["frames"][0]["used"] and rep["summary"]["used"] == 7
+    monkeypatch.setattr(tca, "ESTIMATE_PIXELS", 1)  # one frame's worth: the reference merged at once
+    one, _ = go("one")
+    assert seen[-1] == 1
+    np.testing.assert_array_equal(many, one)
+    monkeypatch.setattr(tca, "ESTIMATE_PIXELS", 10**9)
+    go("nothing_held", refine=False, motion="similarity")  # no frame is held back: the reference alone
+    assert seen[-1] == 1
+    import shutil
+
+    two = tmp_path / "two"
+    two.mkdir()
+    for f in sorted(d.iterdir())[:2]:
+        shutil.copy(f, two)
+    d = two
+    go("two")  # fewer frames than the estimate would read: those there are
+    assert seen[-1] == 2

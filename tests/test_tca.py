@@ -397,3 +397,12 @@ def test_the_corner_shift_standard_error_matches_the_estimates_spread():
         for ch in (est.red, est.blue):
             assert 0.003 < ch.corner_se < 0.05, est.report()
     assert four.red.corner_se < one.red.corner_se and four.matters()
+
+
+def test_small_frames_are_estimated_on_more_of_the_burst():
+    from superres_gpu.tca import ESTIMATE_PIXELS, estimate_frames
+
+    assert estimate_frames(320, 240, 5) == 5 and estimate_frames(320, 240, 3) == 3
+    assert estimate_frames(640, 480, 5) == -(-ESTIMATE_PIXELS // (640 * 480)) == 4
+    assert estimate_frames(1280, 960, 5) == estimate_frames(4000, 3000, 5) == 1
+    assert estimate_frames(320, 240, 0) == 1  # the reference at least
