@@ -128,3 +128,19 @@ def test_bookshelf_nothing_sharp_is_flagged():
     scores = flag_blurred(score_burst([probe(p) for p in list_inputs([folder])]))
     assert len(scores) == 10
     assert not any(s.flagged for s in scores), [(s.path.name, s.ratio) for s in scores]
+
+
+def test_mdsp_bookcase_chromatic_aberration_is_left_alone(tmp_path):
+    """The colour video of 121x91: the estimate reads its first five frames, whose
+    blue cubic terms agree with each other at 1.3 of one frame's standard error;
+    the frames share their scene, so that is not taken for five times the
+    evidence (a correction from it moved blue the wrong way: the merge it made
+    showed the opposite term) and --tca auto leaves the frames as they are."""
+    from superres_gpu.options import PipelineConfig
+    from superres_gpu.pipeline import run
+
+    folder = real_data("mdsp_milanfar", "Book_case1_small")
+    rep = run(PipelineConfig(inputs=[str(folder)], output=str(tmp_path / "o.tif"), backend="numpy")).report
+    est = rep["tca"]["estimate"]
+    assert est["frames"] == 5 and est["blue"]["cubic"] == 0.0 and est["red"]["cubic"] == 0.0
+    assert rep["tca"]["applied"] is False
