@@ -7,6 +7,7 @@ progress callbacks become rich progress bars, errors become one line.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import threading
@@ -336,6 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("inputs", nargs="+", metavar="INPUT", help="a folder of frames, or frame files")
     t.add_argument("--frames", type=int, default=5, metavar="N", help="frames the estimate uses (default 5)")
+    t.add_argument("--picture", metavar="PATH.png",
+                   help="save the first frame's four corners as shot and corrected, enlarged, as a PNG")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing --picture file")
     t.set_defaults(func=cmd_tca)
 
     d = sub.add_parser(
@@ -581,13 +585,26 @@ def cmd_tca(args, out, err) -> int:
     from .decode import read_frame
     from .discover import list_inputs, probe
     from .errors import ConfigError
+    from .output import AtomicOutput, encode_png
     from .tca import estimate
+    from .tca_picture import tca_picture
 
     if args.frames < 1:
         raise ConfigError(f"--frames must be at least 1 (got {args.frames})")
-    infos = [probe(p) for p in list_inputs(args.inputs)[: args.frames]]
-    est = estimate(get_backend(args.backend), [read_frame(i) for i in infos], infos[0].chroma,
-                   origin=infos[0].chroma_origin)
+    if args.picture and not str(args.picture).lower().endswith(".png"):
+        raise ConfigError(f"--picture {args.picture}: the picture is a PNG; give it a .png name")
+    paths = list_inputs(args.inputs)
+    picture = (AtomicOutput(args.picture, overwrite=args.overwrite, protect=paths,
+                            protect_dirs=list({p.resolve().parent: None for p in paths})) if args.picture else None)
+    with picture if picture is not None else contextlib.nullcontext():
+        B = get_backend(args.backend)
+        infos = [probe(p) for p in paths[: args.frames]]
+        frames = [read_frame(i) for i in infos]
+        est = estimate(B, frames, infos[0].chroma, origin=infos[0].chroma_origin)
+        if picture is not None:
+            picture.write_bytes(encode_png(tca_picture(B, frames[0], est, infos[0].max_value,
+                                                       linear=infos[0].format == "raw")))
+            picture.commit()
     shift = est.corner_shift_px()
     out.print(f"lateral chromatic aberration of {est.frames} frames ({est.width}x{est.height}), against green:",
               markup=False, highlight=False, soft_wrap=True)
@@ -603,6 +620,8 @@ def cmd_tca(args, out, err) -> int:
     verdict = "would correct it" if est.matters() else "would leave it"
     out.print(f"  superres run --tca auto (the default) {verdict}: it corrects a corner shift above "
               f"{est.min_corner_px():.2f} px and three standard errors", markup=False, highlight=False, soft_wrap=True)
+    if args.picture:
+        out.print(f"  picture: {args.picture}", markup=False, highlight=False, soft_wrap=True)
     return EXIT_OK
 
 

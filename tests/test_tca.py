@@ -408,3 +408,51 @@ def test_small_frames_are_estimated_on_more_of_the_burst():
     assert estimate_frames(640, 480, 5) == -(-ESTIMATE_PIXELS // (640 * 480)) == 4
     assert estimate_frames(1280, 960, 5) == estimate_frames(4000, 3000, 5) == 1
     assert estimate_frames(320, 240, 0) == 1  # the reference at least
+
+
+@pytest.mark.parametrize("jpeg_quality", [None, 92])
+def test_the_picture_shows_each_corner_corrected_as_the_run_would(jpeg_quality):
+    """superres tca --picture: each corner's crop, corrected (whole channels, or the low band of
+    a 4:2:0 JPEG), is nearer the same frame without aberration than as shot."""
+    from superres_gpu.tca_picture import CORNERS, TILE, corner_tiles
+
+    b = _burst(TRUE_CA, frames=1, jpeg_quality=jpeg_quality)
+    clean = _burst((0.0, 0.0), frames=1, jpeg_quality=jpeg_quality).frames[0].astype(np.float32)
+    est = estimate(B, b.frames, chroma=(2, 2) if jpeg_quality else (1, 1))
+    tiles = corner_tiles(B, b.frames[0], est)
+    assert [t[0] for t in tiles] == list(CORNERS)
+    h, w = clean.shape[:2]
+    ratios = []
+    for k, (name, (x0, y0), shot, fixed) in enumerate(tiles):
+        assert shot.shape == fixed.shape == (TILE, TILE, 3)
+        assert (x0 < w / 4) == (k in (0, 2)) and (y0 < h / 4) == (k in (0, 1)), (name, x0, y0)  # in its corner
+        c = clean[y0 : y0 + TILE, x0 : x0 + TILE]
+        ratios.append(np.sqrt(np.mean((fixed - c) ** 2)) / np.sqrt(np.mean((shot - c) ** 2)))
+        assert np.array_equal(fixed[..., 1], shot[..., 1])  # green is where it was
+    assert max(ratios) < 1.0 and np.mean(ratios) < TOL["tca_picture_rms_ratio"][0][bool(jpeg_quality)], ratios
+
+
+def test_the_tca_command_saves_the_picture(tmp_path, capsys):
+    import cv2
+
+    from superres_gpu.tca_picture import TILE, ZOOM
+
+    _burst(TRUE_CA, frames=2, jpeg_quality=None).write(tmp_path / "b")
+    pic = tmp_path / "corners.png"
+    assert cli.main(["tca", str(tmp_path / "b"), "--backend", "numpy", "--picture", str(pic)]) == 0
+    assert f"picture: {pic}" in capsys.readouterr().out
+    img = cv2.imread(str(pic))
+    assert img is not None and img.shape[1] > 4 * TILE * ZOOM and img.shape[0] > 2 * TILE * ZOOM
+    # an existing picture only with --overwrite; a name that is not .png refused before any work
+    assert cli.main(["tca", str(tmp_path / "b"), "--picture", str(pic)]) != 0
+    assert "already exists" in capsys.readouterr().err
+    assert cli.main(["tca", str(tmp_path / "b"), "--picture", str(pic), "--overwrite"]) == 0
+    assert cli.main(["tca", str(tmp_path / "b"), "--picture", str(tmp_path / "c.jpg")]) != 0
+    assert "give it a .png name" in capsys.readouterr().err and not (tmp_path / "c.jpg").exists()
+    # no estimate (grey frames): no picture either, and nothing left behind
+    grey = tmp_path / "grey"
+    grey.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(grey / f"g{i}.png"), np.full((60, 80), 100 + i, np.uint8))
+    assert cli.main(["tca", str(grey), "--picture", str(tmp_path / "g.png")]) != 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b", "corners.png", "grey"]
