@@ -583,8 +583,8 @@ def cmd_cull(args, out, err) -> int:
 def cmd_tca(args, out, err) -> int:
     from .backends import get_backend
     from .decode import read_frame
-    from .discover import list_inputs, probe
-    from .errors import ConfigError
+    from .discover import check_burst, list_inputs, probe
+    from .errors import AlignmentError, ConfigError
     from .output import AtomicOutput, encode_png
     from .tca import estimate
     from .tca_picture import tca_picture
@@ -599,8 +599,12 @@ def cmd_tca(args, out, err) -> int:
     with picture if picture is not None else contextlib.nullcontext():
         B = get_backend(args.backend)
         infos = [probe(p) for p in paths[: args.frames]]
+        check_burst(infos, infos[0])
         frames = [read_frame(i) for i in infos]
-        est = estimate(B, frames, infos[0].chroma, origin=infos[0].chroma_origin)
+        try:
+            est = estimate(B, frames, infos[0].chroma, origin=infos[0].chroma_origin)
+        except AlignmentError as e:  # about the frames read: named by the first
+            raise AlignmentError(e.message, e.path or str(infos[0].path)) from None
         if picture is not None:
             picture.write_bytes(encode_png(tca_picture(B, frames[0], est, infos[0].max_value,
                                                        linear=infos[0].format == "raw")))

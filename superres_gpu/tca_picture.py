@@ -3,10 +3,12 @@ four corners as shot and as ``superres run --tca on`` corrects them
 (``superres tca --picture``).
 
 Colour fringes are easier to judge by eye than a scale in percent.  Each
-corner's crop is the most textured :data:`TILE` x :data:`TILE` window of
-that corner's quarter-wide, quarter-high region (green's edge strength,
-summed over the window), enlarged :data:`ZOOM` times without smoothing so
-that a fraction of a pixel of fringe stays visible.  The correction is the
+corner's crop is the most textured :data:`TILE` x :data:`TILE` window (the
+frame's shorter side, where that is smaller) of that corner's region, a
+quarter of each side but at least the crop (green's edge strength, summed
+over the window), enlarged :data:`ZOOM` times (a smaller crop more, to the
+same size) without smoothing so that a fraction of a pixel of fringe stays
+visible.  The correction is the
 run's: on frames with full-resolution chroma each colour channel read at
 its own position (Lanczos4, the merge's resampling), on chroma-subsampled
 frames (4:2:0 JPEG, HEIC) only each channel's low band moved (the backend's
@@ -19,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 TILE = 64  # frame px a side of each corner's crop
-ZOOM = 4  # each frame pixel drawn as ZOOM x ZOOM
+ZOOM = 4  # each frame pixel drawn as ZOOM x ZOOM (more for crops of frames smaller than TILE)
 CORNERS = ("top left", "top right", "bottom left", "bottom right")
 
 
@@ -89,6 +91,7 @@ def tca_picture(B, frame: np.ndarray, est, max_value: float, linear: bool = Fals
     import cv2
 
     tiles = corner_tiles(B, frame, est, tile)
+    zoom = max(int(zoom), -(-tile * zoom // tiles[0][2].shape[0]))  # a smaller crop (small frames) drawn as large
     t = tiles[0][2].shape[0] * zoom
     gap, head, label = 12, 50, 22
     W = 4 * t + 5 * gap

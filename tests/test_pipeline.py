@@ -224,11 +224,12 @@ def test_tca_is_estimated_on_the_first_frames_of_small_bursts(tmp_path, monkeypa
     d = tmp_path / "b"
     synth.recipe_burst("test-medium", frames=7, camera=dataclasses.replace(r.camera, lateral_ca=(0.002, -0.002),
                                                                            jpeg_quality=None)).write(d)
-    seen = []
+    seen, read = [], []
     estimate = pipeline.estimate_tca
 
     def first_only(B, frames, chroma=(1, 1), origin=(0, 0)):  # the same estimate however many frames it gets
         seen.append(len(frames))
+        read.append([np.array(f) for f in frames])
         return estimate(B, frames[:1], chroma, origin=origin)
 
     monkeypatch.setattr(pipeline, "estimate_tca", first_only)
@@ -241,6 +242,11 @@ def test_tca_is_estimated_on_the_first_frames_of_small_bursts(tmp_path, monkeypa
 
     many, rep = go("many")
     assert seen == [TEMPLATE_FRAMES]  # 320x240: the reference and the four held back
+    from superres_gpu.decode import read_frame
+
+    files = sorted(d.iterdir())
+    for f, got in zip(files, read[0]):  # those frames, in the burst's order
+        np.testing.assert_array_equal(got, read_frame(f))
     assert rep["tca"]["applied"] and rep["frames"][0]["used"] and rep["summary"]["used"] == 7
     monkeypatch.setattr(tca, "ESTIMATE_PIXELS", 1)  # one frame's worth: the reference merged at once
     one, _ = go("one")

@@ -455,4 +455,19 @@ def test_the_tca_command_saves_the_picture(tmp_path, capsys):
     for i in range(2):
         cv2.imwrite(str(grey / f"g{i}.png"), np.full((60, 80), 100 + i, np.uint8))
     assert cli.main(["tca", str(grey), "--picture", str(tmp_path / "g.png")]) != 0
+    assert "g0.png: chromatic aberration needs colour (RGB) frames" in capsys.readouterr().err  # the file named
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b", "corners.png", "grey"]
+    # frames of another size are refused, as by superres run, naming the frame
+    odd = tmp_path / "b" / "zz_small.png"
+    cv2.imwrite(str(odd), np.zeros((50, 60, 3), np.uint8))
+    assert cli.main(["tca", str(tmp_path / "b"), "--picture", str(pic), "--overwrite"]) != 0
+    assert "zz_small.png: frame is 60x50" in capsys.readouterr().err
+    odd.unlink()
+    # frames smaller than a crop: the crops are enlarged more, to the same picture
+    small = tmp_path / "small"
+    b = _burst(TRUE_CA, frames=2, jpeg_quality=None)
+    small.mkdir()
+    for i, f in enumerate(b.frames):
+        cv2.imwrite(str(small / f"s{i}.png"), np.ascontiguousarray(f[100:140, 140:196, ::-1]))
+    assert cli.main(["tca", str(small), "--picture", str(tmp_path / "s.png")]) == 0  # 56x40: crops of 40
+    assert cv2.imread(str(tmp_path / "s.png")).shape[1] >= img.shape[1]
