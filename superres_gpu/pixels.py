@@ -66,7 +66,7 @@ def chroma_low_band(frame, chroma, xp=np, upsampling: str = "linear", origin=(0,
     return f
 
 
-def smooth_chroma_band(frame, chroma, xp=np, upsampling: str = "linear", origin=(0, 0)):
+def smooth_chroma_band(frame, chroma, xp=np, upsampling: str = "linear", origin=(0, 0), channels=(0, 1, 2)):
     """float32 (h, w, 3): the smooth low band of each channel of a decoded
     chroma-subsampled RGB ``frame``, what the chromatic aberration's
     correction moves: the true channel through the block average and linear
@@ -75,7 +75,9 @@ def smooth_chroma_band(frame, chroma, xp=np, upsampling: str = "linear", origin=
     on the frame's grid, that moving would smear), it is W of the decoded
     channel itself, since the block average of the decoded channel is the
     block average of the true one (the repeated chroma and the luma's detail
-    average out over each block, to rounding); ``origin`` as there."""
+    average out over each block, to rounding); ``origin`` as there.
+    ``channels``: the planes wanted; for a "nearest" decoder only those are
+    made (each is a chain of its own) and the others are left at zero."""
     if upsampling != "nearest":
         return chroma_low_band(frame, chroma, xp, upsampling, origin)
     sx, sy = _factors(chroma)
@@ -83,8 +85,8 @@ def smooth_chroma_band(frame, chroma, xp=np, upsampling: str = "linear", origin=
     if f.ndim != 3 or f.shape[2] != 3:
         raise ValueError("the chroma's low band needs an RGB frame")
     h, w = f.shape[:2]
-    out = xp.empty((h, w, 3), dtype=xp.float32)
-    for c in range(3):  # a channel at a time: the temporaries stay a plane's
+    out = xp.zeros((h, w, 3), dtype=xp.float32)
+    for c in channels:  # a channel at a time: the temporaries stay a plane's
         out[..., c] = _chain(xp, f[..., c], sx, sy, "linear", origin)
     return out
 

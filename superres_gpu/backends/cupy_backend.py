@@ -354,11 +354,11 @@ class CupyBackend:
         frame = self._contig(frame)
         maps = band_maps(frame, channel_maps)
         h, w, c = frame.shape
-        band = smooth_chroma_band(frame, chroma, cp, upsampling, origin)  # the NumPy twin's operations, on the device
+        moved = [ch for ch in range(c) if band_moves(maps[ch])]
+        band = smooth_chroma_band(frame, chroma, cp, upsampling, origin, moved)  # the NumPy twin's operations
         lo = cp.empty((c, h, w), dtype=cp.float32)  # only the moved channels' planes are read
-        for ch in range(c):
-            if band_moves(maps[ch]):
-                lo[ch] = band[..., ch]
+        for ch in moved:
+            lo[ch] = band[..., ch]
         del band
         out = cp.empty((h, w, c), dtype=cp.float32)
         k = self._kernel("resample", f"tca_band<{self._type_name(frame.dtype)}, {c}>")

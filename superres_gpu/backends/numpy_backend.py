@@ -661,7 +661,8 @@ class NumpyBackend:
         maps = band_maps(frame, channel_maps)
         h, w, C = frame.shape
         out = frame.astype(np.float32)
-        band = smooth_chroma_band(frame, chroma, upsampling=upsampling, origin=origin)
+        band = smooth_chroma_band(frame, chroma, upsampling=upsampling, origin=origin,
+                                  channels=[c for c in range(C) if band_moves(maps[c])])  # green stays
         f32 = np.float32
         xs = np.arange(w, dtype=np.float32)[None, :]
         for c in range(C):
