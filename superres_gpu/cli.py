@@ -612,7 +612,11 @@ def cmd_tca(args, out, err) -> int:
     shift = est.corner_shift_px()
     out.print(f"lateral chromatic aberration of {est.frames} frames ({est.width}x{est.height}), against green:",
               markup=False, highlight=False, soft_wrap=True)
-    if est.subsampled:
+    if est.subsampled and infos[0].format == "raw":
+        out.print("  raw Bayer mosaic: red and blue sampled on every other row and column, their fine detail "
+                  "demosaiced from green's: measured, and corrected by --tca, in the channels' low band",
+                  markup=False, highlight=False, soft_wrap=True)
+    elif est.subsampled:
         how = {"linear": "smoothly, as JPEG decoders do", "nearest": "in blocks, as HEIC through pillow-heif"}
         out.print(f"  chroma subsampled {est.chroma[0]}x{est.chroma[1]}, brought up {how[est.upsampling]}: measured, "
                   "and corrected by --tca, in the channels' low band", markup=False, highlight=False, soft_wrap=True)

@@ -50,7 +50,8 @@ class FrameInfo:
     orientation: int = 1
     exif: dict = field(default_factory=dict)
     # chroma subsampling (horizontal, vertical) of the stored picture, after orientation: (2, 2) for a
-    # 4:2:0 JPEG or HEIC, (1, 1) where every channel has full resolution
+    # 4:2:0 JPEG or HEIC and for a raw 2x2 Bayer mosaic (red and blue on every other row and column, their
+    # detail demosaiced from green's), (1, 1) where every channel has full resolution
     chroma: tuple = (1, 1)
 
     @property

@@ -94,7 +94,12 @@ def probe_raw(path: Path) -> RawFrame:
     except (OSError, ValueError):
         exif = {}
     exif["orientation"] = 1  # LibRaw applies the file's rotation while decoding
-    return RawFrame(path, "raw", w, h, 3, 16, 1, exif, raw=info)
+    # a 2x2 Bayer mosaic samples red and blue on every other row and column, and demosaicing rebuilds their fine
+    # detail from green's, as a JPEG decoder rebuilds 4:2:0 chroma's from the luma: for the chromatic aberration
+    # such frames are chroma-subsampled 2x2 (on synthetic DNG bursts the estimate finds 46-59 % of the truth
+    # otherwise, and moving whole channels loses more than the aberration; see benchmarks/RESULTS.md)
+    chroma = (2, 2) if info["cfa_repeat"] == [2, 2] else (1, 1)
+    return RawFrame(path, "raw", w, h, 3, 16, 1, exif, chroma, raw=info)
 
 
 def _postprocess(info: FrameInfo, half: bool) -> np.ndarray:

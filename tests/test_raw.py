@@ -143,3 +143,62 @@ def test_dng_without_noise_profile_gives_no_noise_model(tmp_path):
     info = probe(write_dng(tmp_path / "n.dng", np.full((32, 32, 3), 0.3), noise_profile=None))
     assert info.raw["noise_profile"] is None and NoiseModel.from_raw(info.raw) is None
     assert NoiseModel.from_raw(probe(write_dng(tmp_path / "p.dng", np.full((32, 32, 3), 0.3))).raw) is not None
+
+
+def _aberrated_dng_burst(folder, ca, frames=3, seed=1):
+    import dataclasses
+
+    from superres_gpu import synth
+
+    cam = dataclasses.replace(synth.RECIPES["test-medium"].camera, lateral_ca=ca, jpeg_quality=None)
+    b = synth.recipe_burst("test-medium", frames=frames, camera=cam, seed=seed)
+    folder.mkdir()
+    for k, f in enumerate(b.frames):
+        write_dng(folder / f"f{k:02d}.dng", (f.astype(np.float64) / 255.0) ** 2.2, noise_seed=k)
+    return b, cam
+
+
+def test_a_bayer_mosaic_counts_as_2x2_chroma_for_the_aberration(tmp_path, capsys):
+    """Demosaicing rebuilds red's and blue's fine detail from green's, as a 4:2:0 decoder does
+    from the luma: the estimate compares the channels' own low bands (without that it finds about
+    half the scale) and the correction moves only those (moving whole channels loses more than the
+    aberration costs)."""
+    from superres_gpu import cli
+    from superres_gpu.backends import get_backend
+    from superres_gpu.tca import estimate
+
+    b, cam = _aberrated_dng_burst(tmp_path / "b", (0.002, -0.002))
+    infos = [probe(p) for p in list_inputs([tmp_path / "b"])]
+    assert infos[0].chroma == (2, 2)
+    frames = [read_frame(i) for i in infos]
+    B = get_backend("numpy")
+    est = estimate(B, frames, infos[0].chroma)
+    assert est.band_chain() is not None and est.upsampling == "linear"
+    tol = TOL["tca_raw_scale_rel"][0]
+    assert abs(est.red.scale / 0.002 - 1) < tol and abs(est.blue.scale / -0.002 - 1) < tol, est.report()
+    whole = estimate(B, frames)  # as full-resolution chroma: about half
+    assert whole.red.scale < 0.7 * 0.002 and whole.blue.scale > 0.7 * -0.002, whole.report()
+    assert cli.main(["tca", str(tmp_path / "b"), "--backend", "numpy"]) == 0
+    assert "raw Bayer mosaic" in capsys.readouterr().out
+
+
+def test_aberration_on_a_dng_burst_is_corrected_in_the_low_band(tmp_path):
+    import tifffile
+
+    from superres_gpu.metrics import psnr
+    from superres_gpu.options import PipelineConfig
+    from superres_gpu.pipeline import run
+
+    scores = {}
+    for ca, opts in (((0.0, 0.0), ("off",)), ((0.002, -0.002), ("off", "auto"))):
+        b, _ = _aberrated_dng_burst(tmp_path / f"b{ca[0]}", ca, frames=8, seed=4)
+        for opt in opts:
+            out = tmp_path / f"o{ca[0]}{opt}.tif"
+            rep = run(PipelineConfig(inputs=[str(tmp_path / f"b{ca[0]}")], output=str(out), backend="numpy",
+                                     tca=opt, merge="robust", cull=False)).report
+            img = tifffile.imread(out).astype(np.float64) / 65535
+            scores[ca[0], opt] = psnr(img, b.truth_blurred.astype(np.float64) ** 2.2)
+    assert rep["tca"]["applied"] and rep["tca"]["estimate"]["correction"] == "chroma band", rep["tca"]
+    gain, loss = TOL["tca_raw_psnr_db"][0]
+    clean, lost, fixed = scores[0.0, "off"], scores[0.002, "off"], scores[0.002, "auto"]
+    assert fixed - lost > gain and clean - fixed < loss, (clean, lost, fixed)

@@ -149,6 +149,14 @@ TOL = {
                               "to the same frame without aberration over the as-shot crops', mean of the four corners "
                               "(lossless, JPEG 92 4:2:0), 320x240, +-0.2 %: measured 0.58 and 0.87 (on JPEG the luma's "
                               "detail stays mixed; the rest is the noise the move resamples)"),
+    "tca_raw_scale_rel": (0.2, None, "radial scale of red/blue vs green, relative to the truth (+-0.2 %), 3 synthetic DNG "
+                          "frames of 320x240 (RGGB, LibRaw's demosaicing), compared in the low band as 2x2 chroma: "
+                          "measured 1.02 / 0.97 (seed 1, the test's), 0.78 / 1.03 (seed 2); 0.46-0.59 as "
+                          "full-resolution chroma"),
+    "tca_raw_psnr_db": ((0.35, 0.4), None, "--tca auto on 8 synthetic DNG frames of 320x240 with +-0.2 % red/blue, "
+                        "robust merge, PSNR in linear light against the blurred truth: at least this much above --tca "
+                        "off, and at most this much below the burst without aberration; measured +0.58 and -0.24 dB "
+                        "(whole channels moved by the true model: -0.22 and -1.04)"),
     "tca_psnr_loss_db": (0.3, None, "--tca auto on a burst with +-0.2 % red/blue scaling vs the same burst without (the target; estimate from the reference alone, 8 PNG frames); measured 0.15"),
     "real_consistency_db": (30.0, None, "the merge area-downsampled to the reference grid against the reference"),
     "real_grid_shift_px": (0.1, None, "phase correlation of the downsampled merge vs the reference: the grid convention"),
