@@ -52,11 +52,11 @@ def measure(frames: int, merges, qualities=(None,), cubic: bool = False, size=No
     estimate = pipeline.estimate_tca
 
     # the lossless frames' correction, whatever the file holds
-    def full_chroma(B, frames, chroma=(1, 1), origin=(0, 0)):
+    def full_chroma(B, frames, chroma=(1, 1), origin=(0, 0), colour_matrix=None):
         return estimate(B, frames, (1, 1))
 
-    def similarity(B, frames, chroma=(1, 1), origin=(0, 0)):  # the estimate without its cubic term
-        return estimate(B, frames, chroma, cubic=False, origin=origin)
+    def similarity(B, frames, chroma=(1, 1), origin=(0, 0), colour_matrix=None):  # the estimate without its cubic term
+        return estimate(B, frames, chroma, cubic=False, origin=origin, colour_matrix=colour_matrix)
 
     replace = {"on (channels)": full_chroma, "on (similarity)": similarity}
     bursts = [((0.0, 0.0), (0.0, 0.0)), (ABERRATION, (0.0, 0.0))] + ([(ABERRATION, CUBIC)] if cubic else [])

@@ -190,6 +190,7 @@ __global__ void resample_accumulate(const T* __restrict__ frame, int fw, int fh,
 // d = ((C00 - 1) x + C01 y) + C02 (rows: (C10 x + (C11 - 1) y) + C12); with k3 != 0, e = (x - cx) + dx
 // (rows: (y - cy) + dy), f = k3 (ex ex + ey ey), d += f e (sr_radial_f's term at Cc (x, y)); the
 // position in 1/32 px is 32 x + rint(32 d), exact at any frame size, clamped as sr_lanczos_taps clamps.
+// T = uint8 or uint16, or float (a raw frame in the camera's own channels: tca.band_corrected).
 template <typename T, int C>
 SR_HD void sr_tca_band_at(const T* frame, int fw, int fh, const float* lo, const double* maps, const float* tab,
                           float* out, int x, int y) {

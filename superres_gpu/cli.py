@@ -586,6 +586,7 @@ def cmd_tca(args, out, err) -> int:
     from .discover import check_burst, list_inputs, probe
     from .errors import AlignmentError, ConfigError
     from .output import AtomicOutput, encode_png
+    from .pipeline import raw_colour_matrix
     from .tca import estimate
     from .tca_picture import tca_picture
 
@@ -602,7 +603,8 @@ def cmd_tca(args, out, err) -> int:
         check_burst(infos, infos[0])
         frames = [read_frame(i) for i in infos]
         try:
-            est = estimate(B, frames, infos[0].chroma, origin=infos[0].chroma_origin)
+            est = estimate(B, frames, infos[0].chroma, origin=infos[0].chroma_origin,
+                           colour_matrix=raw_colour_matrix(infos[0]))
         except AlignmentError as e:  # about the frames read: named by the first
             raise AlignmentError(e.message, e.path or str(infos[0].path)) from None
         if picture is not None:
@@ -614,7 +616,8 @@ def cmd_tca(args, out, err) -> int:
               markup=False, highlight=False, soft_wrap=True)
     if est.subsampled and infos[0].format == "raw":
         out.print("  raw Bayer mosaic: red and blue sampled on every other row and column, their fine detail "
-                  "demosaiced from green's: measured, and corrected by --tca, in the channels' low band",
+                  "demosaiced from green's: measured, and corrected by --tca, in the low band of the camera's own "
+                  "channels (before its colour matrix)",
                   markup=False, highlight=False, soft_wrap=True)
     elif est.subsampled:
         how = {"linear": "smoothly, as JPEG decoders do", "nearest": "in blocks, as HEIC through pillow-heif"}

@@ -31,6 +31,7 @@ KERNELS: dict[str, tuple[str, ...]] = {
         "resample_accumulate<float, 3>",
         "tca_band<unsigned char, 3>",
         "tca_band<unsigned short, 3>",
+        "tca_band<float, 3>",  # raw frames, in the camera's own channels (tca.band_corrected)
     ),
     "pyramid": (
         "luma<unsigned char, 1>",

@@ -27,8 +27,8 @@ class Accumulator:
         self.width, self.height = output_size(width, height, scale)
         self.channels = channels
         self.channel_maps = None  # (channels, 9) float64: per-channel sampling maps (chromatic aberration)
-        # (maps, chroma, upsampling, origin): on chroma-subsampled frames, each channel's low band moved by its
-        # map before the merge reads the frame (the backend's tca_band); channel_maps stays None then
+        # the TCAEstimate of chroma-subsampled frames: each channel's low band moved by its map before the merge
+        # reads the frame (tca.band_corrected: the backend's tca_band); channel_maps stays None then
         self.band = None
         xp = B.xp
         self.num = xp.zeros((self.height, self.width, channels), dtype=xp.float32)
@@ -51,14 +51,16 @@ class Accumulator:
         if chain is None:
             self.channel_maps, self.band = estimate.channel_maps(), None
         else:
-            self.channel_maps, self.band = None, (estimate.channel_maps(), *chain)
+            self.channel_maps, self.band = None, estimate
 
     def source(self, frame):
         """What the merge reads of ``frame``: the frame itself, or with
         :attr:`band` set a float32 copy whose channels' low bands are moved."""
         if self.band is None or frame.ndim != 3:
             return frame
-        return self.B.tca_band(frame, *self.band)
+        from .tca import band_corrected
+
+        return band_corrected(self.B, frame, self.band)
 
     def coverage(self) -> np.ndarray:
         """Host copy of the per-pixel frame count."""

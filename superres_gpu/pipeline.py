@@ -200,7 +200,8 @@ def open_burst(cfg: PipelineConfig, progress) -> tuple[list[FrameRecord], int]:
                       chroma_band=cfg.tca != "off" and ref.channels == 3 and max(ref.chroma) > 1,
                       culling=max(1, cfg.decode_threads) if cfg.cull and cfg.reference != "sharpest" else 0,
                       den_planes=ref.channels if cfg.merge in KERNEL_MERGES and cfg.tca != "off"
-                      and max(ref.chroma) == 1 else 1)  # channel maps (lossless chroma): a weight plane each
+                      and max(ref.chroma) == 1 else 1,  # channel maps (lossless chroma): a weight plane each
+                      camera_channels=raw_colour_matrix(ref) is not None)
     check_run_memory(ref.path, need)
     check_merge_size(ref.path, ref.width, ref.height, cfg.scale)
     return records, ref_idx
@@ -328,10 +329,12 @@ def process_frame(B, ref: Reference, weights: RobustWeights, acc: Accumulator, f
     return state, rejected, disagreement, (m1, m2), figures
 
 
-def lateral_ca(cfg, frames, B, clock, chroma=(1, 1), origin=(0, 0)) -> tuple[TCAEstimate | None, bool, str | None]:
+def lateral_ca(cfg, frames, B, clock, chroma=(1, 1), origin=(0, 0),
+               colour_matrix=None) -> tuple[TCAEstimate | None, bool, str | None]:
     """(estimate, applied, note) of the burst's chromatic aberration from host
     ``frames`` (the reference first; :func:`tca_frames` says how many), their
-    chroma subsampling ``chroma`` and the blocks' ``origin``, under ``cfg.tca``;
+    chroma subsampling ``chroma`` and the blocks' ``origin`` (and for raw frames
+    the camera -> frame ``colour_matrix``, :func:`raw_colour_matrix`), under ``cfg.tca``;
     (None, False, None) when off or auto on grey frames.  Where auto (the
     default) can make no estimate (too little colour texture) the burst is
     merged without the correction and ``note`` (the report's) says why; with
@@ -342,12 +345,22 @@ def lateral_ca(cfg, frames, B, clock, chroma=(1, 1), origin=(0, 0)) -> tuple[TCA
         raise InputError("--tca on needs colour frames; these are grey")
     with clock.stage("tca"):
         try:
-            est = estimate_tca(B, frames, chroma, origin=origin)
+            est = estimate_tca(B, frames, chroma, origin=origin, colour_matrix=colour_matrix)
         except AlignmentError as e:
             if cfg.tca == "on":
                 raise
             return None, False, f"not estimated: {e.message}"
     return est, cfg.tca == "on" or est.matters(), None
+
+
+def raw_colour_matrix(info: FrameInfo):
+    """The camera -> frame colour matrix (3x3) of a raw frame with a Bayer
+    mosaic, which the chromatic aberration is estimated and corrected through
+    (:func:`superres_gpu.tca.camera_frame`); None for any other frame."""
+    raw = getattr(info, "raw", None)
+    if not raw or max(info.chroma) == 1 or not raw.get("color_matrix"):
+        return None
+    return [row[:3] for row in raw["color_matrix"][:3]]
 
 
 def tca_frames(cfg, info: FrameInfo, hold: int) -> int:
@@ -413,7 +426,8 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock, pending=None)
         nonlocal deferred, tca_est, tca_used, tca_note
         i, frame, state, m0, m1, m2 = deferred
         deferred = None
-        tca_est, tca_used, tca_note = lateral_ca(cfg, tca_hosts, B, clock, ref_info.chroma, ref_info.chroma_origin)
+        tca_est, tca_used, tca_note = lateral_ca(cfg, tca_hosts, B, clock, ref_info.chroma, ref_info.chroma_origin,
+                                                 raw_colour_matrix(ref_info))
         tca_hosts.clear()
         if tca_used:
             acc.correct_chromatic_aberration(tca_est)
@@ -435,7 +449,7 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock, pending=None)
             # read on the host before the upload hands its buffer back to the decoders
             if k == 0 and tca_want == 1:
                 tca_est, tca_used, tca_note = lateral_ca(cfg, [host], B, clock, ref_info.chroma,
-                                                         ref_info.chroma_origin)
+                                                         ref_info.chroma_origin, raw_colour_matrix(ref_info))
             elif k < tca_want:
                 tca_hosts.append(np.array(host))
             m0 = B.mark()

@@ -35,6 +35,9 @@ _HELD_BYTES_PER_PIXEL = 11
 # decoder that repeats the chroma in blocks)
 _BAND_BYTES_PER_CHANNEL = 8
 _BAND_BYTES_PER_PIXEL = 21
+# ... and for raw frames, whose band is moved in the camera's own channels, the frame in those (float32 RGB:
+# tca.band_corrected measured 51 B per pixel of a 16-bit RGB frame at the peak, against 39 without it)
+_BAND_CAMERA_BYTES_PER_PIXEL = 12
 
 
 MAX_SIDE = 32766 - 16  # OpenCV's remap (both merges on the CPU) takes images below 32767 px a side; the kernel
@@ -66,7 +69,7 @@ def check_frame_pixels(path, width: int, height: int, max_megapixels: float = DE
 
 def run_memory(width: int, height: int, channels: int, itemsize: int, scale: float, frames_in_flight: int,
                kernel: bool = False, held: int = 0, template_scale: float | None = None,
-               chroma_band: bool = False, culling: int = 0, den_planes: int = 1) -> int:
+               chroma_band: bool = False, culling: int = 0, den_planes: int = 1, camera_channels: bool = False) -> int:
     """Bytes of host memory a run needs, roughly: ``frames_in_flight`` decoded
     frames, the working arrays of alignment (and of the kernel merge, with
     ``kernel``), and at the output size the accumulators (float32 per channel
@@ -74,7 +77,8 @@ def run_memory(width: int, height: int, channels: int, itemsize: int, scale: flo
     with their pyramids; with ``template_scale`` the template's merge at that
     scale (accumulators and mean) and a copy of the reference; with
     ``chroma_band`` the frame the chromatic aberration's correction makes of
-    a chroma-subsampled frame (:mod:`superres_gpu.tca`); ``culling`` reads of
+    a chroma-subsampled frame (:mod:`superres_gpu.tca`; with ``camera_channels``
+    made in a raw camera's own channels); ``culling`` reads of
     the culling pass at the same time (a decoded frame and its float32 luma
     each: formats without a half-size decode read the whole frame);
     ``den_planes`` the weight sums' planes (the kernel merge's with channel
@@ -84,7 +88,8 @@ def run_memory(width: int, height: int, channels: int, itemsize: int, scale: flo
     frames = (frames_in_flight + held) * n_in * channels * itemsize + culling * n_in * (channels * itemsize + 4)
     work = (_WORK_BYTES_PER_PIXEL + (_KERNEL_BYTES_PER_PIXEL if kernel else 0) + _HELD_BYTES_PER_PIXEL * held) * n_in
     if chroma_band:
-        work += (_BAND_BYTES_PER_CHANNEL * channels + _BAND_BYTES_PER_PIXEL) * n_in
+        work += (_BAND_BYTES_PER_CHANNEL * channels + _BAND_BYTES_PER_PIXEL
+                 + (_BAND_CAMERA_BYTES_PER_PIXEL if camera_channels else 0)) * n_in
     out = n_out * (4 * (channels + den_planes) + 4 * channels + 2 * channels)
     if template_scale is not None:
         n_t = round(template_scale * width) * round(template_scale * height)

@@ -160,6 +160,9 @@ class TCAEstimate:
     chroma: tuple = (1, 1)  # the frames' chroma subsampling (horizontal, vertical): (2, 2) for 4:2:0
     upsampling: str = "linear"  # how their decoder brought the chroma up (pixels.chroma_upsampling)
     origin: tuple = (0, 0)  # pixels of a partial chroma block before the first whole one (FrameInfo.chroma_origin)
+    # raw frames: the 3x3 matrix (row-major, nested tuples) from the camera's white-balanced channels to the frames'
+    # (LibRaw's); the estimate and the correction work in the camera's channels, where the lens displaced them
+    colour_matrix: tuple | None = None
 
     @property
     def radius(self) -> float:
@@ -210,7 +213,8 @@ class TCAEstimate:
             for name, ch in (("red", self.red), ("blue", self.blue))
         } | {"frames": self.frames, "chroma_subsampling": list(self.chroma),
              "chroma_upsampling": self.upsampling if self.subsampled else None,
-             "correction": "chroma band" if self.subsampled else "channels", "auto_from_px": self.min_corner_px()}
+             "correction": "chroma band" if self.subsampled else "channels", "auto_from_px": self.min_corner_px(),
+             "camera_channels": self.colour_matrix is not None}
 
 
 def _channel_fit(B, frame, channel: int, config: AlignConfig | None, blur: float):
@@ -448,19 +452,26 @@ def _channel_model(T: np.ndarray) -> tuple[float, float, float, float]:
     return s, float(c[0]), float(c[1]), rot
 
 
-def estimate(B, frames: list, chroma: tuple = (1, 1), cubic: bool = True, origin: tuple = (0, 0)) -> TCAEstimate:
+def estimate(B, frames: list, chroma: tuple = (1, 1), cubic: bool = True, origin: tuple = (0, 0),
+             colour_matrix=None) -> TCAEstimate:
     """The burst's radial model of red and blue against green: the median over
     ``frames`` (RGB host arrays) of each channel's per-frame estimate;
     ``chroma``: the frames' chroma subsampling (horizontal, vertical), which
     sets where the channels are compared (see the module's notes); ``cubic``:
     whether the cubic term is tried (on frames with full-resolution chroma);
-    ``origin``: where the chroma's blocks start (:attr:`FrameInfo.chroma_origin`).
+    ``origin``: where the chroma's blocks start (:attr:`FrameInfo.chroma_origin`);
+    ``colour_matrix``: for raw frames, the 3x3 matrix from the camera's channels
+    to the frames' (:func:`camera_frame`): the channels are compared, and later
+    corrected (:func:`band_corrected`), in the camera's own.
 
     Raises :class:`~superres_gpu.errors.AlignmentError` when no frame gives one
     (grey frames, or too little texture)."""
     if not frames or frames[0].ndim != 3 or frames[0].shape[2] != 3:
         raise AlignmentError("chromatic aberration needs colour (RGB) frames")
     h, w = frames[0].shape[:2]
+    if colour_matrix is not None:
+        colour_matrix = tuple(tuple(float(v) for v in row[:3]) for row in colour_matrix[:3])
+        frames = [camera_frame(f, colour_matrix) for f in frames]
     per = {name: [] for name in CHANNELS}
     blur = ESTIMATE_SIGMA * max(chroma) if max(chroma) > 1 else 0.0
     cubic = cubic and max(chroma) == 1  # in the low band alone the cubic and the scale cannot be told apart
@@ -477,7 +488,33 @@ def estimate(B, frames: list, chroma: tuple = (1, 1), cubic: bool = True, origin
         raise AlignmentError("no frame's red and blue channels could be aligned to its green channel")
     models = {name: _burst_model(fits, w, h) for name, fits in per.items()}
     return TCAEstimate(models["red"], models["blue"], w, h, min(len(per["red"]), len(per["blue"])),
-                       (int(chroma[0]), int(chroma[1])), upsampling, origin)
+                       (int(chroma[0]), int(chroma[1])), upsampling, origin, colour_matrix)
+
+
+def camera_frame(frame, colour_matrix, xp=np):
+    """float32 (h, w, 3): an RGB ``frame`` (NumPy or, with ``xp``, CuPy) in the
+    camera's own channels, through the inverse of ``colour_matrix`` (3x3,
+    camera -> the frame's).  A raw decoder's output mixes the camera's
+    channels (a phone's matrix gives red about 1.8 R - 0.7 G - 0.1 B): where
+    the lens displaced R and B but not G, each output channel holds the
+    displaced and the undisplaced image at once, which no one displacement
+    per output channel undoes (on synthetic DNG bursts with such a matrix the
+    output-space estimate came out 1.7 times red's truth)."""
+    inv = np.linalg.inv(np.asarray(colour_matrix, np.float64)).astype(np.float32)
+    return xp.asarray(frame).astype(xp.float32) @ xp.asarray(np.ascontiguousarray(inv.T))
+
+
+def band_corrected(B, frame, est: TCAEstimate):
+    """What the merge reads of a chroma-subsampled colour ``frame`` (on ``B``)
+    under ``est``: each channel's low band moved (the backend's ``tca_band``),
+    in the camera's own channels and back where the estimate has a colour
+    matrix (raw frames; exact round trip, so only the moved bands differ)."""
+    maps = est.channel_maps()
+    if est.colour_matrix is None:
+        return B.tca_band(frame, maps, *est.band_chain())
+    xp = B.xp
+    moved = B.tca_band(camera_frame(frame, est.colour_matrix, xp), maps, *est.band_chain())
+    return moved @ xp.asarray(np.ascontiguousarray(np.asarray(est.colour_matrix, np.float32).T))
 
 
 def estimate_frames(width: int, height: int, available: int) -> int:

@@ -58,7 +58,9 @@ def corner_tiles(B, frame: np.ndarray, est, tile: int = TILE) -> list[tuple[str,
     f = frame.astype(np.float32)
     band = None
     if est.subsampled:
-        band = B.asnumpy(B.tca_band(B.asarray(f), est.channel_maps(), *est.band_chain()))
+        from .tca import band_corrected
+
+        band = B.asnumpy(band_corrected(B, B.asarray(f), est))
     out = []
     for k, name in enumerate(CORNERS):
         x0, y0 = _crop_origin(f[..., 1], k, tile)

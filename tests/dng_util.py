@@ -31,13 +31,17 @@ def mosaic(rgb_linear: np.ndarray, white_balance=(2.0, 1.0, 1.5)) -> np.ndarray:
 
 def write_dng(path, rgb_linear: np.ndarray, white_balance=(2.0, 1.0, 1.5), black: int = 256, white: int = 16383,
               noise_profile=(2e-4, 1e-6), orientation: int = 1, make: str = "Acme", model: str = "Synth",
-              noise_seed: int | None = None):
+              noise_seed: int | None = None, camera_to_srgb=None):
     """Write a linear RGB scene ((H, W, 3) in [0, 1], H and W even) as a DNG.
 
     With ``noise_seed``, every raw sample x gets Gaussian noise of the variance
-    the file's NoiseProfile states, S x + O (x in [0, 1] of the white level)."""
+    the file's NoiseProfile states, S x + O (x in [0, 1] of the white level).
+    ``camera_to_srgb`` (3x3): the colour matrix a decoder is to apply to the
+    (white-balanced) camera channels, which ``rgb_linear`` then holds; by
+    default the identity (the camera's channels are linear sRGB)."""
     import tifffile
 
+    xyz_to_camera = XYZ_TO_SRGB if camera_to_srgb is None else np.linalg.inv(camera_to_srgb) @ XYZ_TO_SRGB
     cfa = mosaic(rgb_linear, white_balance)
     if noise_seed is not None:
         S, O = noise_profile
@@ -51,7 +55,7 @@ def write_dng(path, rgb_linear: np.ndarray, white_balance=(2.0, 1.0, 1.5), black
         (33422, "B", 4, (0, 1, 1, 2), True),  # CFAPattern: RGGB
         (50714, "I", 1, (black,), True),  # BlackLevel
         (50717, "I", 1, (white,), True),  # WhiteLevel
-        (50721, "2i", 9, _rationals(XYZ_TO_SRGB.ravel(), 10000), True),  # ColorMatrix1
+        (50721, "2i", 9, _rationals(xyz_to_camera.ravel(), 10000), True),  # ColorMatrix1
         (50778, "H", 1, (21,), True),  # CalibrationIlluminant1: D65
         (50728, "2I", 3, _rationals([1.0 / g for g in white_balance], 1000000), True),  # AsShotNeutral
         (274, "H", 1, (orientation,), True),

@@ -236,6 +236,7 @@ def test_every_launch_matches_its_kernel_signature(checked_gpu_backend, rng):
                 moved = np.tile(np.eye(3).ravel(), (3, 1))
                 moved[0, [0, 2, 4, 5]] = [1.002, -0.03, 1.002, -0.02]
                 G.tca_band(frame, moved, (2, 2), "nearest")
+                G.tca_band(frame.astype(np.float32), moved, (2, 2))  # raw frames, in the camera's channels
                 fl = G.tca_band(frame, moved, (2, 2))
                 G.resample_accumulate(fl, st, num, den, 2.0, 255.0)
                 G.kernel_accumulate(fl, st, num, den, 2.0, 255.0, 0.6)

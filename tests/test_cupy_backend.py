@@ -226,6 +226,13 @@ def test_tca_band_and_float_frames_in_both_merges(G, rng, dtype):
         want = NB.tca_band(host, maps, (2, 2), upsampling)
         got = G.tca_band(padded(G, host), maps, (2, 2), upsampling)
         np.testing.assert_allclose(G.asnumpy(got), want, atol=atol * maxv / 255.0, rtol=rtol)
+    # raw frames: moved in the camera's own channels through a colour matrix and back (float32 frames)
+    from superres_gpu.tca import ChannelTCA, TCAEstimate, band_corrected
+
+    est = TCAEstimate(ChannelTCA(0.008, 0.3 * w, 0.7 * h, 0.0), ChannelTCA(-0.009, 0.3 * w, 0.7 * h, 0.0), w, h, 1,
+                      (2, 2), "linear", (0, 0), ((1.8, -0.7, -0.1), (-0.2, 1.5, -0.3), (0.05, -0.5, 1.45)))
+    np.testing.assert_allclose(G.asnumpy(band_corrected(G, G.asarray(host), est)), band_corrected(NB, host, est),
+                               atol=3 * atol * maxv / 255.0, rtol=rtol)
     st = state_with(random_T(rng), S_GAIN=1.01, S_OFFSET=0.002)
     wo, ho = output_size(w, h, 2.0)
     num_t, den_t = np.zeros((ho, wo, 3), np.float32), np.zeros((ho, wo), np.float32)

@@ -158,7 +158,7 @@ def test_tca_auto_is_the_default_and_merges_without_it_where_no_estimate_can_be_
 
     assert PipelineConfig(inputs=[], output="o.tif").tca == "auto"
 
-    def fails(B, frames, chroma=(1, 1), origin=(0, 0)):
+    def fails(B, frames, chroma=(1, 1), origin=(0, 0), colour_matrix=None):
         raise AlignmentError("no frame's red and blue channels could be aligned to its green channel")
 
     monkeypatch.setattr(pipeline, "estimate_tca", fails)
@@ -227,10 +227,10 @@ def test_tca_is_estimated_on_the_first_frames_of_small_bursts(tmp_path, monkeypa
     seen, read = [], []
     estimate = pipeline.estimate_tca
 
-    def first_only(B, frames, chroma=(1, 1), origin=(0, 0)):  # the same estimate however many frames it gets
+    def first_only(B, frames, chroma=(1, 1), origin=(0, 0), colour_matrix=None):  # the same estimate, any frames
         seen.append(len(frames))
         read.append([np.array(f) for f in frames])
-        return estimate(B, frames[:1], chroma, origin=origin)
+        return estimate(B, frames[:1], chroma, origin=origin, colour_matrix=colour_matrix)
 
     monkeypatch.setattr(pipeline, "estimate_tca", first_only)
 

@@ -361,7 +361,7 @@ class CupyBackend:
             lo[ch] = band[..., ch]
         del band
         out = cp.empty((h, w, c), dtype=cp.float32)
-        k = self._kernel("resample", f"tca_band<{self._type_name(frame.dtype)}, {c}>")
+        k = self._kernel("resample", f"tca_band<{self._type_name(frame.dtype, allow_float=True)}, {c}>")
         k(grid_2d(w, h), BLOCK_2D, (frame, np.int32(w), np.int32(h), lo, cp.asarray(maps.ravel()), self._tab, out))
         return out
 
