@@ -356,11 +356,16 @@ def lateral_ca(cfg, frames, B, clock, chroma=(1, 1), origin=(0, 0),
 def raw_colour_matrix(info: FrameInfo):
     """The camera -> frame colour matrix (3x3) of a raw frame with a Bayer
     mosaic, which the chromatic aberration is estimated and corrected through
-    (:func:`superres_gpu.tca.camera_frame`); None for any other frame."""
+    (:func:`superres_gpu.tca.camera_frame`); None for any other frame, and
+    where the file's matrix is not a usable one (not finite, or singular):
+    the channels are then compared as the decoder gives them."""
     raw = getattr(info, "raw", None)
     if not raw or max(info.chroma) == 1 or not raw.get("color_matrix"):
         return None
-    return [row[:3] for row in raw["color_matrix"][:3]]
+    m = np.asarray([row[:3] for row in raw["color_matrix"][:3]], np.float64)
+    if m.shape != (3, 3) or not np.isfinite(m).all() or abs(np.linalg.det(m)) < 1e-6:
+        return None
+    return m.tolist()
 
 
 def tca_frames(cfg, info: FrameInfo, hold: int) -> int:
