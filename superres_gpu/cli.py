@@ -263,8 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_TCA,
         help="lateral chromatic aberration, estimated on the reference and corrected inside the merge's "
         "resampling: on, auto (when it moves a channel at a corner by more than three standard errors and "
-        "0.1 px, 0.15 px per chroma subsampling factor on JPEG or HEIC frames with subsampled colour: 0.3 px "
-        f"for 4:2:0) or off (default: {DEFAULT_TCA})",
+        "0.1 px, 0.15 px per chroma subsampling factor on JPEG or HEIC frames with subsampled colour and on raw "
+        f"Bayer frames: 0.3 px for 4:2:0) or off (default: {DEFAULT_TCA})",
     )
     r.add_argument(
         "--local",
@@ -615,9 +615,10 @@ def cmd_tca(args, out, err) -> int:
     out.print(f"lateral chromatic aberration of {est.frames} frames ({est.width}x{est.height}), against green:",
               markup=False, highlight=False, soft_wrap=True)
     if est.subsampled and infos[0].format == "raw":
+        where = ("of the camera's own channels (before its colour matrix)" if est.colour_matrix is not None
+                 else "of the channels as decoded (the file's colour matrix cannot be inverted)")
         out.print("  raw Bayer mosaic: red and blue sampled on every other row and column, their fine detail "
-                  "demosaiced from green's: measured, and corrected by --tca, in the low band of the camera's own "
-                  "channels (before its colour matrix)",
+                  f"demosaiced from green's: measured, and corrected by --tca, in the low band {where}",
                   markup=False, highlight=False, soft_wrap=True)
     elif est.subsampled:
         how = {"linear": "smoothly, as JPEG decoders do", "nearest": "in blocks, as HEIC through pillow-heif"}

@@ -98,7 +98,8 @@ def probe_raw(path: Path) -> RawFrame:
     # detail from green's, as a JPEG decoder rebuilds 4:2:0 chroma's from the luma: for the chromatic aberration
     # such frames are chroma-subsampled 2x2 (on synthetic DNG bursts the estimate finds 46-59 % of the truth
     # otherwise, and moving whole channels loses more than the aberration; see benchmarks/RESULTS.md)
-    chroma = (2, 2) if info["cfa_repeat"] == [2, 2] else (1, 1)
+    bayer = info["cfa_repeat"] == [2, 2] and set(info["cfa_pattern"]) == {"R", "G", "B"}  # not a 2x2 CMYG
+    chroma = (2, 2) if bayer else (1, 1)
     return RawFrame(path, "raw", w, h, 3, 16, 1, exif, chroma, raw=info)
 
 

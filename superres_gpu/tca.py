@@ -469,14 +469,15 @@ def estimate(B, frames: list, chroma: tuple = (1, 1), cubic: bool = True, origin
     if not frames or frames[0].ndim != 3 or frames[0].shape[2] != 3:
         raise AlignmentError("chromatic aberration needs colour (RGB) frames")
     h, w = frames[0].shape[:2]
-    if colour_matrix is not None:
-        colour_matrix = tuple(tuple(float(v) for v in row[:3]) for row in colour_matrix[:3])
-        frames = [camera_frame(f, colour_matrix) for f in frames]
     per = {name: [] for name in CHANNELS}
     blur = ESTIMATE_SIGMA * max(chroma) if max(chroma) > 1 else 0.0
     cubic = cubic and max(chroma) == 1  # in the low band alone the cubic and the scale cannot be told apart
     origin = (int(origin[0]), int(origin[1])) if max(chroma) > 1 else (0, 0)
+    # told from the decoded frame itself (its values on their own scale), before any change of channels
     upsampling = chroma_upsampling(frames[0], chroma, origin) if max(chroma) > 1 else "linear"
+    if colour_matrix is not None:
+        colour_matrix = tuple(tuple(float(v) for v in row[:3]) for row in colour_matrix[:3])
+        frames = [camera_frame(f, colour_matrix) for f in frames]
     for f in frames:
         if max(chroma) > 1:
             f = chroma_low_band(f, chroma, upsampling=upsampling, origin=origin)
