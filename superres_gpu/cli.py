@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import signal
 import sys
 import threading
@@ -625,10 +626,11 @@ def cmd_tca(args, out, err) -> int:
         out.print(f"  chroma subsampled {est.chroma[0]}x{est.chroma[1]}, brought up {how[est.upsampling]}: measured, "
                   "and corrected by --tca, in the channels' low band", markup=False, highlight=False, soft_wrap=True)
     for name, ch in (("red", est.red), ("blue", est.blue)):
+        se = (f"+- {ch.corner_se:.3f} px" if math.isfinite(ch.corner_se)
+              else "px (no standard error: too little texture)")
         out.print(f"  {name:4s} scale {100 * ch.scale:+.4f} %  centre ({ch.cx:.1f}, {ch.cy:.1f})  "
                   f"rotation {ch.rotation_deg:+.4f} deg  cubic {100 * ch.cubic:+.4f} % at the corners  "
-                  f"corner shift {shift[name]:.3f} +- {ch.corner_se:.3f} px", markup=False, highlight=False,
-                  soft_wrap=True)
+                  f"corner shift {shift[name]:.3f} {se}", markup=False, highlight=False, soft_wrap=True)
     verdict = "would correct it" if est.matters() else "would leave it"
     out.print(f"  superres run --tca auto (the default) {verdict}: it corrects a corner shift above "
               f"{est.min_corner_px():.2f} px and three standard errors", markup=False, highlight=False, soft_wrap=True)
