@@ -584,7 +584,7 @@ def cmd_cull(args, out, err) -> int:
 def cmd_tca(args, out, err) -> int:
     from .backends import get_backend
     from .decode import read_frame
-    from .discover import check_burst, list_inputs, probe
+    from .discover import check_burst, probe, resolve_frames
     from .errors import AlignmentError, ConfigError
     from .output import AtomicOutput, encode_png
     from .pipeline import raw_colour_matrix
@@ -595,7 +595,7 @@ def cmd_tca(args, out, err) -> int:
         raise ConfigError(f"--frames must be at least 1 (got {args.frames})")
     if args.picture and not str(args.picture).lower().endswith(".png"):
         raise ConfigError(f"--picture {args.picture}: the picture is a PNG; give it a .png name")
-    paths = list_inputs(args.inputs)
+    paths, _ = resolve_frames(args.inputs, None)  # as superres run finds them; none found is an error
     picture = (AtomicOutput(args.picture, overwrite=args.overwrite, protect=paths,
                             protect_dirs=list({p.resolve().parent: None for p in paths})) if args.picture else None)
     with picture if picture is not None else contextlib.nullcontext():
