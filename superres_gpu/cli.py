@@ -147,19 +147,118 @@ def _argtype(check, *args):
     return convert
 
 
-def build_parser() -> argparse.ArgumentParser:
+class OneLineParser(argparse.ArgumentParser):
+    """An argparse parser whose errors are one line, as every other error of
+    ``superres`` is (``superres: error: ...``, exit status 2), instead of the
+    usage block and the message; ``--help`` still shows the usage."""
+
+    def error(self, message: str):
+        command = self.prog.split()[-1] if " " in self.prog else ""
+        hint = f"superres {command} --help" if command else "superres --help"
+        self.exit(EXIT_USAGE, f"superres: error: {message} (see {hint})\n")
+
+
+def _positive_int(option: str, least: int = 1):
+    """An argparse type: an integer of at least ``least``, else an error naming ``option``."""
+
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{option} must be a whole number (got {text!r})") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{option} must be at least {least} (got {value})")
+        return value
+
+    return convert
+
+
+def _merge_options(p) -> None:
+    """The options ``run`` and ``batch`` share: how a burst is aligned and merged."""
     from .align import DEFAULT_MODEL, MOTION_CHOICES
+    from .kernelmerge import KERNEL_SHAPES
+    from .options import (DEFAULT_LOCAL, DEFAULT_MERGE, DEFAULT_REFINE, DEFAULT_TCA, LOCAL_CHOICES, MERGES,
+                          TCA_CHOICES, check_sharpen)
+
+    p.add_argument(
+        "--motion",
+        choices=MOTION_CHOICES,
+        default=DEFAULT_MODEL,
+        help=f"global motion model; auto: the simplest the first frames need (default: {DEFAULT_MODEL})",
+    )
+    p.add_argument(
+        "--merge",
+        choices=MERGES,
+        default=DEFAULT_MERGE,
+        help="kernel: place every frame's samples where they fell on the output grid (kernel regression), "
+        "leaving out, per pixel, what moved between frames (no ghosts), then restore; kernel-mean: the same "
+        "without leaving anything out; robust: resample each frame (Lanczos) and leave out what moved; "
+        f"mean: plain average of the resampled frames (default: {DEFAULT_MERGE})",
+    )
+    p.add_argument(
+        "--kernel-shape",
+        choices=KERNEL_SHAPES,
+        default="anisotropic",
+        help="the kernel merge's kernel: anisotropic (stretched along the reference's edges, narrow across them, "
+        "round where it is flat) or isotropic (default: anisotropic)",
+    )
+    p.add_argument(
+        "--cull",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="leave out frames blurred relative to the rest of the burst (default: on)",
+    )
+    p.add_argument(
+        "--sharpen",
+        nargs="?",
+        const="auto",
+        default="auto",
+        type=_argtype(check_sharpen),
+        metavar="off|auto|AMOUNT",
+        help="restoration after the merge: undo the blur of the merge's own resampling (with --merge kernel: "
+        "of the optics, the pixels and the kernel, as far as the measured noise allows); AMOUNT restores "
+        "that many times as far as auto (default: auto)",
+    )
+    p.add_argument("--no-sharpen", dest="sharpen", action="store_const", const="off",
+                   help="no restoration (the same as --sharpen off)")
+    p.add_argument("--gamma", choices=("linear", "srgb"), default="linear",
+                   help="raw (DNG) frames are merged in linear light; linear: keep the output linear (default), "
+                   "srgb: apply the sRGB curve")
+    p.add_argument(
+        "--tca",
+        choices=TCA_CHOICES,
+        default=DEFAULT_TCA,
+        help="lateral chromatic aberration, estimated on the reference and corrected inside the merge's "
+        "resampling: on, auto (when it moves a channel at a corner by more than three standard errors and "
+        "0.1 px, 0.15 px per chroma subsampling factor on JPEG or HEIC frames with subsampled colour and on raw "
+        f"Bayer frames: 0.3 px for 4:2:0) or off (default: {DEFAULT_TCA})",
+    )
+    p.add_argument(
+        "--local",
+        choices=LOCAL_CHOICES,
+        default=DEFAULT_LOCAL,
+        help="local refinement after the global motion model: a smooth displacement field per frame from "
+        "overlapping tiles (rolling-shutter wobble, parallax), applied inside the merge's resampling: on, auto "
+        f"(where the field is significant against its uncertainty) or off (default: {DEFAULT_LOCAL})",
+    )
+    p.add_argument(
+        "--refine",
+        action=argparse.BooleanOptionalAction,
+        default=DEFAULT_REFINE,
+        help="align every frame against a denoised template (the reference and the first four other frames "
+        "merged, brought back to the frames' grid) instead of the noisy reference alone: up to half the "
+        "alignment error on bursts that mostly shift, for four extra alignments per burst (default: on)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
     from .backends import BACKENDS
     from .cull import DEFAULT_THRESHOLD
-    from .geometry import MOTION_MODELS
-    from .kernelmerge import KERNEL_SHAPES
-    from .options import (COMPRESSIONS, DEFAULT_LOCAL, DEFAULT_MERGE, DEFAULT_REFINE, DEFAULT_TCA, FORMATS,
-                          LOCAL_CHOICES, MERGES, TCA_CHOICES, check_fraction, check_megapixels, check_optics_sigma,
-                          check_scale, check_sharpen)
+    from .options import COMPRESSIONS, FORMATS, check_fraction, check_megapixels, check_optics_sigma, check_scale
     from .resources import DEFAULT_MAX_MEGAPIXELS
     from .restore import DEFAULT_OPTICS_SIGMA
 
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="superres",
         description="Multi-frame superresolution of hand-held photo bursts.",
     )
@@ -167,10 +266,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    common = argparse.ArgumentParser(add_help=False)
+    base = argparse.ArgumentParser(add_help=False)
+    base.add_argument("--quiet", "-q", action="store_true", help="no progress bars or summary")
+    base.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
+    common = argparse.ArgumentParser(add_help=False, parents=[base])
     common.add_argument("--backend", choices=BACKENDS, default="auto", help="compute backend (default: auto)")
-    common.add_argument("--quiet", "-q", action="store_true", help="no progress bars or summary")
-    common.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
 
     r = sub.add_parser(
         "run",
@@ -199,34 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH|none",
         help="mask of moving objects, left out of alignment (default: mask.png beside the frames, if any)",
     )
-    r.add_argument(
-        "--motion",
-        choices=MOTION_CHOICES,
-        default=DEFAULT_MODEL,
-        help=f"global motion model; auto: the simplest the first frames need (default: {DEFAULT_MODEL})",
-    )
-    r.add_argument(
-        "--merge",
-        choices=MERGES,
-        default=DEFAULT_MERGE,
-        help="kernel: place every frame's samples where they fell on the output grid (kernel regression), "
-        "leaving out, per pixel, what moved between frames (no ghosts), then restore; kernel-mean: the same "
-        "without leaving anything out; robust: resample each frame (Lanczos) and leave out what moved; "
-        f"mean: plain average of the resampled frames (default: {DEFAULT_MERGE})",
-    )
-    r.add_argument(
-        "--kernel-shape",
-        choices=KERNEL_SHAPES,
-        default="anisotropic",
-        help="the kernel merge's kernel: anisotropic (stretched along the reference's edges, narrow across them, "
-        "round where it is flat) or isotropic (default: anisotropic)",
-    )
-    r.add_argument(
-        "--cull",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="leave out frames blurred relative to the rest of the burst (default: on)",
-    )
+    _merge_options(r)
     r.add_argument(
         "--cull-threshold",
         type=_argtype(check_fraction, "--cull-threshold"),
@@ -235,53 +308,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"flag frames whose sharpness is below R times the burst's median (default {DEFAULT_THRESHOLD})",
     )
     r.add_argument(
-        "--sharpen",
-        nargs="?",
-        const="auto",
-        default="auto",
-        type=_argtype(check_sharpen),
-        metavar="off|auto|AMOUNT",
-        help="restoration after the merge: undo the blur of the merge's own resampling (with --merge kernel: "
-        "of the optics, the pixels and the kernel, as far as the measured noise allows); AMOUNT restores "
-        "that many times as far as auto (default: auto)",
-    )
-    r.add_argument("--no-sharpen", dest="sharpen", action="store_const", const="off",
-                   help="no restoration (the same as --sharpen off)")
-    r.add_argument(
         "--optics-sigma",
         type=_argtype(check_optics_sigma),
         default=DEFAULT_OPTICS_SIGMA,
         metavar="PX",
         help=f"the lens blur (Gaussian sigma, frame px) the kernel merge's restoration undoes "
         f"(default {DEFAULT_OPTICS_SIGMA})",
-    )
-    r.add_argument("--gamma", choices=("linear", "srgb"), default="linear",
-                   help="raw (DNG) frames are merged in linear light; linear: keep the output linear (default), "
-                   "srgb: apply the sRGB curve")
-    r.add_argument(
-        "--tca",
-        choices=TCA_CHOICES,
-        default=DEFAULT_TCA,
-        help="lateral chromatic aberration, estimated on the reference and corrected inside the merge's "
-        "resampling: on, auto (when it moves a channel at a corner by more than three standard errors and "
-        "0.1 px, 0.15 px per chroma subsampling factor on JPEG or HEIC frames with subsampled colour and on raw "
-        f"Bayer frames: 0.3 px for 4:2:0) or off (default: {DEFAULT_TCA})",
-    )
-    r.add_argument(
-        "--local",
-        choices=LOCAL_CHOICES,
-        default=DEFAULT_LOCAL,
-        help="local refinement after the global motion model: a smooth displacement field per frame from "
-        "overlapping tiles (rolling-shutter wobble, parallax), applied inside the merge's resampling: on, auto "
-        f"(where the field is significant against its uncertainty) or off (default: {DEFAULT_LOCAL})",
-    )
-    r.add_argument(
-        "--refine",
-        action=argparse.BooleanOptionalAction,
-        default=DEFAULT_REFINE,
-        help="align every frame against a denoised template (the reference and the first four other frames "
-        "merged, brought back to the frames' grid) instead of the noisy reference alone: up to half the "
-        "alignment error on bursts that mostly shift, for four extra alignments per burst (default: on)",
     )
     r.add_argument("--weights-png", metavar="PATH", help="save a picture of where frames were left out (red)")
     r.add_argument("--report", metavar="PATH", help="write a JSON report of every frame")
@@ -300,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser(
         "cull",
-        parents=[common],
+        parents=[base],  # scored on the CPU: no --backend
         help="score the sharpness of frames and flag the blurred ones",
         description="Score every frame's sharpness (detail energy with the noise's share removed, so high ISO "
         "does not pass for sharpness) and flag the frames blurred relative to the rest of the burst.",
@@ -337,7 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
         "chromatic aberration) on the first frames of a burst, and the shift it implies at the corners.",
     )
     t.add_argument("inputs", nargs="+", metavar="INPUT", help="a folder of frames, or frame files")
-    t.add_argument("--frames", type=int, default=5, metavar="N", help="frames the estimate uses (default 5)")
+    t.add_argument("--frames", type=_positive_int("--frames"), default=5, metavar="N",
+                   help="frames the estimate uses (default 5)")
     t.add_argument("--picture", metavar="PATH.png",
                    help="save the first frame's four corners as shot and corrected, enlarged, as a PNG")
     t.add_argument("--overwrite", action="store_true", help="replace an existing --picture file")
@@ -351,9 +384,9 @@ def build_parser() -> argparse.ArgumentParser:
         "decimation, noise, JPEG), merge it and compare with one frame upscaled, against the truth.",
     )
     d.add_argument("--out", default="superres_demo", metavar="DIR", help="output folder (default: superres_demo)")
-    d.add_argument("--frames", type=int, default=16, help="frames in the burst (default 16)")
+    d.add_argument("--frames", type=_positive_int("--frames", 2), default=16, help="frames in the burst, 2 or more (default 16)")
     d.add_argument("--scale", type=_argtype(check_scale), default=2.0, help="output scale (default 2)")
-    d.add_argument("--seed", type=int, default=7, help="random seed of the burst")
+    d.add_argument("--seed", type=int, default=7, help="random seed of the burst (default 7)")
     d.add_argument("--overwrite", action="store_true", help="replace the results of an earlier demo in DIR")
     d.set_defaults(func=cmd_demo)
 
@@ -369,14 +402,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder (created if missing)")
     b.add_argument("--scale", type=_argtype(check_scale), default=2.0, help="output scale, 1 to 4 (default 2)")
     b.add_argument("--format", choices=FORMATS, default="tiff16", help="output format (default tiff16)")
-    b.add_argument("--motion", choices=MOTION_MODELS, default=DEFAULT_MODEL, help="global motion model")
-    b.add_argument("--merge", choices=MERGES, default=DEFAULT_MERGE, help=f"as for run (default {DEFAULT_MERGE})")
-    b.add_argument("--cull", action=argparse.BooleanOptionalAction, default=True, help="leave out blurred frames")
-    b.add_argument("--sharpen", action=argparse.BooleanOptionalAction, default=True, help="restoration after merge")
-    b.add_argument("--gamma", choices=("linear", "srgb"), default="linear", help="tone curve of raw bursts' output")
-    b.add_argument("--tca", choices=TCA_CHOICES, default=DEFAULT_TCA,
-                   help=f"lateral chromatic aberration, as for run (default {DEFAULT_TCA})")
-    b.add_argument("--workers", type=int, default=1, metavar="N", help="bursts processed at once on this machine")
+    _merge_options(b)
+    b.add_argument("--workers", type=_positive_int("--workers"), default=1, metavar="N",
+                   help="bursts processed at once on this machine (default 1)")
     b.add_argument("--scheduler", metavar="tcp://HOST:8786",
                    help="run each burst as a task on this Dask distributed scheduler (extra: batch)")
     b.add_argument("--gpu", action="store_true",
@@ -509,12 +537,11 @@ def cmd_batch(args, out, err) -> int:
     from .batch import plan, run_batch, write_results
     from .errors import ConfigError
 
-    if args.workers < 1:
-        raise ConfigError(f"--workers must be at least 1 (got {args.workers})")
     if args.gpu and args.backend not in ("auto", "cupy"):
         raise ConfigError(f"--gpu runs the cupy backend; it contradicts --backend {args.backend}")
     options = dict(scale=args.scale, backend="cupy" if args.gpu else args.backend, motion=args.motion,
-                   merge=args.merge, cull=args.cull, sharpen=args.sharpen, gamma=args.gamma, tca=args.tca)
+                   merge=args.merge, kernel_shape=args.kernel_shape, cull=args.cull, sharpen=args.sharpen,
+                   gamma=args.gamma, tca=args.tca, local=args.local, refine=args.refine)
     outdir = Path(args.output)
     if outdir.exists() and not outdir.is_dir():
         raise ConfigError(f"{outdir}: output exists and is not a folder")
@@ -591,8 +618,6 @@ def cmd_tca(args, out, err) -> int:
     from .tca import estimate
     from .tca_picture import tca_picture
 
-    if args.frames < 1:
-        raise ConfigError(f"--frames must be at least 1 (got {args.frames})")
     if args.picture and not str(args.picture).lower().endswith(".png"):
         raise ConfigError(f"--picture {args.picture}: the picture is a PNG; give it a .png name")
     paths, _ = resolve_frames(args.inputs, None)  # as superres run finds them; none found is an error

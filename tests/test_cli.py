@@ -222,6 +222,8 @@ def test_bad_option_values_are_usage_errors(tmp_path, burst_dir, capsys, option,
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert message in err and option in err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("superres: error: "), err  # one line, no usage block
 
 
 def test_cupy_backend_without_gpu_is_a_clear_error(tmp_path, burst_dir, capsys):

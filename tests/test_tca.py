@@ -131,7 +131,9 @@ def test_the_tca_command_prints_the_estimate(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "red" in text and "blue" in text and "corner shift" in text and "3 frames" in text
     assert "--tca auto (the default) would correct it" in text and "+- 0.0" in text
-    assert cli.main(["tca", str(tmp_path / "b"), "--frames", "0"]) != 0
+    with pytest.raises(SystemExit) as e:
+        cli.main(["tca", str(tmp_path / "b"), "--frames", "0"])
+    assert e.value.code == 2 and "--frames must be at least 1" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
     assert cli.main(["tca", str(tmp_path / "empty")]) == 1  # one line naming the folder, not an internal error
     assert f"{tmp_path / 'empty'}: no JPEG, PNG or TIFF frames found" in capsys.readouterr().err

@@ -594,7 +594,10 @@ def build_parser(prog: str = "python -m superres_gpu.bench.suite"):
 
     from ..backends import BACKENDS
 
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    from ..cli import OneLineParser
+
+    p = OneLineParser(prog=prog, description="Benchmark alignment accuracy against speed, reconstruction quality "
+                      "and throughput, each against its baselines in the same run.")
     p.add_argument("--smoke", action="store_true", help="small, fast run that checks its own output (CI)")
     p.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated: " + ", ".join(SECTIONS))
     p.add_argument("--json", metavar="PATH", help="write every figure as JSON")
