@@ -183,7 +183,10 @@ def superresolve(
         ``warn(message)`` for dropped frames and similar (default: stderr).
     **options
         Any other option of :class:`~superres_gpu.options.PipelineConfig` by
-        its name (e.g. ``max_megapixels``), as ``superres run`` has it.
+        its name, as ``superres run`` has it (``superres run --help`` says
+        what each does): ``kernel_shape`` ("anisotropic" or "isotropic"),
+        ``optics_sigma`` (frame px, 0 to 3), ``tca`` and ``local`` ("off",
+        "auto" or "on"), ``refine`` (bool), ``max_megapixels``.
 
     Returns
     -------

@@ -92,6 +92,21 @@ def plan(root, outdir, fmt: str = "tiff16", options: dict | None = None) -> list
     return tasks
 
 
+def _burst_options(task: BurstTask) -> dict:
+    """The run's options for this burst: ``gamma="srgb"`` (the tone curve of
+    raw bursts' output) only where the burst is raw; its other bursts are
+    already gamma-encoded and keep their curve, where ``superres run`` would
+    refuse the option."""
+    from .discover import RAW_EXTS, resolve_frames
+
+    options = dict(task.options)
+    if options.get("gamma") == "srgb":
+        paths, ref = resolve_frames([task.folder], None)
+        if paths[ref].suffix.lower() not in RAW_EXTS:
+            options["gamma"] = "linear"
+    return options
+
+
 def process_burst(task: BurstTask) -> BurstResult:
     """Merge one burst (skipped when its output exists); never raises for the
     burst's own problems, which are returned as a failed result."""
@@ -108,7 +123,7 @@ def process_burst(task: BurstTask) -> BurstResult:
         # The image is what marks a burst finished; a report without its image
         # (a burst killed between the two renames) is stale and replaced.
         _, report = superresolve(task.folder, output=task.output, report=task.report, warn=lambda m: None,
-                                 overwrite=True, **task.options)
+                                 overwrite=True, **_burst_options(task))
     except SuperresError as e:
         return BurstResult(task.folder, task.output, "failed", str(e), seconds=time.perf_counter() - t, host=host)
     except MemoryError:

@@ -11,6 +11,8 @@ import math
 import os
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .align import DEFAULT_MODEL, MOTION_CHOICES, AlignConfig
 from .cull import DEFAULT_THRESHOLD
 from .errors import ConfigError
@@ -175,6 +177,11 @@ class PipelineConfig:
         check_choice(self.tca, TCA_CHOICES, "--tca value")
         check_choice(self.local, LOCAL_CHOICES, "--local value")
         check_fraction(self.cull_threshold, "the cull threshold")
+        for name in ("cull", "refine", "overwrite"):
+            value = getattr(self, name)
+            if not isinstance(value, (bool, np.bool_)):
+                raise ConfigError(f"{name} must be True or False (got {value!r})")
+            setattr(self, name, bool(value))
         self.max_megapixels = check_megapixels(self.max_megapixels)
         if self.weights_png and not str(self.weights_png).lower().endswith(".png"):
             raise ConfigError(f"--weights-png {self.weights_png}: the picture is a PNG; give it a .png name")

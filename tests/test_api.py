@@ -94,3 +94,14 @@ def test_arrays_take_the_chroma_subsampling_of_their_files(burst_dir, small_burs
             superres_gpu.superresolve(small_burst.frames, backend="numpy", chroma_subsampling=bad)
     with pytest.raises(InputError, match="chroma_subsampling is for arrays"):
         superres_gpu.superresolve(burst_dir, backend="numpy", chroma_subsampling=(2, 2))
+
+
+@pytest.mark.parametrize("option,value,message", [
+    ("refine", "yes", "refine must be True or False"), ("cull", 1, "cull must be True or False"),
+    ("tca", "maybe", "--tca value"), ("kernel_shape", "square", "kernel shape"),
+])
+def test_bad_option_values_are_refused_before_any_work(small_burst, option, value, message):
+    from superres_gpu.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        superres_gpu.superresolve(small_burst.frames, backend="numpy", **{option: value})

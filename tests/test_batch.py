@@ -80,8 +80,12 @@ def test_two_local_workers_give_the_same_outputs(tmp_path, burst_root):
 def test_batch_usage_errors(tmp_path, burst_root, capsys):
     assert cli.main(["batch", burst_root / "notes", "-o", tmp_path / "o"]) == 1
     assert "no burst folders" in capsys.readouterr().err
-    assert cli.main(["batch", burst_root, "-o", tmp_path / "o", "--workers", "0"]) == 1
-    assert "--workers must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:  # refused when the command line is read: one line, exit status 2
+        cli.main(["batch", burst_root, "-o", tmp_path / "o", "--workers", "0"])
+    assert e.value.code == 2 and "--workers must be at least 1" in capsys.readouterr().err
+    assert cli.main(["batch", burst_root / "notes", "-o", tmp_path / "o", "--motion", "auto", "--sharpen", "0.5",
+                     "--local", "off", "--no-refine"]) == 1  # run's options, auto included
+    assert "no burst folders" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
 
@@ -184,3 +188,34 @@ def test_an_interrupted_batch_says_the_finished_bursts_are_kept(tmp_path, burst_
     monkeypatch.setattr(batch, "run_batch", interrupted)
     rc = cli.main(["batch", burst_root / "trip", "-o", tmp_path / "o", "-q"])
     assert rc == cli.EXIT_INTERRUPT and "run the same command again" in capsys.readouterr().err
+
+
+def test_batch_takes_runs_alignment_and_merge_options(tmp_path, burst_root, monkeypatch):
+    import superres_gpu.batch as batch
+
+    seen = {}
+
+    def plan(root, outdir, fmt, options):
+        seen.update(options)
+        return []
+
+    monkeypatch.setattr(batch, "plan", plan)
+    cli.main(["batch", burst_root, "-o", tmp_path / "o", "--motion", "auto", "--sharpen", "0.5", "--local", "on",
+              "--no-refine", "--kernel-shape", "isotropic", "--tca", "off", "-q"])
+    assert {k: seen[k] for k in ("motion", "sharpen", "local", "refine", "kernel_shape", "tca")} == {
+        "motion": "auto", "sharpen": 0.5, "local": "on", "refine": False, "kernel_shape": "isotropic", "tca": "off"}
+    cli.main(["batch", burst_root, "-o", tmp_path / "o", "--no-sharpen", "-q"])
+    assert seen["sharpen"] == "off"
+
+
+def test_gamma_srgb_applies_to_the_raw_bursts_of_a_batch(tmp_path, burst_root):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for n in ("a.dng", "b.dng"):
+        (raw / n).write_bytes(b"only the names are read here")
+    jpeg = batch.BurstTask(str(burst_root / "trip" / "scene0"), "o.tif", "o.json", {"gamma": "srgb", "scale": 2})
+    assert batch._burst_options(jpeg) == {"gamma": "linear", "scale": 2}  # `run` would refuse srgb on JPEG frames
+    assert batch._burst_options(batch.BurstTask(str(raw), "r.tif", "r.json", {"gamma": "srgb"}))["gamma"] == "srgb"
+    res = batch.process_burst(batch.BurstTask(str(burst_root / "trip" / "scene0"), str(tmp_path / "o.tif"),
+                                              str(tmp_path / "o.json"), {"gamma": "srgb", "scale": 1.0}))
+    assert res.status == "done", res.error
