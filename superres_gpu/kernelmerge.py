@@ -39,7 +39,7 @@ FILL_SIGMA_FRAME_PX = 1.0
 KERNEL_SHAPES = ("anisotropic", "isotropic")
 
 # The anisotropic kernel (kernel_shape).  Its largest standard deviation sets how
-# many samples each output pixel visits (4x4 per frame at these values, 2x2 for the
+# many samples each output pixel visits (3x3 per frame at these values, 2x2 for the
 # isotropic kernel), hence the merge's cost.
 STRUCTURE_SIGMA_FRAME_PX = 1.0  # Gaussian window of the structure tensor, frame px
 STRETCH = 0.5  # along an edge: sigma * (1 + STRETCH (A - 1)), A = 1 + sqrt((l1 - l2) / (l1 + l2)) in [1, 2]
