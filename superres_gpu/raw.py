@@ -17,6 +17,10 @@ the robust weights then use (:class:`superres_gpu.robust.NoiseModel`).
 
 from __future__ import annotations
 
+import os
+import sys
+import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,7 +54,76 @@ def _imread(path: Path):
     try:
         return rawpy.imread(str(path))
     except Exception as e:  # LibRaw reports unreadable files with several types
-        raise InputError(f"cannot read raw file ({e})", str(path)) from None
+        raise InputError(f"cannot read raw file ({_libraw_text(e)})", str(path)) from None
+
+
+def _libraw_text(error: Exception) -> str:
+    """LibRaw's message of an exception (rawpy gives it as bytes)."""
+    arg = error.args[0] if error.args else error
+    text = arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(arg)
+    return text.strip() or type(error).__name__
+
+
+class _LibRawStderr:
+    """Collects what LibRaw prints to the process's stderr about one file.
+
+    LibRaw's default handler of damaged data writes ``FILE: Unexpected end of
+    file`` (or ``FILE: data corrupted at N``) to file descriptor 2 itself,
+    from C; that line would come before, and apart from, the one error line
+    a damaged frame gets.  While the file is read, descriptor 2 goes to a
+    temporary file: LibRaw's lines about this file end up in ``messages``,
+    anything else written meanwhile (another thread's progress display) is
+    written on to the real stderr afterwards.  One file at a time (a lock),
+    and only around the header read, where a damaged file shows.
+    """
+
+    _lock = threading.Lock()
+
+    def __init__(self, path: Path):
+        self.prefix = f"{path}: "
+        self.messages: list[str] = []
+        self._saved = None
+        self._tmp = None
+
+    def __enter__(self):
+        self._lock.acquire()
+        try:
+            sys.stderr.flush()
+            self._tmp = tempfile.TemporaryFile()
+            self._saved = os.dup(2)
+            os.dup2(self._tmp.fileno(), 2)
+        except (OSError, ValueError, AttributeError):  # no descriptor 2 to borrow: LibRaw prints as it would
+            self._put_back()
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            sys.stderr.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+        try:
+            self._put_back()
+        finally:
+            self._lock.release()
+        return False
+
+    def _put_back(self):
+        if self._saved is not None:
+            os.dup2(self._saved, 2)
+            os.close(self._saved)
+            self._saved = None
+            self._tmp.seek(0)
+            others = []
+            for line in self._tmp.read().decode("utf-8", "replace").splitlines(keepends=True):
+                if line.startswith(self.prefix):
+                    self.messages.append(line[len(self.prefix):].strip())
+                else:
+                    others.append(line)
+            if others:
+                os.write(2, "".join(others).encode("utf-8", "replace"))
+        if self._tmp is not None:
+            self._tmp.close()
+            self._tmp = None
 
 
 def noise_profile(path: Path) -> list | None:
@@ -74,19 +147,31 @@ def probe_raw(path: Path) -> RawFrame:
     from .discover import _tiff_exif
 
     path = Path(path)
-    with _imread(path) as raw:
-        s = raw.sizes
-        w, h = (s.height, s.width) if s.flip in (5, 6) else (s.width, s.height)
-        info = {
-            "black_level": [int(v) for v in raw.black_level_per_channel],
-            "white_level": int(raw.white_level),
-            "camera_white_balance": [round(float(v), 6) for v in raw.camera_whitebalance],
-            "cfa_pattern": raw.color_desc.decode("ascii", "replace"),
-            "cfa_repeat": [int(v) for v in np.shape(raw.raw_pattern)] if raw.raw_pattern is not None else None,
-            "color_matrix": [[round(float(v), 6) for v in row[:3]] for row in raw.color_matrix[:3]],
-            "noise_profile": noise_profile(path),
-            "linear": True,
-        }
+    rawpy = _rawpy(path)
+    # the levels unpack the raw data: a truncated or damaged file shows here, before any work on the burst
+    with _LibRawStderr(path) as printed:
+        try:
+            with _imread(path) as raw:
+                s = raw.sizes
+                w, h = (s.height, s.width) if s.flip in (5, 6) else (s.width, s.height)
+                info = {
+                    "black_level": [int(v) for v in raw.black_level_per_channel],
+                    "white_level": int(raw.white_level),
+                    "camera_white_balance": [round(float(v), 6) for v in raw.camera_whitebalance],
+                    "cfa_pattern": raw.color_desc.decode("ascii", "replace"),
+                    "cfa_repeat": [int(v) for v in np.shape(raw.raw_pattern)] if raw.raw_pattern is not None else None,
+                    "color_matrix": [[round(float(v), 6) for v in row[:3]] for row in raw.color_matrix[:3]],
+                    "noise_profile": noise_profile(path),
+                    "linear": True,
+                }
+        except rawpy.LibRawError as e:
+            error = e
+        else:
+            error = None
+    if error is not None or printed.messages:
+        said = "; ".join(dict.fromkeys(m[0].lower() + m[1:] for m in printed.messages if m))
+        said = said or _libraw_text(error)
+        raise InputError(f"truncated or damaged raw file ({said})", str(path))
     if w == 0 or h == 0:
         raise InputError("raw file has no image", str(path))
     try:
@@ -112,7 +197,7 @@ def _postprocess(info: FrameInfo, half: bool) -> np.ndarray:
             return raw.postprocess(gamma=(1, 1), no_auto_bright=True, output_bps=16, use_camera_wb=True,
                                    output_color=rawpy.ColorSpace.sRGB, half_size=half, adjust_maximum_thr=0.0)
         except Exception as e:
-            raise InputError(f"cannot decode raw file ({e})", str(info.path)) from None
+            raise InputError(f"cannot decode raw file ({_libraw_text(e)})", str(info.path)) from None
 
 
 def decode_raw(info: FrameInfo) -> np.ndarray:

@@ -12,6 +12,7 @@ import pytest
 pytest.importorskip("rawpy", reason="the raw extra (rawpy) is not installed")
 
 from dng_util import write_dng  # noqa: E402
+from superres_gpu import cli  # noqa: E402
 from superres_gpu.decode import read_frame, read_half_luma  # noqa: E402
 from superres_gpu.discover import list_inputs, probe  # noqa: E402
 from superres_gpu.errors import ConfigError, InputError  # noqa: E402
@@ -54,7 +55,6 @@ def test_other_raw_extensions_go_to_libraw(tmp_path, small_burst_frames_linear):
     the tests cannot carry real camera files: these are valid DNGs written
     under other raw extensions, which proves the routing (the name reaches
     LibRaw), not LibRaw's support of each camera format."""
-    from superres_gpu import cli
     from superres_gpu.discover import list_inputs
 
     d = tmp_path / "burst"
@@ -80,6 +80,23 @@ def test_corrupt_dng_is_one_clear_error(tmp_path):
     p.write_bytes(b"II*\x00" + b"\x00" * 64)
     with pytest.raises(InputError, match="bad.dng: cannot read raw file"):
         probe(p)
+
+
+def test_truncated_dng_in_a_burst_is_one_line_naming_it(tmp_path, capfd, small_burst_frames_linear):
+    # LibRaw notices the missing data while unpacking and prints its own line to stderr from C; the
+    # user sees one line, ours, which names the file and says what LibRaw found
+    d = tmp_path / "burst"
+    d.mkdir()
+    for k, f in enumerate(small_burst_frames_linear[:3]):
+        write_dng(d / f"f{k}.dng", f)
+    whole = (d / "f1.dng").read_bytes()
+    (d / "f1.dng").write_bytes(whole[: len(whole) // 2])
+    capfd.readouterr()
+    out = tmp_path / "o.tif"
+    assert cli.main(["run", str(d), "-o", str(out), "--backend", "numpy", "--quiet"]) == 1
+    err = capfd.readouterr().err.strip().splitlines()
+    assert err == [f"superres: error: {d / 'f1.dng'}: truncated or damaged raw file (unexpected end of file)"]
+    assert not out.exists() and not list(tmp_path.glob("*.partial*"))
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +185,6 @@ def test_a_bayer_mosaic_counts_as_2x2_chroma_for_the_aberration(tmp_path, capsys
     from the luma: the estimate compares the channels' own low bands (without that it finds about
     half the scale) and the correction moves only those (moving whole channels loses more than the
     aberration costs)."""
-    from superres_gpu import cli
     from superres_gpu.backends import get_backend
     from superres_gpu.tca import estimate
 
