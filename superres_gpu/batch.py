@@ -27,7 +27,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .errors import ConfigError, InputError, SuperresError
+from .errors import ConfigError, InputError, SuperresError, one_line
 
 RESULTS_NAME = "batch_results"  # OUTDIR/batch_results.csv and .json
 _SUFFIX = {"tiff16": ".tif", "tiff32f": ".tif", "png16": ".png"}
@@ -71,7 +71,7 @@ def find_bursts(root, outdir=None) -> list[Path]:
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
                              and (skip is None or (here / d).resolve() != skip))
         try:
-            frames = list_inputs([here])
+            frames = list_inputs([here], strict=False)  # a bad entry fails its burst, named
         except InputError:
             continue
         if len(frames) >= 2:
@@ -125,13 +125,14 @@ def process_burst(task: BurstTask) -> BurstResult:
         _, report = superresolve(task.folder, output=task.output, report=task.report, warn=lambda m: None,
                                  overwrite=True, **_burst_options(task))
     except SuperresError as e:
-        return BurstResult(task.folder, task.output, "failed", str(e), seconds=time.perf_counter() - t, host=host)
+        return BurstResult(task.folder, task.output, "failed", one_line(e), seconds=time.perf_counter() - t,
+                           host=host)
     except MemoryError:
         return BurstResult(task.folder, task.output, "failed", "out of memory", seconds=time.perf_counter() - t,
                            host=host)
     except Exception as e:  # a bug on one burst must not stop the others; keep where it happened
         where = traceback.extract_tb(e.__traceback__)[-1]
-        msg = f"internal error: {type(e).__name__}: {e} ({Path(where.filename).name}:{where.lineno})"
+        msg = f"internal error: {type(e).__name__}: {one_line(e)} ({Path(where.filename).name}:{where.lineno})"
         return BurstResult(task.folder, task.output, "failed", msg, seconds=time.perf_counter() - t, host=host)
     s = report["summary"]
     return BurstResult(task.folder, task.output, "done", None, s["frames"], s["used"], time.perf_counter() - t, host)
@@ -195,6 +196,8 @@ def _run_dask(tasks, scheduler: str, gpu: bool, connect_timeout: float):
         client = Client(scheduler, timeout=connect_timeout)
     except (OSError, TimeoutError) as e:
         raise ConfigError(f"cannot reach the Dask scheduler {scheduler} ({e})") from None
+    except ValueError as e:  # not an address: "missing port number in address ..."
+        raise ConfigError(f"--scheduler {scheduler}: not a scheduler address, such as tcp://HOST:8786 ({e})") from None
     with client:
         resources = {"GPU": 1} if gpu else None
         futures = client.map(process_burst, tasks, pure=False, resources=resources)

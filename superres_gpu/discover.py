@@ -93,13 +93,17 @@ def _is_image_name(p: Path) -> bool:
     return p.suffix.lower() in IMAGE_EXTS
 
 
-def list_inputs(inputs: list[str | os.PathLike]) -> list[Path]:
+def list_inputs(inputs: list[str | os.PathLike], strict: bool = True) -> list[Path]:
     """Expand folders and files into the list of frames, in name order.
 
     A folder contributes every image in it (by extension, not recursive),
-    skipping hidden files, files ending in ``.not_sharp_enough``, ``mask.png``
-    and files this tool wrote.  Files named explicitly are taken as given
-    (but must exist).
+    skipping hidden files, files ending in ``.not_sharp_enough``, ``mask.png``,
+    folders and files this tool wrote.  An entry with an image's name that is
+    no regular file (a link to a missing file, a FIFO, a device) is refused
+    by name, as a frame that cannot be read; with ``strict=False`` it is
+    listed instead, to fail where the burst is read (a batch counting its
+    bursts' frames).  Files named explicitly are taken as given (but must
+    exist).
     """
     frames: list[Path] = []
     seen: set = set()
@@ -108,11 +112,15 @@ def list_inputs(inputs: list[str | os.PathLike]) -> list[Path]:
         if not p.exists():
             raise InputError("no such file or folder", str(p))
         if p.is_dir():
-            names = sorted(q for q in p.iterdir() if q.is_file())
-            for q in names:
+            for q in sorted(p.iterdir()):
                 if q.name.startswith(".") or q.name.endswith(SKIP_SUFFIX):
                     continue
-                if q.name.lower() == MASK_NAME or not _is_image_name(q):
+                if q.name.lower() == MASK_NAME or not _is_image_name(q) or q.is_dir():
+                    continue
+                if not q.is_file():
+                    if strict:
+                        raise InputError(_not_regular(q) + "; remove it from the folder or name the frames", str(q))
+                    frames.append(q)
                     continue
                 if is_own_output(q):
                     continue
@@ -121,13 +129,23 @@ def list_inputs(inputs: list[str | os.PathLike]) -> list[Path]:
                     frames.append(q)
         else:
             if not p.is_file():  # a FIFO or device would block or never end
-                raise InputError("is not a regular file", str(p))
+                raise InputError(_not_regular(p), str(p))
             if p.name.endswith(SKIP_SUFFIX):
                 raise InputError(f"file is marked '{SKIP_SUFFIX}'; rename it to use it", str(p))
             if _key(p) not in seen:
                 seen.add(_key(p))
                 frames.append(p)
     return frames
+
+
+def _not_regular(p: Path) -> str:
+    if p.is_symlink() and not p.exists():
+        return "is a link to a missing file"
+    import stat
+
+    mode = p.stat().st_mode
+    kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+    return f"is not a regular file ({kind})"
 
 
 def _key(p: Path):
