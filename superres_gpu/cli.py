@@ -15,7 +15,7 @@ import threading
 import time
 
 from . import __version__
-from .errors import SuperresError
+from .errors import SuperresError, one_line, shown
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPT = 0, 1, 2, 130
 
@@ -38,31 +38,58 @@ class Terminated(KeyboardInterrupt):
         self.signum = signum
 
 
-_STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n))
+_STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP", "SIGQUIT") if hasattr(signal, n))
+_ALL_SIGNALS = (signal.SIGINT, *_STOP_SIGNALS)
+
+
+_caught = threading.Event()
+
+
+def _ignore_further_signals() -> None:
+    """After the first Ctrl-C or stop signal, the next ones must not interrupt
+    the clean-up (temporary outputs removed, the one line printed) nor the
+    exit that follows it."""
+    _caught.set()
+    for s in _ALL_SIGNALS:
+        signal.signal(s, signal.SIG_IGN)
 
 
 def _on_stop_signal(signum, frame):
-    for s in _STOP_SIGNALS:  # a second signal must not interrupt the clean-up
-        signal.signal(s, signal.SIG_IGN)
+    _ignore_further_signals()
     raise Terminated(signum)
 
 
+def _on_interrupt(signum, frame):
+    _ignore_further_signals()
+    raise KeyboardInterrupt
+
+
 class _StopSignals:
-    """Within the block, SIGTERM and SIGHUP behave like Ctrl-C (main thread only)."""
+    """Within the block, SIGTERM, SIGHUP and SIGQUIT behave like Ctrl-C, and
+    the first of them (or Ctrl-C) makes the program deaf to the others: the
+    command is stopping and exits once it has cleaned up and said why.
+    :meth:`restore` puts the handlers back where no signal came (main thread
+    only; elsewhere nothing changes)."""
 
     def __enter__(self):
         import threading
 
         self.old = {}
         if threading.current_thread() is threading.main_thread():
-            for s in _STOP_SIGNALS:
-                self.old[s] = signal.signal(s, _on_stop_signal)
+            for s in _ALL_SIGNALS:
+                if signal.getsignal(s) is signal.SIG_IGN:  # ignored by whoever started us (nohup): stays so
+                    continue
+                self.old[s] = signal.signal(s, _on_interrupt if s == signal.SIGINT else _on_stop_signal)
         return self
 
     def __exit__(self, *exc):
-        for s, h in self.old.items():
-            signal.signal(s, h)
         return False
+
+    def restore(self) -> None:
+        if not _caught.is_set():
+            for s, h in self.old.items():
+                signal.signal(s, h)
+        self.old = {}
 
 
 class RichProgress:
@@ -127,9 +154,18 @@ def _consoles(quiet: bool):
     return out, err
 
 
+def _plain(text):
+    """A table cell shown as it is: a file name with ``[`` in it is not rich markup."""
+    from rich.text import Text
+
+    return Text(one_line(text))
+
+
 def _warn_to(console):
     def warn(message: str) -> None:
-        console.print(f"[yellow]warning:[/] {message}", markup=True, highlight=False)
+        from rich.text import Text
+
+        console.print(Text.assemble("superres: ", ("warning:", "yellow"), " ", one_line(message)), highlight=False)
 
     return warn
 
@@ -386,7 +422,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="superres_demo", metavar="DIR", help="output folder (default: superres_demo)")
     d.add_argument("--frames", type=_positive_int("--frames", 2), default=16, help="frames in the burst, 2 or more (default 16)")
     d.add_argument("--scale", type=_argtype(check_scale), default=2.0, help="output scale (default 2)")
-    d.add_argument("--seed", type=int, default=7, help="random seed of the burst (default 7)")
+    d.add_argument("--seed", type=_positive_int("--seed", 0), default=7,
+                   help="random seed of the burst, 0 or more (default 7)")
     d.add_argument("--overwrite", action="store_true", help="replace the results of an earlier demo in DIR")
     d.set_defaults(func=cmd_demo)
 
@@ -433,11 +470,12 @@ def main(argv=None) -> int:
 def _dispatch(args, func) -> int:
     """Run a command; errors become one line (tracebacks only with --debug)."""
     out, err = _consoles(getattr(args, "quiet", False))
+    signals = _StopSignals()
     try:
-        with _StopSignals():
+        with signals:
             return func(args, out, err)
     except SuperresError as e:
-        err.print(f"superres: error: {e}", markup=False, highlight=False)
+        err.print(f"superres: error: {one_line(e)}", markup=False, highlight=False)
         return EXIT_ERROR
     except Terminated as e:
         name = signal.Signals(e.signum).name
@@ -454,18 +492,20 @@ def _dispatch(args, func) -> int:
     except OSError as e:  # a system call failed outside the checks: one line, naming the file when known
         if getattr(args, "debug", False):
             raise
-        where = f"{e.filename}: " if e.filename else ""
-        err.print(f"superres: error: {where}{e.strerror or e}", markup=False, highlight=False)
+        where = f"{shown(e.filename)}: " if e.filename else ""
+        err.print(f"superres: error: {where}{one_line(e.strerror or e)}", markup=False, highlight=False)
         return EXIT_ERROR
     except Exception as e:  # an unexpected bug: one line unless --debug
         if getattr(args, "debug", False):
             raise
         err.print(
-            f"superres: internal error: {type(e).__name__}: {e} (run with --debug for the traceback)",
+            f"superres: internal error: {type(e).__name__}: {one_line(e)} (run with --debug for the traceback)",
             markup=False,
             highlight=False,
         )
         return EXIT_ERROR
+    finally:
+        signals.restore()
 
 
 def cmd_run(args, out, err) -> int:
@@ -518,7 +558,7 @@ def print_summary(console, report: dict, wall: float) -> None:
         )
     for f in report["frames"]:
         if not f["used"]:
-            t.add_row("dropped", f"{f['path']}: {f['reason']}")
+            t.add_row("dropped", _plain(f"{shown(f['path'])}: {f['reason']}"))
     iw, ih = report["input_size"]
     ow, oh = report["output_size"]
     t.add_row("size", f"{iw}x{ih} -> {ow}x{oh} (scale {report['scale']:g})")
@@ -527,7 +567,7 @@ def print_summary(console, report: dict, wall: float) -> None:
     stages = ", ".join(f"{k} {tim[k]:.2f}s" for k in ("probe", "cull", "decode", "tca", "motion", "template", "align",
                                                        "weights", "merge", "restore", "write") if k in tim)
     t.add_row("time", f"{wall:.2f}s total ({stages})")
-    t.add_row("output", report["output"])
+    t.add_row("output", _plain(shown(report["output"])))
     console.print(t)
 
 
@@ -548,6 +588,7 @@ def cmd_batch(args, out, err) -> int:
     tasks = plan(args.root, outdir, args.format, options)
     if not tasks:
         raise ConfigError(f"{args.root}: no burst folders (folders with at least two frames) found")
+    made = [d for d in (outdir, *outdir.parents) if not d.exists()]
     outdir.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
     STAGE_LABELS.setdefault("bursts", "Bursts")
@@ -555,13 +596,17 @@ def cmd_batch(args, out, err) -> int:
         with RichProgress(err, enabled=not args.quiet) as prog:
             results = run_batch(tasks, workers=args.workers, scheduler=args.scheduler, gpu=args.gpu, progress=prog)
     except KeyboardInterrupt:  # unlike `run`, the bursts finished so far are kept
+        _remove_empty(made)
         err.print("superres: interrupted; finished bursts are kept: run the same command again to do the rest",
                   markup=False)
         return EXIT_INTERRUPT
+    except BaseException:  # no scheduler, say: the folders this run made and left empty go
+        _remove_empty(made)
+        raise
     csv_path, json_path = write_results(outdir, results)
     failed = [r for r in results if r.status == "failed"]
     for r in failed:
-        msg = r.error if r.error.startswith(r.folder) else f"{r.folder}: {r.error}"
+        msg = r.error if r.error.startswith(shown(r.folder)) else f"{shown(r.folder)}: {r.error}"
         err.print(f"superres: error: {msg}", markup=False, highlight=False)
     if not args.quiet:
         from rich.table import Table
@@ -575,13 +620,22 @@ def cmd_batch(args, out, err) -> int:
         colour = {"done": "green", "skipped": "cyan", "failed": "red"}
         for r in results:
             used = "" if r.used is None else f"{r.used}/{r.frames}"
-            tab.add_row(r.folder, f"[{colour[r.status]}]{r.status}[/]", used, f"{r.seconds:.1f}",
-                        r.error if r.error else r.output)
+            tab.add_row(_plain(shown(r.folder)), f"[{colour[r.status]}]{r.status}[/]", used, f"{r.seconds:.1f}",
+                        _plain(r.error if r.error else shown(r.output)))
         out.print(tab)
         counts = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")}
         out.print(f"{counts['done']} done, {counts['skipped']} skipped (already there), {counts['failed']} failed; "
-                  f"results: {csv_path}, {json_path}")
+                  f"results: {shown(csv_path)}, {shown(json_path)}", markup=False, highlight=False)
     return EXIT_ERROR if failed else EXIT_OK
+
+
+def _remove_empty(folders) -> None:
+    """Remove the folders of ``folders`` (innermost first) that are empty."""
+    for d in folders:
+        try:
+            d.rmdir()
+        except OSError:  # not empty (a finished burst is in it) or gone: kept
+            return
 
 
 def cmd_cull(args, out, err) -> int:
@@ -601,10 +655,11 @@ def cmd_cull(args, out, err) -> int:
         t.add_column("verdict")
         for s in scores:
             verdict = "[red]blurred[/]" + (" (renamed)" if s.path in renamed else "") if s.flagged else "sharp"
-            t.add_row(str(s.path), f"{s.ratio:.2f}", f"{255 * s.noise:.2f}", verdict)
+            t.add_row(_plain(shown(s.path)), f"{s.ratio:.2f}", f"{255 * s.noise:.2f}", verdict)
         out.print(t)
         n = sum(s.flagged for s in scores)
-        out.print(f"{n} of {len(scores)} frames flagged as blurred" + (f"; plot: {args.plot}" if args.plot else ""))
+        out.print(f"{n} of {len(scores)} frames flagged as blurred" + (f"; plot: {shown(args.plot)}" if args.plot else ""),
+                  markup=False, highlight=False)
     return EXIT_OK
 
 
@@ -660,7 +715,7 @@ def cmd_tca(args, out, err) -> int:
     out.print(f"  superres run --tca auto (the default) {verdict}: it corrects a corner shift above "
               f"{est.min_corner_px():.2f} px and three standard errors", markup=False, highlight=False, soft_wrap=True)
     if args.picture:
-        out.print(f"  picture: {args.picture}", markup=False, highlight=False, soft_wrap=True)
+        out.print(f"  picture: {shown(args.picture)}", markup=False, highlight=False, soft_wrap=True)
     return EXIT_OK
 
 
@@ -698,7 +753,7 @@ def cmd_demo(args, out, err) -> int:
                   f"{res['star_radius_nyquist']:.1f} px at the output's Nyquist limit)", markup=False,
                   highlight=False, soft_wrap=True)
         for label, key in (("result:    ", "output"), ("robust:    ", "output_robust"), ("comparison:", "comparison")):
-            out.print(f"{label} {res[key]}", markup=False, highlight=False, soft_wrap=True)
+            out.print(f"{label} {shown(res[key])}", markup=False, highlight=False, soft_wrap=True)
     return EXIT_OK
 
 

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from .decode import cv2_quiet, read_half_luma
-from .discover import SKIP_SUFFIX, FrameInfo, list_inputs, probe
+from .discover import SKIP_SUFFIX, FrameInfo, check_burst, list_inputs, probe
 from .errors import ConfigError, InputError, OutputError
 from .interp import gaussian_taps
 from .resources import DEFAULT_MAX_MEGAPIXELS
@@ -281,6 +281,7 @@ def cull_files(inputs, threshold: float, rename: bool = False, plot=None, thread
     plot_out = AtomicOutput(plot, overwrite=overwrite, protect=paths, protect_dirs=folders) if plot else None
     with plot_out if plot_out is not None else nullcontext():
         infos = [probe(p, max_megapixels) for p in paths]
+        check_burst(infos, infos[0])  # one burst, as superres run takes it: sharpness is relative to its median
         scores = flag_blurred(score_burst(infos, threads, progress), threshold)
         if plot_out is not None:
             plot_out.write_bytes(encode_png(score_plot(scores, threshold)))

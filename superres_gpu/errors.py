@@ -8,6 +8,21 @@ CLI turns a ``SuperresError`` into one line on stderr and a non-zero exit.
 from __future__ import annotations
 
 
+def shown(name) -> str:
+    """A file name as a message shows it: control characters (a newline in a
+    name, a terminal escape) written as escapes, so that it stays on its line."""
+    text = str(name)
+    if all(c.isprintable() for c in text):
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def one_line(text) -> str:
+    """A message as one line: runs of whitespace (a decoder's multi-line
+    message) become one space, other control characters escapes."""
+    return shown(" ".join(str(text).split()))
+
+
 class SuperresError(Exception):
     """Base class of all errors raised on purpose by superres_gpu.
 
@@ -24,7 +39,7 @@ class SuperresError(Exception):
 
     def __str__(self) -> str:  # one line, file first
         if self.path:
-            return f"{self.path}: {self.message}"
+            return f"{shown(self.path)}: {self.message}"
         return self.message
 
 

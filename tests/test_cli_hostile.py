@@ -168,9 +168,15 @@ def case_list() -> list[Case]:
     add("fifo named as a frame", lambda t, f: (_b(t, f), os.mkfifo(t / "pipe.jpg"),
                                                 _run(t / "pipe.jpg", t / "burst" / "f0.jpg", "-o", t / "o.tif"))[2],
         must_name="pipe.jpg", problem="not a regular file", subprocess_run=True, timeout=60)
-    add("fifo in the folder is skipped", lambda t, f: (_b(t, f), os.mkfifo(t / "burst" / "zz.jpg"),
-                                                        _run(t / "burst", "-o", t / "o.tif", *FAST))[2],
-        ok=True, created=("o.tif",), subprocess_run=True, timeout=60)
+    add("fifo in the folder", lambda t, f: (_b(t, f), os.mkfifo(t / "burst" / "zz.jpg"),
+                                             _run(t / "burst", "-o", t / "o.tif", *FAST))[2],
+        must_name="zz.jpg", problem="not a regular file (a FIFO)", subprocess_run=True, timeout=60)
+    add("dangling link in the folder", lambda t, f: (_b(t, f), os.symlink(t / "gone.jpg", t / "burst" / "f9.jpg"),
+                                                      _run(t / "burst", "-o", t / "o.tif", *FAST))[2],
+        must_name="f9.jpg", problem="link to a missing file")
+    add("folder named like a frame in the folder is not a frame", lambda t, f: (
+        _b(t, f), (t / "burst" / "sub.jpg").mkdir(), _run(t / "burst", "-o", t / "o.tif", *FAST))[2],
+        ok=True, created=("o.tif",))
     add("dangling link named as a frame", lambda t, f: (_b(t, f), os.symlink(t / "gone.jpg", t / "l.jpg"),
                                                          _run(t / "l.jpg", t / "burst" / "f0.jpg", "-o", t / "o.tif"))[2],
         must_name="l.jpg", problem="no such")
@@ -203,6 +209,8 @@ def case_list() -> list[Case]:
         problem="corrupt JPEG data")
     add("JPEG Huffman table damaged", damaged(lambda d, f: _dht_damaged(d)), must_name="f1.jpg",
         problem="JPEG")
+    add("empty file whose name has a newline", damaged(lambda d, f: b"", "f\n1.jpg"), must_name="f\\n1.jpg",
+        problem="empty")
     add("JPEG zero size", damaged(lambda d, f: jpeg_claiming(d, 0, 0)), must_name="f1.jpg", problem="zero")
     add("JPEG no frame header", damaged(lambda d, f: d[:2] + b"\xff\xd9"), must_name="f1.jpg")
     add("PNG truncated", damaged(lambda d, f: png_bytes(f[1][1])[:500], "f1.png"), must_name="f1.png")
@@ -320,6 +328,9 @@ def case_list() -> list[Case]:
                                                               "-o", t / "résultat.tif", *FAST),
         ok=True, created=("résultat.tif",))
     add("non-ASCII EXIF make and model, ISO as text", _exif_burst, ok=True, created=("o.tif",), extra=_check_xmp)
+    add("names that look like rich markup", lambda t, f: ((t / "a[").mkdir(), _run(
+        write_burst(t / "[red]burst[/]", f)[0].parent, "-o", t / "a[" / "]o.tif", *FAST[:-1]))[1],
+        ok=True, created=("a[/]o.tif",))  # the summary (not --quiet) names the output "...a[/]o.tif" as it is
     add("240-character output name", lambda t, f: _run(_b(t, f)[0].parent, "-o", t / ("a" * 236 + ".tif"), *FAST),
         ok=True, created=("a" * 236 + ".tif",))
     add("report and picture in the burst folder, then again", _rerun_in_folder, ok=True,
@@ -350,11 +361,16 @@ def case_list() -> list[Case]:
                                                                     "--weights-png", t / "w.png", "--report",
                                                                     t / "r.json", *FAST)),
         must_name="w.png", problem="No space left")
-    for sig in ("SIGTERM", "SIGHUP"):
+    for sig in ("SIGTERM", "SIGHUP", "SIGQUIT"):
         add(f"{sig} during a run", lambda t, f, sig=sig: ("signal", sig, _run(
             write_burst(t / "burst", f, n=4)[0].parent, "-o", t / "o.tif", "--report", t / "r.json",
             "--backend", "numpy", "--scale", "4", "--quiet")),
             must_name=sig, rc=128 + getattr(signal, sig), subprocess_run=True, problem="no output was written")
+    # an impatient user: the second and third Ctrl-C come while the first one's clean-up runs
+    add("Ctrl-C three times during a run", lambda t, f: ("signal", "SIGINT*3", _run(
+        write_burst(t / "burst", f, n=4)[0].parent, "-o", t / "o.tif", "--report", t / "r.json",
+        "--backend", "numpy", "--scale", "4", "--quiet")),
+        must_name="interrupted", rc=130, subprocess_run=True, problem="no output was written")
 
     # --- demo and cull ----------------------------------------------------------
     add("demo --out an existing file", lambda t, f: ((t / "x").write_text("mine"), ["demo", "--out", str(t / "x")])[1],
@@ -362,6 +378,11 @@ def case_list() -> list[Case]:
     for n in ("0", "-3", "1"):
         add(f"demo --frames {n}", lambda t, f, n=n: ["demo", "--out", str(t / "d"), "--frames", n],
             must_name="--frames", rc=2, usage=True)
+    add("demo --seed -5", lambda t, f: ["demo", "--out", str(t / "d"), "--seed", "-5"], must_name="--seed", rc=2,
+        usage=True)
+    add("batch --scheduler not an address", lambda t, f: (_b(t, f), ["batch", str(t / "burst"), "-o", str(t / "out"),
+                                                                      "--scheduler", "notaurl"])[1],
+        must_name="notaurl", problem="not a scheduler address")
     add("demo --out over the user's frames", lambda t, f: (write_burst(t / "d" / "burst", f, n=1,
                                                                        names=["frame_000.jpg"]),
                                                            (t / "d" / "burst" / "holiday.jpg").write_bytes(f[0][1]),
@@ -374,6 +395,9 @@ def case_list() -> list[Case]:
     add("cull on a JPEG bomb", lambda t, f: (bombs(lambda f: jpeg_claiming(f[0][0], 65000, 65000),
                                                    ["a.jpg", "b.jpg"])(t, f), ["cull", str(t / "burst")])[1],
         must_name="a.jpg", problem="--max-megapixels")
+    add("cull on frames of different sizes", lambda t, f: (mixed(lambda f: png_bytes(f[1][1][:100]))(t, f),
+                                                           ["cull", str(t / "burst")])[1],
+        must_name="b.png", problem="same size")
     add("cull --plot over an existing file", lambda t, f: (_b(t, f), (t / "p.png").write_bytes(b"mine"),
                                                            ["cull", str(t / "burst"), "--plot", str(t / "p.png")])[2],
         must_name="p.png", problem="already exists")
@@ -481,7 +505,11 @@ def _cli_subprocess(args, tmp, timeout, umask=None, sig=None):
         deadline = time.monotonic() + 60
         while not list(Path(tmp).glob(".*.partial")) and time.monotonic() < deadline and p.poll() is None:
             time.sleep(0.01)  # outputs claimed: the run is under way
-        p.send_signal(getattr(signal, sig))
+        name, _, times = sig.partition("*")
+        for k in range(int(times or 1)):
+            if k:
+                time.sleep(0.02)
+            p.send_signal(getattr(signal, name))
     try:
         _, err = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

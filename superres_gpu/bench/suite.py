@@ -590,7 +590,6 @@ def plot(res: dict, path: str) -> None:
 
 
 def build_parser(prog: str = "python -m superres_gpu.bench.suite"):
-    import argparse
 
     from ..backends import BACKENDS
 
