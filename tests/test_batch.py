@@ -219,3 +219,17 @@ def test_gamma_srgb_applies_to_the_raw_bursts_of_a_batch(tmp_path, burst_root):
     res = batch.process_burst(batch.BurstTask(str(burst_root / "trip" / "scene0"), str(tmp_path / "o.tif"),
                                               str(tmp_path / "o.json"), {"gamma": "srgb", "scale": 1.0}))
     assert res.status == "done", res.error
+
+
+def test_a_burst_with_a_dangling_link_fails_naming_it(tmp_path):
+    # a frame not there (a link to a file since moved) is no reason to skip the whole burst in silence
+    from superres_gpu.synth import recipe_burst
+
+    root = tmp_path / "root"
+    recipe_burst("test-small", frames=2, width=96, height=72).write(root / "scene")
+    (root / "scene" / "frame_009.jpg").symlink_to(tmp_path / "gone.jpg")
+    tasks = batch.plan(root, tmp_path / "out", "tiff16", {"backend": "numpy", "scale": 1})
+    assert [Path(t.folder).name for t in tasks] == ["scene"]
+    (result,) = batch.run_batch(tasks)
+    assert result.status == "failed" and result.error.endswith("frame_009.jpg: is a link to a missing file; "
+                                                               "remove it from the folder or name the frames")
