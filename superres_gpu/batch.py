@@ -191,7 +191,7 @@ def _run_dask(tasks, scheduler: str, gpu: bool, connect_timeout: float):
     try:
         from distributed import Client, as_completed as dask_completed
     except ImportError:
-        raise ConfigError("--scheduler needs Dask distributed: pip install 'superres_gpu[batch]'") from None
+        raise ConfigError("--scheduler needs Dask distributed: pip install 'dask[distributed]' (the batch extra)") from None
     try:
         client = Client(scheduler, timeout=connect_timeout)
     except (OSError, TimeoutError) as e:

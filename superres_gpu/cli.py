@@ -353,7 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--weights-png", metavar="PATH", help="save a picture of where frames were left out (red)")
     r.add_argument("--report", metavar="PATH", help="write a JSON report of every frame")
-    r.add_argument("--overwrite", action="store_true", help="replace an existing output/report")
+    r.add_argument("--overwrite", action="store_true",
+                   help="replace an existing output, --report or --weights-png file (never an input)")
     r.add_argument(
         "--max-megapixels",
         type=_argtype(check_megapixels),

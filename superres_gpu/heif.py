@@ -36,7 +36,7 @@ def _pillow_heif(path):
     try:
         import pillow_heif
     except ImportError:
-        raise InputError("HEIC/HEIF input needs pillow-heif: pip install 'superres_gpu[heif]'", str(path)) from None
+        raise InputError("HEIC/HEIF input needs pillow-heif: pip install pillow-heif (the heif extra)", str(path)) from None
     return pillow_heif
 
 

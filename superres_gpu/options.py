@@ -120,7 +120,7 @@ def check_compression(value) -> str:
 
         if importlib.util.find_spec("imagecodecs") is None:
             raise ConfigError(f"--compression {value} needs the imagecodecs package: "
-                              "pip install 'superres_gpu[codecs]' (or use --compression deflate)")
+                              "pip install imagecodecs (the codecs extra; or use --compression deflate)")
     return value
 
 

@@ -45,7 +45,7 @@ def _rawpy(path):
         import rawpy
     except ImportError:
         kind = Path(path).suffix.lstrip(".").upper() or "raw"
-        raise InputError(f"raw ({kind}) input needs rawpy: pip install 'superres_gpu[raw]'", str(path)) from None
+        raise InputError(f"raw ({kind}) input needs rawpy: pip install rawpy (the raw extra)", str(path)) from None
     return rawpy
 
 

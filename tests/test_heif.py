@@ -71,7 +71,7 @@ def test_ten_bit_heic_reads_as_16_bit(tmp_path, rng):
 def test_missing_pillow_heif_names_the_extra(tmp_path, rng, monkeypatch):
     p = write_heic(tmp_path / "a.heic", (rng.random((16, 16, 3)) * 255).astype(np.uint8))
     monkeypatch.setitem(sys.modules, "pillow_heif", None)
-    with pytest.raises(InputError, match=r"a\.heic: HEIC/HEIF input needs pillow-heif: pip install 'superres_gpu\[heif\]'"):
+    with pytest.raises(InputError, match=r"a\.heic: HEIC/HEIF input needs pillow-heif: pip install pillow-heif \(the heif extra\)"):
         probe(p)
 
 

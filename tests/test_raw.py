@@ -41,11 +41,11 @@ def test_flat_colour_decodes_linear_with_the_camera_white_balance(tmp_path):
 def test_missing_rawpy_names_the_extra(tmp_path, monkeypatch):
     p = write_dng(tmp_path / "a.dng", np.full((8, 8, 3), 0.5))
     monkeypatch.setitem(sys.modules, "rawpy", None)
-    with pytest.raises(InputError, match=r"a\.dng: raw \(DNG\) input needs rawpy: pip install 'superres_gpu\[raw\]'"):
+    with pytest.raises(InputError, match=r"a\.dng: raw \(DNG\) input needs rawpy: pip install rawpy \(the raw extra\)"):
         probe(p)
     q = tmp_path / "b.cr2"
     q.write_bytes(p.read_bytes())
-    with pytest.raises(InputError, match=r"b\.cr2: raw \(CR2\) input needs rawpy: pip install 'superres_gpu\[raw\]'"):
+    with pytest.raises(InputError, match=r"b\.cr2: raw \(CR2\) input needs rawpy: pip install rawpy \(the raw extra\)"):
         probe(q)
 
 

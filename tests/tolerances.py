@@ -108,7 +108,7 @@ TOL = {
     "m_scale_normal_rel": (0.05, None, "the biweight M-scale of 20000 normal residuals: consistent (measured 0.3 %)"),
     "m_scale_outliers_rel": (0.5, None, "... with 20 % far outliers: the estimator's known bias at that contamination "
                              "(delta 0.5) is +36 %, where the RMS reads 14x"),
-    "align_movers_ratio": (1.2, None, "issue target: frames with a passer-by aligned within 20 % (RMS map error) of "
+    "align_movers_ratio": (1.2, None, "target: frames with a passer-by aligned within 20 % (RMS map error) of "
                            "the same frames without it; measured 1.14 on the bench burst"),
     "align_rms_synthetic_px": (0.05, None, "RMS grid error of the estimated transforms on hand-held synthetic bursts"),
     "align_masked_half_px": (0.1, None, "half the frame masked: half the points, on a small noisy 160x120 burst"),
@@ -197,7 +197,7 @@ TOL = {
     "mover_rejected_fraction": (0.04, None, "a 70x60 passer-by covers ~8 % of a 256x192 frame: at least half is rejected"),
     "frame_grid_noise_rel": (0.15, None, "test-small (8 frames, true motion), kernel merge at 2x and 4x: the noise "
                              "read on the frames' grid agrees within this (measured 3.5 %)"),
-    "restored_step_overshoot": (0.05, None, "the issue's halo target: the restored step's edge-spread function leaves "
+    "restored_step_overshoot": (0.05, None, "the halo target: the restored step's edge-spread function leaves "
                                 "its plateaus by under 5 % of the step (measured 1 to 3 %)"),
     "kernel_shape_flat": (1e-4, 1e-3, "the flat kernel's two standard deviations from float32 coefficients"),
     "anisotropic_vs_isotropic_db": (0.1, None, "test-medium (12 frames, true motion), both deconvolved alike: "
