@@ -179,6 +179,9 @@ def open_burst(cfg: PipelineConfig, progress) -> tuple[list[FrameRecord], int]:
     """
     if cfg.inputs and all(isinstance(i, FrameInfo) for i in cfg.inputs):
         records = [FrameRecord(i.path, i) for i in cfg.inputs]
+        if len(records) < 2:
+            raise InputError("only one frame given; a burst needs at least 2 frames of the same scene",
+                             str(records[0].path))
         check_burst([r.info for r in records], records[0].info)
         check_merge_size(records[0].info.path, records[0].info.width, records[0].info.height, cfg.scale)
         return records, 0
