@@ -43,10 +43,10 @@ def as_frames(arrays, chroma=(1, 1)) -> list[ArrayFrame]:
     were decoded from ((2, 2) for 4:2:0 JPEG or HEIC), as a file's header
     would give it."""
     chroma = _chroma(chroma)
-    if isinstance(arrays, np.ndarray) and arrays.ndim == 3 and arrays.shape[2] in (3, 4):
-        # one colour frame, not a stack of frames 3 or 4 px wide
-        raise InputError(f"one frame of shape {arrays.shape} given; a burst needs at least 2 frames of the same "
-                         "scene: a list of such arrays or an (N, H, W, 3) stack", "array")
+    if isinstance(arrays, np.ndarray) and (arrays.ndim == 2 or (arrays.ndim == 3 and arrays.shape[2] in (3, 4))):
+        # one grey or colour frame (frames 3 or 4 px wide, the other reading, could not be aligned anyway)
+        raise InputError(f"an array of shape {arrays.shape} is one frame; a burst needs at least 2 frames of the "
+                         "same scene: a list of such arrays, or an (N, H, W) or (N, H, W, 3) stack", "array")
     frames = []
     for k, a in enumerate(arrays):
         name = f"array[{k}]"

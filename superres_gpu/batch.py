@@ -21,13 +21,15 @@ import io
 import json
 import multiprocessing
 import os
+import signal
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .errors import ConfigError, InputError, SuperresError, one_line
+from .errors import ConfigError, InputError, SuperresError, describe, one_line
 
 RESULTS_NAME = "batch_results"  # OUTDIR/batch_results.csv and .json
 _SUFFIX = {"tiff16": ".tif", "tiff32f": ".tif", "png16": ".png"}
@@ -125,7 +127,7 @@ def process_burst(task: BurstTask) -> BurstResult:
         _, report = superresolve(task.folder, output=task.output, report=task.report, warn=lambda m: None,
                                  overwrite=True, **_burst_options(task))
     except SuperresError as e:
-        return BurstResult(task.folder, task.output, "failed", one_line(e), seconds=time.perf_counter() - t,
+        return BurstResult(task.folder, task.output, "failed", describe(e), seconds=time.perf_counter() - t,
                            host=host)
     except MemoryError:
         return BurstResult(task.folder, task.output, "failed", "out of memory", seconds=time.perf_counter() - t,
@@ -138,7 +140,32 @@ def process_burst(task: BurstTask) -> BurstResult:
     return BurstResult(task.folder, task.output, "done", None, s["frames"], s["used"], time.perf_counter() - t, host)
 
 
+def _worker_burst(task: BurstTask) -> BurstResult:
+    """:func:`process_burst` in a local worker process.  Stopped (Ctrl-C, or
+    the batch's SIGTERM), the burst unwinds as a run does on Ctrl-C, its
+    temporary outputs removed, and the worker then ends: it must not go on to
+    the bursts already queued to it."""
+    try:
+        return process_burst(task)
+    except KeyboardInterrupt:
+        os._exit(130)
+
+
+_stopping = False
+
+
+def _worker_stop(signum, frame):
+    global _stopping
+    if not _stopping:  # the next signal (the group's Ctrl-C, then the batch's SIGTERM) must not interrupt the clean-up
+        _stopping = True
+        raise KeyboardInterrupt
+
+
 def _init_local_worker(threads: int) -> None:
+    # Stopped by the batch (SIGTERM, see _stop_pool) or by a Ctrl-C in the terminal, a worker unwinds its burst
+    # once: no temporary output left.
+    signal.signal(signal.SIGTERM, _worker_stop)
+    signal.signal(signal.SIGINT, _worker_stop)
     # Workers share the machine's cores: OpenCV's own pool is sized to its share.
     try:
         import cv2
@@ -179,12 +206,40 @@ def run_batch(tasks: list[BurstTask], workers: int = 1, scheduler: str | None = 
         # spawn, not fork: the parent may hold decoder and OpenCV thread pools,
         # which a forked child inherits locked
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_local_worker,
-                                 initargs=(share,)) as pool:
-            futures = {pool.submit(process_burst, t): i for i, t in enumerate(tasks)}
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_local_worker,
+                                   initargs=(share,))
+        try:
+            futures = {pool.submit(_worker_burst, t): i for i, t in enumerate(tasks)}
             for fut in as_completed(futures):
-                finished(futures[fut], fut.result())
+                i = futures[fut]
+                try:
+                    r = fut.result()
+                except BrokenProcessPool:  # a worker killed (out of memory, say): its burst and those queued fail
+                    r = BurstResult(tasks[i].folder, tasks[i].output, "failed",
+                                    "a worker process ended before this burst was done (killed, or out of "
+                                    "memory?); run the batch again to retry it")
+                finished(i, r)
+        except BaseException:  # Ctrl-C or a stop signal: the queued bursts are not started, the running ones stop
+            _stop_pool(pool)
+            raise
+        pool.shutdown()
     return results
+
+
+def _stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Cancel what has not started and stop the workers now: each unwinds its
+    burst as on Ctrl-C (its temporary outputs removed, see
+    :func:`_init_local_worker`), so that only finished bursts remain."""
+    workers = list(getattr(pool, "_processes", {}).values())  # the executor has no public handle on them
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in workers:
+        if proc.is_alive():
+            proc.terminate()
+    for proc in workers:
+        proc.join(timeout=20)
+        if proc.is_alive():  # stuck in its clean-up: killed
+            proc.kill()
+            proc.join(timeout=5)
 
 
 def _run_dask(tasks, scheduler: str, gpu: bool, connect_timeout: float):

@@ -15,7 +15,7 @@ import threading
 import time
 
 from . import __version__
-from .errors import SuperresError, one_line, shown
+from .errors import SuperresError, describe, one_line, shown
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPT = 0, 1, 2, 130
 
@@ -42,53 +42,44 @@ _STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP", "SIGQUIT
 _ALL_SIGNALS = (signal.SIGINT, *_STOP_SIGNALS)
 
 
-_caught = threading.Event()
-
-
-def _ignore_further_signals() -> None:
-    """After the first Ctrl-C or stop signal, the next ones must not interrupt
-    the clean-up (temporary outputs removed, the one line printed) nor the
-    exit that follows it."""
-    _caught.set()
-    for s in _ALL_SIGNALS:
-        signal.signal(s, signal.SIG_IGN)
-
-
-def _on_stop_signal(signum, frame):
-    _ignore_further_signals()
-    raise Terminated(signum)
-
-
-def _on_interrupt(signum, frame):
-    _ignore_further_signals()
-    raise KeyboardInterrupt
-
-
 class _StopSignals:
     """Within the block, SIGTERM, SIGHUP and SIGQUIT behave like Ctrl-C, and
-    the first of them (or Ctrl-C) makes the program deaf to the others: the
-    command is stopping and exits once it has cleaned up and said why.
-    :meth:`restore` puts the handlers back where no signal came (main thread
+    the first of them (or Ctrl-C) makes the program deaf to the others, so
+    that they do not interrupt the clean-up (temporary outputs removed, the
+    one line printed).  :meth:`restore` puts the handlers back; the console
+    command leaves them deaf once a signal came, up to its exit (main thread
     only; elsewhere nothing changes)."""
 
-    def __enter__(self):
-        import threading
-
+    def __init__(self):
         self.old = {}
+        self.caught = False
+
+    # After the first signal the handlers stay and do nothing (rather than SIG_IGN: a signal already on its
+    # way when the disposition changes would come out as "OSError: Signal 2 ignored due to race condition").
+    def _on_interrupt(self, signum, frame):
+        if not self.caught:
+            self.caught = True
+            raise KeyboardInterrupt
+
+    def _on_stop(self, signum, frame):
+        if not self.caught:
+            self.caught = True
+            raise Terminated(signum)
+
+    def __enter__(self):
         if threading.current_thread() is threading.main_thread():
             for s in _ALL_SIGNALS:
                 if signal.getsignal(s) is signal.SIG_IGN:  # ignored by whoever started us (nohup): stays so
                     continue
-                self.old[s] = signal.signal(s, _on_interrupt if s == signal.SIGINT else _on_stop_signal)
+                self.old[s] = signal.signal(s, self._on_interrupt if s == signal.SIGINT else self._on_stop)
         return self
 
     def __exit__(self, *exc):
         return False
 
     def restore(self) -> None:
-        if not _caught.is_set():
-            for s, h in self.old.items():
-                signal.signal(s, h)
+        for s, h in self.old.items():
+            signal.signal(s, h)
         self.old = {}
 
 
@@ -189,9 +180,21 @@ class OneLineParser(argparse.ArgumentParser):
     usage block and the message; ``--help`` still shows the usage."""
 
     def error(self, message: str):
-        command = self.prog.split()[-1] if " " in self.prog else ""
-        hint = f"superres {command} --help" if command else "superres --help"
-        self.exit(EXIT_USAGE, f"superres: error: {message} (see {hint})\n")
+        self._refuse(message, self.prog)
+
+    def _refuse(self, message: str, prog: str):
+        self.exit(EXIT_USAGE, f"superres: error: {one_line(message)} (see {prog} --help)\n")
+
+    def parse_args(self, args=None, namespace=None):
+        # the top-level parser reports what the sub-command left over: the hint names that sub-command's help
+        ns, extras = self.parse_known_args(args, namespace)
+        if extras:
+            prog = self.prog
+            for action in self._actions:
+                if isinstance(action, argparse._SubParsersAction) and getattr(ns, action.dest, None) in action.choices:
+                    prog = action.choices[getattr(ns, action.dest)].prog
+            self._refuse(f"unrecognized arguments: {' '.join(extras)}", prog)
+        return ns
 
 
 def _positive_int(option: str, least: int = 1):
@@ -460,23 +463,45 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv=None) -> int:
+def main(argv=None, *, _exiting: bool = False) -> int:
+    """``superres ARGS...`` in this process; returns the exit status.  The
+    signal handlers are as they were on return (see :func:`console_main`)."""
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     if argv[:1] == ["bench"]:
         return _bench_main(argv[1:])
     args = build_parser().parse_args(argv)
-    return _dispatch(args, args.func)
+    return _dispatch(args, args.func, exiting=_exiting)
 
 
-def _dispatch(args, func) -> int:
+_stopped_by_signal = False  # set by _dispatch for console_main
+
+
+def console_main() -> None:
+    """The ``superres`` command: :func:`main`, then exit.  After a Ctrl-C or a
+    stop signal the next ones find handlers that ignore them, and for the
+    exit itself they are ignored outright: the interpreter's finalisation
+    would put the default handlers back, and one more Ctrl-C there would kill
+    the process by the signal, its exit status lost (the clean-up is done)."""
+    rc = main(_exiting=True)
+    if _stopped_by_signal:
+        try:
+            for s in _ALL_SIGNALS:  # signal.signal runs the pending handlers (ours, which do nothing) first
+                signal.signal(s, signal.SIG_IGN)
+        except (OSError, ValueError):
+            pass
+    sys.exit(rc)
+
+
+def _dispatch(args, func, exiting: bool = False) -> int:
     """Run a command; errors become one line (tracebacks only with --debug)."""
+    global _stopped_by_signal
     out, err = _consoles(getattr(args, "quiet", False))
     signals = _StopSignals()
     try:
         with signals:
             return func(args, out, err)
     except SuperresError as e:
-        err.print(f"superres: error: {one_line(e)}", markup=False, highlight=False)
+        err.print(f"superres: error: {describe(e)}", markup=False, highlight=False)
         return EXIT_ERROR
     except Terminated as e:
         name = signal.Signals(e.signum).name
@@ -506,7 +531,10 @@ def _dispatch(args, func) -> int:
         )
         return EXIT_ERROR
     finally:
-        signals.restore()
+        if exiting and signals.caught:
+            _stopped_by_signal = True
+        else:
+            signals.restore()
 
 
 def cmd_run(args, out, err) -> int:
@@ -596,11 +624,12 @@ def cmd_batch(args, out, err) -> int:
     try:
         with RichProgress(err, enabled=not args.quiet) as prog:
             results = run_batch(tasks, workers=args.workers, scheduler=args.scheduler, gpu=args.gpu, progress=prog)
-    except KeyboardInterrupt:  # unlike `run`, the bursts finished so far are kept
+    except KeyboardInterrupt as e:  # unlike `run`, the bursts finished so far are kept
         _remove_empty(made)
-        err.print("superres: interrupted; finished bursts are kept: run the same command again to do the rest",
+        why = f"stopped by {signal.Signals(e.signum).name}" if isinstance(e, Terminated) else "interrupted"
+        err.print(f"superres: {why}; finished bursts are kept: run the same command again to do the rest",
                   markup=False)
-        return EXIT_INTERRUPT
+        return 128 + e.signum if isinstance(e, Terminated) else EXIT_INTERRUPT
     except BaseException:  # no scheduler, say: the folders this run made and left empty go
         _remove_empty(made)
         raise
@@ -773,4 +802,4 @@ def _bench_main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    console_main()

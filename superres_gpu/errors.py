@@ -18,9 +18,22 @@ def shown(name) -> str:
 
 
 def one_line(text) -> str:
-    """A message as one line: runs of whitespace (a decoder's multi-line
-    message) become one space, other control characters escapes."""
-    return shown(" ".join(str(text).split()))
+    """A message as one line: each line break with the blanks around it (a
+    decoder's multi-line message) becomes one space, other control
+    characters escapes; other spaces stay as they are (a name's two spaces)."""
+    import re
+
+    return shown(re.sub(r"[ \t]*[\r\n\v\f]+[ \t]*", " ", str(text)).strip())
+
+
+def describe(error: BaseException) -> str:
+    """An exception as the one line the CLI prints: a :class:`SuperresError`'s
+    file name exactly (escaped only where :func:`shown` must), then its
+    message folded onto the line; any other exception folded whole."""
+    if isinstance(error, SuperresError):
+        message = one_line(error.message)
+        return f"{shown(error.path)}: {message}" if error.path else message
+    return one_line(error)
 
 
 class SuperresError(Exception):

@@ -58,9 +58,10 @@ def _imread(path: Path):
 
 
 def _libraw_text(error: Exception) -> str:
-    """LibRaw's message of an exception (rawpy gives it as bytes)."""
-    arg = error.args[0] if error.args else error
-    text = arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(arg)
+    """LibRaw's message of an exception (rawpy gives it as bytes); any other
+    exception as it states itself."""
+    arg = error.args[0] if error.args else None
+    text = arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(error)
     return text.strip() or type(error).__name__
 
 
@@ -74,56 +75,77 @@ class _LibRawStderr:
     temporary file: LibRaw's lines about this file end up in ``messages``,
     anything else written meanwhile (another thread's progress display) is
     written on to the real stderr afterwards.  One file at a time (a lock),
-    and only around the header read, where a damaged file shows.
+    and only around the header read, where a damaged file shows.  Whatever
+    interrupts the block (Ctrl-C included), descriptor 2 is put back and the
+    lock released.
     """
 
     _lock = threading.Lock()
 
     def __init__(self, path: Path):
-        self.prefix = f"{path}: "
+        self.prefix = os.fsencode(str(path)) + b": "
         self.messages: list[str] = []
         self._saved = None
         self._tmp = None
+        self._held = False
 
     def __enter__(self):
         self._lock.acquire()
+        self._held = True
         try:
-            sys.stderr.flush()
+            try:
+                sys.stderr.flush()
+            except (OSError, ValueError, AttributeError):
+                pass
             self._tmp = tempfile.TemporaryFile()
             self._saved = os.dup(2)
             os.dup2(self._tmp.fileno(), 2)
-        except (OSError, ValueError, AttributeError):  # no descriptor 2 to borrow: LibRaw prints as it would
+        except BaseException as e:
             self._put_back()
+            self._held = False
+            self._lock.release()
+            if not isinstance(e, (OSError, ValueError)):
+                raise  # Ctrl-C: descriptor 2 is back, the lock free
+            # no descriptor 2 to borrow: LibRaw prints as it would
         return self
 
     def __exit__(self, *exc):
         try:
-            sys.stderr.flush()
-        except (OSError, ValueError, AttributeError):
-            pass
-        try:
-            self._put_back()
+            try:
+                sys.stderr.flush()
+            except (OSError, ValueError, AttributeError):
+                pass
         finally:
-            self._lock.release()
+            try:
+                self._put_back()
+            finally:
+                if self._held:
+                    self._held = False
+                    self._lock.release()
         return False
 
     def _put_back(self):
+        data = b""
         if self._saved is not None:
             os.dup2(self._saved, 2)
             os.close(self._saved)
             self._saved = None
             self._tmp.seek(0)
-            others = []
-            for line in self._tmp.read().decode("utf-8", "replace").splitlines(keepends=True):
-                if line.startswith(self.prefix):
-                    self.messages.append(line[len(self.prefix):].strip())
-                else:
-                    others.append(line)
-            if others:
-                os.write(2, "".join(others).encode("utf-8", "replace"))
+            data = self._tmp.read()
         if self._tmp is not None:
             self._tmp.close()
             self._tmp = None
+        # LibRaw's lines about this file: the name (which may hold a newline itself), ": ", the message
+        others, pos = bytearray(), 0
+        while (i := data.find(self.prefix, pos)) >= 0:
+            others += data[pos:i]
+            j = data.find(b"\n", i + len(self.prefix))
+            j = len(data) if j < 0 else j
+            self.messages.append(data[i + len(self.prefix):j].decode("utf-8", "replace").strip())
+            pos = j + 1
+        others += data[pos:]
+        if others:
+            os.write(2, bytes(others))
 
 
 def noise_profile(path: Path) -> list | None:

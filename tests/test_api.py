@@ -110,7 +110,8 @@ def test_bad_option_values_are_refused_before_any_work(small_burst, option, valu
 @pytest.mark.parametrize("frames, message", [
     ([np.zeros((64, 64, 3), np.uint8)], r"array\[0\]: only one frame given"),
     (np.zeros((1, 64, 64), np.uint8), r"array\[0\]: only one frame given"),
-    (np.zeros((64, 64, 3), np.uint8), r"array: one frame of shape \(64, 64, 3\) given; a burst needs at least 2"),
+    (np.zeros((64, 64, 3), np.uint8), r"array: an array of shape \(64, 64, 3\) is one frame; a burst needs"),
+    (np.zeros((64, 64), np.uint16), r"array: an array of shape \(64, 64\) is one frame; a burst needs"),
 ])
 def test_a_single_array_frame_is_refused_as_one_frame(frames, message):
     with pytest.raises(InputError, match=message):

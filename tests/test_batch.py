@@ -233,3 +233,35 @@ def test_a_burst_with_a_dangling_link_fails_naming_it(tmp_path):
     (result,) = batch.run_batch(tasks)
     assert result.status == "failed" and result.error.endswith("frame_009.jpg: is a link to a missing file; "
                                                                "remove it from the folder or name the frames")
+
+
+def test_a_stopped_batch_with_workers_stops_now_and_leaves_only_finished_bursts(tmp_path):
+    # SIGTERM to the batch (and Ctrl-C to its whole process group) while two workers run: the bursts queued are
+    # not started, the running ones unwind (their temporary outputs removed), the batch exits at once with the
+    # signal's status
+    import signal
+
+    from superres_gpu.synth import recipe_burst
+
+    root = tmp_path / "root"
+    for k in range(8):
+        recipe_burst("test-small", frames=5, width=256, height=192, seed=k).write(root / f"s{k}")
+    for sig, status in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
+        out = tmp_path / f"out{sig}"
+        env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        p = subprocess.Popen([sys.executable, "-m", "superres_gpu", "batch", str(root), "-o", str(out), "--workers",
+                              "2", "--backend", "numpy", "-q"], stderr=subprocess.PIPE, text=True, env=env,
+                             start_new_session=True)
+        deadline = time.monotonic() + 120
+        while not list(out.glob("*.tif")) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.killpg(p.pid, sig) if sig == signal.SIGINT else p.send_signal(sig)
+        t = time.monotonic()
+        _, err = p.communicate(timeout=60)
+        assert time.monotonic() - t < 10, "the batch did not stop promptly"
+        assert p.returncode == status, err
+        assert err.strip().splitlines()[-1].endswith("finished bursts are kept: run the same command again to do "
+                                                      "the rest") and "Traceback" not in err
+        left = sorted(x.name for x in out.rglob("*"))
+        done = [n for n in left if n.endswith(".tif")]
+        assert 1 <= len(done) < 8 and left == sorted(done + [n[:-4] + ".json" for n in done]), left

@@ -339,3 +339,27 @@ def test_batch_takes_the_chromatic_aberration_option():
     parser = build_parser()
     assert parser.parse_args(["batch", "root", "-o", "out"]).tca == "auto"
     assert parser.parse_args(["batch", "root", "-o", "out", "--tca", "off"]).tca == "off"
+
+
+def test_an_interrupted_call_in_this_process_puts_the_signal_handlers_back(tmp_path, burst_dir, monkeypatch, capsys):
+    # a real Ctrl-C (SIGINT to this process) in the middle of a run: the call returns 130, and a caller of
+    # cli.main finds its own handlers again afterwards (only the console command stays deaf up to its exit)
+    import os
+    import signal
+
+    from superres_gpu import api
+
+    def interrupted(*a, **kw):
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGTERM)  # the second signal, during the clean-up, is ignored
+        for _ in range(100):
+            pass
+        raise AssertionError("the signal did not interrupt the run")
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    monkeypatch.setattr(api, "superresolve", interrupted)
+    assert cli.main(["run", str(burst_dir), "-o", str(tmp_path / "o.tif"), "-q"]) == cli.EXIT_INTERRUPT
+    assert "interrupted; no output was written" in capsys.readouterr().err
+    assert {s: signal.getsignal(s) for s in before} == before
+    assert cli.main(["run", str(burst_dir), "-o", str(tmp_path / "o.tif"), "-q"]) == cli.EXIT_INTERRUPT
+    assert {s: signal.getsignal(s) for s in before} == before

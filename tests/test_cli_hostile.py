@@ -209,6 +209,8 @@ def case_list() -> list[Case]:
         problem="corrupt JPEG data")
     add("JPEG Huffman table damaged", damaged(lambda d, f: _dht_damaged(d)), must_name="f1.jpg",
         problem="JPEG")
+    add("empty file whose name has two spaces", damaged(lambda d, f: b"", "two  spaces.jpg"), must_name="two  spaces.jpg",
+        problem="empty")
     add("empty file whose name has a newline", damaged(lambda d, f: b"", "f\n1.jpg"), must_name="f\\n1.jpg",
         problem="empty")
     add("JPEG zero size", damaged(lambda d, f: jpeg_claiming(d, 0, 0)), must_name="f1.jpg", problem="zero")
@@ -366,8 +368,8 @@ def case_list() -> list[Case]:
             write_burst(t / "burst", f, n=4)[0].parent, "-o", t / "o.tif", "--report", t / "r.json",
             "--backend", "numpy", "--scale", "4", "--quiet")),
             must_name=sig, rc=128 + getattr(signal, sig), subprocess_run=True, problem="no output was written")
-    # an impatient user: the second and third Ctrl-C come while the first one's clean-up runs
-    add("Ctrl-C three times during a run", lambda t, f: ("signal", "SIGINT*3", _run(
+    # an impatient user: Ctrl-C again and again (every 3 ms for half a second) through the clean-up and the exit
+    add("Ctrl-C again and again during a run", lambda t, f: ("signal", "SIGINT*150", _run(
         write_burst(t / "burst", f, n=4)[0].parent, "-o", t / "o.tif", "--report", t / "r.json",
         "--backend", "numpy", "--scale", "4", "--quiet")),
         must_name="interrupted", rc=130, subprocess_run=True, problem="no output was written")
@@ -508,7 +510,9 @@ def _cli_subprocess(args, tmp, timeout, umask=None, sig=None):
         name, _, times = sig.partition("*")
         for k in range(int(times or 1)):
             if k:
-                time.sleep(0.02)
+                time.sleep(0.003)
+            if p.poll() is not None:
+                break
             p.send_signal(getattr(signal, name))
     try:
         _, err = p.communicate(timeout=timeout)

@@ -99,6 +99,27 @@ def test_truncated_dng_in_a_burst_is_one_line_naming_it(tmp_path, capfd, small_b
     assert not out.exists() and not list(tmp_path.glob("*.partial*"))
 
 
+@pytest.mark.parametrize("name", ["f1.dng", "odd\nname.dng"])
+def test_libraw_lines_are_collected_and_other_output_passes_through(tmp_path, capfd, name):
+    import os
+
+    from superres_gpu.raw import _LibRawStderr
+
+    path = tmp_path / name
+    capfd.readouterr()
+    with _LibRawStderr(path) as printed:
+        os.write(2, b"progress 1/3\n")
+        os.write(2, os.fsencode(str(path)) + b": Unexpected end of file\n")
+        os.write(2, b"progress 2/3\n")
+    assert printed.messages == ["Unexpected end of file"]
+    assert capfd.readouterr().err == "progress 1/3\nprogress 2/3\n"
+    with pytest.raises(KeyboardInterrupt):  # interrupted inside: descriptor 2 comes back, the lock is free
+        with _LibRawStderr(path):
+            raise KeyboardInterrupt
+    os.write(2, b"after\n")
+    assert capfd.readouterr().err == "after\n" and not _LibRawStderr._lock.locked()
+
+
 @pytest.fixture(scope="module")
 def dng_burst(tmp_path_factory, small_burst_frames_linear):
     d = tmp_path_factory.mktemp("dng")
