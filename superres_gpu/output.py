@@ -53,6 +53,56 @@ def _replaceable(path: Path) -> bool:
     return is_own_output(path) or _is_own_report(path)
 
 
+_STALE = None  # compiled on first use: .superres-HOST-PID-TOKEN.partial
+
+
+def _host_tag() -> str:
+    """Eight hex digits naming this machine in temporary names (a shared folder may hold another's)."""
+    import socket
+
+    return f"{zlib.crc32(socket.gethostname().encode('utf-8', 'replace')) & 0xFFFFFFFF:08x}"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # POSIX only: signal 0 checks that the process exists
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists under another user, or cannot be asked: kept
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder) -> list[Path]:
+    """Remove the temporary outputs in ``folder`` that a ``superres`` process
+    of this machine left when it was killed outright (SIGKILL, out of memory,
+    a power cut), where no clean-up could run: those whose process is gone.
+    Another machine's (a shared folder), a live process's and the backups of
+    replaced outputs (``*.old.partial``) are left alone.  Returns the removed."""
+    global _STALE
+    if os.name != "posix":  # no cheap check that a process exists
+        return []
+    import re
+
+    if _STALE is None:
+        _STALE = re.compile(r"\.superres-([0-9a-f]{8})-([0-9]+)-[0-9a-f]{12}\.partial")
+    host, removed = _host_tag(), []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        m = _STALE.fullmatch(entry.name)
+        if m is None or m.group(1) != host or int(m.group(2)) == os.getpid() or _process_alive(int(m.group(2))):
+            continue
+        try:
+            os.unlink(entry.path)
+            removed.append(Path(entry.path))
+        except OSError:
+            pass
+    return removed
+
+
 class AtomicOutput(_DiscardOnError):
     """An output path written through a temporary file in the same folder.
 
@@ -62,6 +112,10 @@ class AtomicOutput(_DiscardOnError):
     no file its owner would not discard.  ``commit()`` renames it over the final path;
     ``discard()`` (also on any exception inside a ``with`` block) removes it,
     so no partial output is ever left behind.
+
+    A killed process (SIGKILL, out of memory) cannot remove its temporary
+    file; its name holds the machine and the process, and the next output
+    written to that folder removes it (:func:`remove_stale_temporaries`).
 
     ``protect`` lists inputs that are never replaced, even with
     ``overwrite``; ``protect_dirs`` lists the burst's folders, where only a
@@ -106,8 +160,10 @@ class AtomicOutput(_DiscardOnError):
         self.tmp = None
         if owner is not None:
             owner.append(self)
+        remove_stale_temporaries(parent)
+        stem = f".superres-{_host_tag()}-{os.getpid()}"
         for _ in range(100):
-            name = parent / f".superres-{secrets.token_hex(6)}.partial"
+            name = parent / f"{stem}-{secrets.token_hex(6)}.partial"
             self.tmp = name
             try:
                 fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
