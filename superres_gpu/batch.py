@@ -246,7 +246,8 @@ def _run_dask(tasks, scheduler: str, gpu: bool, connect_timeout: float):
     try:
         from distributed import Client, as_completed as dask_completed
     except ImportError:
-        raise ConfigError("--scheduler needs Dask distributed: pip install 'dask[distributed]' (the batch extra)") from None
+        raise ConfigError("--scheduler needs Dask distributed: pip install 'dask[distributed]' "
+                          "(the batch extra)") from None
     try:
         client = Client(scheduler, timeout=connect_timeout)
     except (OSError, TimeoutError) as e:

@@ -424,7 +424,8 @@ def build_parser() -> argparse.ArgumentParser:
         "decimation, noise, JPEG), merge it and compare with one frame upscaled, against the truth.",
     )
     d.add_argument("--out", default="superres_demo", metavar="DIR", help="output folder (default: superres_demo)")
-    d.add_argument("--frames", type=_positive_int("--frames", 2), default=16, help="frames in the burst, 2 or more (default 16)")
+    d.add_argument("--frames", type=_positive_int("--frames", 2), default=16,
+                   help="frames in the burst, 2 or more (default 16)")
     d.add_argument("--scale", type=_argtype(check_scale), default=2.0, help="output scale (default 2)")
     d.add_argument("--seed", type=_positive_int("--seed", 0), default=7,
                    help="random seed of the burst, 0 or more (default 7)")
@@ -688,8 +689,8 @@ def cmd_cull(args, out, err) -> int:
             t.add_row(_plain(shown(s.path)), f"{s.ratio:.2f}", f"{255 * s.noise:.2f}", verdict)
         out.print(t)
         n = sum(s.flagged for s in scores)
-        out.print(f"{n} of {len(scores)} frames flagged as blurred" + (f"; plot: {shown(args.plot)}" if args.plot else ""),
-                  markup=False, highlight=False)
+        plot = f"; plot: {shown(args.plot)}" if args.plot else ""
+        out.print(f"{n} of {len(scores)} frames flagged as blurred{plot}", markup=False, highlight=False)
     return EXIT_OK
 
 
