@@ -122,7 +122,10 @@ class RichProgress:
         if self.progress is not None:
             if exc[0] is not None:  # on failure, clear the bars: the error is the one line left
                 self.progress.live.transient = True
-            self.progress.__exit__(*exc)
+                # (Progress.stop would add a blank line after the bars where stderr is no terminal)
+                self.progress.live.stop()
+            else:
+                self.progress.__exit__(*exc)
         return False
 
     def __call__(self, stage: str, done: int, total: int) -> None:
