@@ -54,6 +54,10 @@ class _StopSignals:
         self.old = {}
         self.caught = False
 
+    def deafen(self) -> None:
+        """From here on the signals are ignored (the outputs are being committed)."""
+        self.caught = True
+
     # After the first signal the handlers stay and do nothing (rather than SIG_IGN: a signal already on its
     # way when the disposition changes would come out as "OSError: Signal 2 ignored due to race condition").
     def _on_interrupt(self, signum, frame):
@@ -472,37 +476,57 @@ def main(argv=None, *, _exiting: bool = False) -> int:
     signal handlers are as they were on return (see :func:`console_main`)."""
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     if argv[:1] == ["bench"]:
+        if _exiting:  # the suite cleans up as Python does on Ctrl-C (its temporary bursts)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            for s in _STOP_SIGNALS:
+                signal.signal(s, signal.SIG_DFL)
         return _bench_main(argv[1:])
     args = build_parser().parse_args(argv)
     return _dispatch(args, args.func, exiting=_exiting)
 
 
-_stopped_by_signal = False  # set by _dispatch for console_main
+def _stop_at_start(signum, frame):
+    """A signal while the command starts (nothing written yet): its one line and the signal's status."""
+    why = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
+    try:
+        sys.stderr.write(f"superres: {why}; no output was written\n")
+        sys.stderr.flush()
+    finally:
+        import os
+
+        os._exit(EXIT_INTERRUPT if signum == signal.SIGINT else 128 + signum)
 
 
 def console_main() -> None:
-    """The ``superres`` command: :func:`main`, then exit.  After a Ctrl-C or a
-    stop signal the next ones find handlers that ignore them, and for the
-    exit itself they are ignored outright: the interpreter's finalisation
-    would put the default handlers back, and one more Ctrl-C there would kill
-    the process by the signal, its exit status lost (the clean-up is done)."""
+    """The ``superres`` command: :func:`main`, then exit.  A signal while it
+    starts stops it at once with its one line; once the command is done (or
+    stopping) further signals are ignored, up to and through the exit: the
+    interpreter's finalisation would put the default handlers back, and one
+    more Ctrl-C there would kill the process by the signal, its exit status
+    lost."""
+    for s in _ALL_SIGNALS:  # until the command's own handlers are in place (the imports take a while)
+        if signal.getsignal(s) is not signal.SIG_IGN:
+            signal.signal(s, _stop_at_start)
     rc = main(_exiting=True)
-    if _stopped_by_signal:
-        try:
-            for s in _ALL_SIGNALS:  # signal.signal runs the pending handlers (ours, which do nothing) first
-                signal.signal(s, signal.SIG_IGN)
-        except (OSError, ValueError):
-            pass
+    try:
+        for s in _ALL_SIGNALS:  # signal.signal runs the pending handlers (ours, which then do nothing) first
+            signal.signal(s, signal.SIG_IGN)
+    except (OSError, ValueError):
+        pass
     sys.exit(rc)
 
 
 def _dispatch(args, func, exiting: bool = False) -> int:
     """Run a command; errors become one line (tracebacks only with --debug)."""
-    global _stopped_by_signal
     out, err = _consoles(getattr(args, "quiet", False))
+    from .output import commit_hook
+
     signals = _StopSignals()
+    # run, cull and tca commit their outputs at the end: from then on a Ctrl-C is ignored (a batch goes on to
+    # other bursts, the demo writes its files in turn: they keep listening)
+    hook = commit_hook(signals.deafen if func in (cmd_run, cmd_cull, cmd_tca) else (lambda: None))
     try:
-        with signals:
+        with signals, hook:
             return func(args, out, err)
     except SuperresError as e:
         err.print(f"superres: error: {describe(e)}", markup=False, highlight=False)
@@ -535,8 +559,8 @@ def _dispatch(args, func, exiting: bool = False) -> int:
         )
         return EXIT_ERROR
     finally:
-        if exiting and signals.caught:
-            _stopped_by_signal = True
+        if exiting:  # the command is done: the console entry point ignores what comes now, up to the exit
+            signals.deafen()
         else:
             signals.restore()
 

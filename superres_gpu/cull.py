@@ -268,7 +268,7 @@ def cull_files(inputs, threshold: float, rename: bool = False, plot=None, thread
     Returns (scores, {path: new path} of the renamed files).
     """
     from .options import check_fraction
-    from .output import AtomicOutput, encode_png
+    from .output import AtomicOutput, committing, encode_png
 
     check_fraction(threshold, "--threshold")
     paths = list_inputs(inputs)
@@ -294,6 +294,8 @@ def cull_files(inputs, threshold: float, rename: bool = False, plot=None, thread
                 if t.exists():
                     raise OutputError("cannot rename: the target already exists", str(t))
                 targets[s.path] = t
+        if targets:
+            committing()
         for src, dst in targets.items():
             src.rename(dst)
     return scores, targets

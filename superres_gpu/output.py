@@ -53,6 +53,34 @@ def _replaceable(path: Path) -> bool:
     return is_own_output(path) or _is_own_report(path)
 
 
+_commit_hooks: list = []
+
+
+def committing() -> None:
+    """The point of no return of a command's outputs, just before the first
+    rename of a commit (and before ``superres cull`` renames frames): the
+    hooks of :func:`commit_hook` run (the CLI stops listening to Ctrl-C
+    there, so that an interruption never leaves half of a commit, nor reports
+    no output where there is some)."""
+    for hook in tuple(_commit_hooks):
+        hook()
+
+
+class commit_hook:
+    """Within the block, ``hook()`` runs at each :func:`committing`."""
+
+    def __init__(self, hook):
+        self.hook = hook
+
+    def __enter__(self):
+        _commit_hooks.append(self.hook)
+        return self
+
+    def __exit__(self, *exc):
+        _commit_hooks.remove(self.hook)
+        return False
+
+
 _STALE = None  # compiled on first use: .superres-HOST-PID-TOKEN.partial
 
 
@@ -194,6 +222,7 @@ class AtomicOutput(_DiscardOnError):
         self.write_bytes(text.encode("utf-8"))
 
     def commit(self) -> Path:
+        committing()
         try:
             os.replace(self.tmp, self.path)
         except OSError as e:
@@ -248,6 +277,7 @@ class OutputSet(_DiscardOnError):
                             owner=self.items)
 
     def commit(self) -> None:
+        committing()
         done: list[tuple[AtomicOutput, Path | None]] = []
         try:
             for out in self.items:

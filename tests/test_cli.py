@@ -363,3 +363,27 @@ def test_an_interrupted_call_in_this_process_puts_the_signal_handlers_back(tmp_p
     assert {s: signal.getsignal(s) for s in before} == before
     assert cli.main(["run", str(burst_dir), "-o", str(tmp_path / "o.tif"), "-q"]) == cli.EXIT_INTERRUPT
     assert {s: signal.getsignal(s) for s in before} == before
+
+
+def test_a_ctrl_c_while_the_outputs_are_committed_is_ignored(tmp_path, burst_dir, monkeypatch, capsys):
+    # past the point of no return (the first rename of the commit) the run finishes: never half of its outputs,
+    # never "no output was written" beside the files
+    import os
+    import signal
+
+    real_replace = os.replace
+    sent = []
+
+    def replace(src, dst):
+        if not sent:
+            sent.append(dst)
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(1000):  # the handler runs here, between two renames
+                pass
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    out, rep = tmp_path / "o.tif", tmp_path / "r.json"
+    assert cli.main(["run", str(burst_dir), "-o", str(out), "--report", str(rep), "-q", "--backend", "numpy",
+                     "--scale", "1", "--no-sharpen"]) == 0
+    assert sent and out.is_file() and rep.is_file() and "interrupted" not in capsys.readouterr().err
