@@ -145,27 +145,52 @@ def _worker_burst(task: BurstTask) -> BurstResult:
     the batch's SIGTERM), the burst unwinds as a run does on Ctrl-C, its
     temporary outputs removed, and the worker then ends: it must not go on to
     the bursts already queued to it."""
+    global _in_burst
+    _in_burst = True
     try:
         return process_burst(task)
     except KeyboardInterrupt:
         os._exit(130)
+    finally:
+        _in_burst = False
 
 
+_WORKER_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT") if hasattr(signal, n))
 _stopping = False
+_in_burst = False
+
+
+class _signals_blocked:
+    """Within the block the stop signals wait (this thread; processes started
+    here start with them blocked), then come."""
+
+    def __enter__(self):
+        self.old = signal.pthread_sigmask(signal.SIG_BLOCK, _WORKER_SIGNALS) if hasattr(signal, "pthread_sigmask") \
+            else None
+        return self
+
+    def __exit__(self, *exc):
+        if self.old is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, self.old)
+        return False
 
 
 def _worker_stop(signum, frame):
     global _stopping
+    if not _in_burst:  # idle, or still starting: nothing to clean up
+        os._exit(0)
     if not _stopping:  # the next signal (the group's Ctrl-C, then the batch's SIGTERM) must not interrupt the clean-up
         _stopping = True
         raise KeyboardInterrupt
 
 
 def _init_local_worker(threads: int) -> None:
-    # Stopped by the batch (SIGTERM, see _stop_pool) or by a Ctrl-C in the terminal, a worker unwinds its burst
-    # once: no temporary output left.
-    signal.signal(signal.SIGTERM, _worker_stop)
-    signal.signal(signal.SIGINT, _worker_stop)
+    # Stopped by the batch (SIGTERM, see _stop_pool), by a Ctrl-C or a hang-up of the terminal, a worker unwinds
+    # its burst once (no temporary output left) and ends; it started with these signals blocked (see run_batch).
+    for s in _WORKER_SIGNALS:
+        signal.signal(s, _worker_stop)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _WORKER_SIGNALS)
     # Workers share the machine's cores: OpenCV's own pool is sized to its share.
     try:
         import cv2
@@ -206,10 +231,16 @@ def run_batch(tasks: list[BurstTask], workers: int = 1, scheduler: str | None = 
         # spawn, not fork: the parent may hold decoder and OpenCV thread pools,
         # which a forked child inherits locked
         ctx = multiprocessing.get_context("spawn")
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_local_worker,
-                                   initargs=(share,))
+        # the workers start (in submit) with the stop signals blocked, until their own handlers are in place: a
+        # Ctrl-C in their first moments must not print a traceback from their imports; multiprocessing's
+        # resource tracker (started with the pool's queues) keeps them blocked, so that a hang-up of the
+        # terminal does not kill it before the pool is wound up
+        with _signals_blocked():
+            pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_local_worker,
+                                       initargs=(share,))
         try:
-            futures = {pool.submit(_worker_burst, t): i for i, t in enumerate(tasks)}
+            with _signals_blocked():
+                futures = {pool.submit(_worker_burst, t): i for i, t in enumerate(tasks)}
             for fut in as_completed(futures):
                 i = futures[fut]
                 try:

@@ -147,8 +147,20 @@ class RichProgress:
 def _consoles(quiet: bool):
     from rich.console import Console
 
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
-    out = Console(highlight=False, quiet=quiet)
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            # the reader went away (superres run ... | head -1): what is left to print is dropped; the command's
+            # work is done or goes on, and its status says how it went (rich's own choice is to exit with 1)
+            self.quiet = True
+            try:
+                import os
+
+                os.dup2(os.open(os.devnull, os.O_WRONLY), self.file.fileno())
+            except (OSError, ValueError, AttributeError):
+                pass
+
+    err = _Console(stderr=True, highlight=False, soft_wrap=True)
+    out = _Console(highlight=False, quiet=quiet)
     return out, err
 
 

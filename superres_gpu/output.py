@@ -219,7 +219,8 @@ class AtomicOutput(_DiscardOnError):
             raise OutputError(f"cannot write ({e.strerror or e})", str(self.path)) from None
 
     def write_text(self, text: str) -> None:
-        self.write_bytes(text.encode("utf-8"))
+        # a file name that is not UTF-8 (its bytes held as surrogates) is written back as those bytes
+        self.write_bytes(text.encode("utf-8", "surrogateescape"))
 
     def commit(self) -> Path:
         committing()
@@ -396,7 +397,7 @@ def write_image(out: AtomicOutput, image: np.ndarray, fmt: str, exif: dict | Non
     (one of :data:`superres_gpu.options.FORMATS`; ``tiff32f`` expects float32)."""
     if fmt == "png16":
         try:
-            out.tmp.write_bytes(encode_png(image, exif=exif or {}))
+            out.write_bytes(encode_png(image, exif=exif or {}))  # a full disk names the output
         except BaseException:
             out.discard()
             raise

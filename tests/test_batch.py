@@ -265,3 +265,17 @@ def test_a_stopped_batch_with_workers_stops_now_and_leaves_only_finished_bursts(
         left = sorted(x.name for x in out.rglob("*"))
         done = [n for n in left if n.endswith(".tif")]
         assert 1 <= len(done) < 8 and left == sorted(done + [n[:-4] + ".json" for n in done]), left
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="macOS file systems refuse names that are not UTF-8")
+def test_a_folder_name_that_is_not_utf8_reaches_the_results(tmp_path):
+    from superres_gpu.synth import recipe_burst
+
+    root = tmp_path / "root"
+    folder = Path(os.fsdecode(os.fsencode(str(root)) + b"/bad\xff"))
+    recipe_burst("test-small", frames=2, width=96, height=72).write(folder)
+    out = tmp_path / "out"
+    assert cli.main(["batch", root, "-o", out, "--backend", "numpy", "--scale", "1", "-q"]) == 0
+    assert b"bad\xff" in (out / "batch_results.csv").read_bytes()  # the name's own bytes
+    rows = json.loads((out / "batch_results.json").read_text())
+    assert rows[0]["status"] == "done" and rows[0]["folder"] == str(folder)

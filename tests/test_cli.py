@@ -387,3 +387,18 @@ def test_a_ctrl_c_while_the_outputs_are_committed_is_ignored(tmp_path, burst_dir
     assert cli.main(["run", str(burst_dir), "-o", str(out), "--report", str(rep), "-q", "--backend", "numpy",
                      "--scale", "1", "--no-sharpen"]) == 0
     assert sent and out.is_file() and rep.is_file() and "interrupted" not in capsys.readouterr().err
+
+
+def test_a_reader_that_goes_away_does_not_fail_the_run(tmp_path, burst_dir):
+    # superres run ... | head -1: the summary meets a closed pipe after the outputs are written
+    import os
+
+    from conftest import ROOT
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    p = subprocess.Popen([sys.executable, "-m", "superres_gpu", "run", str(burst_dir), "-o", str(tmp_path / "o.tif"),
+                          "--backend", "numpy", "--scale", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env=env)
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=300) == 0 and (tmp_path / "o.tif").is_file() and "error" not in err, err

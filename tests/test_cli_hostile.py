@@ -358,6 +358,9 @@ def case_list() -> list[Case]:
                                                       _run(_b(t, f)[0].parent, "-o", t / "o.tif", "--report",
                                                            t / "r.json", *FAST)),
         must_name="r.json", problem="No space left")
+    add("disk full writing a PNG result", lambda t, f: ("disk-full", "o.png",
+                                                        _run(_b(t, f)[0].parent, "-o", t / "o.png", *FAST)),
+        must_name="o.png", problem="No space left")
     add("disk full writing the weights picture", lambda t, f: ("disk-full", "w.png",
                                                                _run(_b(t, f)[0].parent, "-o", t / "o.tif",
                                                                     "--weights-png", t / "w.png", "--report",
