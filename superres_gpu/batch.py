@@ -188,7 +188,8 @@ def _init_local_worker(threads: int) -> None:
     # Stopped by the batch (SIGTERM, see _stop_pool), by a Ctrl-C or a hang-up of the terminal, a worker unwinds
     # its burst once (no temporary output left) and ends; it started with these signals blocked (see run_batch).
     for s in _WORKER_SIGNALS:
-        signal.signal(s, _worker_stop)
+        if signal.getsignal(s) is not signal.SIG_IGN:  # ignored by whoever started the batch (nohup): stays so
+            signal.signal(s, _worker_stop)
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _WORKER_SIGNALS)
     # Workers share the machine's cores: OpenCV's own pool is sized to its share.
@@ -260,14 +261,19 @@ def run_batch(tasks: list[BurstTask], workers: int = 1, scheduler: str | None = 
 def _stop_pool(pool: ProcessPoolExecutor) -> None:
     """Cancel what has not started and stop the workers now: each unwinds its
     burst as on Ctrl-C (its temporary outputs removed, see
-    :func:`_init_local_worker`), so that only finished bursts remain."""
-    workers = list(getattr(pool, "_processes", {}).values())  # the executor has no public handle on them
+    :func:`_init_local_worker`), so that only finished bursts remain.  Those
+    still there after 20 s are killed."""
+    workers = list((getattr(pool, "_processes", None) or {}).values())  # no public handle on them
+    # a worker being started when the signal came may not be in the executor's table yet
+    workers += [p for p in multiprocessing.active_children() if p not in workers]
     pool.shutdown(wait=False, cancel_futures=True)
     for proc in workers:
         if proc.is_alive():
             proc.terminate()
+    deadline = time.monotonic() + 20
     for proc in workers:
-        proc.join(timeout=20)
+        proc.join(timeout=max(0.0, deadline - time.monotonic()))
+    for proc in workers:
         if proc.is_alive():  # stuck in its clean-up: killed
             proc.kill()
             proc.join(timeout=5)

@@ -155,7 +155,9 @@ def _consoles(quiet: bool):
             try:
                 import os
 
-                os.dup2(os.open(os.devnull, os.O_WRONLY), self.file.fileno())
+                null = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(null, self.file.fileno())
+                os.close(null)
             except (OSError, ValueError, AttributeError):
                 pass
 
@@ -489,9 +491,9 @@ def main(argv=None, *, _exiting: bool = False) -> int:
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     if argv[:1] == ["bench"]:
         if _exiting:  # the suite cleans up as Python does on Ctrl-C (its temporary bursts)
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            for s in _STOP_SIGNALS:
-                signal.signal(s, signal.SIG_DFL)
+            for s in _ALL_SIGNALS:
+                if signal.getsignal(s) is _stop_at_start:  # not one ignored by whoever started us (nohup)
+                    signal.signal(s, signal.default_int_handler if s == signal.SIGINT else signal.SIG_DFL)
         return _bench_main(argv[1:])
     args = build_parser().parse_args(argv)
     return _dispatch(args, args.func, exiting=_exiting)
@@ -643,7 +645,7 @@ def print_summary(console, report: dict, wall: float) -> None:
 def cmd_batch(args, out, err) -> int:
     from pathlib import Path
 
-    from .batch import plan, run_batch, write_results
+    from .batch import plan, run_batch
     from .errors import ConfigError
 
     if args.gpu and args.backend not in ("auto", "cupy"):
@@ -666,13 +668,26 @@ def cmd_batch(args, out, err) -> int:
             results = run_batch(tasks, workers=args.workers, scheduler=args.scheduler, gpu=args.gpu, progress=prog)
     except KeyboardInterrupt as e:  # unlike `run`, the bursts finished so far are kept
         _remove_empty(made)
-        why = f"stopped by {signal.Signals(e.signum).name}" if isinstance(e, Terminated) else "interrupted"
-        err.print(f"superres: {why}; finished bursts are kept: run the same command again to do the rest",
-                  markup=False)
-        return 128 + e.signum if isinstance(e, Terminated) else EXIT_INTERRUPT
+        return _batch_stopped(e, err)
     except BaseException:  # no scheduler, say: the folders this run made and left empty go
         _remove_empty(made)
         raise
+    try:
+        return _batch_report(args, out, err, outdir, results, t)
+    except KeyboardInterrupt as e:  # the bursts are done: only the results files or the table are left out
+        return _batch_stopped(e, err)
+
+
+def _batch_stopped(e: KeyboardInterrupt, err) -> int:
+    why = f"stopped by {signal.Signals(e.signum).name}" if isinstance(e, Terminated) else "interrupted"
+    err.print(f"superres: {why}; finished bursts are kept: run the same command again to do the rest",
+              markup=False)
+    return 128 + e.signum if isinstance(e, Terminated) else EXIT_INTERRUPT
+
+
+def _batch_report(args, out, err, outdir, results, t) -> int:
+    from .batch import write_results
+
     csv_path, json_path = write_results(outdir, results)
     failed = [r for r in results if r.status == "failed"]
     for r in failed:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import secrets
 import struct
+import threading
 import zlib
 from pathlib import Path
 
@@ -59,36 +60,57 @@ _commit_hooks: list = []
 def committing() -> None:
     """The point of no return of a command's outputs, just before the first
     rename of a commit (and before ``superres cull`` renames frames): the
-    hooks of :func:`commit_hook` run (the CLI stops listening to Ctrl-C
-    there, so that an interruption never leaves half of a commit, nor reports
-    no output where there is some)."""
-    for hook in tuple(_commit_hooks):
-        hook()
+    hooks this thread set with :func:`commit_hook` run (the CLI stops
+    listening to Ctrl-C there, so that an interruption never leaves half of a
+    commit, nor reports no output where there is some)."""
+    me = threading.get_ident()
+    for thread, hook in tuple(_commit_hooks):
+        if thread == me:
+            hook()
 
 
 class commit_hook:
-    """Within the block, ``hook()`` runs at each :func:`committing`."""
+    """Within the block, ``hook()`` runs at each :func:`committing` of this thread."""
 
     def __init__(self, hook):
-        self.hook = hook
+        self.entry = (threading.get_ident(), hook)
 
     def __enter__(self):
-        _commit_hooks.append(self.hook)
+        _commit_hooks.append(self.entry)
         return self
 
     def __exit__(self, *exc):
-        _commit_hooks.remove(self.hook)
+        _commit_hooks.remove(self.entry)
         return False
 
 
 _STALE = None  # compiled on first use: .superres-HOST-PID-TOKEN.partial
 
 
-def _host_tag() -> str:
-    """Eight hex digits naming this machine in temporary names (a shared folder may hold another's)."""
-    import socket
+_TAG = None
 
-    return f"{zlib.crc32(socket.gethostname().encode('utf-8', 'replace')) & 0xFFFFFFFF:08x}"
+
+def _host_tag() -> str:
+    """Eight hex digits naming, in temporary names, where their process ids
+    mean something: this machine (its name), this boot and this process-id
+    namespace (a container sharing the machine's name counts its processes
+    apart); a shared folder may hold another's."""
+    global _TAG
+    if _TAG is None:
+        import socket
+
+        parts = [socket.gethostname()]
+        try:
+            with open("/proc/sys/kernel/random/boot_id") as fh:
+                parts.append(fh.read().strip())
+        except OSError:
+            pass
+        try:
+            parts.append(str(os.stat("/proc/self/ns/pid").st_ino))
+        except OSError:
+            pass
+        _TAG = f"{zlib.crc32(chr(0).join(parts).encode('utf-8', 'replace')) & 0xFFFFFFFF:08x}"
+    return _TAG
 
 
 def _process_alive(pid: int) -> bool:

@@ -90,8 +90,7 @@ class _LibRawStderr:
         self._held = False
 
     def __enter__(self):
-        self._lock.acquire()
-        self._held = True
+        self._held = self._lock.acquire()  # one statement: no signal handler runs between the two
         try:
             try:
                 sys.stderr.flush()
@@ -111,17 +110,11 @@ class _LibRawStderr:
 
     def __exit__(self, *exc):
         try:
-            try:
-                sys.stderr.flush()
-            except (OSError, ValueError, AttributeError):
-                pass
+            self._put_back()  # descriptor 2 first (what Python still buffers then goes to the real stderr)
         finally:
-            try:
-                self._put_back()
-            finally:
-                if self._held:
-                    self._held = False
-                    self._lock.release()
+            if self._held:
+                self._held = False
+                self._lock.release()
         return False
 
     def _put_back(self):
