@@ -53,19 +53,40 @@ class _StopSignals:
     def __init__(self):
         self.old = {}
         self.caught = False
+        self.written = False
 
     def deafen(self) -> None:
         """From here on the signals are ignored (the outputs are being committed)."""
         self.caught = True
 
+    def outputs_written(self) -> None:
+        """The outputs are in place: a signal from here on ends the command at
+        once, with its line and status (whatever it still prints, a summary
+        into a stalled pipe, say, is not worth waiting for)."""
+        self.written = True
+
+    def _exit_now(self, signum):
+        why = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
+        try:
+            sys.stderr.write(f"superres: {why}; the outputs were written\n")
+            sys.stderr.flush()
+        finally:
+            import os
+
+            os._exit(EXIT_INTERRUPT if signum == signal.SIGINT else 128 + signum)
+
     # After the first signal the handlers stay and do nothing (rather than SIG_IGN: a signal already on its
     # way when the disposition changes would come out as "OSError: Signal 2 ignored due to race condition").
     def _on_interrupt(self, signum, frame):
+        if self.written:
+            self._exit_now(signum)
         if not self.caught:
             self.caught = True
             raise KeyboardInterrupt
 
     def _on_stop(self, signum, frame):
+        if self.written:
+            self._exit_now(signum)
         if not self.caught:
             self.caught = True
             raise Terminated(signum)
@@ -536,9 +557,11 @@ def _dispatch(args, func, exiting: bool = False) -> int:
     from .output import commit_hook
 
     signals = _StopSignals()
-    # run, cull and tca commit their outputs at the end: from then on a Ctrl-C is ignored (a batch goes on to
-    # other bursts, the demo writes its files in turn: they keep listening)
-    hook = commit_hook(signals.deafen if func in (cmd_run, cmd_cull, cmd_tca) else (lambda: None))
+    # run, cull and tca commit their outputs at the end: while the files are renamed a Ctrl-C is ignored, and
+    # once they are written it ends the command at once (a batch goes on to other bursts, the demo writes its
+    # files in turn: they keep listening)
+    hook = (commit_hook(signals.deafen, after=signals.outputs_written) if func in (cmd_run, cmd_cull, cmd_tca)
+            else contextlib.nullcontext())
     try:
         with signals, hook:
             return func(args, out, err)
@@ -574,6 +597,7 @@ def _dispatch(args, func, exiting: bool = False) -> int:
         return EXIT_ERROR
     finally:
         if exiting:  # the command is done: the console entry point ignores what comes now, up to the exit
+            signals.written = False
             signals.deafen()
         else:
             signals.restore()

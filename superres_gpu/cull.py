@@ -268,7 +268,7 @@ def cull_files(inputs, threshold: float, rename: bool = False, plot=None, thread
     Returns (scores, {path: new path} of the renamed files).
     """
     from .options import check_fraction
-    from .output import AtomicOutput, committing, encode_png
+    from .output import AtomicOutput, committed, committing, encode_png
 
     check_fraction(threshold, "--threshold")
     paths = list_inputs(inputs)
@@ -285,7 +285,7 @@ def cull_files(inputs, threshold: float, rename: bool = False, plot=None, thread
         scores = flag_blurred(score_burst(infos, threads, progress), threshold)
         if plot_out is not None:
             plot_out.write_bytes(encode_png(score_plot(scores, threshold)))
-            plot_out.commit()
+            plot_out.commit(last=not rename)
     targets = {}
     if rename:
         for s in scores:
@@ -298,4 +298,5 @@ def cull_files(inputs, threshold: float, rename: bool = False, plot=None, thread
             committing()
         for src, dst in targets.items():
             src.rename(dst)
+        committed()
     return scores, targets

@@ -64,16 +64,27 @@ def committing() -> None:
     listening to Ctrl-C there, so that an interruption never leaves half of a
     commit, nor reports no output where there is some)."""
     me = threading.get_ident()
-    for thread, hook in tuple(_commit_hooks):
+    for thread, hook, _ in tuple(_commit_hooks):
         if thread == me:
             hook()
 
 
-class commit_hook:
-    """Within the block, ``hook()`` runs at each :func:`committing` of this thread."""
+def committed() -> None:
+    """A command's outputs are all in place (the end of a commit, or of the
+    renames of ``superres cull``): this thread's ``after`` hooks of
+    :func:`commit_hook` run (the CLI then stops at once on a signal)."""
+    me = threading.get_ident()
+    for thread, _, after in tuple(_commit_hooks):
+        if thread == me and after is not None:
+            after()
 
-    def __init__(self, hook):
-        self.entry = (threading.get_ident(), hook)
+
+class commit_hook:
+    """Within the block, ``hook()`` runs at each :func:`committing` of this
+    thread, and ``after()`` at each :func:`committed`."""
+
+    def __init__(self, hook, after=None):
+        self.entry = (threading.get_ident(), hook, after)
 
     def __enter__(self):
         _commit_hooks.append(self.entry)
@@ -244,7 +255,9 @@ class AtomicOutput(_DiscardOnError):
         # a file name that is not UTF-8 (its bytes held as surrogates) is written back as those bytes
         self.write_bytes(text.encode("utf-8", "surrogateescape"))
 
-    def commit(self) -> Path:
+    def commit(self, last: bool = True) -> Path:
+        """Rename the temporary file over the final path; ``last``: no other
+        output of the command follows (see :func:`committed`)."""
         committing()
         try:
             os.replace(self.tmp, self.path)
@@ -252,6 +265,8 @@ class AtomicOutput(_DiscardOnError):
             self.discard()
             raise OutputError(f"cannot write ({e.strerror})", str(self.path)) from None
         self.done = self.committed = True
+        if last:
+            committed()
         return self.path
 
     def discard(self) -> None:
@@ -309,7 +324,7 @@ class OutputSet(_DiscardOnError):
                     backup = out.tmp.with_name(out.tmp.name[: -len(".partial")] + ".old.partial")
                     os.replace(out.path, backup)
                 done.append((out, backup))
-                out.commit()
+                out.commit(last=False)
         except BaseException:
             for out, backup in reversed(done):
                 if out.committed:
@@ -330,6 +345,7 @@ class OutputSet(_DiscardOnError):
                     backup.unlink()
                 except OSError:
                     pass
+        committed()
 
     def discard(self) -> None:
         for out in self.items:

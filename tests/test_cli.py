@@ -402,3 +402,24 @@ def test_a_reader_that_goes_away_does_not_fail_the_run(tmp_path, burst_dir):
     p.stdout.close()
     err = p.stderr.read().decode()
     assert p.wait(timeout=300) == 0 and (tmp_path / "o.tif").is_file() and "error" not in err, err
+
+
+def test_a_ctrl_c_after_the_outputs_are_written_ends_the_command_at_once(tmp_path, burst_dir):
+    # printing the summary into a stalled pipe, say: Ctrl-C stops it at once, and says the outputs are there
+    import os
+
+    from conftest import ROOT
+
+    code = ("import os, signal, sys, time; from superres_gpu import cli\n"
+            "def stalled(*a, **kw):\n"
+            "    os.kill(os.getpid(), signal.SIGINT)\n"
+            "    time.sleep(60)\n"
+            "cli.print_summary = stalled\n"
+            "sys.argv = ['superres'] + sys.argv[1:]\n"
+            "cli.console_main()\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    out = tmp_path / "o.tif"
+    p = subprocess.run([sys.executable, "-c", code, "run", str(burst_dir), "-o", str(out), "--backend", "numpy",
+                        "--scale", "1", "--no-sharpen"], capture_output=True, text=True, env=env, timeout=50)
+    assert p.returncode == cli.EXIT_INTERRUPT, p.stderr
+    assert p.stderr.splitlines()[-1] == "superres: interrupted; the outputs were written" and out.is_file()
