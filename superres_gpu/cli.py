@@ -66,14 +66,7 @@ class _StopSignals:
         self.written = True
 
     def _exit_now(self, signum):
-        why = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
-        try:
-            sys.stderr.write(f"superres: {why}; the outputs were written\n")
-            sys.stderr.flush()
-        finally:
-            import os
-
-            os._exit(EXIT_INTERRUPT if signum == signal.SIGINT else 128 + signum)
+        _exit_by_signal(signum, "the outputs were written")
 
     # After the first signal the handlers stay and do nothing (rather than SIG_IGN: a signal already on its
     # way when the disposition changes would come out as "OSError: Signal 2 ignored due to race condition").
@@ -520,16 +513,21 @@ def main(argv=None, *, _exiting: bool = False) -> int:
     return _dispatch(args, args.func, exiting=_exiting)
 
 
-def _stop_at_start(signum, frame):
-    """A signal while the command starts (nothing written yet): its one line and the signal's status."""
+def _exit_by_signal(signum: int, what: str) -> None:
+    """End the process now, from a signal handler: the one line, then the signal's exit status."""
     why = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
     try:
-        sys.stderr.write(f"superres: {why}; no output was written\n")
+        sys.stderr.write(f"superres: {why}; {what}\n")
         sys.stderr.flush()
     finally:
         import os
 
         os._exit(EXIT_INTERRUPT if signum == signal.SIGINT else 128 + signum)
+
+
+def _stop_at_start(signum, frame):
+    """A signal while the command starts (nothing written yet): its one line and the signal's status."""
+    _exit_by_signal(signum, "no output was written")
 
 
 def console_main() -> None:
