@@ -22,6 +22,7 @@ import json
 import multiprocessing
 import os
 import signal
+import tempfile
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -140,24 +141,36 @@ def process_burst(task: BurstTask) -> BurstResult:
     return BurstResult(task.folder, task.output, "done", None, s["frames"], s["used"], time.perf_counter() - t, host)
 
 
-def _worker_burst(task: BurstTask) -> BurstResult:
+def _worker_burst(task: BurstTask, index: int) -> BurstResult:
     """:func:`process_burst` in a local worker process.  Stopped (Ctrl-C, or
     the batch's SIGTERM), the burst unwinds as a run does on Ctrl-C, its
     temporary outputs removed, and the worker then ends: it must not go on to
-    the bursts already queued to it."""
+    the bursts already queued to it.  While it runs, the burst's index is in
+    the worker's mark (see :func:`_run_pool`)."""
     global _in_burst
+    mark = Path(_marks) / str(os.getpid()) if _marks else None
     _in_burst = True
     try:
-        return process_burst(task)
+        if mark is not None:
+            mark.write_text(str(index))
+        result = process_burst(task)
     except KeyboardInterrupt:
-        os._exit(130)
+        try:
+            if mark is not None:
+                os.replace(mark, mark.with_suffix(".stopped"))
+        finally:
+            os._exit(130)
     finally:
         _in_burst = False
+    if mark is not None:
+        mark.unlink(missing_ok=True)
+    return result
 
 
 _WORKER_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT") if hasattr(signal, n))
 _stopping = False
 _in_burst = False
+_marks = None  # a worker's folder of marks (see _run_pool)
 
 
 class _signals_blocked:
@@ -184,7 +197,7 @@ def _worker_stop(signum, frame):
         raise KeyboardInterrupt
 
 
-def _init_local_worker(threads: int) -> None:
+def _init_local_worker(threads: int, marks: str | None = None) -> None:
     # Stopped by the batch (SIGTERM, see _stop_pool), by a Ctrl-C or a hang-up of the terminal, a worker unwinds
     # its burst once (no temporary output left) and ends; it started with these signals blocked (see run_batch).
     for s in _WORKER_SIGNALS:
@@ -192,6 +205,8 @@ def _init_local_worker(threads: int) -> None:
             signal.signal(s, _worker_stop)
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _WORKER_SIGNALS)
+    global _marks
+    _marks = marks
     # Workers share the machine's cores: OpenCV's own pool is sized to its share.
     try:
         import cv2
@@ -232,30 +247,61 @@ def run_batch(tasks: list[BurstTask], workers: int = 1, scheduler: str | None = 
         # spawn, not fork: the parent may hold decoder and OpenCV thread pools,
         # which a forked child inherits locked
         ctx = multiprocessing.get_context("spawn")
-        # the workers start (in submit) with the stop signals blocked, until their own handlers are in place: a
-        # Ctrl-C in their first moments must not print a traceback from their imports; multiprocessing's
-        # resource tracker (started with the pool's queues) keeps them blocked, so that a hang-up of the
-        # terminal does not kill it before the pool is wound up
-        with _signals_blocked():
-            pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_local_worker,
-                                       initargs=(share,))
-        try:
-            with _signals_blocked():
-                futures = {pool.submit(_worker_burst, t): i for i, t in enumerate(tasks)}
-            for fut in as_completed(futures):
-                i = futures[fut]
-                try:
-                    r = fut.result()
-                except BrokenProcessPool:  # a worker killed (out of memory, say): its burst and those queued fail
-                    r = BurstResult(tasks[i].folder, tasks[i].output, "failed",
-                                    "a worker process ended before this burst was done (killed, or out of "
-                                    "memory?); run the batch again to retry it")
-                finished(i, r)
-        except BaseException:  # Ctrl-C or a stop signal: the queued bursts are not started, the running ones stop
-            _stop_pool(pool)
-            raise
-        pool.shutdown()
+        with tempfile.TemporaryDirectory(prefix="superres-batch-") as marks:
+            todo = list(range(len(tasks)))
+            while todo:  # a killed worker breaks the whole pool: the bursts it did not run go to a new one
+                todo = _run_pool(tasks, todo, workers, share, ctx, Path(marks), finished)
     return results
+
+
+def _run_pool(tasks, todo: list[int], workers: int, share: int, ctx, marks: Path, finished) -> list[int]:
+    """Run the bursts ``todo`` on a pool of local worker processes; returns
+    those to run again, on a new pool, after a worker was killed (out of
+    memory, say; the pool breaks as a whole): every unfinished burst but the
+    one the killed worker was running, which fails.  Each worker marks the
+    burst it runs in ``marks`` (a file named by its process id, renamed
+    ``.stopped`` when it unwinds on a signal), which tells the killed one's."""
+    # the workers start (in submit) with the stop signals blocked, until their own handlers are in place: a
+    # Ctrl-C in their first moments must not print a traceback from their imports; multiprocessing's
+    # resource tracker (started with the pool's queues) keeps them blocked, so that a hang-up of the
+    # terminal does not kill it before the pool is wound up
+    with _signals_blocked():
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_local_worker,
+                                   initargs=(share, str(marks)))
+    left: set[int] = set(todo)
+    try:
+        with _signals_blocked():
+            futures = {pool.submit(_worker_burst, tasks[i], i): i for i in todo}
+        for fut in as_completed(futures):
+            i = futures[fut]
+            try:
+                r = fut.result()
+            except BrokenProcessPool:
+                break
+            left.discard(i)
+            finished(i, r)
+    except BaseException:  # Ctrl-C or a stop signal: the queued bursts are not started, the running ones stop
+        _stop_pool(pool)
+        raise
+    pool.shutdown()
+    if not left:
+        return []
+    killed = set()
+    for mark in marks.iterdir():
+        if mark.suffix != ".stopped":  # its worker died without unwinding: killed while running this burst
+            try:
+                killed.add(int(mark.read_text()))
+            except (OSError, ValueError):
+                pass
+        mark.unlink(missing_ok=True)
+    killed &= left
+    if not killed:  # no burst to blame (a worker killed between two bursts): each left gets one more pool
+        killed = set() if len(left) < len(todo) else left
+    for i in sorted(killed):
+        finished(i, BurstResult(tasks[i].folder, tasks[i].output, "failed",
+                                "the worker process running it was killed (out of memory?); run the batch "
+                                "again to retry it"))
+    return sorted(left - killed)
 
 
 def _stop_pool(pool: ProcessPoolExecutor) -> None:

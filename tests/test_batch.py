@@ -279,3 +279,34 @@ def test_a_folder_name_that_is_not_utf8_reaches_the_results(tmp_path):
     assert b"bad\xff" in (out / "batch_results.csv").read_bytes()  # the name's own bytes
     rows = json.loads((out / "batch_results.json").read_text())
     assert rows[0]["status"] == "done" and rows[0]["folder"] == str(folder)
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="finds the worker processes through /proc")
+def test_a_killed_worker_fails_its_own_burst_and_the_others_are_done(tmp_path):
+    # SIGKILL (the out-of-memory killer) on one worker breaks the whole process pool: the burst it was running
+    # fails, the others run on a new pool
+    import signal
+
+    from superres_gpu.synth import recipe_burst
+
+    root = tmp_path / "root"
+    for k in range(6):
+        recipe_burst("test-small", frames=5, width=256, height=192, seed=k).write(root / f"s{k}")
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    p = subprocess.Popen([sys.executable, "-m", "superres_gpu", "batch", str(root), "-o", str(out), "--workers", "2",
+                          "--backend", "numpy", "-q"], stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while not list(out.glob("*.tif")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)
+    kids = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True).stdout.split()
+    workers = [k for k in kids if b"resource_tracker" not in Path(f"/proc/{k}/cmdline").read_bytes()]
+    assert workers, kids
+    os.kill(int(workers[-1]), signal.SIGKILL)
+    _, err = p.communicate(timeout=300)
+    rows = json.loads((out / "batch_results.json").read_text())
+    failed = [r for r in rows if r["status"] == "failed"]
+    # (killed between two bursts, the worker takes none with it)
+    assert len(rows) == 6 and len(failed) <= 1 and p.returncode == (1 if failed else 0), err
+    assert all("was killed" in r["error"] for r in failed)
