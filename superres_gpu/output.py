@@ -95,7 +95,7 @@ class commit_hook:
         return False
 
 
-_STALE = None  # compiled on first use: .superres-HOST-PID-TOKEN.partial
+_STALE = None  # compiled on first use: .superres-TAG-PID-TOKEN.partial
 
 
 _TAG = None

@@ -185,7 +185,7 @@ def probe_raw(path: Path) -> RawFrame:
             error = None
     if error is not None or printed.messages:
         said = "; ".join(dict.fromkeys(m[0].lower() + m[1:] for m in printed.messages if m))
-        said = said or _libraw_text(error)
+        said = said or (_libraw_text(error) if error is not None else "LibRaw reports damaged data")
         raise InputError(f"truncated or damaged raw file ({said})", str(path))
     if w == 0 or h == 0:
         raise InputError("raw file has no image", str(path))
