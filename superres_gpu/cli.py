@@ -30,7 +30,7 @@ STAGE_LABELS = {
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM or SIGHUP, raised where the program is so that it unwinds like Ctrl-C
+    """SIGTERM, SIGHUP or SIGQUIT, raised where the program is so that it unwinds like Ctrl-C
     (every temporary output removed)."""
 
     def __init__(self, signum: int):
