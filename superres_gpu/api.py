@@ -111,6 +111,7 @@ def superresolve(
     cull_threshold: float | None = None,
     sharpen: bool | str | float = "auto",
     weights_png: str | os.PathLike | None = None,
+    compare_png: str | os.PathLike | None = None,
     compression: str = "none",
     gamma: str = "linear",
     overwrite: bool = False,
@@ -163,6 +164,9 @@ def superresolve(
         it), ``"off"`` (or False), or an AMOUNT (restore AMOUNT times as far).
     weights_png : path, optional
         Save a picture of where frames were left out.
+    compare_png : path, optional
+        Save a picture of the reference frame upscaled with Lanczos beside
+        the result, 1:1 at the most detailed places (``superres run --compare``).
     compression : {"none", "deflate", "lzw", "zstd"}, optional
         TIFF compression.
     gamma : {"linear", "srgb"}, optional
@@ -250,6 +254,7 @@ def superresolve(
         cull=cull,
         cull_threshold=DEFAULT_THRESHOLD if cull_threshold is None else cull_threshold,
         weights_png=None if weights_png is None else str(weights_png),
+        compare_png=None if compare_png is None else str(compare_png),
         sharpen=sharpen,
         format=format,
         gamma=gamma,

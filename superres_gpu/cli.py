@@ -390,9 +390,12 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default {DEFAULT_OPTICS_SIGMA})",
     )
     r.add_argument("--weights-png", metavar="PATH", help="save a picture of where frames were left out (red)")
+    r.add_argument("--compare", metavar="PATH",
+                   help="save a picture of the reference frame upscaled (Lanczos) beside the result, 1:1 at the "
+                   "most detailed places, with a thumbnail of where they are")
     r.add_argument("--report", metavar="PATH", help="write a JSON report of every frame")
     r.add_argument("--overwrite", action="store_true",
-                   help="replace an existing output, --report or --weights-png file (never an input)")
+                   help="replace an existing output, --report, --weights-png or --compare file (never an input)")
     r.add_argument(
         "--max-megapixels",
         type=_argtype(check_megapixels),
@@ -619,6 +622,7 @@ def cmd_run(args, out, err) -> int:
         cull=args.cull,
         cull_threshold=args.cull_threshold,
         weights_png=args.weights_png,
+        compare_png=args.compare,
         sharpen=args.sharpen,
         max_megapixels=args.max_megapixels,
         gamma=args.gamma,
@@ -661,6 +665,8 @@ def print_summary(console, report: dict, wall: float) -> None:
                                                        "weights", "merge", "restore", "write") if k in tim)
     t.add_row("time", f"{wall:.2f}s total ({stages})")
     t.add_row("output", _plain(shown(report["output"])))
+    if report.get("comparison"):
+        t.add_row("comparison", _plain(shown(report["comparison"]["path"])))
     console.print(t)
 
 

@@ -150,6 +150,7 @@ class PipelineConfig:
     cull: bool = True  # leave out frames blurred relative to the rest of the burst
     cull_threshold: float = DEFAULT_THRESHOLD
     weights_png: str | None = None  # picture of where frames were left out
+    compare_png: str | None = None  # picture of the reference upscaled beside the result (compare.py)
     max_megapixels: float = DEFAULT_MAX_MEGAPIXELS  # largest frame accepted, checked before any decode
     format: str | None = None  # one of FORMATS; None: from the output's name
     gamma: str = "linear"  # tone curve of raw (linear) input's output: "linear" or "srgb"
@@ -183,8 +184,9 @@ class PipelineConfig:
                 raise ConfigError(f"{name} must be True or False (got {value!r})")
             setattr(self, name, bool(value))
         self.max_megapixels = check_megapixels(self.max_megapixels)
-        if self.weights_png and not str(self.weights_png).lower().endswith(".png"):
-            raise ConfigError(f"--weights-png {self.weights_png}: the picture is a PNG; give it a .png name")
+        for option, value in (("--weights-png", self.weights_png), ("--compare", self.compare_png)):
+            if value and not str(value).lower().endswith(".png"):
+                raise ConfigError(f"{option} {value}: the picture is a PNG; give it a .png name")
         self.sharpen = check_sharpen(self.sharpen)
         self.optics_sigma = check_optics_sigma(self.optics_sigma)
         self.align.model = self.motion

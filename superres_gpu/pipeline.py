@@ -43,7 +43,7 @@ from . import __version__, cull
 from .align import AUTO, ModelChoice, align, choose_model, frame_levels
 from .backends import get_backend, is_device_oom
 from .backends.base import S_ACCEPT, STATUS_DISAGREES
-from .decode import FrameFeed, read_mask
+from .decode import FrameFeed, read_frame, read_mask
 from .discover import MASK_NAME, FrameInfo, check_burst, probe, resolve_frames
 from .errors import AlignmentError, ConfigError, InputError
 from .kernelmerge import KernelAccumulator
@@ -120,6 +120,7 @@ def run(cfg: PipelineConfig, progress=None, warn=None) -> RunResult:
         out_tif = outputs.claim(cfg.output, "-o")
         out_report = outputs.claim(cfg.report, "--report")
         out_weights = outputs.claim(cfg.weights_png, "--weights-png")
+        out_compare = outputs.claim(cfg.compare_png, "--compare")
         if cfg.reference == "sharpest":  # the reference depends on every frame's score
             with clock.stage("cull"):
                 ref_idx = cull_burst(cfg, records, ref_idx, progress, warn)
@@ -132,6 +133,11 @@ def run(cfg: PipelineConfig, progress=None, warn=None) -> RunResult:
                               "gamma-encoded")
         mask_path = find_mask(cfg, ref_info)
         mask = read_mask(mask_path, (ref_info.height, ref_info.width)) if mask_path else None
+        compare = None
+        if out_compare is not None:  # the crops of the reference are chosen and sampled now: only they are kept
+            from .compare import prepare
+
+            compare = prepare(read_frame(ref_info), cfg.scale)
         if pending is None:
             order = merge_order(records, ref_idx)
         else:  # every frame until the scores are in (see merge_frames)
@@ -156,6 +162,8 @@ def run(cfg: PipelineConfig, progress=None, warn=None) -> RunResult:
                 )
             if out_weights is not None:
                 out_weights.write_bytes(encode_png(merged.weights_picture))
+            if out_compare is not None:
+                out_compare.write_bytes(encode_png(comparison(cfg, records, ref_info, compare, merged.image)))
             progress("write", 1, 1)
         clock.add("total", clock.total())
         report = build_report(cfg, records, ref_idx, mask_path, merged.backend, clock.seconds, merged.peak_gpu_mib,
@@ -165,10 +173,28 @@ def run(cfg: PipelineConfig, progress=None, warn=None) -> RunResult:
         report["robust_noise"] = merged.robust_noise
         report["local"] = {"option": cfg.local, **(merged.local or {"active": False})}
         report["template"] = None if merged.template_frames is None else {"frames": merged.template_frames}
+        report["comparison"] = None if out_compare is None else {
+            "path": str(cfg.compare_png), "crops": [list(c) for c in compare[0]]}
         if out_report is not None:
             out_report.write_text(json.dumps(report, indent=1))
         outputs.commit()
     return RunResult(Path(cfg.output) if cfg.output else None, report, merged.image.shape, merged.image)
+
+
+def comparison(cfg: PipelineConfig, records, ref_info: FrameInfo, prepared, image: np.ndarray) -> np.ndarray:
+    """The ``--compare`` picture (:mod:`superres_gpu.compare`) of the merged
+    ``image`` against the reference's crops ``prepared`` (``compare.prepare``)."""
+    from .compare import comparison_picture, image_crops
+
+    crops, singles = prepared
+    used = sum(r.used for r in records)
+    raw = ref_info.format == "raw"
+    name = ref_info.path.name
+    return comparison_picture(
+        image, crops, singles, image_crops(image, crops),
+        left=f"one frame, Lanczos {cfg.scale:g}x", right=f"{used} frames merged",
+        title=f"{used} of {len(records)} frames merged at {cfg.scale:g}x; left: the reference {name}, upscaled",
+        linear_single=raw, linear_result=raw and cfg.gamma == "linear")
 
 
 def open_burst(cfg: PipelineConfig, progress) -> tuple[list[FrameRecord], int]:

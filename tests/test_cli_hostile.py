@@ -314,6 +314,11 @@ def case_list() -> list[Case]:
         must_name="w.png", problem="--weights-png")
     add("weights picture named .jpg", lambda t, f: _run(_b(t, f)[0].parent, "-o", t / "o.tif", "--weights-png",
                                                          t / "w.jpg"), must_name="w.jpg", problem=".png")
+    add("comparison picture named .jpg", lambda t, f: _run(_b(t, f)[0].parent, "-o", t / "o.tif", "--compare",
+                                                            t / "c.jpg"), must_name="c.jpg", problem=".png")
+    add("comparison picture equal to the weights picture", lambda t, f: _run(
+        _b(t, f)[0].parent, "-o", t / "o.tif", "--weights-png", t / "w.png", "--compare", t / "w.png"),
+        must_name="w.png", problem="--compare")
 
     # --- options ----------------------------------------------------------------
     for bad in ("0", "5", "nan", "abc", "-1"):
