@@ -797,3 +797,34 @@ def test_m_scale_outside_the_trials_goes_to_the_outermost():
     assert m_scale(np.full(S.SCALE_STEPS, 10.0), 10.0, 0.1) == trials[-1]  # every residual huge: scale up
     rho = np.array([9.0, 8.0, 5.0, 2.0, 1.0])  # mean rho crosses 0.5 exactly at the middle trial
     assert m_scale(rho, 10.0, 0.1) == pytest.approx(0.1)
+
+
+def test_tile_phase_shifts_spans_and_threads_agree(rng):
+    """The CPU's one-row spans on the worker threads, the GPU's large spans in
+    turn (the same code on NumPy) and a full-spectrum reference agree."""
+    import math
+
+    from superres_gpu.backends.numpy_backend import _run_strips, tile_phase_shifts
+
+    ref = rng.random((150, 230)).astype(np.float32)
+    img = np.roll(ref, (3, -2), axis=(0, 1)) + rng.normal(0, 0.05, ref.shape).astype(np.float32)
+    x0, y0 = np.array([0, 50, 100, 166]), np.array([0, 40, 86])
+    small = tile_phase_shifts(np, ref, img, x0, y0, 64, run=_run_strips, span_pixels=1)
+    large = tile_phase_shifts(np, ref, img, x0, y0, 64, span_pixels=1 << 22)
+    np.testing.assert_array_equal(small, large)
+    # the integer peak of the full spectrum's surface, tile by tile
+    k = np.arange(64)
+    w1 = 0.5 - 0.5 * np.cos(2.0 * math.pi * (k + 0.5) / 64)
+    win = w1[:, None] * w1[None, :]
+    for i, y in enumerate(y0):
+        for j, x in enumerate(x0):
+            a, b = ref[y : y + 64, x : x + 64], img[y : y + 64, x : x + 64]
+            fa, fb = np.fft.fft2((a - a.mean()) * win), np.fft.fft2((b - b.mean()) * win)
+            c = fa * np.conj(fb)
+            c = c / np.maximum(np.abs(c), 1e-30)
+            c[0, 0] = 0
+            surf = np.fft.ifft2(c).real
+            py, px = np.unravel_index(np.argmax(surf), surf.shape)
+            sx, sy = (px - 64 if px >= 32 else px), (py - 64 if py >= 32 else py)
+            assert abs(small[i, j, 0] - sx) <= 0.5 and abs(small[i, j, 1] - sy) <= 0.5
+            assert abs(small[i, j, 2] - surf.max()) < 1e-4

@@ -438,7 +438,9 @@ class CupyBackend:
     def tile_phase_shifts(self, ref_img, img, x0, y0, size: int):
         from .numpy_backend import tile_phase_shifts
 
-        return tile_phase_shifts(self.cp, self._f32(ref_img), self._f32(img), x0, y0, size)
+        # spans of 4 M tile pixels: a few large batched cuFFT calls (the CPU's cache-sized spans would
+        # multiply the launches)
+        return tile_phase_shifts(self.cp, self._f32(ref_img), self._f32(img), x0, y0, size, span_pixels=1 << 22)
 
     def local_extrema(self, img, r: int):
         from .numpy_backend import local_extrema

@@ -1148,10 +1148,10 @@ def local_extrema(xp, img, r: int):
     return lo, hi
 
 
-def tile_phase_shifts(xp, ref_img, img, x0, y0, size: int, run=None):
+def tile_phase_shifts(xp, ref_img, img, x0, y0, size: int, run=None, span_pixels: int = TILE_SPAN_PIXELS):
     """:meth:`NumpyBackend.tile_phase_shifts` written once for NumPy and CuPy
-    (``xp``).  The tiles are taken in spans of rows, each span's spectra at
-    once; ``run(work, n, per)`` (:func:`_run_strips`) runs ``work(r0, r1)``
+    (``xp``).  The tiles are taken in spans of rows of about ``span_pixels``
+    tile pixels, each span's spectra at once; ``run(work, n, per)`` (:func:`_run_strips`) runs ``work(r0, r1)``
     over the spans (on the NumPy backend's worker threads), else they run in
     turn.  The tiles are real, so their spectra are the half spectra of
     ``rfft2`` (the cross-power spectrum keeps the Hermitian symmetry, and
@@ -1202,7 +1202,7 @@ def tile_phase_shifts(xp, ref_img, img, x0, y0, size: int, run=None):
         out[r0:r1, :, 1] = sy
         out[r0:r1, :, 2] = peak
 
-    per = max(1, TILE_SPAN_PIXELS // max(1, gw * t * t))
+    per = max(1, int(span_pixels) // max(1, gw * t * t))
     if run is None:
         for r0 in range(0, gh, per):
             span(r0, min(gh, r0 + per))
