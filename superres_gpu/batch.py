@@ -82,16 +82,20 @@ def find_bursts(root, outdir=None) -> list[Path]:
     return found
 
 
-def plan(root, outdir, fmt: str = "tiff16", options: dict | None = None) -> list[BurstTask]:
-    """The tasks of a batch: one per burst folder, outputs mirroring ``root``."""
+def plan(root, outdir, fmt: str = "tiff16", options: dict | None = None, compare: bool = False) -> list[BurstTask]:
+    """The tasks of a batch: one per burst folder, outputs mirroring ``root``;
+    with ``compare`` each burst's comparison picture (``superres run
+    --compare``) beside its output, ``NAME_compare.png``."""
     root, outdir = Path(root), Path(outdir)
     suffix = _SUFFIX[fmt]
     tasks = []
     for folder in find_bursts(root, outdir):
         rel = folder.relative_to(root)
         stem = outdir / rel if rel.parts else outdir / root.resolve().name
-        tasks.append(BurstTask(str(folder), str(stem) + suffix, str(stem) + ".json",
-                               dict(options or {}, format=fmt)))
+        opts = dict(options or {}, format=fmt)
+        if compare:
+            opts["compare_png"] = str(stem) + "_compare.png"
+        tasks.append(BurstTask(str(folder), str(stem) + suffix, str(stem) + ".json", opts))
     return tasks
 
 

@@ -489,6 +489,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run each burst as a task on this Dask distributed scheduler (extra: batch)")
     b.add_argument("--gpu", action="store_true",
                    help="CuPy backend; on a Dask cluster one burst per GPU (workers declare --resources GPU=1)")
+    b.add_argument("--compare", action="store_true",
+                   help="also save each burst's comparison picture (as run --compare) beside its output, "
+                   "NAME_compare.png")
     b.set_defaults(func=cmd_batch)
 
     # `superres bench` is parsed by the benchmark suite itself (see main), so
@@ -684,7 +687,7 @@ def cmd_batch(args, out, err) -> int:
     outdir = Path(args.output)
     if outdir.exists() and not outdir.is_dir():
         raise ConfigError(f"{outdir}: output exists and is not a folder")
-    tasks = plan(args.root, outdir, args.format, options)
+    tasks = plan(args.root, outdir, args.format, options, compare=args.compare)
     if not tasks:
         raise ConfigError(f"{args.root}: no burst folders (folders with at least two frames) found")
     made = [d for d in (outdir, *outdir.parents) if not d.exists()]

@@ -64,6 +64,20 @@ def test_failures_are_reported_and_a_rerun_skips_finished_bursts(tmp_path, burst
     assert finished.stat().st_mtime_ns == stamp and (out / "trip" / "scene2.tif").is_file()
 
 
+def test_each_burst_gets_its_comparison_picture(tmp_path, burst_root):
+    import cv2
+
+    out = tmp_path / "out"
+    assert cli.main(["batch", burst_root / "trip", "-o", out, "--backend", "numpy", "--compare", "-q"]) == 0
+    for k in range(3):
+        assert (out / f"scene{k}.tif").is_file()
+        assert cv2.imread(str(out / f"scene{k}_compare.png")) is not None
+        assert json.loads((out / f"scene{k}.json").read_text())["comparison"]["path"] == str(
+            out / f"scene{k}_compare.png")
+    tasks = batch.plan(burst_root / "trip", out, "tiff16", {})
+    assert all("compare_png" not in t.options for t in tasks)  # none without --compare
+
+
 def test_two_local_workers_give_the_same_outputs(tmp_path, burst_root):
     import tifffile
 
