@@ -209,8 +209,8 @@ def test_batch_takes_runs_alignment_and_merge_options(tmp_path, burst_root, monk
 
     seen = {}
 
-    def plan(root, outdir, fmt, options):
-        seen.update(options)
+    def plan(root, outdir, fmt, options, compare=False):
+        seen.update(options, compare=compare)
         return []
 
     monkeypatch.setattr(batch, "plan", plan)
@@ -218,8 +218,9 @@ def test_batch_takes_runs_alignment_and_merge_options(tmp_path, burst_root, monk
               "--no-refine", "--kernel-shape", "isotropic", "--tca", "off", "-q"])
     assert {k: seen[k] for k in ("motion", "sharpen", "local", "refine", "kernel_shape", "tca")} == {
         "motion": "auto", "sharpen": 0.5, "local": "on", "refine": False, "kernel_shape": "isotropic", "tca": "off"}
-    cli.main(["batch", burst_root, "-o", tmp_path / "o", "--no-sharpen", "-q"])
-    assert seen["sharpen"] == "off"
+    assert seen["compare"] is False
+    cli.main(["batch", burst_root, "-o", tmp_path / "o", "--no-sharpen", "--compare", "-q"])
+    assert seen["sharpen"] == "off" and seen["compare"] is True
 
 
 def test_gamma_srgb_applies_to_the_raw_bursts_of_a_batch(tmp_path, burst_root):
