@@ -175,7 +175,8 @@ def comparison_picture(result: np.ndarray, crops, singles, merged, left: str, ri
         cv2.putText(pic, line, (x + 4, y + LABEL_H - 8), font, scale, (0, 0, 0), 1, cv2.LINE_AA)
 
     text(title, 0, 0, width)
-    thumb = cv2.resize(display8(result, linear_result), (tw, th), interpolation=cv2.INTER_AREA)
+    small = np.nan_to_num(result) if result.dtype.kind == "f" else result  # the thumbnail's size first: cheap
+    thumb = display8(cv2.resize(np.ascontiguousarray(small), (tw, th), interpolation=cv2.INTER_AREA), linear_result)
     tx = (width - tw) // 2
     pic[LABEL_H : LABEL_H + th, tx : tx + tw] = thumb
     f = tw / ow

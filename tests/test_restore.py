@@ -102,6 +102,56 @@ def test_deconvolve_sharpens_a_step_without_halo(rng, scale):
     assert slope(row) > 1.2 * slope(before[:, :, 0].mean(axis=0))
 
 
+def test_the_clamp_lets_a_thin_line_back_its_contrast(rng):
+    """A thin dark line on a bright ground, blurred by optics, pixels and the
+    kernel: its merged range is a strong edge's, but its centre is a valley,
+    so the restoration may darken it past the merged minimum (towards the
+    truth) instead of being clamped there; a step beside it keeps its clamp."""
+    import cv2
+
+    from superres_gpu import restore
+
+    scale, w = 2.0, 128
+    truth = np.full(w, 0.9 * 255, np.float32)
+    truth[40:42] = 0.1 * 255  # one frame px wide at 2x
+    truth[90:] = 0.1 * 255  # a step
+    img = np.repeat(np.repeat(truth[None, :], 48, axis=0)[..., None], 3, axis=2)
+    sig = np.hypot(np.hypot(0.5 * scale, 0.6), 0.3 * scale)
+    img = cv2.GaussianBlur(img, (0, 0), sig) + rng.normal(0, 0.3, img.shape).astype(np.float32)
+    merged = img[:, :, 0].mean(axis=0)
+    assert merged.max() - merged[35:47].min() > restore.STRONG_EDGE * 255  # the old clamp applies here
+    rows = {}
+    for depth in (0.0, restore.LINE_DEPTH):
+        out = img.copy()
+        saved = restore.LINE_DEPTH
+        restore.LINE_DEPTH = depth
+        try:
+            deconvolve(B, out, scale, 0.6, 255.0, 2.0)
+        finally:
+            restore.LINE_DEPTH = saved
+        rows[depth] = out[:, :, 0].mean(axis=0)
+    old, new = rows[0.0], rows[restore.LINE_DEPTH]
+    assert old[35:47].min() >= merged[35:47].min() - OVERSHOOT * 0.8 * 255 * 1.25  # clamped at the merged minimum
+    assert new[35:47].min() < merged[35:47].min() - 0.1 * 255  # now restored well past it...
+    assert new[35:47].min() > truth.min() - 0.1 * 255  # ...not far past the truth
+    step = slice(60, w)  # the step keeps its clamp: no deeper undershoot or overshoot than before
+    assert new[step].min() >= old[step].min() - 1.0 and new[step].max() <= old[step].max() + 1.0
+
+
+def test_widen_at_lines_finds_valleys_and_ridges_not_steps():
+    from superres_gpu.restore import LINE_GAIN, _widen_at_lines
+
+    row = np.array([9, 9, 9, 5, 9, 9, 9, 1, 1, 1, 1, 1, 6, 1, 1, 1], np.float32)
+    plane = np.repeat(row[None, :], 7, axis=0)
+    lo, hi = np.full_like(plane, 4.0), np.full_like(plane, 10.0)
+    nlo, nhi = _widen_at_lines(np, plane, lo, hi, 1, np.float32(2.0))
+    assert nlo[3, 3] == 5 - LINE_GAIN * 4  # the dark dot: a valley 4 deep
+    assert nhi[3, 12] == max(10.0, 6 + LINE_GAIN * 5)  # the bright dot: a ridge 5 high
+    others = np.ones(row.size, bool)
+    others[[3, 12]] = False
+    assert (nlo[:, others] == 4.0).all() and (nhi[:, others] == 10.0).all()  # the step at 6/7 is neither
+
+
 def test_a_known_noise_level_sets_the_strength():
     from superres_gpu.restore import PROFILE_LAMBDA_FLOOR, PROFILE_NOISE_TO_LAMBDA, profile_strength
 
