@@ -96,7 +96,23 @@ def plan(root, outdir, fmt: str = "tiff16", options: dict | None = None, compare
         if compare:
             opts["compare_png"] = str(stem) + "_compare.png"
         tasks.append(BurstTask(str(folder), str(stem) + suffix, str(stem) + ".json", opts))
+    _check_names(tasks)
     return tasks
+
+
+def _check_names(tasks: list[BurstTask]) -> None:
+    """Refuse a plan in which one burst's file would be another's (folders
+    ``a`` and ``a_compare`` with ``--compare`` and PNG outputs, say): one
+    would be skipped as done, or replace the other's result."""
+    seen: dict[str, str] = {}
+    for t in tasks:
+        for path in (t.output, t.report, t.options.get("compare_png")):
+            if path is None:
+                continue
+            key = os.path.normcase(os.path.normpath(os.path.abspath(path)))
+            if key in seen and seen[key] != t.folder:
+                raise ConfigError(f"bursts {seen[key]} and {t.folder} would both write {path}; rename one folder")
+            seen[key] = t.folder
 
 
 def _burst_options(task: BurstTask) -> dict:

@@ -40,7 +40,9 @@ def detail_crops(luma: np.ndarray, scale: float, count: int = CROPS, size: int |
     count less than edges and texture, over the crop's window; places within
     4 % of the frame's border (which a hand-held burst covers least) are left
     out where the frame is big enough.  Crops are taken best first, each at
-    least one crop's side from those taken; fewer when no such place is left.
+    least three crops' sides (output px, as placed inside the output) from
+    those taken, then, while fewer than ``count``, one side, so that no two
+    overlap; fewer when no such place is left.
     """
     import cv2
 
@@ -67,21 +69,22 @@ def detail_crops(luma: np.ndarray, scale: float, count: int = CROPS, size: int |
     cx, cy = np.meshgrid(np.clip(xs.astype(np.int64), 0, w - 1), np.clip(ys.astype(np.int64), 0, h - 1))
     score = energy[cy, cx].ravel()
     order = np.argsort(-score, kind="stable")
-    taken: list[tuple[float, float]] = []
-    for apart in (3 * win, win):  # spread over the picture where it has detail enough, else side by side
+
+    def crop_at(k):  # the crop (output px) centred on candidate k, inside the output
+        x0 = int(round((float(cx.flat[k]) + 0.5) * scale - 0.5 - size / 2.0))
+        y0 = int(round((float(cy.flat[k]) + 0.5) * scale - 0.5 - size / 2.0))
+        return min(max(0, x0), max(0, out_w - size)), min(max(0, y0), max(0, out_h - size))
+
+    crops: list[tuple[int, int, int]] = []
+    for apart in (3 * size, size):  # spread over the picture where it has detail enough, else side by side
         for k in order:
-            if len(taken) == count:
+            if len(crops) == count:
                 break
-            px, py = float(cx.flat[k]), float(cy.flat[k])
-            if all(max(abs(px - qx), abs(py - qy)) >= apart for qx, qy in taken):
-                taken.append((px, py))
-        if len(taken) == count or score.size == 0 or score[order[0]] <= 0:
+            x0, y0 = crop_at(k)
+            if all(max(abs(x0 - qx), abs(y0 - qy)) >= apart for qx, qy, _ in crops):
+                crops.append((x0, y0, size))
+        if len(crops) == count:
             break
-    crops = []
-    for px, py in taken:
-        x0 = int(round((px + 0.5) * scale - 0.5 - size / 2.0))
-        y0 = int(round((py + 0.5) * scale - 0.5 - size / 2.0))
-        crops.append((min(max(0, x0), max(0, out_w - size)), min(max(0, y0), max(0, out_h - size)), size))
     return crops
 
 
@@ -175,8 +178,8 @@ def comparison_picture(result: np.ndarray, crops, singles, merged, left: str, ri
         cv2.putText(pic, line, (x + 4, y + LABEL_H - 8), font, scale, (0, 0, 0), 1, cv2.LINE_AA)
 
     text(title, 0, 0, width)
-    small = np.nan_to_num(result) if result.dtype.kind == "f" else result  # the thumbnail's size first: cheap
-    thumb = display8(cv2.resize(np.ascontiguousarray(small), (tw, th), interpolation=cv2.INTER_AREA), linear_result)
+    # shrunk to the thumbnail's size first (display8 makes whole-image copies)
+    thumb = display8(cv2.resize(np.ascontiguousarray(result), (tw, th), interpolation=cv2.INTER_AREA), linear_result)
     tx = (width - tw) // 2
     pic[LABEL_H : LABEL_H + th, tx : tx + tw] = thumb
     f = tw / ow

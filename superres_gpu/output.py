@@ -283,6 +283,19 @@ def _open_tmp(path: Path):
     return open(path, "wb")
 
 
+def _same_place(a: Path, b: Path) -> bool:
+    """Whether two paths name the same file, existing or not: the same name
+    in the same folder once the folders' links are followed (two outputs of
+    a run through a linked folder and its target are one file)."""
+    if os.path.normpath(Path(a).absolute()) == os.path.normpath(Path(b).absolute()):
+        return True
+    try:
+        return Path(a).name == Path(b).name and Path(a).absolute().parent.resolve() == \
+            Path(b).absolute().parent.resolve()
+    except (OSError, RuntimeError):  # a folder that cannot be resolved: only the spelling counts
+        return False
+
+
 class OutputSet(_DiscardOnError):
     """All outputs of one run: claimed up front, committed or discarded together.
 
@@ -305,7 +318,7 @@ class OutputSet(_DiscardOnError):
             return None
         target = Path(path).absolute()
         for other in self.items:
-            if os.path.normpath(other.path.absolute()) == os.path.normpath(target) or (
+            if _same_place(other.path, target) or (
                 target.exists() and other.path.exists() and target.samefile(other.path)
             ):
                 what = f"{option} " if option else ""

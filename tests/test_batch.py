@@ -78,6 +78,19 @@ def test_each_burst_gets_its_comparison_picture(tmp_path, burst_root):
     assert all("compare_png" not in t.options for t in tasks)  # none without --compare
 
 
+def test_a_plan_whose_bursts_would_write_one_file_is_refused(tmp_path):
+    from superres_gpu.errors import ConfigError
+    from superres_gpu.synth import recipe_burst
+
+    root = tmp_path / "r"
+    for name in ("a", "a_compare"):
+        recipe_burst("test-small", frames=2, width=64, height=48).write(root / name)
+    assert len(batch.plan(root, tmp_path / "o", "png16", {})) == 2  # without pictures, no two names meet
+    assert len(batch.plan(root, tmp_path / "o", "tiff16", {}, compare=True)) == 2  # a_compare.png vs .tif
+    with pytest.raises(ConfigError, match="a_compare.png"):
+        batch.plan(root, tmp_path / "o", "png16", {}, compare=True)
+
+
 def test_two_local_workers_give_the_same_outputs(tmp_path, burst_root):
     import tifffile
 

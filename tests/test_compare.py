@@ -36,7 +36,7 @@ def test_detail_crops_find_the_textured_places_apart_and_inside():
         for b in range(a):
             ax, ay, _ = crops[a]
             bx, by, _ = crops[b]
-            assert max(abs(ax - bx), abs(ay - by)) >= s // 2
+            assert max(abs(ax - bx), abs(ay - by)) >= s
 
 
 def test_detail_crops_on_small_frames():
@@ -55,6 +55,30 @@ def test_lanczos_crops_lie_on_the_output_grid():
     for (x, y, s), c in zip(crops, lanczos_crops(frame, 2.0, crops)):
         assert c.shape == (s, s, 3) and c.dtype == np.uint8
         assert np.abs(c.astype(int) - up[y : y + s, x : x + s]).max() <= 2
+
+
+@pytest.mark.parametrize("scale", [1.5, 3.0])
+def test_lanczos_crops_follow_the_grid_at_any_scale(scale):
+    """Output pixel X samples the frame at x = (X + 0.5) / scale - 0.5: a
+    linear ramp, which Lanczos reproduces, reads that position back."""
+    h, w = 40, 60
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    frame = np.clip(np.rint(100 + 2.0 * xx + 1.0 * yy), 0, 65535).astype(np.uint16)
+    x0, y0, s = 20, 17, 30
+    (c,) = lanczos_crops(frame, scale, [(x0, y0, s)])
+    X, Y = np.meshgrid(np.arange(x0, x0 + s), np.arange(y0, y0 + s))
+    want = 100 + 2.0 * ((X + 0.5) / scale - 0.5) + 1.0 * ((Y + 0.5) / scale - 0.5)
+    assert np.abs(c.astype(float) - want).max() <= 0.6  # cv2.remap's 1/32 px positions, rounding
+
+
+def test_detail_crops_never_overlap():
+    rng = np.random.default_rng(4)
+    for shape, scale in (((12, 40), 3.0), ((30, 31), 2.5), ((64, 48), 1.0), ((200, 150), 2.0)):
+        crops = detail_crops(rng.random(shape).astype(np.float32), scale)
+        for a in range(len(crops)):
+            for b in range(a):
+                (ax, ay, s), (bx, by, _) = crops[a], crops[b]
+                assert max(abs(ax - bx), abs(ay - by)) >= s, (shape, scale, crops)
 
 
 def test_display8():

@@ -160,6 +160,17 @@ def test_two_outputs_naming_one_file_are_refused(tmp_path):
     outs.discard()
 
 
+def test_two_outputs_naming_one_file_through_a_linked_folder_are_refused(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    outs = OutputSet()
+    outs.claim(tmp_path / "link" / "x.png", "-o")
+    with pytest.raises(OutputError, match="--compare names a file that is already another output"):
+        outs.claim(tmp_path / "real" / "x.png", "--compare")
+    outs.claim(tmp_path / "real" / "y.png", "--weights-png")  # another name in the same folder is fine
+    outs.discard()
+
+
 def test_only_own_files_in_a_burst_folder_are_replaced(tmp_path):
     (tmp_path / "notes.json").write_text("{}")
     (tmp_path / "old.json").write_text('{\n "tool": "superres_gpu 0.1",\n "frames": []}')

@@ -138,18 +138,43 @@ def test_the_clamp_lets_a_thin_line_back_its_contrast(rng):
     assert new[step].min() >= old[step].min() - 1.0 and new[step].max() <= old[step].max() + 1.0
 
 
-def test_widen_at_lines_finds_valleys_and_ridges_not_steps():
+@pytest.mark.parametrize("transpose", [False, True])
+def test_widen_at_lines_finds_valleys_and_ridges_not_steps(transpose):
+    """Lines across rows and across columns alike; the probe reaches d px."""
     from superres_gpu.restore import LINE_GAIN, _widen_at_lines
 
     row = np.array([9, 9, 9, 5, 9, 9, 9, 1, 1, 1, 1, 1, 6, 1, 1, 1], np.float32)
     plane = np.repeat(row[None, :], 7, axis=0)
+    if transpose:
+        plane = np.ascontiguousarray(plane.T)
+    at = (lambda i: (slice(None), i)) if not transpose else (lambda i: (i, slice(None)))
     lo, hi = np.full_like(plane, 4.0), np.full_like(plane, 10.0)
     nlo, nhi = _widen_at_lines(np, plane, lo, hi, 1, np.float32(2.0))
-    assert nlo[3, 3] == 5 - LINE_GAIN * 4  # the dark dot: a valley 4 deep
-    assert nhi[3, 12] == max(10.0, 6 + LINE_GAIN * 5)  # the bright dot: a ridge 5 high
+    assert (nlo[at(3)] == 5 - LINE_GAIN * 4).all()  # the dark line: a valley 4 deep
+    assert (nhi[at(12)] == max(10.0, 6 + LINE_GAIN * 5)).all()  # the bright line: a ridge 5 high
     others = np.ones(row.size, bool)
     others[[3, 12]] = False
-    assert (nlo[:, others] == 4.0).all() and (nhi[:, others] == 10.0).all()  # the step at 6/7 is neither
+    assert (nlo[at(others)] == 4.0).all() and (nhi[at(others)] == 10.0).all()  # the step at 6/7 is neither
+    # two px away from the line its neighbours are the ground: a probe of 2 px finds no valley beside it
+    wide = np.array([9, 9, 9, 9, 1, 1, 1, 9, 9, 9, 9], np.float32)[None, :].repeat(5, axis=0)
+    wlo, _ = _widen_at_lines(np, wide, np.full_like(wide, 0.5), np.full_like(wide, 10.0), 1, np.float32(2.0))
+    assert (wlo == 0.5).all()  # a 3 px bar is no valley for a 1 px probe (its sides are flat)
+    wlo, _ = _widen_at_lines(np, wide, np.full_like(wide, 0.5), np.full_like(wide, 10.0), 2, np.float32(2.0))
+    assert (wlo[:, 5] == 1 - LINE_GAIN * 8).all() and (wlo[:, [4, 6]] == 0.5).all()  # a 2 px probe spans it
+
+
+def test_the_line_probe_reaches_one_frame_px(monkeypatch):
+    """deconvolve probes LINE_RADIUS frame px (rounded on the output grid) away."""
+    from superres_gpu import restore
+
+    seen = []
+    real = restore._widen_at_lines
+    monkeypatch.setattr(restore, "_widen_at_lines", lambda xp, p, lo, hi, d, deep: seen.append(d) or real(
+        xp, p, lo, hi, d, deep))
+    img = np.random.default_rng(0).random((40, 40, 1)).astype(np.float32) * 255
+    for scale in (2.0, 3.0):
+        deconvolve(B, img.copy(), scale, 0.6, 255.0, 2.0)
+    assert seen == [round(restore.LINE_RADIUS * 2.0), round(restore.LINE_RADIUS * 3.0)]
 
 
 def test_a_known_noise_level_sets_the_strength():

@@ -1251,7 +1251,7 @@ def field_at_f32(field: np.ndarray, finv, px, py):
     f32 = np.float32
     px, py = np.asarray(px, f32), np.asarray(py, f32)
     gh, gw = field.shape[:2]
-    if px.ndim >= 1 and px.size == px.shape[-1] and py.ndim == 2 and py.shape[1] == 1:
+    if 1 <= px.ndim <= 2 and px.size == px.shape[-1] and py.ndim == 2 and py.shape[1] == 1:
         # a grid (a row of x, a column of y): each output row's mix of the two node rows at every node
         # column, then taken at each x (the same operations on the same values, without a 2-D gather)
         x0, x1, fx = _grid_axis_f32(px.reshape(-1), finv, gw)
