@@ -505,7 +505,7 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock, pending=None)
                     # the reference's own geometry (the output grid's), while the template's rows average the
                     # first frames' rolling-shutter wobble (the dense error 0.067 px against it, 0.044 px here)
                     local = LocalRefiner(B, wref, cfg.local)
-                # the deconvolution's strength: the merge's residual noise relative to one frame's
+                # one frame's residual noise: what steers the anisotropic kernel (and the report shows)
                 ref_noise = residual_noise(B, frame) if cfg.merge in KERNEL_MERGES else None
                 if cfg.merge in KERNEL_MERGES and cfg.kernel_shape == "anisotropic":
                     acc.steer(wref.pyramid[0], ref_noise / ref_info.max_value)

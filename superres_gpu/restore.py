@@ -10,8 +10,9 @@ merged mean per channel, on the backend's device.
 
 After the kernel-regression merge, :func:`deconvolve` goes further: it undoes
 the optics too (a Gaussian of ``--optics-sigma`` frame px), with a strength
-set by the merge's measured residual noise relative to one frame's, and it
-clamps strong edges so that they do not ring.  It acts only where the
+set by the merge's measured residual noise against the detail it holds
+(:func:`detail_strength`), and it clamps strong edges so that they do not
+ring (thin lines keep their contrast).  It acts only where the
 merge holds detail above its own noise (:func:`detail_mask`, against a
 brightness-dependent :func:`noise_floor`); flat areas are smoothed a little
 instead.
@@ -100,9 +101,11 @@ def sharpen(B, mean, scale: float, frames_merged: int, kernel_sigma: float | Non
 # ----------------------------------------------------------------------------
 
 DEFAULT_OPTICS_SIGMA = 0.5  # Gaussian sigma of a phone lens's blur, frame px (what the synthetic camera uses)
-NOISE_TO_LAMBDA = 1.2  # Wiener regularisation per unit of (merged noise on the frames' grid / one frame's noise)^2
-#                        (benchmark: the best lambda on the chart and on a natural photo at 2x, 16 and 64 frames,
-#                        0.8 to 1.07 with the noise read on the output grid, which at 2x reads 1.3x less power)
+DETAIL_TO_LAMBDA = 0.0588  # Wiener regularisation per unit of (merged noise on the frames' grid, full scale) over
+#                           (its detail power there, full scale^2) (benchmark: the best lambda on the chart and
+#                           a natural photo, 4 and 16 frames, low to very high ISO, at 2x and 4x: within 0.04 dB
+#                           of each burst's best on average, 0.19 dB at worst; one frame's noise as the yardstick
+#                           instead lost 0.86 / 0.45 dB on average, 4.2 dB at very high ISO, sharpening the noise)
 PROFILE_NOISE_TO_LAMBDA = 0.4  # Wiener regularisation per unit of the merged noise sigma (fraction of full scale)
 PROFILE_LAMBDA_FLOOR = 0.007  # known from a noise profile, on top of this floor (benchmark: the best lambda at
 #                               three noise levels of synthetic DNG bursts, after the detail mask: about 0.009,
@@ -144,37 +147,59 @@ def residual_noise(B, mean) -> float:
     return float(np.sqrt(max(med, 0.0)) * _MAD_TO_SIGMA)
 
 
-def frame_grid_noise(B, mean, scale: float) -> float:
-    """:func:`residual_noise` of a merged image read on the frames' grid: its
-    channel mean blurred by a Gaussian of 0.5 frame px and sampled at the
-    reference pixels' centres (nearest output pixel).  On the output grid the
-    merge's noise is band-limited to about the frames' Nyquist frequency, so
-    the second difference reads less of it the larger the scale (at 4x about
-    a seventh of what it reads at 2x); on the frames' grid it reads the same
-    at every scale from 1.5 to 4."""
+def frame_grid_luma(B, mean, scale: float):
+    """A merged image's channel mean read on the frames' grid (float32 on
+    the backend): blurred by a Gaussian of 0.5 frame px and sampled at the
+    reference pixels' centres (nearest output pixel); at scale 1 the luma itself."""
     xp = B.xp
     luma = xp.ascontiguousarray(mean.mean(axis=2) if mean.ndim == 3 else mean, dtype=xp.float32)
     if scale == 1.0:
-        return residual_noise(B, luma)
+        return luma
     h, w = luma.shape
     blurred = B.sepfilter(luma, gaussian_taps(0.5 * scale))
     del luma
     cols = xp.asarray(np.clip(np.floor((np.arange(int(round(w / scale))) + 0.5) * scale), 0, w - 1).astype(np.int64))
     rows = xp.asarray(np.clip(np.floor((np.arange(int(round(h / scale))) + 0.5) * scale), 0, h - 1).astype(np.int64))
-    return residual_noise(B, xp.ascontiguousarray(xp.take(xp.take(blurred, rows, axis=0), cols, axis=1)))
+    return xp.ascontiguousarray(xp.take(xp.take(blurred, rows, axis=0), cols, axis=1))
 
 
-def deconvolution_strength(noise: float, reference_noise: float, amount: float = 1.0) -> float:
-    """Wiener regularisation for a merged image whose residual noise is
-    ``noise`` where one frame (the reference) has ``reference_noise`` (both by
-    :func:`residual_noise`, same units): the squared ratio is the noise power
-    left per unit of the scene's own (brightness and texture cancel out of
-    it), so lambda = NOISE_TO_LAMBDA * ratio^2.  ``amount`` > 1 restores
-    further (less regularisation), < 1 less far."""
-    if not reference_noise > 0.0:
-        raise ValueError("the reference frame's noise must be positive to set the deconvolution's strength")
-    ratio = noise / reference_noise
-    return float(max(MIN_LAMBDA, NOISE_TO_LAMBDA * ratio * ratio) / max(amount, 1e-6))
+def frame_grid_noise(B, mean, scale: float) -> float:
+    """:func:`residual_noise` of a merged image read on the frames' grid
+    (:func:`frame_grid_luma`).  On the output grid the merge's noise is
+    band-limited to about the frames' Nyquist frequency, so the second
+    difference reads less of it the larger the scale (at 4x about a seventh
+    of what it reads at 2x); on the frames' grid it reads the same at every
+    scale from 1.5 to 4."""
+    return residual_noise(B, frame_grid_luma(B, mean, scale))
+
+
+def detail_power(B, luma) -> float:
+    """The mean squared gradient (forward differences, x and y) of a luma
+    read on the frames' grid (:func:`frame_grid_luma`), in its units squared:
+    how much detail the scene holds at the scales the restoration lifts.  A
+    host float."""
+    xp = B.xp
+    gx = luma[:-1, 1:] - luma[:-1, :-1]
+    gy = luma[1:, :-1] - luma[:-1, :-1]
+    if gx.size == 0:
+        return 0.0
+    return float(B.asnumpy((gx * gx + gy * gy).mean(dtype=xp.float64)))
+
+
+def detail_strength(noise: float, power: float, max_value: float, amount: float = 1.0) -> float:
+    """Wiener regularisation for a merged image whose residual noise on the
+    frames' grid is ``noise`` and whose detail power there is ``power``
+    (:func:`frame_grid_noise`, :func:`detail_power`; input units, full scale
+    ``max_value``): lambda = DETAIL_TO_LAMBDA * (noise / max_value) /
+    (power / max_value^2), the noise against the scene's own detail, so that
+    a noisier burst, or one with less detail, is restored less far.
+    ``amount`` > 1 restores further (less regularisation), < 1 less far."""
+    if not noise > 1e-6 * max_value:  # no noise left (float rounding at most): nothing holds the restoration back
+        return float(MIN_LAMBDA / max(amount, 1e-6))
+    if not power > 0.0:  # noise and no detail: nothing to restore
+        return float(1.0 / max(amount, 1e-6))
+    lam = DETAIL_TO_LAMBDA * (noise / max_value) / (power / (max_value * max_value))
+    return float(max(MIN_LAMBDA, lam) / max(amount, 1e-6))
 
 
 def profile_strength(noise: float, amount: float = 1.0) -> float:
@@ -292,10 +317,11 @@ def deconvolve(B, mean, scale: float, kernel_sigma: float | None, max_value: flo
        px), each frame's pixel aperture and the merge's Gaussian kernel
        (``kernel_sigma`` output px; None: the Lanczos4 resampling of the
        mean merge or of one upscaled frame, for comparison), regularised by the merged image's measured
-       residual noise on the frames' grid (:func:`frame_grid_noise`) relative
-       to one frame's, ``reference_noise`` (:func:`residual_noise`,
-       :func:`deconvolution_strength`): the less noise is left, the further
-       it goes, alike at every scale.
+       residual noise on the frames' grid against its detail power there
+       (:func:`frame_grid_noise`, :func:`detail_power`,
+       :func:`detail_strength`): the less noise is left against the scene's
+       own detail, the further it goes, alike at every scale and ISO.
+       (``reference_noise``, one frame's, is reported beside it.)
     2. Only where there is detail to restore: :func:`detail_mask` blends the
        restored image with the merge smoothed by a Gaussian of
        :data:`FLAT_SMOOTH_FRAME_PX` frame px, so that a flat area's noise is
@@ -317,17 +343,20 @@ def deconvolve(B, mean, scale: float, kernel_sigma: float | None, max_value: flo
     where it is known, from a raw file's noise profile
     (:meth:`RobustWeights.profile_noise
     <superres_gpu.robust.RobustWeights.profile_noise>`): the strength then
-    follows it (:func:`profile_strength`); None measures the noise on the
-    frames' grid (:func:`frame_grid_noise`) and compares it with
-    ``reference_noise``.
+    follows it (:func:`profile_strength`); None measures the noise and the
+    detail power on the frames' grid (:func:`detail_strength`).
 
     Returns the figures used: ``noise`` (input units, on the frames' grid), ``reference_noise``,
-    ``lambda``, ``detail`` (the fraction of the image restored, the mean of the mask).
+    ``lambda``, ``detail`` (the fraction of the image restored, the mean of the mask) and
+    ``detail_power`` (full scale squared; None with a known ``noise``).
     """
     xp = B.xp
+    power = None
     if noise is None:
-        noise = frame_grid_noise(B, mean, scale)
-        lam = deconvolution_strength(noise, reference_noise, amount)
+        luma = frame_grid_luma(B, mean, scale)
+        noise, power = residual_noise(B, luma), detail_power(B, luma)
+        del luma
+        lam = detail_strength(noise, power, max_value, amount)
     else:
         noise = float(noise)
         lam = profile_strength(noise / max_value, amount)
@@ -359,7 +388,8 @@ def deconvolve(B, mean, scale: float, kernel_sigma: float | None, max_value: flo
         del plane
         mean[..., ch] = out
     return {"noise": noise, "reference_noise": float(reference_noise), "lambda": lam,
-            "detail": float(B.asnumpy(mask.mean()))}
+            "detail": float(B.asnumpy(mask.mean())),
+            "detail_power": None if power is None else power / (max_value * max_value)}
 
 
 def _widen_at_lines(xp, plane, lo, hi, d: int, deep):

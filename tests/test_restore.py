@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from superres_gpu.backends import get_backend
-from superres_gpu.restore import (MIN_LAMBDA, OVERSHOOT, deconvolution_strength, deconvolve, lanczos4_response,
+from superres_gpu.restore import (MIN_LAMBDA, OVERSHOOT, deconvolve, lanczos4_response,
                                   residual_noise, restoration_strength, restoration_taps, sharpen)
 from tolerances import TOL, tol
 
@@ -63,13 +63,31 @@ def test_residual_noise_reads_white_noise_and_ignores_edges(rng):
     assert abs(residual_noise(B, img) / 2.0 - 1.0) < rel
 
 
-def test_deconvolution_strength_follows_the_noise_relative_to_one_frame():
-    assert deconvolution_strength(2.0, 8.0) > deconvolution_strength(1.0, 8.0) >= MIN_LAMBDA
-    assert deconvolution_strength(1.0, 8.0) == pytest.approx(deconvolution_strength(0.5, 4.0))  # brightness cancels
-    assert deconvolution_strength(1.0, 8.0, amount=2.0) == pytest.approx(deconvolution_strength(1.0, 8.0) / 2)
-    assert deconvolution_strength(0.0, 8.0) == MIN_LAMBDA
-    with pytest.raises(ValueError):
-        deconvolution_strength(1.0, 0.0)
+def test_detail_strength_follows_the_noise_against_the_detail():
+    from superres_gpu.restore import DETAIL_TO_LAMBDA, detail_strength
+
+    assert detail_strength(2.0, 400.0, 255.0) > detail_strength(1.0, 400.0, 255.0) >= MIN_LAMBDA  # noisier: less far
+    assert detail_strength(1.0, 200.0, 255.0) > detail_strength(1.0, 400.0, 255.0)  # less detail: less far
+    assert detail_strength(1.0, 400.0, 255.0) == pytest.approx(DETAIL_TO_LAMBDA * (1.0 / 255) / (400.0 / 255**2))
+    # the same image in 16 bits: the same strength
+    assert detail_strength(257.0, 400.0 * 257**2, 65535.0) == pytest.approx(detail_strength(1.0, 400.0, 255.0))
+    assert detail_strength(1.0, 400.0, 255.0, amount=2.0) == pytest.approx(detail_strength(1.0, 400.0, 255.0) / 2)
+    assert detail_strength(0.0, 400.0, 255.0) == MIN_LAMBDA
+    assert detail_strength(1.0, 0.0, 255.0) == 1.0  # a flat image: barely restored at all
+
+
+def test_a_noisier_burst_is_restored_less_far(rng):
+    """The same scene, merged with twice the noise: the strength follows the
+    noise (one frame's noise as the yardstick gave both the same strength)."""
+    import cv2
+
+    base = cv2.GaussianBlur(rng.random((96, 128)).astype(np.float32), (0, 0), 2.0) * 200 + 20
+    img = np.repeat(cv2.resize(base, (256, 192), interpolation=cv2.INTER_CUBIC)[..., None], 3, axis=2)
+    lams = []
+    for sd in (1.0, 2.0):
+        noisy = img + rng.normal(0, sd, img.shape[:2])[..., None].astype(np.float32)
+        lams.append(deconvolve(B, noisy, 2.0, 0.6, 255.0, 5.0)["lambda"])
+    assert lams[1] > 1.5 * lams[0]
 
 
 def test_deconvolve_keeps_a_flat_image_flat():
