@@ -81,9 +81,11 @@ def test_mdsp_sequences_align_and_merge(tmp_path, seq):
 
     folder = real_data("mdsp_milanfar", seq)
     out, rep = tmp_path / "o.tif", tmp_path / "r.json"
-    # --no-cull: this test is about alignment and merging of every frame
+    # --no-cull: this test is about alignment and merging of every frame; --no-sharpen: the restoration
+    # (judged against synthetic bursts' sharp truth elsewhere) sharpens the text these blurred references
+    # show soft, which is no disagreement of the merge (`disk` reads 23.5 dB merged, 19.7 restored)
     assert cli.main(["run", str(folder), "-o", str(out), "--scale", "4", "--report", str(rep), "--quiet",
-                     "--backend", "numpy", "--no-cull"]) == 0
+                     "--backend", "numpy", "--no-cull", "--no-sharpen"]) == 0
     r = json.loads(rep.read_text())
     # `disk` ends with frames of a much coarser, blocky video (another zoom): the
     # last may be dropped (its content disagrees with the reference: 7.4 against
