@@ -6,8 +6,9 @@ Lanczos (what the original workflow's 2x upscale made), is put beside the
 result at the places of the picture with the most detail, 1:1 on the output
 grid, under a thumbnail of the whole result that marks where each crop lies.
 
-The crops are chosen on the reference before the merge (:func:`detail_crops`),
-and its Lanczos crops are sampled then (:func:`lanczos_crops`), on the same
+The crops are chosen on the reference as the merge reads it, before its
+upload (:func:`detail_crops`; the frame is decoded once), and its Lanczos crops
+are sampled then (:func:`lanczos_crops`), on the same
 output grid as the merge (output pixel X lies at reference x = (X + 0.5) /
 scale - 0.5), so both columns show exactly the same place; only the small
 crops are kept while the burst is merged.  Linear frames (raw) are shown

@@ -43,7 +43,7 @@ from . import __version__, cull
 from .align import AUTO, ModelChoice, align, choose_model, frame_levels
 from .backends import get_backend, is_device_oom
 from .backends.base import S_ACCEPT, STATUS_DISAGREES
-from .decode import FrameFeed, read_frame, read_mask
+from .decode import FrameFeed, read_mask
 from .discover import MASK_NAME, FrameInfo, check_burst, probe, resolve_frames
 from .errors import AlignmentError, ConfigError, InputError
 from .kernelmerge import KernelAccumulator
@@ -93,6 +93,7 @@ class Merged:
     robust_noise: str | None = None  # what the robust weights divided by: "noise profile" or "measured"
     local: dict | None = None  # the local refinement's burst figures (node spacing, level), when estimated
     template_frames: list | None = None  # --refine: the frames the template was made from (names)
+    compare: tuple | None = None  # --compare: the reference's crops and their Lanczos upscale (compare.prepare)
 
 
 def _noop_progress(stage: str, done: int, total: int) -> None:
@@ -133,11 +134,6 @@ def run(cfg: PipelineConfig, progress=None, warn=None) -> RunResult:
                               "gamma-encoded")
         mask_path = find_mask(cfg, ref_info)
         mask = read_mask(mask_path, (ref_info.height, ref_info.width)) if mask_path else None
-        compare = None
-        if out_compare is not None:  # the crops of the reference are chosen and sampled now: only they are kept
-            from .compare import prepare
-
-            compare = prepare(read_frame(ref_info), cfg.scale)
         if pending is None:
             order = merge_order(records, ref_idx)
         else:  # every frame until the scores are in (see merge_frames)
@@ -163,7 +159,7 @@ def run(cfg: PipelineConfig, progress=None, warn=None) -> RunResult:
             if out_weights is not None:
                 out_weights.write_bytes(encode_png(merged.weights_picture))
             if out_compare is not None:
-                out_compare.write_bytes(encode_png(comparison(cfg, records, ref_info, compare, merged.image)))
+                out_compare.write_bytes(encode_png(comparison(cfg, records, ref_info, merged.compare, merged.image)))
             progress("write", 1, 1)
         clock.add("total", clock.total())
         report = build_report(cfg, records, ref_idx, mask_path, merged.backend, clock.seconds, merged.peak_gpu_mib,
@@ -174,7 +170,7 @@ def run(cfg: PipelineConfig, progress=None, warn=None) -> RunResult:
         report["local"] = {"option": cfg.local, **(merged.local or {"active": False})}
         report["template"] = None if merged.template_frames is None else {"frames": merged.template_frames}
         report["comparison"] = None if out_compare is None else {
-            "path": str(cfg.compare_png), "crops": [list(c) for c in compare[0]]}
+            "path": str(cfg.compare_png), "crops": [list(c) for c in merged.compare[0]]}
         if out_report is not None:
             out_report.write_text(json.dumps(report, indent=1))
         outputs.commit()
@@ -445,6 +441,7 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock, pending=None)
     tca_est, tca_used, tca_note = None, False, None
     tca_want = tca_frames(cfg, ref_info, hold)
     tca_hosts = []  # host copies of the first frames when the estimate reads more than the reference
+    compare = None
     deferred = None  # the reference's own merge, waiting for that estimate
 
     def finish(i, state, m0, m1, m2, merging=None):
@@ -486,6 +483,10 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock, pending=None)
                                                          ref_info.chroma_origin, raw_colour_matrix(ref_info))
             elif k < tca_want:
                 tca_hosts.append(np.array(host))
+            if k == 0 and cfg.compare_png:  # --compare: the reference's crops, chosen and upscaled now
+                from .compare import prepare
+
+                compare = prepare(host, cfg.scale)
             m0 = B.mark()
             frame = B.upload_frame(host)
             del host
@@ -613,4 +614,5 @@ def merge_frames(cfg, records, order, mask, progress, warn, clock, pending=None)
             image = acc.result()
     picture = weights.picture() if cfg.weights_png else None
     return Merged(image, picture, B.name, B.peak_memory_mib(), restoration, ref.config.model, choice, tca_est,
-                  tca_used, tca_note, weights.noise_source, None if local is None else local.report(), template_frames)
+                  tca_used, tca_note, weights.noise_source, None if local is None else local.report(), template_frames,
+                  compare)
