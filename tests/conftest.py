@@ -21,6 +21,56 @@ def real_data(*parts) -> Path:
     return p
 
 
+# ---- the CUDA host emulator (tests/cuda_emulator): GPU-marked tests on a machine without CuPy ----------
+# SUPERRES_GPU_EMULATOR: "auto" (default) uses it where CuPy is not installed, "1" even where it is (a
+# machine with CuPy but no GPU), "0" never.  SUPERRES_REQUIRE_GPU=1 (a real device demanded) never uses it.
+EMULATOR = ROOT / "tests" / "cuda_emulator"
+
+
+def _install_emulator():
+    import importlib.util
+    import shutil
+    import sys
+
+    mode = os.environ.get("SUPERRES_GPU_EMULATOR", "auto")
+    if os.environ.get("SUPERRES_REQUIRE_GPU") == "1" or mode == "0":
+        return None
+    if mode != "1" and importlib.util.find_spec("cupy") is not None:
+        return None
+    if not (shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")):
+        return None
+    sys.modules.pop("cupy", None)
+    sys.path.insert(0, str(EMULATOR))
+    import cupy
+
+    assert getattr(cupy, "EMULATED", False), cupy.__file__
+    return cupy
+
+
+EMULATED_CUPY = _install_emulator()
+
+
+def pytest_report_header(config):
+    if EMULATED_CUPY is not None:
+        return "GPU tests: on the CUDA host emulator (tests/cuda_emulator), no GPU"
+    return None
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_setup(item):
+    """The emulated device exists only for GPU-marked tests (their fixtures included)."""
+    if EMULATED_CUPY is not None:
+        EMULATED_CUPY.enabled = item.get_closest_marker("gpu") is not None
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True, trylast=True)
+def pytest_runtest_teardown(item, nextitem):
+    yield
+    if EMULATED_CUPY is not None:
+        EMULATED_CUPY.enabled = False
+
+
 def require_gpu() -> None:
     """Skip (with the reason) when no CUDA device is usable; fail instead under
     SUPERRES_REQUIRE_GPU=1."""

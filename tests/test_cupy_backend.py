@@ -295,7 +295,9 @@ def test_normalize(G, rng, channels):
     np.testing.assert_allclose(out_g.astype(int), out_t.astype(int), atol=atol, rtol=rtol)
 
 
-def test_pipeline_same_image_and_transforms_on_both_backends(tmp_path, medium_burst):
+def _runs_agree(tmp_path, burst, **options):
+    """``superres run`` of ``burst`` on both backends: the same image, the same frames used, the same
+    transforms; returns the GPU run's report."""
     import json
 
     import tifffile
@@ -303,24 +305,40 @@ def test_pipeline_same_image_and_transforms_on_both_backends(tmp_path, medium_bu
     from superres_gpu.pipeline import PipelineConfig, run
 
     d = tmp_path / "b"
-    medium_burst.write(d)
+    burst.write(d)
     out = {}
     for backend in ("numpy", "cupy"):
         run(PipelineConfig(inputs=[str(d)], output=str(tmp_path / f"{backend}.tif"), backend=backend,
-                           report=str(tmp_path / f"{backend}.json")))
+                           report=str(tmp_path / f"{backend}.json"), **options))
         out[backend] = (tifffile.imread(tmp_path / f"{backend}.tif"), json.loads((tmp_path / f"{backend}.json").read_text()))
     img_n, rep_n = out["numpy"]
     img_c, rep_c = out["cupy"]
     assert rep_c["backend"] == "cupy"
     p = psnr(img_c, img_n.astype(np.float64) / 65535.0)
     assert p > TOL["backend_parity_psnr_db"][0], f"backends differ: {p:.1f} dB"
-    w, h = medium_burst.params["width"], medium_burst.params["height"]
+    w, h = burst.params["width"], burst.params["height"]
     for fn, fc in zip(rep_n["frames"], rep_c["frames"]):
         assert fn["used"] == fc["used"]
         err = grid_rms_error(np.array(fc["transform"]), np.array(fn["transform"]), w, h)
         assert err < TOL["backend_parity_transform_px"][0], f"{fn['path']}: {err:.5f} px"
+    return rep_c
 
 
+def test_pipeline_same_image_and_transforms_on_both_backends(tmp_path, medium_burst):
+    _runs_agree(tmp_path, medium_burst)
+
+
+@pytest.mark.parametrize("options", [
+    {"merge": "robust", "motion": "homography", "refine": False, "scale": 3.0},
+    {"local": "on", "tca": "on"},
+], ids=["robust-homography-3x", "local-and-tca"])
+def test_pipeline_options_agree_on_both_backends(tmp_path, small_burst, options):
+    """The paths the defaults leave out on the medium burst: the robust (Lanczos) merge at 3x without the
+    template, and a local field on every frame with the 4:2:0 chroma band's aberration correction."""
+    rep = _runs_agree(tmp_path, small_burst, **options)
+    if options.get("local") == "on":
+        assert rep["tca"]["applied"]
+        assert all(f["local"]["applied"] for f in rep["frames"][1:] if f["used"])
 
 
 def test_frame_upload_ring_roundtrip(G, rng):

@@ -1,0 +1,634 @@
+"""A CUDA host emulator with CuPy's interface: the GPU tests on a machine without a GPU.
+
+This package stands in for ``cupy`` when the test suite runs where CuPy is not
+installed (``tests/conftest.py`` puts it on ``sys.path``; see
+``SUPERRES_GPU_EMULATOR`` there).  It is test infrastructure, not a backend:
+
+- **Device arrays** (:class:`ndarray`) hold host memory but behave as CuPy's
+  do where that matters to a first run on a GPU: ``np.asarray(device_array)``
+  raises (CuPy forbids implicit device-to-host copies), a CuPy function given a
+  NumPy array raises ``TypeError`` (CuPy accepts host arrays only in
+  ``asarray``/``array``/``asnumpy`` and assignments), reductions return 0-d
+  device arrays, and ``.get()``/``.set()``/``asnumpy`` copy.
+- **Kernels**: ``RawModule`` compiles a kernel family's CUDA source with the
+  host C++ compiler against ``_runtime.h``, which runs every launch as CUDA's
+  execution model does it: blocks of cooperative threads, ``__syncthreads``
+  and warp shuffles as rendezvous points, ``__shared__`` memory per block.
+  So the ``__global__`` wrappers (indexing, bounds, block reductions, shared
+  memory) run, not only the per-thread math.
+- **Launch arguments** are checked against each kernel's parameter list, which
+  the compiled module exports: their number, a device array (C-contiguous, of
+  the pointee's type) for every pointer and a scalar of the parameter's kind
+  and width for every value.  The driver would silently misread a mismatch.
+- **Streams and events** are synchronous (work is done when queued); pinned
+  memory is ordinary host memory; ``cupy.fft`` is NumPy's (float32 in,
+  complex64 out, as cuFFT).
+
+What it cannot show: timings, the device's own rounding (its ``expf``, FMA
+contraction where NVRTC chooses it, the order of a reduction's partial sums),
+races between threads of a block (they run one after another), and memory
+errors (a read out of bounds reads host memory).  Those need a GPU.
+
+The device is visible only while ``enabled`` is true: the suite's GPU-marked
+tests switch it on; every other test sees CuPy without a device.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import types
+from pathlib import Path
+
+import numpy as _np
+from numpy.lib.mixins import NDArrayOperatorsMixin
+
+__version__ = "13.0.0+host-emulator"
+EMULATED = True
+# the suite's GPU gate switches the device on for GPU-marked tests; a script run under the emulator
+# (benchmarks/device_check.sh --emulate) sets SUPERRES_EMULATOR_DEVICE=1
+enabled = os.environ.get("SUPERRES_EMULATOR_DEVICE") == "1"
+DEVICE_NAME = "CUDA host emulator (no GPU)"
+SM_COUNT = 4  # few blocks for the grid-stride reductions: every block is run thread by thread
+
+HERE = Path(__file__).resolve().parent
+_HOST_OK = frozenset({"asarray", "array", "asanyarray", "asnumpy"})
+
+
+# ---- device arrays -------------------------------------------------------------------------
+class ndarray(NDArrayOperatorsMixin):
+    """A device array: host memory that refuses implicit host conversion."""
+
+    __slots__ = ("_a",)
+    __array_priority__ = 100
+
+    def __init__(self, shape, dtype=float, memptr=None, strides=None, order="C"):
+        if isinstance(shape, _np.ndarray):  # internal: wrap without copying
+            self._a = shape
+            return
+        if memptr is not None or strides is not None:
+            raise NotImplementedError("the emulator's ndarray takes a shape and a dtype only")
+        self._a = _np.empty(shape, dtype=dtype, order=order)
+
+    # the host-side guard CuPy has
+    def __array__(self, *args, **kwargs):
+        raise TypeError("Implicit conversion to a NumPy array is not allowed. "
+                        "Please use `.get()` to construct a NumPy array explicitly.")
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        _check_stream(f"cupy.{ufunc.__name__}")
+        out = kwargs.get("out")
+        args = _unwrap(inputs, f"cupy.{ufunc.__name__}")
+        kw = {k: _unwrap(v, f"cupy.{ufunc.__name__}") for k, v in kwargs.items()}
+        with _np.errstate(all="ignore"):  # CuPy never warns about floating-point errors
+            res = getattr(ufunc, method)(*args, **kw)
+        if out is not None:
+            return out[0] if isinstance(out, tuple) and len(out) == 1 else out
+        return _wrap(res)
+
+    def __array_function__(self, func, types_, args, kwargs):
+        name = getattr(func, "__name__", "function")
+        with _np.errstate(all="ignore"):
+            return _wrap(func(*_unwrap(args, f"cupy.{name}"), **_unwrap(kwargs, f"cupy.{name}")))
+
+    # attributes and methods: those of the host array, results kept on the device
+    shape = property(lambda self: self._a.shape)
+    dtype = property(lambda self: self._a.dtype)
+    size = property(lambda self: self._a.size)
+    ndim = property(lambda self: self._a.ndim)
+    nbytes = property(lambda self: self._a.nbytes)
+    itemsize = property(lambda self: self._a.itemsize)
+    strides = property(lambda self: self._a.strides)
+    flags = property(lambda self: self._a.flags)
+    T = property(lambda self: ndarray(self._a.T))
+    real = property(lambda self: ndarray(self._a.real))
+    imag = property(lambda self: ndarray(self._a.imag))
+
+    @property
+    def data(self):
+        return types.SimpleNamespace(ptr=self._a.__array_interface__["data"][0])
+
+    def __getattr__(self, name):
+        if name.startswith("__"):  # no __array_interface__ & co.: NumPy must not read device memory
+            raise AttributeError(name)
+        attr = getattr(self._a, name)
+        if not callable(attr):
+            return _wrap(attr)
+
+        def method(*args, **kwargs):
+            where = f"cupy.ndarray.{name}"
+            _check_stream(where)
+            with _np.errstate(all="ignore"):
+                return _wrap(attr(*_unwrap(args, where), **_unwrap(kwargs, where)))
+
+        return method
+
+    def __getitem__(self, key):
+        return _wrap(self._a[_unwrap(key, "indexing", host_ok=True)])
+
+    def __setitem__(self, key, value):
+        self._a[_unwrap(key, "indexing", host_ok=True)] = _unwrap(value, "assignment", host_ok=True)
+
+    def __len__(self):
+        return len(self._a)
+
+    def __iter__(self):
+        for v in self._a:
+            yield _wrap(v)
+
+    def __float__(self):
+        return float(self._a)
+
+    def __int__(self):
+        return int(self._a)
+
+    def __index__(self):
+        return self._a.__index__()
+
+    def __bool__(self):
+        return bool(self._a)
+
+    def __complex__(self):
+        return complex(self._a)
+
+    def __repr__(self):
+        return repr(self._a).replace("array(", "device_array(", 1)
+
+    def __copy__(self):
+        return ndarray(self._a.copy())
+
+    def __deepcopy__(self, memo):
+        return ndarray(self._a.copy())
+
+    def __reduce__(self):
+        raise TypeError("device arrays are not pickled (CuPy would copy them to the host)")
+
+    def get(self, stream=None, order="C", out=None, blocking=True):
+        if stream is None:
+            _check_stream("cupy.ndarray.get")
+        if out is not None:
+            _np.copyto(out, self._a)
+            return out
+        return self._a.copy(order=order)
+
+    def set(self, arr, stream=None):
+        if stream is None:
+            _check_stream("cupy.ndarray.set")
+        arr = _np.asarray(arr)
+        if arr.shape != self._a.shape or arr.dtype != self._a.dtype:
+            raise ValueError(f"set: {arr.dtype}{arr.shape} into {self._a.dtype}{self._a.shape}")
+        _np.copyto(self._a, arr)
+
+    def astype(self, dtype, order="K", casting=None, subok=None, copy=True):
+        return ndarray(self._a.astype(dtype, order=order, copy=copy))
+
+    def toDlpack(self):  # pragma: no cover - not used
+        raise NotImplementedError
+
+
+def _wrap(x):
+    if isinstance(x, _np.ndarray):
+        return ndarray(x)
+    if isinstance(x, _np.generic):  # CuPy's reductions and element reads give 0-d device arrays
+        return ndarray(_np.asarray(x))
+    if isinstance(x, tuple):
+        return tuple(_wrap(v) for v in x)
+    if isinstance(x, list):
+        return [_wrap(v) for v in x]
+    return x
+
+
+def _unwrap(x, where: str, host_ok: bool = False):
+    if isinstance(x, ndarray):
+        return x._a
+    if isinstance(x, _np.ndarray):
+        if host_ok:
+            return x
+        raise TypeError(f"{where}: Unsupported type {type(x)} (a host array where CuPy needs a device array)")
+    if isinstance(x, tuple):
+        return tuple(_unwrap(v, where, host_ok) for v in x)
+    if isinstance(x, list):
+        return [_unwrap(v, where, host_ok) for v in x]
+    if isinstance(x, dict):
+        return {k: _unwrap(v, where, host_ok) for k, v in x.items()}
+    return x
+
+
+def _function(func, name: str):
+    host_ok = name in _HOST_OK
+
+    def f(*args, **kwargs):
+        where = f"cupy.{name}"
+        _check_stream(where)
+        with _np.errstate(all="ignore"):
+            return _wrap(func(*_unwrap(args, where, host_ok), **_unwrap(kwargs, where, host_ok)))
+
+    f.__name__ = name
+    f.__doc__ = f"{name} (NumPy's, on the emulator's device arrays)"
+    return f
+
+
+class _Namespace(types.ModuleType):
+    """A module whose functions are NumPy's (or a NumPy submodule's) on device arrays."""
+
+    def __init__(self, name, source, prefix=""):
+        super().__init__(name)
+        self._source = source
+        self._prefix = prefix
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        obj = getattr(self._source, name)
+        if isinstance(obj, type) or not callable(obj):
+            return obj
+        f = _function(obj, self._prefix + name)
+        setattr(self, name, f)
+        return f
+
+
+def asarray(a, dtype=None, order=None, *, blocking=False):
+    _check_stream("cupy.asarray")
+    if isinstance(a, ndarray):
+        return a if dtype is None or a.dtype == dtype else a.astype(dtype)
+    return ndarray(_np.array(_unwrap(a, "cupy.asarray", True), dtype=dtype, order=order or "K", copy=True))
+
+
+def array(a, dtype=None, copy=True, order="K", ndmin=0, *, blocking=False):
+    _check_stream("cupy.array")
+    return ndarray(_np.array(_unwrap(a, "cupy.array", True), dtype=dtype, copy=True, order=order, ndmin=ndmin))
+
+
+def asnumpy(a, stream=None, order="C", out=None, blocking=True):
+    if isinstance(a, ndarray):
+        return a.get(out=out)
+    return _np.asarray(a, order=order)
+
+
+def get_array_module(*args):
+    return sys.modules[__name__] if any(isinstance(a, ndarray) for a in args) else _np
+
+
+fft = _Namespace(__name__ + ".fft", _np.fft, "fft.")
+
+
+def __getattr__(name):  # the rest of NumPy's namespace, on device arrays
+    if name.startswith("__"):
+        raise AttributeError(name)
+    obj = getattr(_np, name)
+    if isinstance(obj, (type, _np.dtype)) or not callable(obj):
+        return obj
+    f = _function(obj, name)
+    globals()[name] = f
+    return f
+
+
+# ---- memory pools, streams, events, devices --------------------------------------------------
+class _MemoryPool:
+    def used_bytes(self):
+        return 0
+
+    def total_bytes(self):
+        return 0
+
+    def free_all_blocks(self):
+        pass
+
+    def set_limit(self, size=None, fraction=None):
+        pass
+
+
+_pool, _pinned_pool = _MemoryPool(), _MemoryPool()
+
+
+def get_default_memory_pool():
+    return _pool
+
+
+def get_default_pinned_memory_pool():
+    return _pinned_pool
+
+
+class _CUDARuntimeError(RuntimeError):
+    pass
+
+
+class _CUDADriverError(RuntimeError):
+    pass
+
+
+class _CompileException(Exception):
+    pass
+
+
+def _require_device():
+    if not enabled:
+        raise _CUDARuntimeError("cudaErrorNoDevice: no CUDA-capable device is detected")
+
+
+# CuPy's current stream is the calling thread's: work queued from a thread that never chose one goes
+# to the legacy default stream, which a non-blocking stream does not wait for (nor it for them).
+_thread = threading.local()
+_streams_in_use = False
+
+
+def _check_stream(where: str) -> None:
+    if _streams_in_use and getattr(_thread, "stream", None) is None:
+        raise RuntimeError(f"{where}: device work queued from thread {threading.current_thread().name!r} on the "
+                           "default stream, unordered with the non-blocking stream another thread uses")
+
+
+class Event:
+    def __init__(self, block=False, disable_timing=False, interprocess=False):
+        self.t = None
+
+    def record(self, stream=None):
+        self.t = time.perf_counter()
+
+    def synchronize(self):
+        pass
+
+    @property
+    def done(self):
+        return True
+
+
+class Stream:
+    def __init__(self, null=False, non_blocking=False, ptds=False):
+        _require_device()
+
+    def use(self):
+        global _streams_in_use
+        _thread.stream = self
+        _streams_in_use = True
+        return self
+
+    def __enter__(self):
+        self._prev = getattr(_thread, "stream", None)
+        return self.use()
+
+    def __exit__(self, *exc):
+        _thread.stream = self._prev
+
+    def synchronize(self):
+        pass
+
+    def record(self, event=None):
+        event = event or Event()
+        event.record(self)
+        return event
+
+    def wait_event(self, event):
+        pass
+
+    @property
+    def done(self):
+        return True
+
+
+class Device:
+    def __init__(self, device=None):
+        self.id = 0 if device is None else int(device)
+        if self.id != 0:
+            raise _CUDARuntimeError(f"cudaErrorInvalidDevice: device {self.id} (the emulator has one)")
+
+    def use(self):
+        _require_device()
+
+    def synchronize(self):
+        pass
+
+    def __enter__(self):
+        _require_device()
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+    @property
+    def compute_capability(self):
+        return "90"
+
+
+def _properties(device=0):
+    _require_device()
+    return {"name": DEVICE_NAME.encode(), "multiProcessorCount": SM_COUNT, "totalGlobalMem": 16 << 30,
+            "major": 9, "minor": 0}
+
+
+def _device_count():
+    _require_device()
+    return 1
+
+
+def _mem_info():
+    _require_device()
+    return (15 << 30, 16 << 30)
+
+
+def _alloc_pinned_memory(nbytes):
+    return bytearray(int(nbytes))
+
+
+def _elapsed_ms(a, b):
+    return (b.t - a.t) * 1000.0
+
+
+_runtime = types.SimpleNamespace(
+    getDeviceProperties=_properties, getDeviceCount=_device_count, memGetInfo=_mem_info,
+    runtimeGetVersion=lambda: 13000, driverGetVersion=lambda: 13000, CUDARuntimeError=_CUDARuntimeError,
+)
+_cuda = types.SimpleNamespace(
+    is_available=lambda: enabled, runtime=_runtime, Device=Device, Stream=Stream, Event=Event,
+    get_elapsed_time=_elapsed_ms, alloc_pinned_memory=_alloc_pinned_memory,
+    compiler=types.SimpleNamespace(CompileException=_CompileException),
+    driver=types.SimpleNamespace(CUDADriverError=_CUDADriverError),
+    memory=types.SimpleNamespace(OutOfMemoryError=MemoryError),
+    get_current_stream=lambda: getattr(_thread, "stream", None),
+)
+cuda = _cuda
+
+
+# ---- kernels -----------------------------------------------------------------------------------
+_LAUNCH_LOCK = threading.Lock()  # one launch at a time, as on one stream (and __shared__ is per module)
+_KIND = {0: "pointer", 1: "signed integer", 2: "unsigned integer", 3: "floating point", 4: "bool", 5: "other"}
+_MAXP = 64
+
+
+def _compiler() -> str | None:
+    return shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
+
+
+def _fma_flags() -> list[str]:
+    """FMA contraction on, as NVRTC compiles by default (where the CPU has FMA)."""
+    if os.environ.get("SUPERRES_EMULATOR_FMA", "1") == "0":
+        return ["-ffp-contract=off"]
+    try:
+        has_fma = " fma " in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        has_fma = False
+    return ["-ffp-contract=fast"] + (["-mfma"] if has_fma else [])
+
+
+def _cache_dir() -> Path:
+    d = Path(os.environ.get("SUPERRES_EMULATOR_CACHE", Path(tempfile.gettempdir()) / f"superres-cuda-emulator-{os.getuid()}"))
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+class RawModule:
+    """A kernel family built for the host emulator; ``name_expressions`` are its kernels."""
+
+    def __init__(self, code: str = None, path=None, options=(), backend="nvrtc", translate_cucomplex=False,
+                 enable_cooperative_groups=False, name_expressions=None, jitify=False):
+        if code is None:
+            raise NotImplementedError("the emulator compiles from code only")
+        self.code = code
+        self.options = tuple(options)
+        self.names = tuple(name_expressions or ())
+        self._lib = None
+        self._kernels: dict[str, RawKernel] = {}
+
+    def _source(self) -> str:
+        out = ['#include "_runtime.h"', self.code, 'extern "C" {']
+        for i, name in enumerate(self.names):
+            out.append(f"int emu_launch_{i}(const unsigned* g, const unsigned* b, void** p, int n, char* err, int len) "
+                       f"{{ return emu::launch(&{name}, g, b, p, n, err, len); }}")
+            out.append(f"int emu_params_{i}(int* out, int max) {{ return emu::params(&{name}, out, max); }}")
+        out.append("}")
+        return "\n".join(out) + "\n"
+
+    def compile(self, log_stream=None):
+        if self._lib is not None:
+            return
+        cxx = _compiler()
+        if cxx is None:
+            raise _CompileException("the CUDA host emulator needs a C++ compiler (g++, c++ or clang++)")
+        src = self._source()
+        flags = ["-O2", "-std=c++17", "-fPIC", "-shared", "-D__CUDACC__", "-fno-strict-aliasing", *_fma_flags(),
+                 f"-I{HERE}"]
+        runtime = (HERE / "_runtime.h").read_bytes()
+        key = hashlib.sha256(src.encode() + runtime + " ".join([cxx, *flags]).encode()).hexdigest()[:24]
+        cache = _cache_dir()
+        lib = cache / f"family-{key}.so"
+        if not lib.exists():
+            cpp = cache / f"family-{key}.{os.getpid()}.cpp"
+            cpp.write_text(src)
+            tmp = cache / f"family-{key}.{os.getpid()}.so"
+            res = subprocess.run([cxx, *flags, str(cpp), "-o", str(tmp)], capture_output=True, text=True)
+            cpp.unlink(missing_ok=True)
+            if res.returncode != 0:
+                tmp.unlink(missing_ok=True)
+                raise _CompileException(res.stderr[-4000:])
+            os.replace(tmp, lib)
+        self._lib = ctypes.CDLL(str(lib))
+        for i, name in enumerate(self.names):
+            launch = getattr(self._lib, f"emu_launch_{i}")
+            launch.restype = ctypes.c_int
+            launch.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p,
+                               ctypes.c_int]
+            info = getattr(self._lib, f"emu_params_{i}")
+            info.restype = ctypes.c_int
+            buf = (ctypes.c_int * (5 * _MAXP))()
+            n = info(buf, _MAXP)
+            params = [tuple(buf[5 * k : 5 * k + 5]) for k in range(n)]
+            self._kernels[name] = RawKernel(name, launch, params)
+
+    def get_function(self, name: str):
+        self.compile()
+        if name not in self._kernels:
+            raise _CUDADriverError(f"CUDA_ERROR_NOT_FOUND: {name!r} is not among the module's name expressions")
+        return self._kernels[name]
+
+
+def _dtype_kind(dt: _np.dtype) -> tuple[int, int]:
+    """(kind, element size) as the kernel's pointee sees the array: complex as its float components."""
+    if dt.kind == "c":
+        return 3, dt.itemsize // 2
+    return {"f": 3, "i": 1, "u": 2, "b": 4}.get(dt.kind, 5), dt.itemsize
+
+
+class RawKernel:
+    """One kernel of a :class:`RawModule`: ``kernel(grid, block, args)`` as CuPy's."""
+
+    def __init__(self, name, launch, params):
+        self.name = name
+        self._launch = launch
+        self.params = params  # (size, kind, pointee size, pointee kind, pointee const) per parameter
+
+    def _marshal(self, k: int, arg, param):
+        size, kind, psize, pkind, _ = param
+        what = f"{self.name}: argument {k}"
+        if kind == 0:
+            if arg is None:
+                return ctypes.c_void_p(None)
+            if not isinstance(arg, ndarray):
+                raise TypeError(f"{what} is a pointer parameter; got {type(arg).__name__} (a device array is needed)")
+            a = arg._a
+            akind, asize = _dtype_kind(a.dtype)
+            if (akind, asize) != (pkind, psize):
+                raise TypeError(f"{what}: a {a.dtype} array for a pointer to {psize}-byte {_KIND[pkind]} values")
+            if not a.flags.c_contiguous:
+                raise ValueError(f"{what}: a non-contiguous {a.dtype}{a.shape} array (the kernel reads it as contiguous)")
+            return ctypes.c_void_p(a.__array_interface__["data"][0])
+        if isinstance(arg, ndarray):
+            raise TypeError(f"{what} is a {size}-byte {_KIND[kind]} parameter; got a device array")
+        if isinstance(arg, bool) or isinstance(arg, _np.bool_):
+            akind, value = 4, _np.bool_(arg)
+        elif isinstance(arg, int):
+            akind, value = 1, _np.int64(arg)  # CuPy: Python int -> long long
+        elif isinstance(arg, float):
+            akind, value = 3, _np.float64(arg)  # Python float -> double
+        elif isinstance(arg, _np.generic):
+            akind, value = _dtype_kind(arg.dtype)[0], arg
+        else:
+            raise TypeError(f"{what}: unsupported type {type(arg).__name__}")
+        vsize = value.dtype.itemsize
+        ints = (1, 2)
+        if kind in ints and akind in ints:
+            if vsize < size:
+                raise TypeError(f"{what}: a {vsize}-byte {value.dtype} for a {size}-byte integer parameter "
+                                "(the driver would read past it)")
+            if vsize > size:  # the driver reads the low bytes: right only when the value fits
+                lo, hi = (-(1 << (8 * size - 1)), (1 << (8 * size - 1)) - 1) if kind == 1 else (0, (1 << 8 * size) - 1)
+                if not lo <= int(value) <= hi:
+                    raise OverflowError(f"{what}: {int(value)} does not fit the {size}-byte parameter")
+        elif kind != akind or vsize != size:
+            raise TypeError(f"{what}: a {value.dtype} for a {size}-byte {_KIND[kind]} parameter")
+        buf = ctypes.create_string_buffer(_np.asarray(value).tobytes(), max(vsize, 8))
+        return buf
+
+    def __call__(self, grid, block, args, shared_mem=0, stream=None, enable_cooperative_groups=False):
+        _require_device()
+        if stream is None:
+            _check_stream(self.name)
+        if not isinstance(args, tuple):
+            raise TypeError(f"{self.name}: kernel arguments must be a tuple, not {type(args).__name__}")
+        if len(args) != len(self.params):
+            raise TypeError(f"{self.name}: the kernel takes {len(self.params)} arguments, {len(args)} given")
+        if shared_mem:
+            raise NotImplementedError(f"{self.name}: dynamic shared memory is not emulated")
+        dims = []
+        for d in (grid, block):
+            t = (d,) if isinstance(d, (int, _np.integer)) else tuple(d)
+            if not 1 <= len(t) <= 3 or any(not isinstance(v, (int, _np.integer)) for v in t):
+                raise TypeError(f"{self.name}: grid and block are 1 to 3 integers, not {d!r}")
+            dims.append((ctypes.c_uint * 3)(*(int(v) for v in t), *([1] * (3 - len(t)))))
+        if any(int(v) < 0 or int(v) >= 1 << 31 for v in dims[0]):
+            raise ValueError(f"{self.name}: grid {tuple(dims[0])} out of range")
+        keep = [self._marshal(k, a, p) for k, (a, p) in enumerate(zip(args, self.params))]
+        ptrs = (ctypes.c_void_p * max(1, len(keep)))(*[ctypes.cast(ctypes.pointer(b), ctypes.c_void_p) if
+                                                       isinstance(b, ctypes.c_void_p) else ctypes.cast(b, ctypes.c_void_p)
+                                                       for b in keep])
+        err = ctypes.create_string_buffer(512)
+        with _LAUNCH_LOCK:
+            rc = self._launch(dims[0], dims[1], ptrs, len(keep), err, len(err))
+        if rc:
+            raise _CUDADriverError(f"emulated launch of {self.name} failed: {err.value.decode()}")

@@ -1,0 +1,208 @@
+"""The CUDA host emulator (tests/cuda_emulator) catches what a first GPU run would.
+
+The GPU-marked tests run on it where CuPy is not installed, so it must be able
+to fail them: block barriers and warp shuffles must be real rendezvous points,
+a divergent barrier must be an error, and launch arguments the driver would
+misread must be refused.  Small kernels written here show each; the last test
+shows the project's own kernels refusing a wrong argument.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import EMULATED_CUPY
+
+pytestmark = pytest.mark.skipif(EMULATED_CUPY is None, reason="the CUDA host emulator is not in use here "
+                                "(CuPy is installed, no C++ compiler, or SUPERRES_GPU_EMULATOR=0)")
+
+SRC = r"""
+#define N 256
+__global__ void block_sum(const float* __restrict__ x, long long n, double* __restrict__ out) {
+    __shared__ double part[N / 32];
+    double v = 0.0;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+        v += x[i];
+    for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(0xffffffffu, v, off);
+    if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = v;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        double s = 0.0;
+        for (int w = 0; w < (int)(blockDim.x >> 5); ++w) s += part[w];
+        out[blockIdx.x] = s;
+    }
+}
+
+// reverses each block's slice through shared memory: right only if the barrier waits for every thread
+__global__ void reverse_blocks(const int* __restrict__ in, int* __restrict__ out) {
+    __shared__ int s[N];
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    s[threadIdx.x] = in[i];
+    __syncthreads();
+    out[i] = s[blockDim.x - 1 - threadIdx.x];
+}
+
+__global__ void early_return(const int* __restrict__ in, int* __restrict__ out, int n) {
+    __shared__ int s[N];
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;  // a bug: the threads past n never reach the barrier
+    s[threadIdx.x] = in[i];
+    __syncthreads();
+    out[i] = s[0];
+}
+
+__global__ void scalars(double a, float b, long long c, int d, unsigned char* __restrict__ out) {
+    out[0] = (unsigned char)(a + b + c + d);
+}
+"""
+NAMES = ("block_sum", "reverse_blocks", "early_return", "scalars")
+
+
+@pytest.fixture
+def cp():
+    EMULATED_CUPY.enabled = True
+    try:
+        yield EMULATED_CUPY
+    finally:
+        EMULATED_CUPY.enabled = False
+
+
+@pytest.fixture
+def mod(cp):
+    return cp.RawModule(code=SRC, options=("-std=c++17",), name_expressions=NAMES)
+
+
+def test_a_block_reduction_through_shuffles_and_shared_memory(cp, mod, rng):
+    x = rng.random(10_001).astype(np.float32)
+    out = cp.zeros(5, dtype=cp.float64)
+    mod.get_function("block_sum")((5,), (256,), (cp.asarray(x), np.int64(x.size), out))
+    assert float(out.sum()) == pytest.approx(float(x.astype(np.float64).sum()), rel=1e-12)
+
+
+def test_the_barrier_waits_for_every_thread_of_the_block(cp, mod):
+    n = 4 * 256
+    src = np.arange(n, dtype=np.int32)
+    out = cp.zeros(n, dtype=cp.int32)
+    mod.get_function("reverse_blocks")((4,), (256,), (cp.asarray(src), out))
+    np.testing.assert_array_equal(cp.asnumpy(out), src.reshape(4, 256)[:, ::-1].ravel())
+
+
+def test_a_barrier_some_threads_skip_fails_the_launch(cp, mod):
+    src = cp.asarray(np.arange(512, dtype=np.int32))
+    out = cp.zeros(512, dtype=cp.int32)
+    k = mod.get_function("early_return")
+    k((2,), (256,), (src, out, np.int32(512)))  # every thread in range: fine
+    with pytest.raises(RuntimeError, match="__syncthreads"):
+        k((2,), (256,), (src, out, np.int32(300)))
+
+
+def test_a_shuffle_in_a_partial_warp_and_an_oversized_block_fail(cp, mod):
+    x = cp.asarray(np.ones(100, np.float32))
+    out = cp.zeros(1, dtype=cp.float64)
+    with pytest.raises(RuntimeError, match="partial warp"):
+        mod.get_function("block_sum")((1,), (100,), (x, np.int64(100), out))
+    with pytest.raises(RuntimeError, match="too many threads"):
+        mod.get_function("block_sum")((1,), (2048,), (x, np.int64(100), out))
+
+
+def test_launch_arguments_the_driver_would_misread_are_refused(cp, mod):
+    k = mod.get_function("scalars")
+    out = cp.zeros(1, dtype=cp.uint8)
+    k((1,), (1,), (np.float64(1.0), np.float32(2.0), np.int64(3), np.int32(4), out))
+    assert int(out[0]) == 10
+    k((1,), (1,), (1.0, np.float32(2.0), 3, 4, out))  # Python int/float go as long long/double, as in CuPy
+    bad = [
+        ((np.float32(1.0), np.float32(2.0), np.int64(3), np.int32(4), out), "float32 for a 8-byte floating"),
+        ((np.float64(1.0), 2.0, np.int64(3), np.int32(4), out), "float64 for a 4-byte floating"),
+        ((np.float64(1.0), np.float32(2.0), np.int32(3), np.int32(4), out), "read past it"),
+        ((np.float64(1.0), np.float32(2.0), np.int64(3), 2**40, out), "does not fit"),
+        ((np.float64(1.0), np.float32(2.0), np.int64(3), np.int32(4), cp.zeros(1, cp.uint16)), "uint16 array"),
+        ((np.float64(1.0), np.float32(2.0), np.int64(3), np.int32(4), np.zeros(1, np.uint8)), "device array"),
+        ((np.float64(1.0), np.float32(2.0), np.int64(3), out, out), "got a device array"),
+        ((np.float64(1.0), np.float32(2.0), np.int64(3), np.int32(4)), "takes 5 arguments"),
+    ]
+    for args, msg in bad:
+        with pytest.raises((TypeError, OverflowError), match=msg):
+            k((1,), (1,), args)
+    x = cp.asarray(np.ones((8, 8), np.float32))
+    with pytest.raises(ValueError, match="non-contiguous"):
+        mod.get_function("block_sum")((1,), (256,), (x[:, ::2], np.int64(32), cp.zeros(1, cp.float64)))
+
+
+def test_device_arrays_keep_cupys_host_boundary(cp):
+    d = cp.asarray(np.arange(6, dtype=np.float32).reshape(2, 3))
+    with pytest.raises(TypeError, match="Implicit conversion"):
+        np.asarray(d)
+    with pytest.raises(TypeError, match="host array"):
+        cp.where(d > 1, np.zeros((2, 3), np.float32), d)
+    with pytest.raises(TypeError, match="host array"):
+        d + np.ones((2, 3), np.float32)
+    s = d.sum()  # reductions stay on the device, as 0-d arrays
+    assert isinstance(s, cp.ndarray) and s.shape == () and float(s) == 15.0
+    assert isinstance(np.sum(d), cp.ndarray)  # NumPy's functions dispatch to the device, as with CuPy
+    d[0] = np.array([7, 8, 9], np.float32)  # host values may be assigned
+    np.testing.assert_array_equal(d.get()[0], [7, 8, 9])
+    assert cp.fft.fft2(d).dtype == np.complex64
+
+
+def test_the_device_is_visible_only_to_gpu_tests():
+    from superres_gpu.backends import cupy_unavailable_reason
+
+    assert "no usable CUDA device" in cupy_unavailable_reason()
+
+
+def test_the_projects_kernels_refuse_a_wrong_argument(cp):
+    from superres_gpu.cuda_modules import get_kernel
+
+    k = get_kernel("pyramid", "downsample2")
+    img, out = cp.asarray(np.zeros((8, 8), np.float32)), cp.empty((4, 4), dtype=cp.float32)
+    k((1, 1, 1), (16, 16, 1), (img, np.int32(8), np.int32(8), out, np.int32(4), np.int32(4)))
+    with pytest.raises(TypeError, match="argument 1"):
+        k((1, 1, 1), (16, 16, 1), (img, np.float32(8), np.int32(8), out, np.int32(4), np.int32(4)))
+    with pytest.raises(TypeError, match="float64 array"):
+        k((1, 1, 1), (16, 16, 1), (img.astype(cp.float64), np.int32(8), np.int32(8), out, np.int32(4), np.int32(4)))
+
+
+def test_device_work_from_a_thread_without_the_stream_is_refused(cp):
+    """CuPy's current stream belongs to the thread that chose it: another thread's work goes to the
+    default stream, unordered with a non-blocking one."""
+    import threading
+
+    s = cp.cuda.Stream(non_blocking=True)
+    s.use()
+    d = cp.asarray(np.ones(4, np.float32))
+    errors = []
+
+    def worker():
+        try:
+            d * 2
+        except RuntimeError as e:
+            errors.append(str(e))
+
+    t = threading.Thread(target=worker, name="helper")
+    t.start()
+    t.join()
+    assert errors and "'helper'" in errors[0] and "default stream" in errors[0]
+    float((d * 2).sum())  # the thread that chose the stream may
+
+
+def test_shared_memory_read_before_the_barrier_orders_it_reads_poison(cp):
+    """A kernel that lets thread 0 fill shared memory and the others read it with no barrier between
+    gets the poison (NaN), in every block, not the value an earlier block left there."""
+    src = r"""
+__global__ void broadcast(const float* __restrict__ in, float* __restrict__ out, int sync) {
+    __shared__ float v;
+    if (threadIdx.x == 0) v = in[blockIdx.x];
+    if (sync) __syncthreads();
+    out[blockIdx.x * blockDim.x + threadIdx.x] = v;
+}
+"""
+    k = cp.RawModule(code=src, name_expressions=("broadcast",)).get_function("broadcast")
+    x = cp.asarray(np.array([1.0, 2.0, 3.0], np.float32))
+    out = cp.zeros(3 * 64, dtype=cp.float32)
+    k((3,), (64,), (x, out, np.int32(1)))
+    np.testing.assert_array_equal(cp.asnumpy(out), np.repeat([1.0, 2.0, 3.0], 64))
+    k((3,), (64,), (x, out, np.int32(0)))
+    got = cp.asnumpy(out).reshape(3, 64)
+    assert np.isnan(got[:, 1:]).all()
