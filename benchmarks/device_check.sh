@@ -3,6 +3,7 @@
 # (numpy, cupy, opencv-python-headless, tifffile, rich, pytest) and no network:
 #
 #   PYTHONPATH=. bash benchmarks/device_check.sh [LOG_DIR]
+#   bash benchmarks/device_check.sh --emulate [LOG_DIR]   # a dry run on a CPU, before the GPU time is spent
 #
 # 1. an environment probe (GPU, driver, CUDA, CuPy; one kernel family compiled, one cupy.fft call),
 # 2. the GPU tests with SUPERRES_REQUIRE_GPU=1,
@@ -13,18 +14,38 @@
 # so a step cut off keeps what it measured).
 # A short table comes last.  Full logs go to LOG_DIR (default: $SUPERRES_LOG_DIR, else
 # $OUT/device_check, else ./device_check_logs).
+#
+# --emulate runs every step on the CUDA host emulator of the test suite (tests/cuda_emulator), on a
+# machine without a GPU, with small bursts (3 frames of 320x240) and longer timeouts: it proves that
+# the script, the tests and the benchmarks run through, not how fast anything is.
 set -u
 cd "$(dirname "$0")/.."
+EMULATE=0
+if [ "${1:-}" = "--emulate" ]; then
+    EMULATE=1
+    shift
+fi
 export PYTHONPATH="${PYTHONPATH:-.}"
 export PYTHONUNBUFFERED=1
 LOG="${1:-${SUPERRES_LOG_DIR:-${OUT:+$OUT/device_check}}}"
 LOG="${LOG:-device_check_logs}"
 mkdir -p "$LOG"
 FRAMES="${SUPERRES_BENCH_FRAMES:-100}"
+SIZE=(--width 4000 --height 3000)
+GPU_BENCH=()
+SLOW=1  # timeouts' multiplier
+if [ "$EMULATE" = 1 ]; then
+    export PYTHONPATH="tests/cuda_emulator:$PYTHONPATH" SUPERRES_EMULATOR_DEVICE=1
+    FRAMES=3
+    SIZE=(--width 320 --height 240)
+    GPU_BENCH=(--device-frames 2 --passes 1 --cpu-frames 2)
+    SLOW=4
+    echo "== EMULATED: the CUDA host emulator, no GPU; the figures below are not a device's"
+fi
 
 echo "== environment (timeout 60 s)"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 | tee "$LOG/env.txt"
-timeout 60 python3 - <<'PY' 2>&1 | tee -a "$LOG/env.txt"
+timeout $((60 * SLOW)) python3 - <<'PY' 2>&1 | tee -a "$LOG/env.txt"
 import platform, time, numpy, cv2
 print("python", platform.python_version(), "numpy", numpy.__version__, "opencv", cv2.__version__)
 try:
@@ -46,26 +67,26 @@ except Exception as e:
 PY
 ENV_RC=${PIPESTATUS[0]}
 
-echo "== GPU tests (SUPERRES_REQUIRE_GPU=1, timeout 150 s)"
-SUPERRES_REQUIRE_GPU=1 timeout 150 python3 -m pytest tests -m gpu -q -p no:cacheprovider \
+echo "== GPU tests (SUPERRES_REQUIRE_GPU=1, timeout $((150 * SLOW)) s)"
+SUPERRES_REQUIRE_GPU=1 timeout $((150 * SLOW)) python3 -m pytest tests -m gpu -q -p no:cacheprovider \
     --junitxml="$LOG/gpu_tests.xml" >"$LOG/gpu_tests.log" 2>&1
 TEST_RC=$?
 tail -n 25 "$LOG/gpu_tests.log"
 
-echo "== CPU twin and kernel-math tests (timeout 45 s)"
-timeout 45 python3 -m pytest tests/test_numpy_backend.py tests/test_kernels_host.py tests/test_backends.py \
+echo "== CPU twin and kernel-math tests (timeout $((45 * SLOW)) s)"
+timeout $((45 * SLOW)) python3 -m pytest tests/test_numpy_backend.py tests/test_kernels_host.py tests/test_backends.py \
     -q -p no:cacheprovider >"$LOG/cpu_tests.log" 2>&1
 CPU_RC=$?
 tail -n 3 "$LOG/cpu_tests.log"
 
-echo "== GPU benchmark ($FRAMES frames, timeout 210 s)"
-timeout 210 python3 -m benchmarks.bench_gpu --frames "$FRAMES" --repeat 1 --json "$LOG/bench_gpu.json" \
+echo "== GPU benchmark ($FRAMES frames, timeout $((210 * SLOW)) s)"
+timeout $((210 * SLOW)) python3 -m benchmarks.bench_gpu --frames "$FRAMES" "${SIZE[@]}" "${GPU_BENCH[@]}" --repeat 1 --json "$LOG/bench_gpu.json" \
     --markdown "$LOG/bench_gpu.md" >"$LOG/bench_gpu.log" 2>&1
 BENCH_RC=$?
 tail -n 8 "$LOG/bench_gpu.log"
 
-echo "== options (4 frames of 12 MP, timeout 80 s)"
-timeout 80 python3 -m benchmarks.bench_options --backend cupy --frames 4 --width 4000 --height 3000 \
+echo "== options (4 frames of ${SIZE[1]}x${SIZE[3]}, timeout $((80 * SLOW)) s)"
+timeout $((80 * SLOW)) python3 -m benchmarks.bench_options --backend cupy --frames 4 "${SIZE[@]}" \
     --json "$LOG/bench_options.json" --markdown "$LOG/bench_options.md" >"$LOG/bench_options.log" 2>&1
 OPT_RC=$?
 tail -n 4 "$LOG/bench_options.log"

@@ -1,7 +1,8 @@
 """GPU: every kernel equals its NumPy twin; the pipeline agrees across backends.
 
-Skipped with the reason when no CUDA device is usable; SUPERRES_REQUIRE_GPU=1
-turns that into a failure (see conftest).  Inputs are seeded random data of
+On a CUDA device, or, where CuPy is not installed, on the CUDA host emulator
+(tests/cuda_emulator); skipped with the reason otherwise, and
+SUPERRES_REQUIRE_GPU=1 turns that into a failure (see conftest).  Inputs are seeded random data of
 odd, non-square shapes, placed inside larger device buffers filled with NaN
 (float) or the maximum value (integers), so an out-of-bounds read shows up in
 the result.

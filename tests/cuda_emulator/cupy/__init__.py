@@ -202,7 +202,20 @@ def _wrap(x):
         return tuple(_wrap(v) for v in x)
     if isinstance(x, list):
         return [_wrap(v) for v in x]
+    if isinstance(x, _np.random.Generator):  # cupy.random.default_rng(): draws are device arrays
+        return _Proxy(x)
     return x
+
+
+class _Proxy:
+    """An object whose methods give device arrays (a random generator)."""
+
+    def __init__(self, obj):
+        self._obj = obj
+
+    def __getattr__(self, name):
+        attr = getattr(self._obj, name)
+        return _function(attr, f"{type(self._obj).__name__}.{name}") if callable(attr) else attr
 
 
 def _unwrap(x, where: str, host_ok: bool = False):
@@ -277,6 +290,7 @@ def get_array_module(*args):
 
 
 fft = _Namespace(__name__ + ".fft", _np.fft, "fft.")
+random = _Namespace(__name__ + ".random", _np.random, "random.")
 
 
 def __getattr__(name):  # the rest of NumPy's namespace, on device arrays
