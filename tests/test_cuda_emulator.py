@@ -206,3 +206,48 @@ __global__ void broadcast(const float* __restrict__ in, float* __restrict__ out,
     k((3,), (64,), (x, out, np.int32(0)))
     got = cp.asnumpy(out).reshape(3, 64)
     assert np.isnan(got[:, 1:]).all()
+
+
+def test_work_on_two_streams_must_be_ordered_by_an_event_or_the_host(cp):
+    """The upload pattern: a copy on one stream, read on another.  Without the wait the emulator fails
+    the read; an event the reader waits for, or the host waiting, orders them."""
+    up, comp = cp.cuda.Stream(non_blocking=True), cp.cuda.Stream(non_blocking=True)
+    comp.use()
+    host = np.arange(12, dtype=np.float32)
+    for order in ("none", "event", "host"):
+        buf = cp.empty(12, dtype=cp.float32)
+        buf.set(host, stream=up)
+        if order == "event":
+            comp.wait_event(up.record())
+        elif order == "host":
+            up.synchronize()
+        if order == "none":
+            with pytest.raises(RuntimeError, match="stream order: cupy.ndarray.sum on stream .* reads .* that "
+                                                   "cupy.ndarray.set on stream .* wrote"):
+                buf.sum()
+        else:
+            assert float(buf.sum()) == 66.0
+    # and the other way: refilling a buffer the other stream may still read
+    buf = cp.empty(12, dtype=cp.float32)
+    buf.set(host, stream=up)
+    comp.wait_event(up.record())
+    buf * 2
+    with pytest.raises(RuntimeError, match="writes .* that cupy.multiply on stream .* reads"):
+        buf.set(host, stream=up)
+    up.wait_event(comp.record())
+    buf.set(host, stream=up)
+
+
+def test_the_default_stream_is_not_ordered_before_a_non_blocking_one(cp):
+    """What the backend's constants needed: work on the default stream is ordered with a blocking
+    stream's, not with a non-blocking stream's."""
+    host = np.ones(8, np.float32)
+    for non_blocking in (False, True):
+        buf = cp.empty(8, dtype=cp.float32)
+        buf.set(host, stream=cp.cuda.Stream(null=True))
+        cp.cuda.Stream(non_blocking=non_blocking).use()
+        if non_blocking:
+            with pytest.raises(RuntimeError, match="the default stream wrote"):
+                buf.sum()
+            cp.cuda.Device().synchronize()
+        assert float(buf.sum()) == 8.0

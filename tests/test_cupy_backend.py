@@ -355,6 +355,18 @@ def test_frame_upload_ring_roundtrip(G, rng):
         G.luma(G.asarray(np.zeros((8, 8), np.float64)))
 
 
+def test_a_second_backend_in_the_thread_keeps_the_first_ones_uploads_ordered(G, rng):
+    """A backend made later in the same thread (another run, another API call) shares its streams: the
+    first one's kernels still run on the stream its uploads are ordered before."""
+    G2 = get_backend("cupy")
+    assert G2.compute_stream is G.compute_stream and G2.upload_stream is G.upload_stream
+    f = (rng.random((40, 30, 3)) * 255).astype(np.uint8)
+    dev = G.upload_frame(f)
+    np.testing.assert_allclose(G.asnumpy(G.luma(dev)), NB.luma(f), atol=1e-6)
+    G.frame_done(dev)
+    np.testing.assert_array_equal(G2.asnumpy(G2.upload_frame(f)), f)
+
+
 def test_kernel_shape_matches_the_cpu(G, rng):
     """The anisotropic kernel's map (structure tensor, eigen-analysis, blend by
     the local SNR) is the same on both backends."""

@@ -8,8 +8,8 @@ state stays on the device, so aligning and merging a frame needs no
 synchronisation with the host.
 
 Streams: all kernels run on one non-blocking compute stream; frames are
-uploaded on a second stream.  Decode threads write each frame straight into
-a pinned host buffer (``host_frame``: the BGR->RGB conversion's destination);
+uploaded on a second stream (both the thread's own, shared by the backends it
+makes).  Decode threads write each frame straight into a pinned host buffer (``host_frame``: the BGR->RGB conversion's destination);
 ``upload_frame`` copies it into one of two device frame buffers on the upload
 stream, and the compute stream waits for that copy only, so frame k+1 uploads
 while frame k computes.  A device buffer is refilled only after the compute
@@ -32,6 +32,23 @@ from .launch import BLOCK_1D, BLOCK_2D, PEAK_THREADS, REDUCE_THREADS, grid_1d, g
 
 
 
+_local = threading.local()
+
+
+def _thread_streams(cp, device: int):
+    """The calling thread's (compute, upload) streams on ``device``, shared by every backend it makes.
+
+    CuPy queues work on the thread's current stream, and a backend makes its compute stream current.
+    With a stream per backend, a second backend made in the same thread would take the first one's
+    later work onto its own stream, away from the events the first one's uploads are ordered by."""
+    streams = getattr(_local, "streams", None)
+    if streams is None:
+        streams = _local.streams = {}
+    if device not in streams:
+        streams[device] = (cp.cuda.Stream(non_blocking=True), cp.cuda.Stream(non_blocking=True))
+    return streams[device]
+
+
 class CupyBackend:
     """The GPU backend.  Create through ``get_backend("cupy")``."""
 
@@ -48,14 +65,15 @@ class CupyBackend:
         self.sm_count = int(props["multiProcessorCount"])
         name = props["name"]
         self.device_name = name.decode() if isinstance(name, bytes) else str(name)
+        self.compute_stream, self.upload_stream = _thread_streams(cp, self.device.id)
+        # every launch and copy from here on goes to the compute stream, the constants' copies too (the
+        # default stream's work is not ordered before a non-blocking stream's)
+        self.compute_stream.use()
         self._tab = cp.asarray(lanczos4_table())
         self._one = cp.ones((1, 1), dtype=cp.float32)  # stands in for an absent weight map / mask
         self._eye9 = cp.asarray(np.tile(np.eye(3).ravel(), (3, 1)))  # stands in for absent channel maps
         self._field0 = cp.zeros((1, 1, 2), dtype=cp.float32)  # stands in for an absent displacement field
         self._taps: dict[bytes, object] = {}
-        self.compute_stream = cp.cuda.Stream(non_blocking=True)
-        self.upload_stream = cp.cuda.Stream(non_blocking=True)
-        self.compute_stream.use()  # every launch below goes to the compute stream
         self._pinned_lock = threading.Lock()
         self._pinned_free: list = []  # [(array, memory, copy-done event or None)]
         self._pinned_owner: dict[int, object] = {}  # data pointer of a handed-out buffer -> its memory

@@ -83,20 +83,27 @@ class ndarray(NDArrayOperatorsMixin):
                         "Please use `.get()` to construct a NumPy array explicitly.")
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        _check_stream(f"cupy.{ufunc.__name__}")
+        where = f"cupy.{ufunc.__name__}"
+        _check_stream(where)
         out = kwargs.get("out")
-        args = _unwrap(inputs, f"cupy.{ufunc.__name__}")
-        kw = {k: _unwrap(v, f"cupy.{ufunc.__name__}") for k, v in kwargs.items()}
+        args = _unwrap(inputs, where)
+        kw = {k: _unwrap(v, where) for k, v in kwargs.items()}
         with _np.errstate(all="ignore"):  # CuPy never warns about floating-point errors
             res = getattr(ufunc, method)(*args, **kw)
         if out is not None:
+            _access(where, _device_arrays((inputs, kwargs.get("where"))), _device_arrays(out))
             return out[0] if isinstance(out, tuple) and len(out) == 1 else out
-        return _wrap(res)
+        res = _wrap(res)
+        _access(where, _device_arrays(inputs), _device_arrays(res))
+        return res
 
     def __array_function__(self, func, types_, args, kwargs):
-        name = getattr(func, "__name__", "function")
+        where = f"cupy.{getattr(func, '__name__', 'function')}"
+        _check_stream(where)
         with _np.errstate(all="ignore"):
-            return _wrap(func(*_unwrap(args, f"cupy.{name}"), **_unwrap(kwargs, f"cupy.{name}")))
+            res = _wrap(func(*_unwrap(args, where), **_unwrap(kwargs, where)))
+        _access(where, _device_arrays((args, kwargs)), _device_arrays(res))
+        return res
 
     # attributes and methods: those of the host array, results kept on the device
     shape = property(lambda self: self._a.shape)
@@ -126,15 +133,26 @@ class ndarray(NDArrayOperatorsMixin):
             where = f"cupy.ndarray.{name}"
             _check_stream(where)
             with _np.errstate(all="ignore"):
-                return _wrap(attr(*_unwrap(args, where), **_unwrap(kwargs, where)))
+                res = _wrap(attr(*_unwrap(args, where), **_unwrap(kwargs, where)))
+            mutates = name in _MUTATING
+            _access(where, _device_arrays((args, kwargs)) + ([] if mutates else [self]),
+                    _device_arrays(res) + ([self] if mutates else []))
+            if name in _TO_HOST:
+                _host_sync(_current())
+            return res
 
         return method
 
     def __getitem__(self, key):
-        return _wrap(self._a[_unwrap(key, "indexing", host_ok=True)])
+        _check_stream("indexing")
+        res = _wrap(self._a[_unwrap(key, "indexing", host_ok=True)])
+        _access("indexing", [self] + _device_arrays(key), _device_arrays(res))
+        return res
 
     def __setitem__(self, key, value):
+        _check_stream("assignment")
         self._a[_unwrap(key, "indexing", host_ok=True)] = _unwrap(value, "assignment", host_ok=True)
+        _access("assignment", _device_arrays((key, value)), [self])
 
     def __len__(self):
         return len(self._a)
@@ -143,20 +161,26 @@ class ndarray(NDArrayOperatorsMixin):
         for v in self._a:
             yield _wrap(v)
 
+    def _to_host(self, where):  # a value the host reads: the stream's work so far is waited for
+        _check_stream(where)
+        _access(where, [self], [])
+        _host_sync(_current())
+        return self._a
+
     def __float__(self):
-        return float(self._a)
+        return float(self._to_host("float()"))
 
     def __int__(self):
-        return int(self._a)
+        return int(self._to_host("int()"))
 
     def __index__(self):
-        return self._a.__index__()
+        return self._to_host("index").__index__()
 
     def __bool__(self):
-        return bool(self._a)
+        return bool(self._to_host("bool()"))
 
     def __complex__(self):
-        return complex(self._a)
+        return complex(self._to_host("complex()"))
 
     def __repr__(self):
         return repr(self._a).replace("array(", "device_array(", 1)
@@ -173,6 +197,8 @@ class ndarray(NDArrayOperatorsMixin):
     def get(self, stream=None, order="C", out=None, blocking=True):
         if stream is None:
             _check_stream("cupy.ndarray.get")
+        _access("cupy.ndarray.get", [self], [], stream)
+        _host_sync(stream or _current())
         if out is not None:
             _np.copyto(out, self._a)
             return out
@@ -184,10 +210,14 @@ class ndarray(NDArrayOperatorsMixin):
         arr = _np.asarray(arr)
         if arr.shape != self._a.shape or arr.dtype != self._a.dtype:
             raise ValueError(f"set: {arr.dtype}{arr.shape} into {self._a.dtype}{self._a.shape}")
+        _access("cupy.ndarray.set", [], [self], stream)
         _np.copyto(self._a, arr)
 
     def astype(self, dtype, order="K", casting=None, subok=None, copy=True):
-        return ndarray(self._a.astype(dtype, order=order, copy=copy))
+        _check_stream("cupy.ndarray.astype")
+        res = ndarray(self._a.astype(dtype, order=order, copy=copy))
+        _access("cupy.ndarray.astype", [self], [res])
+        return res
 
     def toDlpack(self):  # pragma: no cover - not used
         raise NotImplementedError
@@ -241,7 +271,10 @@ def _function(func, name: str):
         where = f"cupy.{name}"
         _check_stream(where)
         with _np.errstate(all="ignore"):
-            return _wrap(func(*_unwrap(args, where, host_ok), **_unwrap(kwargs, where, host_ok)))
+            res = _wrap(func(*_unwrap(args, where, host_ok), **_unwrap(kwargs, where, host_ok)))
+        if name not in _ALLOCATE:  # an allocation queues no work: its memory has none pending (a synchronize
+            _access(where, _device_arrays((args, kwargs)), _device_arrays(res))  # came first where it was in use)
+        return res
 
     f.__name__ = name
     f.__doc__ = f"{name} (NumPy's, on the emulator's device arrays)"
@@ -271,12 +304,16 @@ def asarray(a, dtype=None, order=None, *, blocking=False):
     _check_stream("cupy.asarray")
     if isinstance(a, ndarray):
         return a if dtype is None or a.dtype == dtype else a.astype(dtype)
-    return ndarray(_np.array(_unwrap(a, "cupy.asarray", True), dtype=dtype, order=order or "K", copy=True))
+    res = ndarray(_np.array(_unwrap(a, "cupy.asarray", True), dtype=dtype, order=order or "K", copy=True))
+    _access("cupy.asarray", _device_arrays(a), [res])
+    return res
 
 
 def array(a, dtype=None, copy=True, order="K", ndmin=0, *, blocking=False):
     _check_stream("cupy.array")
-    return ndarray(_np.array(_unwrap(a, "cupy.array", True), dtype=dtype, copy=True, order=order, ndmin=ndmin))
+    res = ndarray(_np.array(_unwrap(a, "cupy.array", True), dtype=dtype, copy=True, order=order, ndmin=ndmin))
+    _access("cupy.array", _device_arrays(a), [res])
+    return res
 
 
 def asnumpy(a, stream=None, order="C", out=None, blocking=True):
@@ -359,24 +396,115 @@ def _check_stream(where: str) -> None:
                            "default stream, unordered with the non-blocking stream another thread uses")
 
 
+# ---- the order of device work ------------------------------------------------------------------
+# Work runs when it is queued, but every access to a device buffer is recorded with the stream that
+# queued it and its place there; an access on one stream that another stream's access conflicts with
+# (either writes) must be ordered after it: by an event the stream waited for (transitively), or by
+# the host having waited for it (a synchronize, a done event, a value read back).  Otherwise the
+# launch raises, naming both: on a device the two could run in either order.
+_MUTATING = frozenset({"fill", "sort", "put", "partition", "resize", "itemset"})
+_TO_HOST = frozenset({"item", "tolist", "tobytes"})
+_ALLOCATE = frozenset({"empty", "empty_like"})
+_host_known: dict = {}  # stream id -> the last op the host knows complete
+_touches: dict = {}  # id(root buffer) -> {stream id: [last read, last write, stream name]}
+_stream_ids = iter(range(1, 1 << 62))
+
+
+def _merge(into: dict, known: dict) -> None:
+    for k, v in known.items():
+        if into.get(k, 0) < v:
+            into[k] = v
+
+
+def _device_arrays(x) -> list:
+    if isinstance(x, ndarray):
+        return [x]
+    if isinstance(x, (tuple, list)):
+        return [a for v in x for a in _device_arrays(v)]
+    if isinstance(x, dict):
+        return [a for v in x.values() for a in _device_arrays(v)]
+    return []
+
+
+def _root(a: _np.ndarray) -> _np.ndarray:
+    while isinstance(a.base, _np.ndarray):
+        a = a.base
+    return a
+
+
+def _ordered(stream, sid: int, seq: int) -> bool:
+    if sid == stream.sid or stream.known.get(sid, 0) >= seq or _host_known.get(sid, 0) >= seq:
+        return True
+    other = _streams.get(sid)  # the legacy default stream and a blocking stream order each other
+    return other is not None and (stream.legacy and not other.non_blocking or other.legacy and not stream.non_blocking)
+
+
+def _access(where: str, reads, writes, stream=None) -> None:
+    if not enabled:
+        return
+    stream = stream or _current()
+    stream.seq += 1
+    seq = stream.seq
+    for arrays, write in ((reads, False), (writes, True)):
+        for arr in arrays:
+            root = _root(arr._a)
+            key = id(root)
+            t = _touches.get(key)
+            if t is None:
+                t = _touches[key] = {}
+                import weakref
+
+                weakref.finalize(root, _touches.pop, key, None)
+            for sid, (r, w, name, r_at, w_at) in t.items():
+                if sid == stream.sid:
+                    continue
+                if w and not _ordered(stream, sid, w):
+                    raise RuntimeError(f"stream order: {where} on {stream.name} {'writes' if write else 'reads'} a "
+                                       f"{root.dtype}{root.shape} device buffer that {w_at} on {name} wrote, with no "
+                                       "event or host wait ordering the two")
+                if write and r and not _ordered(stream, sid, r):
+                    raise RuntimeError(f"stream order: {where} on {stream.name} writes a {root.dtype}{root.shape} "
+                                       f"device buffer that {r_at} on {name} reads, with no event or host wait "
+                                       "ordering the two")
+            entry = t.setdefault(stream.sid, [0, 0, stream.name, "", ""])
+            entry[1 if write else 0] = seq
+            entry[4 if write else 3] = where
+
+
+def _host_sync(stream) -> None:
+    _merge(_host_known, {**stream.known, stream.sid: stream.seq})
+
+
 class Event:
     def __init__(self, block=False, disable_timing=False, interprocess=False):
         self.t = None
+        self.known = {}
 
     def record(self, stream=None):
+        stream = stream or _current()
         self.t = time.perf_counter()
+        self.known = {**stream.known, stream.sid: stream.seq}
 
     def synchronize(self):
-        pass
+        _merge(_host_known, self.known)
 
     @property
-    def done(self):
+    def done(self):  # the work has run: a caller that sees it done may rely on that
+        _merge(_host_known, self.known)
         return True
 
 
 class Stream:
     def __init__(self, null=False, non_blocking=False, ptds=False):
-        _require_device()
+        if not null:
+            _require_device()
+        self.sid = next(_stream_ids)
+        self.seq = 0
+        self.known = {}
+        self.legacy = bool(null)
+        self.non_blocking = bool(non_blocking)
+        self.name = "the default stream" if null else f"stream {self.sid}{' (non-blocking)' if non_blocking else ''}"
+        _streams[self.sid] = self
 
     def use(self):
         global _streams_in_use
@@ -392,7 +520,7 @@ class Stream:
         _thread.stream = self._prev
 
     def synchronize(self):
-        pass
+        _host_sync(self)
 
     def record(self, event=None):
         event = event or Event()
@@ -400,11 +528,20 @@ class Stream:
         return event
 
     def wait_event(self, event):
-        pass
+        _merge(self.known, event.known)
 
     @property
     def done(self):
+        _host_sync(self)
         return True
+
+
+_streams: dict = {}
+_NULL = Stream(null=True)
+
+
+def _current():
+    return getattr(_thread, "stream", None) or _NULL
 
 
 class Device:
@@ -417,7 +554,8 @@ class Device:
         _require_device()
 
     def synchronize(self):
-        pass
+        for st in list(_streams.values()):
+            _host_sync(st)
 
     def __enter__(self):
         _require_device()
@@ -465,7 +603,7 @@ _cuda = types.SimpleNamespace(
     compiler=types.SimpleNamespace(CompileException=_CompileException),
     driver=types.SimpleNamespace(CUDADriverError=_CUDADriverError),
     memory=types.SimpleNamespace(OutOfMemoryError=MemoryError),
-    get_current_stream=lambda: getattr(_thread, "stream", None),
+    get_current_stream=_current,
 )
 cuda = _cuda
 
@@ -638,6 +776,8 @@ class RawKernel:
         if any(int(v) < 0 or int(v) >= 1 << 31 for v in dims[0]):
             raise ValueError(f"{self.name}: grid {tuple(dims[0])} out of range")
         keep = [self._marshal(k, a, p) for k, (a, p) in enumerate(zip(args, self.params))]
+        ptr_args = [(a, p[4]) for a, p in zip(args, self.params) if p[1] == 0 and a is not None]
+        _access(self.name, [a for a, const in ptr_args if const], [a for a, const in ptr_args if not const], stream)
         ptrs = (ctypes.c_void_p * max(1, len(keep)))(*[ctypes.cast(ctypes.pointer(b), ctypes.c_void_p) if
                                                        isinstance(b, ctypes.c_void_p) else ctypes.cast(b, ctypes.c_void_p)
                                                        for b in keep])
