@@ -251,3 +251,23 @@ def test_the_default_stream_is_not_ordered_before_a_non_blocking_one(cp):
                 buf.sum()
             cp.cuda.Device().synchronize()
         assert float(buf.sum()) == 8.0
+
+
+def test_a_read_past_an_arrays_end_fails_the_launch_naming_it(cp):
+    """Every array argument ends at an inaccessible page: an off-by-one at the last pixel faults and the
+    launch fails naming the argument; a read before the start gets the poison."""
+    src = r"""
+__global__ void shifted(const float* __restrict__ in, float* __restrict__ out, int n, int shift) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) out[i] = in[i + shift];
+}
+"""
+    k = cp.RawModule(code=src, name_expressions=("shifted",)).get_function("shifted")
+    x = cp.asarray(np.arange(100, dtype=np.float32))
+    out = cp.zeros(100, dtype=cp.float32)
+    k((1,), (128,), (x, out, np.int32(99), np.int32(1)))  # in bounds
+    np.testing.assert_array_equal(cp.asnumpy(out)[:99], np.arange(1, 100))
+    with pytest.raises(RuntimeError, match="argument 0: an access 0 bytes past the end"):
+        k((1,), (128,), (x, out, np.int32(100), np.int32(1)))
+    k((1,), (128,), (x, out, np.int32(100), np.int32(-1)))
+    assert np.isnan(cp.asnumpy(out)[0]) and cp.asnumpy(out)[1] == 0.0

@@ -24,10 +24,17 @@ installed (``tests/conftest.py`` puts it on ``sys.path``; see
   memory is ordinary host memory; ``cupy.fft`` is NumPy's (float32 in,
   complex64 out, as cuFFT).
 
+- **Memory**: each array argument is copied to end at an inaccessible page, so
+  a read or write past its end fails the launch naming the argument (one
+  before its start reads the poison, NaN).
+- **Stream order**: every access to a device buffer is recorded with the
+  stream that queued it; an access that no event (waited for, transitively)
+  or host wait orders after another stream's conflicting access raises.
+
 What it cannot show: timings, the device's own rounding (its ``expf``, FMA
-contraction where NVRTC chooses it, the order of a reduction's partial sums),
-races between threads of a block (they run one after another), and memory
-errors (a read out of bounds reads host memory).  Those need a GPU.
+contraction where NVRTC chooses it, the order of a reduction's partial sums)
+and races between threads of a block (they run one after another).  Those
+need a GPU.
 
 The device is visible only while ``enabled`` is true: the suite's GPU-marked
 tests switch it on; every other test sees CuPy without a device.
@@ -651,8 +658,8 @@ class RawModule:
     def _source(self) -> str:
         out = ['#include "_runtime.h"', self.code, 'extern "C" {']
         for i, name in enumerate(self.names):
-            out.append(f"int emu_launch_{i}(const unsigned* g, const unsigned* b, void** p, int n, char* err, int len) "
-                       f"{{ return emu::launch(&{name}, g, b, p, n, err, len); }}")
+            out.append(f"int emu_launch_{i}(const unsigned* g, const unsigned* b, void** p, int n, const uintptr_t* gd, "
+                       f"int ng, char* err, int len) {{ return emu::launch(&{name}, g, b, p, n, gd, ng, err, len); }}")
             out.append(f"int emu_params_{i}(int* out, int max) {{ return emu::params(&{name}, out, max); }}")
         out.append("}")
         return "\n".join(out) + "\n"
@@ -684,8 +691,8 @@ class RawModule:
         for i, name in enumerate(self.names):
             launch = getattr(self._lib, f"emu_launch_{i}")
             launch.restype = ctypes.c_int
-            launch.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p,
-                               ctypes.c_int]
+            launch.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p,
+                               ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
             info = getattr(self._lib, f"emu_params_{i}")
             info.restype = ctypes.c_int
             buf = (ctypes.c_int * (5 * _MAXP))()
@@ -778,11 +785,77 @@ class RawKernel:
         keep = [self._marshal(k, a, p) for k, (a, p) in enumerate(zip(args, self.params))]
         ptr_args = [(a, p[4]) for a, p in zip(args, self.params) if p[1] == 0 and a is not None]
         _access(self.name, [a for a, const in ptr_args if const], [a for a, const in ptr_args if not const], stream)
-        ptrs = (ctypes.c_void_p * max(1, len(keep)))(*[ctypes.cast(ctypes.pointer(b), ctypes.c_void_p) if
-                                                       isinstance(b, ctypes.c_void_p) else ctypes.cast(b, ctypes.c_void_p)
-                                                       for b in keep])
-        err = ctypes.create_string_buffer(512)
-        with _LAUNCH_LOCK:
-            rc = self._launch(dims[0], dims[1], ptrs, len(keep), err, len(err))
-        if rc:
-            raise _CUDADriverError(f"emulated launch of {self.name} failed: {err.value.decode()}")
+        guarded = _guard_arrays(args, self.params, keep)
+        try:
+            ptrs = (ctypes.c_void_p * max(1, len(keep)))(*[
+                ctypes.cast(ctypes.pointer(b), ctypes.c_void_p) if isinstance(b, ctypes.c_void_p)
+                else ctypes.cast(b, ctypes.c_void_p) for b in keep])
+            pages = (ctypes.c_size_t * max(1, 3 * len(guarded)))(*[v for g in guarded for v in g.triple])
+            err = ctypes.create_string_buffer(512)
+            with _LAUNCH_LOCK:
+                rc = self._launch(dims[0], dims[1], ptrs, len(keep), pages, len(guarded), err, len(err))
+            if rc:
+                raise _CUDADriverError(f"emulated launch of {self.name} failed: {err.value.decode()}")
+            for g in guarded:
+                g.copy_back()
+        finally:
+            for g in guarded:
+                g.free()
+
+
+# ---- guard pages: each array argument ends at an inaccessible page ---------------------------------
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mmap.restype = ctypes.c_void_p
+_libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+_libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+_libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+_PAGE = os.sysconf("SC_PAGESIZE")
+_PROT_NONE, _PROT_RW, _MAP_PRIVATE_ANON = 0, 3, 0x02 | 0x20
+
+
+class _Guarded:
+    """A copy of one array argument in fresh pages, its last byte just before a PROT_NONE page; the
+    bytes in front of it hold the poison (all bits set: NaN, -1).  Written arguments are copied back."""
+
+    def __init__(self, index: int, arr: _np.ndarray, written: bool):
+        self.arr, self.written = arr, written
+        n = arr.nbytes
+        data_pages = -(-(n + _PAGE) // _PAGE)  # a page of poison in front, at least
+        self.size = (data_pages + 1) * _PAGE
+        base = _libc.mmap(None, self.size, _PROT_RW, _MAP_PRIVATE_ANON, -1, 0)
+        if base in (None, ctypes.c_void_p(-1).value):
+            raise MemoryError("the emulator could not map a guarded copy of an argument")
+        self.base = base
+        guard = base + data_pages * _PAGE
+        ctypes.memset(base, 0xFF, guard - base)
+        _libc.mprotect(guard, _PAGE, _PROT_NONE)
+        self.start = guard - n
+        ctypes.memmove(self.start, arr.__array_interface__["data"][0], n)
+        self.triple = (guard, guard + _PAGE, index)
+
+    def copy_back(self):
+        if self.written:
+            ctypes.memmove(self.arr.__array_interface__["data"][0], self.start, self.arr.nbytes)
+
+    def free(self):
+        if self.base is not None:
+            _libc.munmap(self.base, self.size)
+            self.base = None
+
+
+def _guard_arrays(args, params, keep) -> list:
+    """Guarded copies of the array arguments (``keep`` gets their addresses).  Arguments that share a
+    buffer keep it, so that they still see each other's writes; SUPERRES_EMULATOR_GUARD=0 turns this off."""
+    if os.environ.get("SUPERRES_EMULATOR_GUARD", "1") == "0":
+        return []
+    arrays = [(k, a._a, not p[4]) for k, (a, p) in enumerate(zip(args, params))
+              if p[1] == 0 and isinstance(a, ndarray) and a._a.nbytes]
+    roots = [id(_root(a)) for _, a, _ in arrays]
+    out = []
+    for (k, a, written), root in zip(arrays, roots):
+        if roots.count(root) > 1:
+            continue
+        g = _Guarded(k, a, written)
+        keep[k] = ctypes.c_void_p(g.start)
+        out.append(g)
+    return out

@@ -14,6 +14,8 @@
 //
 // Arguments come as CUDA's kernelParams do (one pointer per parameter); the
 // launcher reads sizeof(parameter) bytes from each, as the driver does.  The
+// caller copies each array argument to end at an inaccessible page: a read or
+// write past its end faults, and the launch fails naming the argument.  The
 // caller (tests/cuda_emulator/cupy) checks the argument types first, using the
 // parameter layout exported by emu_params_*.
 #pragma once
@@ -22,6 +24,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <sys/mman.h>
 
 #include <tuple>
@@ -297,6 +301,78 @@ static int run_grid(const unsigned* grid, const unsigned* block, void (*body)(vo
     return 0;
 }
 
+// ---- memory faults ----------------------------------------------------------------
+// The caller places each array argument so that it ends at an inaccessible page (guards: [page, page
+// end, argument index] triples).  A fault during the launch ends it with a message naming the argument
+// (or, outside every guard, the address: a wild pointer or a fiber's stack overflow).
+struct Faults {
+    const uintptr_t* guards = nullptr;
+    int nguards = 0;
+    sigjmp_buf jmp;
+    volatile sig_atomic_t armed = 0;
+    char msg[256];
+    struct sigaction old_segv, old_bus;
+    stack_t old_stack;
+};
+static Faults faults;
+static char alt_stack[1 << 16];
+
+static void on_fault(int sig, siginfo_t* si, void*) {
+    if (!faults.armed) {  // not a launch's: the handler that was there before takes it
+        sigaction(SIGSEGV, &faults.old_segv, nullptr);
+        sigaction(SIGBUS, &faults.old_bus, nullptr);
+        raise(sig);
+        return;
+    }
+    faults.armed = 0;
+    uintptr_t a = (uintptr_t)si->si_addr;
+    int found = 0;
+    for (int i = 0; i < faults.nguards && !found; ++i) {
+        const uintptr_t* g = faults.guards + 3 * i;
+        if (a >= g[0] && a < g[1]) {
+            snprintf(faults.msg, sizeof faults.msg,
+                     "argument %d: an access %lu bytes past the end of its array (out of bounds)", (int)g[2],
+                     (unsigned long)(a - g[0]));
+            found = 1;
+        }
+    }
+    if (!found) snprintf(faults.msg, sizeof faults.msg, "a memory fault at %p, outside every argument's array", (void*)a);
+    siglongjmp(faults.jmp, 1);
+}
+
+template <typename F>
+static int with_fault_guard(const uintptr_t* guards, int nguards, char* err, int errlen, F run) {
+    faults.guards = guards;
+    faults.nguards = nguards;
+    stack_t st;
+    st.ss_sp = alt_stack;
+    st.ss_size = sizeof alt_stack;
+    st.ss_flags = 0;
+    sigaltstack(&st, &faults.old_stack);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_fault;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &faults.old_segv);
+    sigaction(SIGBUS, &sa, &faults.old_bus);
+    int rc;
+    if (sigsetjmp(faults.jmp, 1)) {
+        blk = nullptr;
+        cur = nullptr;
+        snprintf(err, errlen, "%s", faults.msg);
+        rc = 1;
+    } else {
+        faults.armed = 1;
+        rc = run();
+        faults.armed = 0;
+    }
+    sigaction(SIGSEGV, &faults.old_segv, nullptr);
+    sigaction(SIGBUS, &faults.old_bus, nullptr);
+    sigaltstack(&faults.old_stack, nullptr);
+    return rc;
+}
+
 // ---- launch and parameter layout ---------------------------------------------
 template <typename... A>
 struct Call {
@@ -327,14 +403,15 @@ static std::tuple<A...> read_params(void** params, std::index_sequence<I...>) {
 }
 
 template <typename... A>
-static int launch(void (*k)(A...), const unsigned* grid, const unsigned* block, void** params, int nparams, char* err,
-                  int errlen) {
+static int launch(void (*k)(A...), const unsigned* grid, const unsigned* block, void** params, int nparams,
+                  const uintptr_t* guards, int nguards, char* err, int errlen) {
     if (nparams != (int)sizeof...(A)) {
         snprintf(err, errlen, "the kernel takes %d arguments, %d given", (int)sizeof...(A), nparams);
         return 1;
     }
     Call<A...> c{k, read_params<A...>(params, std::index_sequence_for<A...>{})};
-    return run_grid(grid, block, &kernel_body<A...>, &c, err, errlen);
+    return with_fault_guard(guards, nguards, err, errlen,
+                            [&] { return run_grid(grid, block, &kernel_body<A...>, &c, err, errlen); });
 }
 
 // kind: 0 pointer, 1 signed integer, 2 unsigned integer, 3 floating point, 4 bool, 5 other
