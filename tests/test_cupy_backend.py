@@ -342,6 +342,33 @@ def test_pipeline_options_agree_on_both_backends(tmp_path, small_burst, options)
         assert all(f["local"]["applied"] for f in rep["frames"][1:] if f["used"])
 
 
+def test_running_out_of_device_memory_midway_finishes_on_the_cpu(tmp_path, small_burst, capsys):
+    """A device too small for the burst: the pool refuses an allocation partway through the merge (a
+    limit below the run's need), the run starts again on the CPU with one warning, and its output is
+    the CPU's own."""
+    import json
+
+    import cupy
+    import tifffile
+
+    from superres_gpu.cli import main
+
+    d = tmp_path / "b"
+    small_burst.write(d)
+    assert main(["run", str(d), "-o", str(tmp_path / "cpu.tif"), "--backend", "numpy", "-q"]) == 0
+    pool = cupy.get_default_memory_pool()
+    pool.set_limit(size=4 << 20)
+    try:
+        rc = main(["run", str(d), "-o", str(tmp_path / "gpu.tif"), "--backend", "cupy", "-q",
+                   "--report", str(tmp_path / "r.json")])
+    finally:
+        pool.set_limit(size=0)
+    err = capsys.readouterr().err
+    assert rc == 0 and err.count("\n") == 1 and "the GPU ran out of memory (Out of memory allocating" in err
+    assert json.loads((tmp_path / "r.json").read_text())["backend"] == "numpy"
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "gpu.tif"), tifffile.imread(tmp_path / "cpu.tif"))
+
+
 def test_frame_upload_ring_roundtrip(G, rng):
     frames = [(rng.random((1200, 1000, 3)) * 255).astype(np.uint8) for _ in range(4)]
     for k, f in enumerate(frames):  # the ring of two device buffers and the pinned pool are reused

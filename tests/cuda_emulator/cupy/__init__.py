@@ -78,11 +78,13 @@ class ndarray(NDArrayOperatorsMixin):
 
     def __init__(self, shape, dtype=float, memptr=None, strides=None, order="C"):
         if isinstance(shape, _np.ndarray):  # internal: wrap without copying
+            _pool.account(shape)
             self._a = shape
             return
         if memptr is not None or strides is not None:
             raise NotImplementedError("the emulator's ndarray takes a shape and a dtype only")
         self._a = _np.empty(shape, dtype=dtype, order=order)
+        _pool.account(self._a)
 
     # the host-side guard CuPy has
     def __array__(self, *args, **kwargs):
@@ -349,18 +351,50 @@ def __getattr__(name):  # the rest of NumPy's namespace, on device arrays
 
 
 # ---- memory pools, streams, events, devices --------------------------------------------------
+class OutOfMemoryError(MemoryError):
+    """CuPy's error when the pool cannot allocate (raised under a limit set with ``set_limit``)."""
+
+
+OutOfMemoryError.__module__ = "cupy.cuda.memory"
+
+
 class _MemoryPool:
+    """Counts the device buffers alive (their roots) and refuses one past ``set_limit(size=...)``, as
+    CuPy's pool does when the device is full."""
+
+    def __init__(self):
+        self.limit = None
+        self.live: dict = {}  # id(root) -> bytes
+
+    def account(self, a: _np.ndarray) -> None:
+        if self.limit is None:
+            return
+        root = _root(a)
+        key = id(root)
+        if key in self.live:
+            return
+        used = sum(self.live.values())
+        if used + root.nbytes > self.limit:
+            raise OutOfMemoryError(f"Out of memory allocating {root.nbytes:,} bytes (allocated so far: {used:,} "
+                                   f"bytes, limit set to: {self.limit:,} bytes).")
+        import weakref
+
+        self.live[key] = root.nbytes
+        weakref.finalize(root, self.live.pop, key, None)
+
     def used_bytes(self):
-        return 0
+        return sum(self.live.values())
 
     def total_bytes(self):
-        return 0
+        return sum(self.live.values())
 
     def free_all_blocks(self):
         pass
 
     def set_limit(self, size=None, fraction=None):
-        pass
+        self.limit = None if not size else int(size)
+        if self.limit is None:
+            self.live.clear()
 
 
 _pool, _pinned_pool = _MemoryPool(), _MemoryPool()
@@ -609,7 +643,7 @@ _cuda = types.SimpleNamespace(
     get_elapsed_time=_elapsed_ms, alloc_pinned_memory=_alloc_pinned_memory,
     compiler=types.SimpleNamespace(CompileException=_CompileException),
     driver=types.SimpleNamespace(CUDADriverError=_CUDADriverError),
-    memory=types.SimpleNamespace(OutOfMemoryError=MemoryError),
+    memory=types.SimpleNamespace(OutOfMemoryError=OutOfMemoryError),
     get_current_stream=_current,
 )
 cuda = _cuda
