@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from superres_gpu import cli
 
 
@@ -120,3 +122,26 @@ def test_the_aberration_benchmark_runs_jpeg_and_heic_bursts_at_a_chosen_size(tmp
     assert chains == {"JPEG 92 4:2:0": "linear", "HEIC 90 4:2:0": "nearest"}
     with pytest.raises(SystemExit):
         bench_tca.main(["--size", "12x"])
+
+
+@pytest.mark.gpu
+def test_the_gpu_benchmark_runs_through_every_step(tmp_path, monkeypatch):
+    """benchmarks/bench_gpu.py (the device check's benchmark) on a tiny burst: every step measured and
+    written, the table made; on the CUDA host emulator where there is no GPU, whose device the
+    benchmark's own `superres run` subprocesses get too."""
+    import os
+
+    from benchmarks import bench_gpu
+
+    from conftest import EMULATED_CUPY, EMULATOR
+
+    if EMULATED_CUPY is not None:
+        monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(EMULATOR)] + os.environ.get("PYTHONPATH", "").split(
+            os.pathsep)).rstrip(os.pathsep))
+        monkeypatch.setenv("SUPERRES_EMULATOR_DEVICE", "1")
+    js, md = tmp_path / "g.json", tmp_path / "g.md"
+    assert bench_gpu.main(["--frames", "3", "--width", "96", "--height", "72", "--device-frames", "2", "--passes", "1",
+                           "--cpu-frames", "2", "--json", str(js), "--markdown", str(md)]) == 0
+    fig = json.loads(js.read_text())
+    assert fig["device"]["frames_timed"] == 1 and fig["device"]["device_ms_per_frame"] > 0
+    assert fig["gpu_run_s"] > 0 and "| device time per frame" in md.read_text()
