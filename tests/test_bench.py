@@ -145,3 +145,23 @@ def test_the_gpu_benchmark_runs_through_every_step(tmp_path, monkeypatch):
     fig = json.loads(js.read_text())
     assert fig["device"]["frames_timed"] == 1 and fig["device"]["device_ms_per_frame"] > 0
     assert fig["gpu_run_s"] > 0 and "| device time per frame" in md.read_text()
+
+
+def test_the_launch_count_counts_one_frames_launches_and_host_waits(tmp_path):
+    """benchmarks/launch_count.py on the emulator: per frame, the refinement's three launches per
+    iteration, one merge, and no more than the queue bound's wait inside the frame loop."""
+    from conftest import EMULATED_CUPY
+
+    if EMULATED_CUPY is None:
+        pytest.skip("the CUDA host emulator is not in use here")
+    from benchmarks import launch_count
+
+    md = tmp_path / "l.md"
+    assert launch_count.main(["--frames", "6", "--width", "96", "--height", "72", "--markdown", str(md)]) == 0
+    rows = {line.split("|")[1].replace("&nbsp;", "").strip(): float(line.split("|")[2])
+            for line in md.read_text().splitlines() if line.startswith("| ") and line.split("|")[2].strip()[:1].isdigit()}
+    it = rows["align_reduce_partial"]
+    assert it >= 1 and rows["align_sum_partials"] == it and rows["align_update"] == it
+    assert rows["kernel_accumulate<unsigned char, 3>"] == 1.0 and rows["kernel launches"] > 3 * it
+    assert rows.get("Event.synchronize", 0) <= 4 and rows["host waits"] <= 6
+    assert not EMULATED_CUPY.enabled

@@ -42,6 +42,7 @@ tests switch it on; every other test sees CuPy without a device.
 
 from __future__ import annotations
 
+import collections
 import ctypes
 import hashlib
 import os
@@ -52,6 +53,7 @@ import tempfile
 import threading
 import time
 import types
+import warnings
 from pathlib import Path
 
 import numpy as _np
@@ -147,7 +149,7 @@ class ndarray(NDArrayOperatorsMixin):
             _access(where, _device_arrays((args, kwargs)) + ([] if mutates else [self]),
                     _device_arrays(res) + ([self] if mutates else []))
             if name in _TO_HOST:
-                _host_sync(_current())
+                _host_sync(_current(), f"read back ({where})")
             return res
 
         return method
@@ -173,7 +175,7 @@ class ndarray(NDArrayOperatorsMixin):
     def _to_host(self, where):  # a value the host reads: the stream's work so far is waited for
         _check_stream(where)
         _access(where, [self], [])
-        _host_sync(_current())
+        _host_sync(_current(), f"read back ({where})")
         return self._a
 
     def __float__(self):
@@ -207,7 +209,7 @@ class ndarray(NDArrayOperatorsMixin):
         if stream is None:
             _check_stream("cupy.ndarray.get")
         _access("cupy.ndarray.get", [self], [], stream)
-        _host_sync(stream or _current())
+        _host_sync(stream or _current(), "read back (get/asnumpy)")
         if out is not None:
             _np.copyto(out, self._a)
             return out
@@ -279,7 +281,8 @@ def _function(func, name: str):
     def f(*args, **kwargs):
         where = f"cupy.{name}"
         _check_stream(where)
-        with _np.errstate(all="ignore"):
+        with _np.errstate(all="ignore"), warnings.catch_warnings():  # CuPy warns of neither
+            warnings.simplefilter("ignore", RuntimeWarning)  # ("All-NaN slice" from nanmedian, ...)
             res = _wrap(func(*_unwrap(args, where, host_ok), **_unwrap(kwargs, where, host_ok)))
         if name not in _ALLOCATE:  # an allocation queues no work: its memory has none pending (a synchronize
             _access(where, _device_arrays((args, kwargs)), _device_arrays(res))  # came first where it was in use)
@@ -447,6 +450,8 @@ _MUTATING = frozenset({"fill", "sort", "put", "partition", "resize", "itemset"})
 _TO_HOST = frozenset({"item", "tolist", "tobytes"})
 _ALLOCATE = frozenset({"empty", "empty_like"})
 _host_known: dict = {}  # stream id -> the last op the host knows complete
+# what a run asked of the device: kernel launches by name, and the host's waits for it by kind
+stats = {"launches": collections.Counter(), "host_waits": collections.Counter()}
 _touches: dict = {}  # id(root buffer) -> {stream id: [last read, last write, stream name]}
 _stream_ids = iter(range(1, 1 << 62))
 
@@ -512,8 +517,11 @@ def _access(where: str, reads, writes, stream=None) -> None:
             entry[4 if write else 3] = where
 
 
-def _host_sync(stream) -> None:
+def _host_sync(stream, wait: str | None = None) -> None:
+    """The host knows ``stream``'s work so far complete; ``wait``: it waited for it (counted in ``stats``)."""
     _merge(_host_known, {**stream.known, stream.sid: stream.seq})
+    if wait is not None and enabled:
+        stats["host_waits"][wait] += 1
 
 
 class Event:
@@ -528,6 +536,8 @@ class Event:
 
     def synchronize(self):
         _merge(_host_known, self.known)
+        if enabled:
+            stats["host_waits"]["Event.synchronize"] += 1
 
     @property
     def done(self):  # the work has run: a caller that sees it done may rely on that
@@ -561,7 +571,7 @@ class Stream:
         _thread.stream = self._prev
 
     def synchronize(self):
-        _host_sync(self)
+        _host_sync(self, "Stream.synchronize")
 
     def record(self, event=None):
         event = event or Event()
@@ -597,6 +607,8 @@ class Device:
     def synchronize(self):
         for st in list(_streams.values()):
             _host_sync(st)
+        if enabled:
+            stats["host_waits"]["Device.synchronize"] += 1
 
     def __enter__(self):
         _require_device()
@@ -808,6 +820,7 @@ class RawKernel:
             raise TypeError(f"{self.name}: the kernel takes {len(self.params)} arguments, {len(args)} given")
         if shared_mem:
             raise NotImplementedError(f"{self.name}: dynamic shared memory is not emulated")
+        stats["launches"][self.name] += 1
         dims = []
         for d in (grid, block):
             t = (d,) if isinstance(d, (int, _np.integer)) else tuple(d)
