@@ -11,7 +11,8 @@ state, without the burst's fixed work) and the fixed work itself.
 
     python -m benchmarks.launch_count [--frames 6] [--width 1280] [--height 960] [--markdown out.md]
 
-Times here are the emulator's and mean nothing; the counts are exact.
+Times here are the emulator's and mean nothing; the counts are those of the code (the host waits:
+every synchronize and every value read back, a device array's repr or str included).
 """
 
 from __future__ import annotations

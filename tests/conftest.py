@@ -44,6 +44,7 @@ def _install_emulator():
     import cupy
 
     assert getattr(cupy, "EMULATED", False), cupy.__file__
+    sys.modules["cupy"] = None  # until a GPU-marked test runs (see _emulate)
     return cupy
 
 
@@ -56,11 +57,19 @@ def pytest_report_header(config):
     return None
 
 
+def _emulate(on: bool) -> None:
+    """GPU-marked tests (their fixtures included) see the emulator and its device; every other test
+    sees no CuPy at all (``import cupy`` fails), as where CuPy is not installed."""
+    import sys
+
+    EMULATED_CUPY.enabled = on
+    sys.modules["cupy"] = EMULATED_CUPY if on else None
+
+
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_runtest_setup(item):
-    """The emulated device exists only for GPU-marked tests (their fixtures included)."""
     if EMULATED_CUPY is not None:
-        EMULATED_CUPY.enabled = item.get_closest_marker("gpu") is not None
+        _emulate(item.get_closest_marker("gpu") is not None)
     yield
 
 
@@ -68,7 +77,7 @@ def pytest_runtest_setup(item):
 def pytest_runtest_teardown(item, nextitem):
     yield
     if EMULATED_CUPY is not None:
-        EMULATED_CUPY.enabled = False
+        _emulate(False)
 
 
 def require_gpu() -> None:

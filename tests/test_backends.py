@@ -183,3 +183,15 @@ def test_the_merge_kernels_check_den_against_the_channel_maps():
         G._accumulate_args(frame, num, plane, None, den_planes=True)
     with pytest.raises(ValueError, match=r"den must be \(ho, wo\)"):
         G._accumulate_args(frame, num, planes, None)
+
+
+def test_outside_the_gpu_tests_cupy_is_not_importable_where_it_is_emulated():
+    """Where the GPU tests run on the CUDA host emulator, every other test sees a machine without
+    CuPy: code that needs CuPy outside the GPU backend fails here as it would there."""
+    from conftest import EMULATED_CUPY
+
+    if EMULATED_CUPY is None:
+        pytest.skip("the CUDA host emulator is not in use here")
+    assert "CuPy is not installed" in cupy_unavailable_reason()
+    with pytest.raises(ImportError):
+        import cupy  # noqa: F401

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -113,6 +114,8 @@ struct Block {
 
 thread_local Fiber* cur = nullptr;
 thread_local Block* blk = nullptr;
+static int ascending = 0;  // the order of a block's threads between two barriers (see run_block)
+static int synced = 0;     // the last launch had a barrier or a shuffle
 
 static inline const uint3& cur_tid() { return cur->tid; }
 static inline const uint3& blk_idx() { return blk->idx; }
@@ -215,8 +218,9 @@ static inline void resume(Fiber& f) {
 }
 
 // Runs one block to completion; returns an error message or nullptr.  Between two barriers
-// the threads run from the highest index down: code that lets thread 0 write shared memory and
-// the others read it without a barrier between reads the poison.
+// the threads run from the highest index down (code that lets thread 0 write shared memory and
+// the others read it without a barrier between reads the poison), or up with ``ascending``: the
+// caller runs a launch with barriers both ways and compares (a race makes the results differ).
 static const char* run_block(Block& b) {
     const unsigned n = b.n;
     if (__start_emu_shared && __stop_emu_shared > __start_emu_shared)
@@ -230,11 +234,13 @@ static const char* run_block(Block& b) {
         if (!start_fiber(f, i)) return "could not map a fiber stack";
     }
     for (;;) {
-        for (unsigned i = n; i-- > 0;)
+        for (unsigned k = 0; k < n; ++k) {
+            unsigned i = ascending ? k : n - 1 - k;
             if (b.fibers[i].state == READY) {
                 resume(b.fibers[i]);
                 if (b.error) return b.error;
             }
+        }
         unsigned done = 0, at_block = 0, at_warp = 0;
         for (unsigned i = 0; i < n; ++i) {
             int s = b.fibers[i].state;
@@ -306,6 +312,7 @@ static int run_grid(const unsigned* grid, const unsigned* block, void (*body)(vo
 // end, argument index] triples).  A fault during the launch ends it with a message naming the argument
 // (or, outside every guard, the address: a wild pointer or a fiber's stack overflow).
 struct Faults {
+    pthread_t thread;  // the launching thread: a fault in any other is not the launch's
     const uintptr_t* guards = nullptr;
     int nguards = 0;
     sigjmp_buf jmp;
@@ -318,7 +325,8 @@ static Faults faults;
 static char alt_stack[1 << 16];
 
 static void on_fault(int sig, siginfo_t* si, void*) {
-    if (!faults.armed) {  // not a launch's: the handler that was there before takes it
+    if (!faults.armed || !pthread_equal(pthread_self(), faults.thread)) {  // not a launch's: the handler
+        // that was there before takes it
         sigaction(SIGSEGV, &faults.old_segv, nullptr);
         sigaction(SIGBUS, &faults.old_bus, nullptr);
         raise(sig);
@@ -344,6 +352,8 @@ template <typename F>
 static int with_fault_guard(const uintptr_t* guards, int nguards, char* err, int errlen, F run) {
     faults.guards = guards;
     faults.nguards = nguards;
+    faults.thread = pthread_self();
+    synced = 0;
     stack_t st;
     st.ss_sp = alt_stack;
     st.ss_size = sizeof alt_stack;
@@ -447,6 +457,7 @@ static int params(void (*)(A...), int* out, int max) {
 
 // ---- warp and block rendezvous ----------------------------------------------------
 static inline void __syncthreads() {
+    ::emu::synced = 1;
     ::emu::cur->state = ::emu::AT_BLOCK;
     ::emu::yield_to_scheduler();
 }
@@ -459,6 +470,7 @@ static inline T __shfl_down_sync(unsigned mask, T v, unsigned delta, int width =
         blk->error = "__shfl_down_sync: the emulator supports the full mask and width 32 only";
         yield_to_scheduler();
     }
+    synced = 1;
     Fiber* f = cur;
     std::vector<uint64_t>& slot = blk->shfl[f->shfl_gen & 1];
     memcpy(&slot[f->linear], &v, sizeof(T));
@@ -469,4 +481,9 @@ static inline T __shfl_down_sync(unsigned mask, T v, unsigned delta, int width =
     if (src < 32) memcpy(&r, &slot[f->linear - lane + src], sizeof(T));
     ++f->shfl_gen;
     return r;
+}
+
+extern "C" {
+void emu_set_ascending(int a) { ::emu::ascending = a; }
+int emu_synced() { return ::emu::synced; }
 }
