@@ -147,6 +147,7 @@ def main(argv=None) -> int:
     p.add_argument("--device-frames", type=int, default=12, help="frames resident for the device timing")
     p.add_argument("--passes", type=int, default=4, help="passes over the resident frames")
     p.add_argument("--cpu-frames", type=int, default=6)
+    p.add_argument("--bandwidth-mib", type=int, default=1024, help="buffer of the copy-bandwidth measurement")
     p.add_argument("--json")
     p.add_argument("--markdown")
     a = p.parse_args(argv)
@@ -171,7 +172,7 @@ def main(argv=None) -> int:
 
     print(environment_line(fig["env"]), file=sys.stderr)
     G = get_backend("cupy")
-    fig["bandwidth_gbs"] = device_bandwidth(G)
+    fig["bandwidth_gbs"] = device_bandwidth(G, a.bandwidth_mib << 20)
     save("bandwidth")
     with tempfile.TemporaryDirectory(prefix="superres_gpu_bench_") as tmp:
         tmp = Path(tmp)

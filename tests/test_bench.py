@@ -128,7 +128,8 @@ def test_the_aberration_benchmark_runs_jpeg_and_heic_bursts_at_a_chosen_size(tmp
 def test_the_gpu_benchmark_runs_through_every_step(tmp_path, monkeypatch):
     """benchmarks/bench_gpu.py (the device check's benchmark) on a tiny burst: every step measured and
     written, the table made; on the CUDA host emulator where there is no GPU, whose device the
-    benchmark's own `superres run` subprocesses get too."""
+    benchmark's own `superres run` subprocesses get too (a small copy-bandwidth buffer: the emulated
+    device's memory is this process's, whose peak later subprocesses would inherit)."""
     import os
 
     from benchmarks import bench_gpu
@@ -141,7 +142,7 @@ def test_the_gpu_benchmark_runs_through_every_step(tmp_path, monkeypatch):
         monkeypatch.setenv("SUPERRES_EMULATOR_DEVICE", "1")
     js, md = tmp_path / "g.json", tmp_path / "g.md"
     assert bench_gpu.main(["--frames", "3", "--width", "96", "--height", "72", "--device-frames", "2", "--passes", "1",
-                           "--cpu-frames", "2", "--json", str(js), "--markdown", str(md)]) == 0
+                           "--cpu-frames", "2", "--bandwidth-mib", "16", "--json", str(js), "--markdown", str(md)]) == 0
     fig = json.loads(js.read_text())
     assert fig["device"]["frames_timed"] == 1 and fig["device"]["device_ms_per_frame"] > 0
     assert fig["gpu_run_s"] > 0 and "| device time per frame" in md.read_text()

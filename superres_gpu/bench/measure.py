@@ -130,10 +130,13 @@ def _stop_runner() -> None:
 
 def run_measured(cmd: list[str], cwd=None, env=None) -> dict:
     """Run a command; return its wall time (s), peak RSS (MiB) and CPU time
-    (user + system, s) from wait4, and the 1-minute load average as it ended."""
+    (user + system, s) from wait4, and the 1-minute load average as it ended.
+    ``env`` None: the caller's environment as it is now (the runner's own dates
+    from when it started)."""
     import json
 
     start_runner()
+    env = dict(os.environ) if env is None else env
     _runner.stdin.write(json.dumps({"cmd": cmd, "cwd": str(cwd) if cwd else None, "env": env}) + "\n")
     _runner.stdin.flush()
     res = json.loads(_runner.stdout.readline())
