@@ -40,8 +40,9 @@ installed (``tests/conftest.py`` puts it on ``sys.path``; see
 
 What it cannot show: timings, the device's own rounding (its ``expf``, FMA
 contraction where NVRTC chooses it, the order of a reduction's partial sums),
-races the two thread orders do not expose, and NumPy 2's type promotion where
-CuPy's differs.  Those need a GPU.
+and races the two thread orders do not expose.  Those need a GPU.  Type
+promotion is NumPy 2's (NEP 50, as CuPy 14's); ``SUPERRES_EMULATOR_PROMOTION=legacy``
+approximates CuPy 13's value-based casting of 0-d operands beside arrays.
 
 The device (and, in the test suite, ``cupy`` itself) exists only while
 ``enabled`` is true: the suite's GPU-marked tests switch it on.
@@ -76,6 +77,8 @@ DEVICE_NAME = "CUDA host emulator (no GPU)"
 SM_COUNT = 4  # few blocks for the grid-stride reductions: every block is run thread by thread
 
 HERE = Path(__file__).resolve().parent
+# NumPy 2's promotion (NEP 50, as CuPy 14), or with SUPERRES_EMULATOR_PROMOTION=legacy roughly CuPy 13's
+_LEGACY_PROMOTION = os.environ.get("SUPERRES_EMULATOR_PROMOTION") == "legacy"
 _HOST_OK = frozenset({"asarray", "array", "asanyarray", "asnumpy"})
 
 
@@ -106,6 +109,9 @@ class ndarray(NDArrayOperatorsMixin):
         where = f"cupy.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}")
         out = kwargs.get("out")
         args = _unwrap(inputs, where)
+        if _LEGACY_PROMOTION and any(getattr(a, "ndim", 0) for a in args):
+            # CuPy 13's value-based casting: a 0-d operand beside arrays counts by its value, not its dtype
+            args = tuple(a.item() if isinstance(a, (_np.ndarray, _np.generic)) and a.ndim == 0 else a for a in args)
         kw = {k: _unwrap(v, where) for k, v in kwargs.items()}
         with _np.errstate(all="ignore"):  # CuPy never warns about floating-point errors
             res = getattr(ufunc, method)(*args, **kw)
