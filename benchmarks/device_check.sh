@@ -43,9 +43,9 @@ if [ "$EMULATE" = 1 ]; then
     echo "== EMULATED: the CUDA host emulator, no GPU; the figures below are not a device's"
 fi
 
-echo "== environment (timeout 60 s)"
+echo "== environment (timeout $((40 * SLOW)) s)"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 | tee "$LOG/env.txt"
-timeout $((60 * SLOW)) python3 - <<'PY' 2>&1 | tee -a "$LOG/env.txt"
+timeout $((40 * SLOW)) python3 - <<'PY' 2>&1 | tee -a "$LOG/env.txt"
 import platform, time, numpy, cv2
 print("python", platform.python_version(), "numpy", numpy.__version__, "opencv", cv2.__version__)
 try:
@@ -67,14 +67,14 @@ except Exception as e:
 PY
 ENV_RC=${PIPESTATUS[0]}
 
-echo "== GPU tests (SUPERRES_REQUIRE_GPU=1, timeout $((150 * SLOW)) s)"
-SUPERRES_REQUIRE_GPU=1 timeout $((150 * SLOW)) python3 -m pytest tests -m gpu -q -p no:cacheprovider \
+echo "== GPU tests (SUPERRES_REQUIRE_GPU=1, timeout $((185 * SLOW)) s)"
+SUPERRES_REQUIRE_GPU=1 timeout $((185 * SLOW)) python3 -m pytest tests -m gpu -q -p no:cacheprovider \
     --junitxml="$LOG/gpu_tests.xml" >"$LOG/gpu_tests.log" 2>&1
 TEST_RC=$?
 tail -n 25 "$LOG/gpu_tests.log"
 
-echo "== CPU twin and kernel-math tests (timeout $((45 * SLOW)) s)"
-timeout $((45 * SLOW)) python3 -m pytest tests/test_numpy_backend.py tests/test_kernels_host.py tests/test_backends.py \
+echo "== CPU twin and kernel-math tests (timeout $((30 * SLOW)) s)"
+timeout $((30 * SLOW)) python3 -m pytest tests/test_numpy_backend.py tests/test_kernels_host.py tests/test_backends.py \
     -q -p no:cacheprovider >"$LOG/cpu_tests.log" 2>&1
 CPU_RC=$?
 tail -n 3 "$LOG/cpu_tests.log"

@@ -40,7 +40,9 @@ installed (``tests/conftest.py`` puts it on ``sys.path``; see
 
 What it cannot show: timings, the device's own rounding (its ``expf``, FMA
 contraction where NVRTC chooses it, the order of a reduction's partial sums),
-and races the two thread orders do not expose.  Those need a GPU.  Type
+and races the two thread orders do not expose.  Those need a GPU.  Its
+functions are NumPy's, so one that CuPy lacks (or whose arguments CuPy takes
+differently) is not refused here; the names the project uses are all CuPy's.  Type
 promotion is NumPy 2's (NEP 50, as CuPy 14's); ``SUPERRES_EMULATOR_PROMOTION=legacy``
 approximates CuPy 13's value-based casting of 0-d operands beside arrays.
 
