@@ -9,10 +9,11 @@ synchronisation with the host.
 
 Streams: all kernels run on one non-blocking compute stream; frames are
 uploaded on a second stream (both the thread's own, shared by the backends it
-makes).  Decode threads write each frame straight into a pinned host buffer (``host_frame``: the BGR->RGB conversion's destination);
-``upload_frame`` copies it into one of two device frame buffers on the upload
-stream, and the compute stream waits for that copy only, so frame k+1 uploads
-while frame k computes.  A device buffer is refilled only after the compute
+makes).  Decode threads write each frame straight into a pinned host buffer
+(``host_frame``: the BGR->RGB conversion's destination); ``upload_frame``
+copies it into one of two device frame buffers on the upload stream, and the
+compute stream waits for that copy only, so frame k+1 uploads while frame k
+computes.  A device buffer is refilled only after the compute
 stream passed ``frame_done`` of the frame that last used it; a pinned buffer
 only after its copy has finished.
 """
